@@ -1,0 +1,132 @@
+#!/usr/bin/env python3
+"""Time fetch+match of the documented `startable` example over N items in a real rTorrent.
+
+    python3 contrib/bench_conditions.py [--items 10000] [--rounds 5] [--module PATH]
+
+Loads N tiny synthetic multi-file metafiles (stopped) with `load.raw` into a fresh
+rtorrent from `contrib/rtlab.py`, then measures, as medians of several rounds:
+
+  bare      one `d.multicall2` of exactly the commands the condition needs
+  cold      a new ItemSource: fetch + match every item (files fetched in batches)
+  warm      the same ItemSource again: fetch + match, files from its cache
+  match     matching only, over items already fetched (fields computed on demand)
+
+`--module` picks the file with the condition code to measure (default: the
+pyrotorque.py next to contrib/).  Both proxies are measured: rtlab's plain
+`xmlrpc.client.ServerProxy` and pyrotorque's own `RtorrentProxy` (taken from
+`--proxy-module`, by default the same file).
+"""
+import argparse
+import hashlib
+import importlib.util
+import os
+import random
+import statistics
+import sys
+import time
+import xmlrpc.client
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+import rtlab  # noqa: E402
+
+STARTABLE = ("is_ignored=0 message= prio>0 "
+             "[ prio>2 OR [ NOT [ traits=audio kind_25=jpg,png,tif,bmp ] ] ]")
+KINDS = ["flac", "mp3", "mkv", "avi", "iso", "epub", "bin"]
+
+
+def load_module(path, name="pyrotorque"):
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def metafile(index, rng):
+    """A tiny two-file metafile: a main file and a picture of random share."""
+    kind = KINDS[index % len(KINDS)]
+    main, picture = rng.randint(1000, 100000), rng.randint(0, 60000)
+    name = "Synthetic.Item.%05d.%s" % (index, kind)
+    info = {"name": name, "piece length": 1 << 18,
+            "pieces": hashlib.sha1(name.encode()).digest(),
+            "files": [{"length": main, "path": ["main.%s" % kind]},
+                      {"length": picture, "path": ["cover.jpg"]}]}
+    return rtlab.bencode({"announce": "http://tracker%d.example.org/announce" % (index % 5),
+                          "info": info})
+
+
+def load_items(proxy, count, batch=250):
+    rng = random.Random(42)
+    started = time.monotonic()
+    for first in range(0, count, batch):
+        calls = [{"methodName": "load.raw",
+                  "params": ["", xmlrpc.client.Binary(metafile(i, rng)),
+                             "d.priority.set=%d" % rng.randint(0, 3)]}
+                 for i in range(first, min(first + batch, count))]
+        proxy.system.multicall(calls)
+    while proxy.view.size("", "main") < count:
+        time.sleep(0.1)
+    return time.monotonic() - started
+
+
+def median_time(action, rounds):
+    times = []
+    for _ in range(rounds):
+        started = time.perf_counter()
+        action()
+        times.append(time.perf_counter() - started)
+    return statistics.median(times)
+
+
+def measure(module, proxy, rounds):
+    condition = module.parse_condition(STARTABLE)
+    probe = module.ItemSource(proxy)
+    probe.fetch("main", condition.fields)
+    commands = sorted(probe.fetch_state.index, key=probe.fetch_state.index.get)
+    results = {"commands": " ".join(commands)}
+    results["bare"] = median_time(lambda: proxy.d.multicall2("", "main", *commands), rounds)
+
+    def cold():
+        source = module.ItemSource(proxy)
+        return sum(condition.match(item) for item in source.fetch("main", condition.fields))
+    results["cold"] = median_time(cold, max(1, rounds // 2))
+    warm_source = module.ItemSource(proxy)
+    warm_source.fetch("main", condition.fields)
+    matched = []
+    results["warm"] = median_time(lambda: matched.append(sum(
+        condition.match(i) for i in warm_source.fetch("main", condition.fields))), rounds)
+    results["matched"] = matched[-1]
+    items = [warm_source.fetch("main", condition.fields) for _ in range(rounds)]
+    results["match"] = median_time(lambda: sum(condition.match(i) for i in items.pop()),
+                                   rounds)
+    return results
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--items", type=int, default=10000)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--module", default=os.path.join(os.path.dirname(HERE), "pyrotorque.py"))
+    parser.add_argument("--proxy-module")
+    args = parser.parse_args()
+    module = load_module(args.module)
+    proxy_module = load_module(args.proxy_module, "pyrotorque_proxy") if args.proxy_module \
+        else module
+    with rtlab.RTorrent(rpc_timeout=120) as rt:
+        print("loading %d items ... %.1fs" % (args.items, load_items(rt.proxy, args.items)))
+        proxies = [("xmlrpc.client.ServerProxy", rt.proxy)]
+        if hasattr(proxy_module, "RtorrentProxy"):
+            proxies.append(("pyrotorque.RtorrentProxy", proxy_module.RtorrentProxy(rt.url, 120)))
+        print("condition: %s" % STARTABLE)
+        for label, proxy in proxies:
+            r = measure(module, proxy, args.rounds)
+            print("\n%s (%d of %d items match)" % (label, r["matched"], args.items))
+            print("  commands      %s" % r["commands"])
+            for key, text in (("bare", "bare d.multicall2"), ("cold", "fetch+match, cold"),
+                              ("warm", "fetch+match, warm"), ("match", "match only")):
+                print("  %-18s %7.1f ms" % (text, r[key] * 1000))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,4116 @@
+#!/usr/bin/env python3
+"""pyrotorque: the background daemon for rTorrent seedboxes.
+
+It runs beside rTorrent and drives jobs on cron-like schedules: the queue
+manager starts queued downloads in a controlled way, the tree watch loads
+metafiles the instant they land in a watched folder tree, the exporter serves
+statistics to Prometheus, and EngineStats logs how rTorrent is doing.
+
+One file, standard library only, Python 3.9+. Drop it on a seedbox and::
+
+    python3 pyrotorque.py --check        # what would run, and can rTorrent be reached?
+    python3 pyrotorque.py --fg -v        # run in the foreground, log to the terminal
+    python3 pyrotorque.py                # run in the background (needs the guard file)
+
+The configuration is pyrocore's ``~/.pyroscope/torque.ini``, unchanged; the
+defaults are embedded below (``DEFAULT_CONFIG``) and shipped as
+``torque.ini.default``.
+
+The module reads top to bottom in dependency order: constants, exceptions,
+utilities, cron schedules, the rTorrent proxy, configuration, jobs, the main
+loop, process control, and the command line.
+"""
+from __future__ import annotations
+
+import argparse
+import base64
+import calendar
+import collections
+import configparser
+import datetime
+import difflib
+import errno
+import fcntl
+import fnmatch
+import heapq
+import http.client
+import importlib
+import io
+import logging
+import math
+import operator
+import os
+import re
+import selectors
+import shlex
+import signal
+import socket
+import ssl
+import sys
+import time
+import traceback
+import urllib.parse
+import xml.parsers.expat
+import xmlrpc.client
+
+__version__ = "0.1.0"
+
+__all__ = [
+    # errors
+    "PyrotorqueError", "ConfigError", "ConditionError", "RtorrentError", "RtorrentUnavailable",
+    "RtorrentFault", "HashNotFound", "MethodMissing",
+    # building blocks
+    "CronSchedule", "RpcEndpoint", "parse_rpc_url", "RtorrentProxy", "CallStats",
+    "scgi_request", "parse_scgi_response",
+    "Condition", "parse_condition", "condition_fields", "ValueType", "PATTERN", "BOOL",
+    "FLOAT", "BYTESIZE", "TIME", "TIME_NOT_NULL", "DURATION", "TAGGED", "FILES", "MAGIC",
+    "Field", "FIELD_TABLE", "FIELDS", "field_for", "Item", "ItemSource", "build_alias_map",
+    "tracker_alias", "detect_traits", "name_trait", "file_kinds", "activation_sum",
+    "display_value", "match_report", "parse_sort_fields", "Sorter",
+    "DEFAULT_CONFIG", "Settings", "JobSpec", "load_settings",
+    # jobs and the daemon
+    "Job", "EngineStats", "QueueManager", "resolve_handler", "Daemon", "main",
+]
+
+
+###############################################################################
+# Constants ###################################################################
+###############################################################################
+
+#: Exit codes, as pyrocore's (sysexits.h).
+EX_OK = 0
+EX_UNAVAILABLE = 69     # service unavailable: daemon not running, rTorrent down
+EX_SOFTWARE = 70        # fatal error, most often a bad configuration
+EX_IOERR = 74           # e.g. the pid file could not be removed
+EX_TEMPFAIL = 75        # try again later: already running, guard file missing
+
+#: Log record levels as syslog priorities, for journald's ``<N>`` prefixes.
+SYSLOG_PRIORITY = {
+    logging.CRITICAL: 2, logging.ERROR: 3, logging.WARNING: 4,
+    logging.INFO: 6, logging.DEBUG: 7,
+}
+
+#: Words that pyrocore reads as booleans (compared in lower case).
+TRUE_WORDS = frozenset("true t yes y 1 +".split())
+FALSE_WORDS = frozenset("false f no n 0 -".split())
+
+#: rTorrent's fault codes (xmlrpc-c): a method that is not defined, and a bad target.
+FAULT_NO_SUCH_METHOD = -506
+FAULT_BAD_TARGET = -501
+
+#: The embedded defaults; ``torque.ini.default`` is the same text (a test keeps them equal).
+DEFAULT_CONFIG = r"""# pyrotorque configuration defaults
+#
+# This is torque.ini.default: the defaults built into pyrotorque.py, for
+# reading.  Do not edit it; put your changes in ~/.pyroscope/torque.ini
+# (or $PYRO_CONFIG_DIR/torque.ini), which is read after these defaults, and
+# keep it minimal so that you get new defaults with new releases.
+#
+# Values:  'True'/'yes'/'1' and 'False'/'no'/'0' are booleans; a value
+# starting with '~/' is expanded to your home directory; an indented line
+# continues the value of the line above; '%(name)s' refers to another key of
+# the section (write '%%' for a literal percent sign).  Comments start a line.
+
+[TORQUE]
+
+# --- Connecting to rTorrent --------------------------------------------------
+
+# Where rTorrent's XML-RPC is: 'scgi:///path/to/socket', '~/rtorrent/.scgi_local',
+# 'scgi://127.0.0.1:5000', '127.0.0.1:5000' or 'http(s)://[user:pass@]host/RPC2'.
+# Empty means: take 'scgi_url' from config.ini's [GLOBAL] section, else the
+# network.scgi.open_local / open_port line of the rTorrent configuration below.
+scgi_url =
+
+# The rTorrent configuration file searched for the SCGI endpoint.
+rtorrent_rc = ~/.rtorrent.rc
+
+# Seconds one call to rTorrent may take before it counts as failed.  A hung
+# rTorrent is then treated as down: jobs wait for it, nothing is lost.
+rpc_timeout = 30
+
+# --- Scheduler (pyrocore compatibility) ---------------------------------------
+
+# pyrocore passed these to APScheduler.  pyrotorque always behaves as they are
+# set here: one job at a time, a job never overlaps itself, and runs that were
+# missed (e.g. while a long run went on) are merged into one run.
+apscheduler.threadpool.core_threads = 1
+apscheduler.threadpool.max_threads = 1
+apscheduler.threadpool.keepalive = 20
+apscheduler.misfire_grace_time = 7
+apscheduler.coalesce = True
+
+# pyrocore's embedded web server (waitress) is not part of pyrotorque; use the
+# exporter job for metrics.  Setting it to True logs a warning.
+httpd.active = False
+
+# --- Jobs ---------------------------------------------------------------------
+#
+# Every job is a group of keys 'job.NAME.PARAM'.  Each job needs a 'handler'
+# (what it does) and a 'schedule' (when: cron fields like 'second=*/15',
+# 'minute=*', or 'hour=12 "day=3rd sun"'; quote a field that has a space).
+# Common parameters of every job:
+#   active     run this job (True) or ignore it (False)
+#   dry_run    log what would be done, change nothing
+#   quiet      do not 'print' messages into rTorrent's log
+#   log_level  the level of this job's own log (DEBUG, INFO, WARNING, ERROR)
+
+# Queue manager: starts stopped items in a controlled way.
+job.queue.handler = pyrotorque:QueueManager
+job.queue.schedule = second=*/15
+job.queue.active = False
+job.queue.dry_run = False
+job.queue.quiet = False
+;job.queue.log_level = DEBUG
+# Order in which startable items are started ('-' sorts descending).
+job.queue.sort_fields = -prio, loaded, name
+# Start new items while fewer than this many are downloading ...
+job.queue.downloading_min = 1
+# ... and never start one when this many are downloading (ignored items count too).
+job.queue.downloading_max = 9
+# At most this many starts per run (downloading_min wins over it).
+job.queue.start_at_once = 1
+# Seconds to wait after the last start before starting more.
+job.queue.intermission = 0
+# Which items may be started; always combined with queue_startable_base.
+job.queue.startable = is_ignored=no done=0 message=/^$|ghost/ prio>0
+# Which items count as downloading; 'is_active=1 is_complete=0' is always added.
+;job.queue.downloading = down>0
+# The part of 'startable' that is always there: closed, inactive, incomplete.
+queue_startable_base = is_open=no is_active=no is_complete=no
+
+# Connection statistics: logs rTorrent's uptime, item count and call figures.
+job.connstats.handler = pyrotorque:EngineStats
+job.connstats.schedule = minute=*
+job.connstats.active = True
+
+# Tree watch: loads metafiles that land anywhere below 'path' (':'-separated roots).
+job.treewatch.handler = pyrotorque:TreeWatch
+job.treewatch.schedule = hour=*
+job.treewatch.active = False
+job.treewatch.dry_run = False
+job.treewatch.quiet = False
+job.treewatch.trace_inotify = False
+;job.treewatch.log_level = DEBUG
+job.treewatch.path =
+# 'start' or 'started' loads items started (or startable with 'queued');
+# anything else loads them stopped.
+job.treewatch.load_mode = normal
+job.treewatch.queued = False
+
+# Prometheus exporter: serves /metrics on addr:port.
+job.exporter.handler = pyrotorque:RtorrentExporter
+job.exporter.schedule = second=*/15
+job.exporter.active = False
+job.exporter.dry_run = False
+job.exporter.quiet = False
+job.exporter.addr = 127.0.0.1
+job.exporter.port = 8000
+job.exporter.prefix = rtorrent_
+job.exporter.jobs = system
+job.exporter.item_stats = down.total,up.total
+job.exporter.item_labels = hash,name
+"""
+
+
+###############################################################################
+# Exceptions ##################################################################
+###############################################################################
+
+class PyrotorqueError(Exception):
+    """The root of every error this module raises on purpose."""
+
+
+class ConfigError(PyrotorqueError, ValueError):
+    """A bad configuration value; the message names where it came from."""
+
+
+class ConditionError(ConfigError):
+    """A condition (rtcontrol's filter language) that cannot be parsed; names token and position."""
+
+
+class RtorrentError(PyrotorqueError):
+    """Talking to rTorrent went wrong."""
+
+
+class RtorrentUnavailable(RtorrentError):
+    """rTorrent cannot be reached (down, restarting, hung past the timeout)."""
+
+
+class RtorrentFault(RtorrentError):
+    """rTorrent answered a call with an XML-RPC fault."""
+
+    def __init__(self, method, code, message):
+        super().__init__("%s: fault %d: %s" % (method, code, message))
+        self.method, self.code, self.message = method, code, message
+
+
+class HashNotFound(RtorrentFault):
+    """The info-hash a call names is not loaded in rTorrent."""
+
+
+class MethodMissing(RtorrentFault):
+    """The method does not exist in this rTorrent."""
+
+
+###############################################################################
+# Utilities ###################################################################
+###############################################################################
+
+def parse_bool(text, what="value"):
+    """Read one of pyrocore's boolean words, or raise ConfigError."""
+    if isinstance(text, bool):
+        return text
+    word = str(text).strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    raise ConfigError("%s: %r is not a boolean (use one of: %s / %s)"
+                      % (what, text, ", ".join(sorted(TRUE_WORDS)), ", ".join(sorted(FALSE_WORDS))))
+
+
+def typed_value(text):
+    """pyrocore's value typing: digits become int, boolean words become bool."""
+    if not isinstance(text, str):
+        return text
+    if text.isdigit():
+        return int(text)
+    if text.lower() in TRUE_WORDS or text.lower() in FALSE_WORDS:
+        return text.lower() in TRUE_WORDS
+    return text
+
+
+def human_size(count):
+    """A byte count for humans, as pyrocore wrote it: '512 bytes', '1.5 MiB'."""
+    if count < 1024:
+        return "%d bytes" % count
+    for unit in ("KiB", "MiB", "GiB", "TiB"):
+        count /= 1024.0
+        if count < 1024 or unit == "TiB":
+            return "%.1f %s" % (count, unit)
+
+
+def human_duration(seconds):
+    """A duration in its two largest units: '2d 5h', '3m 12s', '42s'."""
+    seconds = int(max(0, seconds))
+    parts = []
+    for unit, size in (("d", 86400), ("h", 3600), ("m", 60), ("s", 1)):
+        if seconds >= size or (unit == "s" and not parts):
+            parts.append("%d%s" % (seconds // size, unit))
+            seconds %= size
+    return " ".join(parts[:2])
+
+
+class Bunch(dict):
+    """A dict with attribute access: the shape pyrocore handed to its jobs."""
+
+    def __getattr__(self, name):
+        try:
+            return self[name]
+        except KeyError:
+            raise AttributeError(name) from None
+
+    def __setattr__(self, name, value):
+        self[name] = value
+
+
+###############################################################################
+# Cron schedules ##############################################################
+###############################################################################
+
+# A job's schedule is written as in pyrocore's torque.ini: keyword cron fields,
+# split like a shell line, e.g. `second=*/15` or `hour=12 "day=3rd sun"`.
+# The meaning is APScheduler 3.x CronTrigger's (pyrocore used APScheduler 2.1,
+# pyrosimple uses 3.x; 3.11.3 is the test oracle):
+#
+#   year 1970-9999   month 1-12, jan-dec   day 1-31   week 1-53 (ISO)
+#   day_of_week 0-6, mon-sun (0 is Monday)   hour 0-23   minute 0-59   second 0-59
+#
+# Each field takes a comma list of  *  */step  a  a-b  a-b/step  a/step  (names
+# work where a field has them); day also takes "3rd sun", "last sun", "last".
+# A time matches when every field does, so day and day_of_week are AND-ed
+# (Vixie cron ORs them). Fields left out are "*" when bigger than the smallest
+# field given and their minimum when smaller; week and day_of_week stay "*".
+# So "hour=*/6" fires at 00:00:00, 06:00:00, ... and "month=2" on Feb 1st only.
+# start_date and end_date (inclusive) limit the schedule, as in APScheduler.
+#
+# We are stricter than APScheduler where it silently ignores text: a step after
+# names ("mon-fri/2" fires every weekday there), "lastx" taken as "last", and
+# "jan-3" taken as "jan" are errors here.
+#
+# DST policy -- the same as APScheduler 3.x, which pyrocore and pyrosimple
+# users know: a job fires at every instant whose local wall-clock time matches.
+#   * The repeated autumn hour is lived twice, so it fires twice: "hour=1
+#     minute=30" runs once per pass, "minute=*/30" and "second=*/15" keep
+#     their pace through both passes.
+#   * A wall time that the spring-forward jump skips fires once, at the instant
+#     it would have had without the jump: Europe/Berlin 2024-03-31 "hour=2
+#     minute=30" fires at 03:30 CEST (01:30 UTC). Interval schedules carry on
+#     after the gap: "minute=*/30" at 01:35 EST fires next at 03:00 EDT.
+# The fire times are thus one fixed set of instants, and next_fire(t) is the
+# first of them at or after t (unlike APScheduler, even when t is just after a
+# spring jump). Asking again from one second after each fire time marches
+# through both transitions, never stalling, never going back -- as long as
+# that second is a real one: `fire + timedelta(seconds=1)` counts wall-clock
+# time and drops `fold`, which in the second pass of a repeated hour lands an
+# hour back, in the first pass. Use fromtimestamp(fire.timestamp() + 1, tz).
+
+_MONTH_NAMES = ("jan", "feb", "mar", "apr", "may", "jun",
+                "jul", "aug", "sep", "oct", "nov", "dec")
+_WEEKDAY_NAMES = ("mon", "tue", "wed", "thu", "fri", "sat", "sun")
+_NTH_NAMES = ("1st", "2nd", "3rd", "4th", "5th")
+
+
+#: One row of the field table; `names` stand for min, min + 1, ...
+_CronField = collections.namedtuple("_CronField", "name min max names", defaults=((),))
+
+#: Most significant first. week and day_of_week are no datetime attributes:
+#: they only narrow down which days are allowed.
+_CRON_FIELDS = (
+    _CronField("year", 1970, 9999),
+    _CronField("month", 1, 12, _MONTH_NAMES),
+    _CronField("day", 1, 31),
+    _CronField("week", 1, 53),
+    _CronField("day_of_week", 0, 6, _WEEKDAY_NAMES),
+    _CronField("hour", 0, 23),
+    _CronField("minute", 0, 59),
+    _CronField("second", 0, 59),
+)
+_CRON_FIELD = {field.name: field for field in _CRON_FIELDS}
+_CRON_DATES = ("start_date", "end_date")
+
+#: The fields a wall-clock time is made of, and what each starts over at.
+_WALL_FIELDS = ("year", "month", "day", "hour", "minute", "second")
+_WALL_RESTART = (1970, 1, 1, 0, 0, 0)
+_EVERY_YEAR = (range(1970, 10000),)
+
+#: One item of a comma list: "*" or a number or name, maybe "-last", maybe "/step".
+_CRON_ITEM = re.compile(
+    r"(?:(\*)|([0-9]+|[a-z]+)(?:-([0-9]+|[a-z]+))?)(?:/([0-9]+))?")
+#: The day field's "3rd sun" and "last sun" (checked word by word afterwards).
+_CRON_NTH_WEEKDAY = re.compile(r"([0-9a-z]+)\s+([0-9a-z]+)")
+#: start_date and end_date as APScheduler reads them: a date, maybe a time,
+#: maybe a UTC offset (seconds may be left out here).
+_CRON_DATE = re.compile(
+    r"([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})"
+    r"(?:[ T]([0-9]{1,2}):([0-9]{1,2})(?::([0-9]{1,2})(?:\.([0-9]{1,6}))?)?"
+    r"(Z|[+-][0-9]{2}:[0-9]{2})?)?")
+
+_EPOCH = datetime.datetime(1970, 1, 1)
+_SECOND = datetime.timedelta(seconds=1)
+_DAY = 86400
+#: Offsets are not probed later than this, so that no zone leaves year 9999.
+_LAST_PROBE = (datetime.datetime(9999, 12, 30) - _EPOCH) // _SECOND
+
+
+#: One field's comma list: its text as str() gives it back, the ranges of
+#: values it allows, and (day only) its (nth, weekday) specials, see _special_day().
+_CronExpr = collections.namedtuple("_CronExpr", "text ranges specials")
+
+
+class CronSchedule:
+    """ A job schedule like `hour=12 "day=3rd sun"`, see the comment above.
+
+        >>> CronSchedule("hour=*/6 minute=30").next_fire(
+        ...     datetime.datetime(2024, 1, 1, 7, tzinfo=datetime.timezone.utc))
+        datetime.datetime(2024, 1, 1, 12, 30, tzinfo=datetime.timezone.utc)
+    """
+    __slots__ = ("_text", "_ranges", "_day_specials", "_start", "_end")
+
+    def __init__(self, text: str):
+        text = str(text)
+        try:
+            values = _split_schedule(text)
+            self._start = _parse_cron_date("start_date", values.pop("start_date", None))
+            self._end = _parse_cron_date("end_date", values.pop("end_date", None))
+            if not values:
+                raise ConfigError(f"no time field given (use some of {', '.join(_CRON_FIELD)})")
+            self._compile(values)
+        except ConfigError as exc:
+            raise ConfigError(f"schedule {text!r}: {exc}") from None
+
+    def _compile(self, values):
+        """ Parse the given fields, fill in the others, remember the normal text. """
+        given = {name: _parse_cron_expr(_CRON_FIELD[name], value)
+                 for name, value in values.items()}
+        self._text = " ".join(
+            [_quote_word(f"{name}={given[name].text}") for name in _CRON_FIELD if name in given]
+            + [f"{name}={date.isoformat()}" for name, date in zip(
+                _CRON_DATES, (self._start, self._end)) if date is not None])
+
+        smallest = max(i for i, field in enumerate(_CRON_FIELDS) if field.name in given)
+        exprs = {}
+        for i, field in enumerate(_CRON_FIELDS):
+            if field.name in given:
+                exprs[field.name] = given[field.name]
+            elif i < smallest or field.name in ("week", "day_of_week"):
+                exprs[field.name] = _parse_cron_expr(field, "*")
+            else:
+                exprs[field.name] = _parse_cron_expr(field, str(field.min))
+        self._ranges = {name: expr.ranges for name, expr in exprs.items()}
+        self._day_specials = exprs["day"].specials
+
+    def __str__(self):
+        return self._text
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self._text!r})"
+
+    def __eq__(self, other):
+        if not isinstance(other, CronSchedule):
+            return NotImplemented
+        return self._text == other._text
+
+    def __hash__(self):
+        return hash(self._text)
+
+    def next_fire(self, after: datetime.datetime) -> datetime.datetime | None:
+        """ The first fire time at or after `after`, or None when there is none.
+
+            A naive `after` is local time, and so is the result (with `fold`
+            set in a repeated hour); an aware one gives an aware result in its
+            zone. A fraction of a second rounds up to the next whole second.
+            To get the fire time after `fire`, ask from one *real* second
+            later (see the DST policy above).
+        """
+        if not isinstance(after, datetime.datetime):
+            raise TypeError(f"next_fire() needs a datetime, not {after!r}")
+        zone = after.tzinfo if after.utcoffset() is not None else None
+        if after.year < 1970:   # nothing fires before; keeps timestamp() in range
+            after = datetime.datetime(1969, 12, 30, tzinfo=zone)
+
+        start = _posix_seconds(after, up=True)
+        if self._start is not None:
+            start = max(start, _posix_seconds(_in_zone(self._start, zone), up=True))
+        fire = self._next_instant(start, zone)
+        if fire is None:
+            return None
+        if self._end is not None and fire > _posix_seconds(_in_zone(self._end, zone)):
+            return None
+        return datetime.datetime.fromtimestamp(fire, zone)
+
+    def _next_instant(self, after, zone):
+        """ The first fire instant (POSIX seconds) at or after `after`, or None.
+
+            Within a stretch of constant UTC offset, wall time is instant plus
+            offset, so one _next_wall() per stretch finds its first match. A
+            match past the stretch's end still counts if its wall time fell into
+            the gap of a spring-forward jump: it fires at its pre-jump instant.
+            The walk starts a day early so that a jump just before `after` is
+            seen too.
+        """
+        start, best = after - _DAY, None
+        while best is None or start < best:     # a later stretch may still beat it
+            offset, begin = _utcoffset(start, zone), max(start, after)
+            wall = self._next_wall(_wall_time(begin, offset))
+            fire = None if wall is None else _posix_time(wall, offset)
+            # No match at all: a fall-back within a day may still repeat one.
+            end = _offset_change(start, begin, after + _DAY if fire is None else fire, zone)
+            if end is None:
+                return _earliest(best, fire)
+            if fire is not None and fire - end < _utcoffset(end, zone) - offset:
+                best = _earliest(best, fire)    # its wall time fell into the gap
+            start = end
+        return best
+
+    def _next_wall(self, wall):
+        """ The first matching wall-clock time at or after `wall`, or None.
+
+            Walks the fields from year to second like APScheduler: keep a
+            field's value if allowed, else move on to the next allowed value
+            and start the smaller fields over; if there is none, carry one into
+            the bigger field and look at that again.
+        """
+        if wall is None:
+            return None
+        # The calendar repeats every 400 years: a schedule for every year that
+        # has not matched by then never will (think "month=2 day=30").
+        last_year = wall.year + 400 if self._ranges["year"] == _EVERY_YEAR else 9999
+        values = [getattr(wall, name) for name in _WALL_FIELDS]
+        i = 0
+        while i < len(values):
+            found = self._next_value(i, values)
+            if i == 0 and (found is None or found > last_year):
+                return None
+            if found is None:
+                i -= 1
+                values[i] += 1
+                values[i + 1:] = _WALL_RESTART[i + 1:]
+            else:
+                if found > values[i]:
+                    values[i] = found
+                    values[i + 1:] = _WALL_RESTART[i + 1:]
+                i += 1
+        return datetime.datetime(*values)
+
+    def _next_value(self, i, values):
+        """ The smallest allowed value of wall field `i` at or above its current one. """
+        name = _WALL_FIELDS[i]
+        if name == "day":
+            return self._next_day(*values[:3])
+        return _next_in(self._ranges[name], values[i], _CRON_FIELD[name].max)
+
+    def _next_day(self, year, month, day):
+        """ The first day from `day` on in this month that day, week and day_of_week allow. """
+        last = calendar.monthrange(year, month)[1]
+        specials = [d for d in (_special_day(year, month, *spec) for spec in self._day_specials)
+                    if d is not None]
+        while True:
+            day = _earliest(_next_in(self._ranges["day"], day, last),
+                            *[d for d in specials if d >= day])
+            if day is None or self._weekday_allowed(datetime.date(year, month, day)):
+                return day
+            day += 1
+
+    def _weekday_allowed(self, date):
+        """ Whether week and day_of_week allow this date. """
+        return (_in_ranges(self._ranges["week"], date.isocalendar()[1])
+                and _in_ranges(self._ranges["day_of_week"], date.weekday()))
+
+
+def _split_schedule(text):
+    """ The schedule's `field=value` words as a dict (fields in lower case). """
+    try:
+        words = shlex.split(text)
+    except ValueError as exc:   # unbalanced quotes, a trailing backslash
+        raise ConfigError(f"cannot split it into words: {exc}") from None
+    if not words:
+        raise ConfigError("it is empty (give fields, e.g. 'minute=*/5')")
+    values = {}
+    for word in words:
+        name, equals, value = word.partition("=")
+        name = name.lower()
+        if not equals:
+            raise ConfigError(f"{word!r} is not of the form field=value")
+        if name in ("timezone", "jitter"):
+            raise ConfigError(f"{name}: not supported (schedules run in the daemon's local time)")
+        if name not in _CRON_FIELD and name not in _CRON_DATES:
+            known = ", ".join((*_CRON_FIELD, *_CRON_DATES))
+            raise ConfigError(f"unknown field {name!r} (use {known})")
+        if name in values:
+            raise ConfigError(f"{name}: given twice")
+        values[name] = value
+    return values
+
+
+def _quote_word(word):
+    """ The word, in quotes if shlex.split() would not give it back as it is. """
+    return word if re.fullmatch(r"[\w@%+=:,./*-]+", word, re.ASCII) else shlex.quote(word)
+
+
+def _parse_cron_expr(field, text):
+    """ A field's comma list, checked as APScheduler 3.x checks it. """
+    texts, ranges, specials = [], [], []
+    for item in re.split(r"\s*,\s*", text.strip()):
+        if not item:
+            raise ConfigError(f"{field.name}: empty item in {text!r}")
+        normal, allowed = _parse_cron_item(field, item)
+        texts.append(normal)
+        (ranges if isinstance(allowed, range) else specials).append(allowed)
+    return _CronExpr(",".join(texts), tuple(ranges), tuple(specials))
+
+
+def _parse_cron_item(field, item):
+    """ One item of a comma list: its normal text and a range (or a day special). """
+    key = item.lower()
+    if field.name == "day":
+        special = _parse_day_special(item, key)
+        if special is not None:
+            return special
+    match = _CRON_ITEM.fullmatch(key)
+    if not match:
+        raise ConfigError(f"{field.name}: {item!r} is not a valid expression")
+    star, first, last, step = match.groups()
+    words = [word for word in (first, last) if word is not None]
+    if step is not None and any(word.isalpha() for word in words):
+        raise ConfigError(f"{field.name}: {item!r}: a step needs numbers, not names")
+    if len({word.isalpha() for word in words}) > 1:
+        raise ConfigError(f"{field.name}: {item!r} mixes a name and a number")
+
+    if star:
+        low, high = field.min, field.max
+    else:
+        low = _cron_value(field, first)
+        if last:
+            high = _cron_value(field, last)
+        else:       # "a" is just a, "a/step" runs up to the field's max
+            high = low if step is None else field.max
+        if low > high:
+            raise ConfigError(f"{field.name}: range {item!r} goes backwards "
+                              f"(ranges do not wrap around)")
+    normal = star or "-".join(word if word.isalpha() else str(_cron_number(word))
+                              for word in words)
+    if step is None:
+        return normal, range(low, high + 1)
+    size = _cron_number(step)
+    if size == 0:
+        raise ConfigError(f"{field.name}: step 0 in {item!r} must be at least 1")
+    if size > high - low:   # only `low` could ever fire
+        raise ConfigError(f"{field.name}: step {step} in {item!r} is too big "
+                          f"for {low}-{high} (at most {high - low})")
+    return f"{normal}/{size}", range(low, high + 1, size)
+
+
+def _parse_day_special(item, key):
+    """ The day field's "last", "3rd sun" or "last sun"; None for anything else. """
+    if key == "last":
+        return "last", (0, None)
+    match = _CRON_NTH_WEEKDAY.fullmatch(key)
+    if not match:
+        return None
+    nth, weekday = match.groups()
+    if nth != "last" and nth not in _NTH_NAMES:
+        raise ConfigError(f"day: {item!r}: {nth!r} is not one of 1st, 2nd, 3rd, 4th, 5th, last")
+    if weekday not in _WEEKDAY_NAMES:
+        raise ConfigError(f"day: {item!r}: {weekday!r} is not a weekday name (mon..sun)")
+    number = 0 if nth == "last" else _NTH_NAMES.index(nth) + 1
+    return f"{nth} {weekday}", (number, _WEEKDAY_NAMES.index(weekday))
+
+
+def _cron_value(field, word):
+    """ A number or name of the field, checked against the field's range. """
+    if word.isalpha():
+        if word not in field.names:
+            hint = f"{field.names[0]}..{field.names[-1]} or " if field.names else ""
+            raise ConfigError(f"{field.name}: {word!r} is unknown (use {hint}"
+                              f"{field.min}-{field.max})")
+        return field.min + field.names.index(word)
+    value = _cron_number(word)
+    if not field.min <= value <= field.max:
+        raise ConfigError(f"{field.name}: {word} is out of range {field.min}-{field.max}")
+    return value
+
+
+def _cron_number(digits):
+    """ ASCII digits as an int; absurdly long ones (int() may refuse) as 10**6. """
+    digits = digits.lstrip("0") or "0"
+    return int(digits) if len(digits) <= 6 else 10**6
+
+
+def _parse_cron_date(name, text):
+    """ start_date/end_date as a datetime; naive ones mean the zone of next_fire(). """
+    if text is None:
+        return None
+    match = _CRON_DATE.fullmatch(text.strip())
+    if not match:
+        raise ConfigError(f"{name}: {text!r} is not a date like 2024-01-31 "
+                          f"or 2024-01-31T12:00:00")
+    *fields, fraction, offset = match.groups()
+    try:
+        zone = None
+        if offset == "Z":
+            zone = datetime.timezone.utc
+        elif offset:
+            sign = -1 if offset[0] == "-" else 1
+            zone = datetime.timezone(sign * datetime.timedelta(
+                hours=int(offset[1:3]), minutes=int(offset[4:6])))
+        moment = datetime.datetime(*[int(value or 0) for value in fields],
+                                   int((fraction or "").ljust(6, "0")), tzinfo=zone)
+    except ValueError as exc:
+        raise ConfigError(f"{name}: {text!r} is not a valid date ({exc})") from None
+    if moment.year < 1970:
+        raise ConfigError(f"{name}: {text!r} is before 1970")
+    return moment
+
+
+def _special_day(year, month, nth, weekday):
+    """ The day of "3rd sun" (nth 3), "last sun" (nth 0) or "last" (no weekday). """
+    first_weekday, days = calendar.monthrange(year, month)
+    if weekday is None:
+        return days
+    first = 1 + (weekday - first_weekday) % 7
+    if nth == 0:
+        return first + (days - first) // 7 * 7
+    day = first + 7 * (nth - 1)
+    return day if day <= days else None
+
+
+def _next_in(ranges, value, high):
+    """ The smallest member >= `value` and <= `high` of any of the ranges, or None. """
+    best = None
+    for allowed in ranges:
+        found = allowed.start if value <= allowed.start else \
+            value + (allowed.start - value) % allowed.step    # round up to the step
+        if found < allowed.stop and found <= high and (best is None or found < best):
+            best = found
+    return best
+
+
+def _in_ranges(ranges, value):
+    """ Whether any of the ranges holds the value. """
+    return any(value in allowed for allowed in ranges)
+
+
+def _earliest(*instants):
+    """ The smallest of those that are not None, or None. """
+    return min((instant for instant in instants if instant is not None), default=None)
+
+
+def _in_zone(moment, zone):
+    """ An aware datetime as it is; a naive one as a time in `zone` (None: local). """
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=zone)
+
+
+def _posix_seconds(moment, up=False):
+    """ POSIX time of a datetime in whole seconds, cut down or (`up`) rounded up. """
+    seconds = int(moment.replace(microsecond=0).timestamp())
+    return seconds + 1 if up and moment.microsecond else seconds
+
+
+def _utcoffset(instant, zone):
+    """ Seconds east of UTC at POSIX time `instant` in `zone` (None: local time). """
+    if zone is None:
+        return time.localtime(instant).tm_gmtoff
+    return datetime.datetime.fromtimestamp(instant, zone).utcoffset() // _SECOND
+
+
+def _wall_time(instant, offset):
+    """ The naive wall-clock time of `instant` at UTC `offset`; None past year 9999. """
+    try:
+        return _EPOCH + datetime.timedelta(seconds=instant + offset)
+    except OverflowError:
+        return None
+
+
+def _posix_time(wall, offset):
+    """ The instant of a naive wall-clock time at UTC `offset`. """
+    return (wall - _EPOCH) // _SECOND - offset
+
+
+def _offset_change(start, begin, end, zone):
+    """ The instant in (start, end] at which start's UTC offset gives way, or None.
+
+        Only the days after `start` and `begin` (where the search for wall
+        times began) and the day before `end` are looked at closely. A change
+        in between (say the summer between two winter dates) cannot hide a
+        fire time: the wall times there all lie between those of `begin` and
+        `end`, where _next_wall() found no match. (No zone changes its offset
+        twice within a day.)
+    """
+    offset, low = _utcoffset(start, zone), start
+    end = min(end, _LAST_PROBE)
+    for high in (start + _DAY, begin + _DAY, end - _DAY, end):
+        high = min(max(high, low), end)     # keep the probes in order
+        if high > low:
+            if _utcoffset(high, zone) != offset:
+                return _bisect_change(low, high, zone)
+            low = high
+    return None
+
+
+def _bisect_change(low, high, zone):
+    """ The first second after `low` whose UTC offset differs from low's (high's does). """
+    offset = _utcoffset(low, zone)
+    while high - low > 1:
+        middle = (low + high) // 2
+        if _utcoffset(middle, zone) == offset:
+            low = middle
+        else:
+            high = middle
+    return high
+
+
+###############################################################################
+# Condition language ##########################################################
+###############################################################################
+#
+# pyrocore's filter language, as users write it in `job.queue.startable`:
+#
+#     is_ignored=0 message= prio>0 [ prio>2 OR [ NOT [ traits=audio kind_25=jpg,png ] ] ]
+#
+# Words are split like a POSIX shell.  Terms side by side are AND-ed, `OR` separates
+# AND-runs, `[ ]` groups, and `NOT` negates a group when it is the group's first word.
+# A term is `FIELD=VALUES`, `FIELD<op>VALUE`, or a bare word that means `name=WORD`.
+# VALUES is a comma list (OR-ed); `!` in front of one value negates it.
+#
+# Deliberate departures from pyrocore, each a fix of a QUIRK:
+#   - a regex is matched case-insensitively as written (pyrocore lower-cased it, so `\D`
+#     became `\d`), and it may contain `/` and `,`;
+#   - an empty time value (`completed=`) means "never happened" instead of "exactly now";
+#   - ByteSize also takes `t`; Duration takes plain seconds;
+#   - `prio=1 ]` is an error;
+#   - str() quotes a term with blanks or quotes, so that str() always parses back.
+
+#: Words of a condition that are syntax, not terms.
+OPEN, CLOSE, OR, NOT = "[", "]", "OR", "NOT"
+
+#: Deeper groups than this are surely a mistake (and would exhaust Python's stack).
+MAX_NESTING = 50
+
+#: The characters POSIX shlex treats as blanks.
+_BLANKS = " \t\r\n"
+
+#: `FIELD op VALUE`; the longer operators come first so `<=` is not read as `<`.
+_TERM = re.compile(r"([_A-Za-z][_A-Za-z0-9]*)(<=|>=|<>|!=|<|>|~|=)(.*)\Z", re.S)
+
+#: Comparison operators and how each is spelled in pyrocore's canonical `=` form.
+_OPERATORS = {
+    "<": "-{}",  # less than
+    "<=": "!+{}",  # not greater
+    ">": "+{}",  # greater than
+    ">=": "!-{}",  # not less
+    "!=": "!{}",  # not equal
+    "<>": "!{}",
+    "~": "/{}/",  # regex search
+}
+
+#: One element of a comma list: a `/regex/` up to a `/` that ends the list or meets a
+#: comma, or anything up to the next comma.
+_ELEMENT = re.compile(r"(!?/.*?/)(?:,|\Z)|([^,]*)(?:,|\Z)", re.S)
+
+
+def tokenize(text):
+    """Split `text` like POSIX `shlex.split`, as `(word, offset)` pairs.
+
+    Quotes and backslashes work as in a shell; there are no comments, so an indented
+    multi-line INI value is fine.  The offset is where the word starts in `text`.
+    """
+    words, word, start, pos, end = [], None, 0, 0, len(text)
+    while pos < end:
+        char = text[pos]
+        if char in _BLANKS:
+            if word is not None:
+                words.append((word, start))
+                word = None
+            pos += 1
+            continue
+        if word is None:
+            word, start = "", pos
+        if char == "\\":
+            if pos + 1 >= end:
+                raise ConditionError("No escaped character after '\\' at position %d" % pos)
+            word += text[pos + 1]
+            pos += 2
+        elif char == "'":
+            close = text.find("'", pos + 1)
+            if close < 0:
+                raise ConditionError("No closing quotation for ' at position %d" % pos)
+            word += text[pos + 1:close]
+            pos = close + 1
+        elif char == '"':
+            quoted, pos = _double_quoted(text, pos)
+            word += quoted
+        else:
+            word += char
+            pos += 1
+    if word is not None:
+        words.append((word, start))
+    return words
+
+
+def _double_quoted(text, pos):
+    """Read a `"…"` string starting at `pos`; return its text and the offset after it."""
+    out, index = [], pos + 1
+    while index < len(text):
+        char = text[index]
+        if char == '"':
+            return "".join(out), index + 1
+        if char == "\\" and text[index + 1:index + 2] in ('"', "\\"):
+            out.append(text[index + 1])
+            index += 2
+        else:
+            out.append(char)
+            index += 1
+    raise ConditionError('No closing quotation for " at position %d' % pos)
+
+
+def split_values(text):
+    """Split VALUES at commas, keeping `/regex/` whole; an empty list is one empty value."""
+    values, pos = [], 0
+    while pos < len(text):
+        found = _ELEMENT.match(text, pos)
+        element = found.group(1) or found.group(2)
+        if element:
+            values.append(element)
+        pos = found.end()
+    return values or [""]
+
+
+def _quote_term(term):
+    """Quote a term for str() only when a shell split would change it."""
+    if term and not any(char in term for char in _BLANKS + "'\"\\"):
+        return term
+    return "'" + term.replace("'", "'\"'\"'") + "'"
+
+
+# Condition tree ##############################################################
+
+class Condition:
+    """A parsed condition: `match(item)`, `str()` (pyrocore's canonical form), `fields`.
+
+    `match` is a compiled closure, built once at parse time, so a queue tick over
+    thousands of items runs no parser code and compiles no regex.
+    """
+
+    __slots__ = ("match", "fields")
+
+    def __init__(self, match, fields):
+        self.match = match
+        self.fields = frozenset(fields)
+
+    def __call__(self, item):
+        return self.match(item)
+
+    def __repr__(self):
+        return "<%s %s>" % (type(self).__name__, self)
+
+    def group_text(self):
+        """How this condition reads inside a group's brackets."""
+        return str(self)
+
+
+class Term(Condition):
+    """`field=value` or `field=!value`: one value of one field."""
+
+    __slots__ = ("field", "value", "negated")
+
+    def __init__(self, field, value, negated, test):
+        self.field, self.value, self.negated = field, value, negated
+        match = (lambda item: not test(item)) if negated else test
+        super().__init__(match, [field])
+
+    def __str__(self):
+        return _quote_term("%s=%s%s" % (self.field, "!" if self.negated else "", self.value))
+
+
+class AnyValue(Condition):
+    """`field=a,b`: a comma list of values of one field, OR-ed."""
+
+    __slots__ = ("terms",)
+
+    def __init__(self, terms):
+        self.terms = terms
+        super().__init__(_any(t.match for t in terms), [terms[0].field])
+
+    def __str__(self):
+        values = ",".join(("!" if t.negated else "") + t.value for t in self.terms)
+        return _quote_term("%s=%s" % (self.terms[0].field, values))
+
+
+class AllOf(Condition):
+    """Terms side by side: all must match."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self, parts):
+        self.parts = parts
+        super().__init__(_all(p.match for p in parts), _union(parts))
+
+    def __str__(self):
+        return " ".join(str(p) for p in self.parts)
+
+
+class AnyOf(Condition):
+    """AND-runs separated by `OR`: one must match."""
+
+    __slots__ = ("parts",)
+
+    def __init__(self, parts):
+        self.parts = parts
+        super().__init__(_any(p.match for p in parts), _union(parts))
+
+    def group_text(self):
+        return " OR ".join(str(p) for p in self.parts)
+
+    def __str__(self):
+        return "[ %s ]" % self.group_text()
+
+
+class Not(Condition):
+    """A group that starts with `NOT`."""
+
+    __slots__ = ("inner",)
+
+    def __init__(self, inner):
+        self.inner = inner
+        test = inner.match
+        super().__init__(lambda item: not test(item), inner.fields)
+
+    def __str__(self):
+        return "[ NOT [ %s ] ]" % self.inner.group_text()
+
+
+def _union(parts):
+    return frozenset().union(*(p.fields for p in parts))
+
+
+def _all(tests):
+    """One closure for an AND of tests (unrolled for the common short cases)."""
+    tests = tuple(tests)
+    if len(tests) == 1:
+        return tests[0]
+    if len(tests) == 2:
+        first, second = tests
+        return lambda item: first(item) and second(item)
+
+    def all_match(item):
+        for test in tests:
+            if not test(item):
+                return False
+        return True
+    return all_match
+
+
+def _any(tests):
+    """One closure for an OR of tests."""
+    tests = tuple(tests)
+    if len(tests) == 1:
+        return tests[0]
+    if len(tests) == 2:
+        first, second = tests
+        return lambda item: first(item) or second(item)
+
+    def any_match(item):
+        for test in tests:
+            if test(item):
+                return True
+        return False
+    return any_match
+
+
+def _lookup(field):
+    """A getter for `field` that treats a missing key like pyrocore's None."""
+    def value_of(item):
+        try:
+            return item[field]
+        except KeyError:
+            return None
+    return value_of
+
+
+# Value types #################################################################
+#
+# A value type turns the text of one value into a test of one field.  `compile`
+# returns `(test, canonical_text)`; a bad value raises `BadValue`, which the parser
+# turns into a ConditionError that names the term and where it is.
+
+class BadValue(ValueError):
+    """A value its field's type cannot read."""
+
+
+class ValueType:
+    """How the values of one kind of field are written and compared."""
+
+    name = "value"
+    sort_default = ""  # what a missing value sorts as
+
+    def compile(self, field, text):
+        raise NotImplementedError
+
+    def __repr__(self):
+        return "<%s>" % self.name
+
+
+def _comparison(text):
+    """Split a leading `+` (greater) or `-` (less) off a numeric value."""
+    if text[:1] == "+":
+        return ">", text[1:]
+    if text[:1] == "-":
+        return "<", text[1:]
+    return "==", text
+
+
+def _compare(sign, threshold):
+    """A test `number -> bool` against a fixed threshold."""
+    if sign == ">":
+        return lambda number: number > threshold
+    if sign == "<":
+        return lambda number: number < threshold
+    return lambda number: number == threshold
+
+
+class PatternType(ValueType):
+    """Strings: a case-insensitive glob over the whole value, a `/regex/` search, or
+    the empty value, which matches an empty field only."""
+
+    name = "pattern"
+
+    def compile(self, field, text):
+        value_of = _lookup(field)
+        if text == "":
+            return (lambda item: _text(value_of(item)) == ""), text
+        if len(text) >= 2 and text[0] == text[-1] == "/":
+            try:
+                search = re.compile(text[1:-1], re.I).search
+            except re.error as exc:
+                raise BadValue("Bad regex %r (%s)" % (text, exc)) from None
+            return (lambda item: search(_text(value_of(item))) is not None), text
+        if text.startswith("{{") or text.endswith("}}"):
+            raise BadValue("Templates like %r are not supported in conditions" % text)
+        if not any(char in text for char in "*?["):
+            lowered = text.lower()
+            return (lambda item: _text(value_of(item)).lower() == lowered), text
+        glob = re.compile(fnmatch.translate(text.lower()), re.I).match
+        return (lambda item: glob(_text(value_of(item))) is not None), text
+
+
+def _text(value):
+    """A field value as text, None as ''."""
+    if value is None:
+        return ""
+    return value if isinstance(value, str) else str(value)
+
+
+class BoolType(ValueType):
+    """Flags: `yes`/`no` and their friends; prints as `yes` or `no`."""
+
+    name = "bool"
+    sort_default = False
+
+    def compile(self, field, text):
+        word = text.lower()
+        if word in TRUE_WORDS:
+            wanted = True
+        elif word in FALSE_WORDS:
+            wanted = False
+        else:
+            raise BadValue("Bad boolean value %r (expected one of %s)" % (
+                text, " ".join(sorted(TRUE_WORDS | FALSE_WORDS))))
+        value_of = _lookup(field)
+        return (lambda item: bool(value_of(item)) is wanted), ("yes" if wanted else "no")
+
+
+class FloatType(ValueType):
+    """Numbers: `+N` greater, `-N` less, `N` equal; a missing value counts as 0."""
+
+    name = "number"
+    sort_default = 0
+    unit = ""
+
+    def number(self, text):
+        try:
+            return float(text)
+        except ValueError:
+            raise BadValue("Bad numerical value %r" % text) from None
+
+    def compile(self, field, text):
+        sign, rest = _comparison(text)
+        check = _compare(sign, self.number(rest))
+        value_of = _lookup(field)
+        return (lambda item: check(value_of(item) or 0)), text
+
+
+#: Multipliers of the ByteSize units (1024-based).
+_BYTE_UNITS = {"": 1, "b": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30, "t": 1 << 40}
+_BYTE_SIZE = re.compile(r"(.*?)([bkmgt]?)(?:i?b)?\Z", re.I | re.S)
+
+
+class ByteSizeType(FloatType):
+    """Sizes and rates in bytes: a number with an optional unit b, k, m, g or t."""
+
+    name = "bytesize"
+
+    def number(self, text):
+        digits, unit = _BYTE_SIZE.match(text).groups()
+        try:
+            return float(digits) * _BYTE_UNITS[unit.lower()]
+        except ValueError:
+            raise BadValue("Bad byte size %r (expected a number and b, k, m, g or t)"
+                           % text) from None
+
+
+#: A time delta, e.g. `1d12h`: y, m (months), w, d, h, i (minutes), s in this order.
+_DELTA = re.compile(r"(?:(\d+)y)?(?:(\d+)m)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)i)?"
+                    r"(?:(\d+)s)?\Z", re.I | re.A)
+#: Seconds per delta unit; as an age, years and months use the calendar instead.
+_DELTA_UNITS = (365 * 86400, 30 * 86400, 7 * 86400, 86400, 3600, 60, 1)
+
+#: `+` greater, `-` less, no sign equal.
+_OPERATOR_FUNCTIONS = {">": operator.gt, "<": operator.lt, "==": operator.eq}
+
+#: Absolute dates: the separator picks the format, colons pick the time part.
+_DATE_FORMATS = (("/", "%m/%d/%Y"), (".", "%d.%m.%Y"), ("", "%Y-%m-%d"))
+_TIME_FORMATS = ("", "T%H", "T%H:%M", "T%H:%M:%S")
+
+
+def delta_start(parts, now):
+    """The epoch `now` minus a delta given as the 7 groups of `_DELTA`."""
+    years, months = int(parts[0] or 0), int(parts[1] or 0)
+    seconds = delta_seconds((None, None) + tuple(parts[2:]))
+    if years or months:
+        local = time.localtime(now)
+        month_index = local.tm_year * 12 + local.tm_mon - 1 - years * 12 - months
+        shifted = (month_index // 12, month_index % 12 + 1) + tuple(local[2:6]) + (0, 0, -1)
+        now = time.mktime(shifted)
+    return now - seconds
+
+
+def delta_seconds(parts):
+    """A delta as a plain number of seconds (a year is 365 days, a month 30)."""
+    return sum(int(n or 0) * unit for n, unit in zip(parts, _DELTA_UNITS))
+
+
+def _is_digits(text):
+    """ASCII digits only (str.isdigit also takes '²', which int() refuses)."""
+    return text.isascii() and text.isdigit()
+
+
+def parse_date(text):
+    """An absolute local date (and optional time) as epoch seconds."""
+    text = text.upper().replace(" ", "T")
+    date_format = next(fmt for sep, fmt in _DATE_FORMATS if sep in text)
+    time_format = _TIME_FORMATS[text.count(":") + 1 if "T" in text else 0]
+    try:
+        return time.mktime(time.strptime(text, date_format + time_format))
+    except (ValueError, OverflowError, IndexError):
+        raise BadValue("Bad timestamp value %r" % text) from None
+
+
+class TimeType(ValueType):
+    """Timestamps.  A delta is an age: `+2d` older than two days, `-2i` within the last
+    two minutes.  An epoch number or a date is an instant: `+date` means after."""
+
+    name = "time"
+    sort_default = 0
+    not_null = False
+
+    def compile(self, field, text):
+        sign, rest = _comparison(text)
+        value_of = _lookup(field)
+        if rest == "" and sign == "==":  # `completed=`: never happened
+            return (lambda item: not value_of(item)), text
+        if _is_digits(rest):
+            return self._fixed(value_of, sign, float(rest)), text
+        delta = _DELTA.match(rest)
+        if delta and rest:
+            try:
+                delta_start(delta.groups(), time.time())
+            except (OverflowError, ValueError):
+                raise BadValue("Time delta %r is too large" % rest) from None
+            # older (+) means an earlier timestamp, so the sense inverts
+            inverted = {">": "<", "<": ">"}.get(sign, sign)
+            return self._moving(value_of, inverted, delta.groups()), text
+        return self._fixed(value_of, sign, parse_date(rest)), text
+
+    def _fixed(self, value_of, sign, threshold):
+        check = _compare(sign, threshold)
+        if self.not_null and threshold != 0:
+            return lambda item: bool(value_of(item)) and check(value_of(item))
+        return lambda item: check(value_of(item) or 0)
+
+    def _moving(self, value_of, sign, parts):
+        """A threshold that follows the clock, recomputed at most once a second."""
+        cache = [None, None]
+
+        def threshold():
+            now = int(time.time())
+            if cache[0] != now:
+                cache[:] = now, delta_start(parts, now)
+            return cache[1]
+        compare, not_null = _OPERATOR_FUNCTIONS[sign], self.not_null
+
+        def test(item):
+            stamp = value_of(item) or 0
+            if not_null and not stamp:
+                return False
+            return compare(stamp, threshold())
+        return test
+
+
+class TimeNotNullType(TimeType):
+    """Timestamps where 0 means "never": an unset value matches no comparison but `=0`."""
+
+    name = "time (not null)"
+    not_null = True
+
+
+class DurationType(ValueType):
+    """Lengths of time in seconds: `+1w` longer than a week.  None matches only `-0`."""
+
+    name = "duration"
+    sort_default = 0
+
+    def compile(self, field, text):
+        sign, rest = _comparison(text)
+        value_of = _lookup(field)
+        delta = _DELTA.match(rest)
+        if _is_digits(rest) or not rest:
+            seconds = lambda: float(rest or 0)  # noqa: E731
+        elif delta:
+            fixed = delta_seconds(delta.groups())
+            seconds = lambda: fixed  # noqa: E731
+        else:
+            instant = parse_date(rest)
+            seconds = lambda: instant - time.time()  # noqa: E731
+        compare = _OPERATOR_FUNCTIONS[sign]
+        none_matches = sign == "<" and seconds() == 0
+
+        def test(item):
+            value = value_of(item)
+            if value is None:
+                return none_matches
+            return compare(value, seconds())
+        return test, text
+
+
+class TaggedType(ValueType):
+    """Sets of words (tags, views, kinds, traits): `tag` is a member, `=tag` is exactly
+    that one tag, and the empty value is the empty set.  Globs match any member."""
+
+    name = "tags"
+    sort_default = ()
+
+    def compile(self, field, text):
+        value_of = _lookup(field)
+        wanted = text.lower()
+        if wanted == "":
+            return (lambda item: not value_of(item)), text
+        if wanted.startswith("="):
+            exact = {wanted[1:]}
+            return (lambda item: _tags(value_of(item)) == exact), text
+        if any(char in wanted for char in "*?["):
+            glob = re.compile(fnmatch.translate(wanted)).match
+            return (lambda item: any(glob(tag) for tag in _tags(value_of(item)))), text
+        return (lambda item: wanted in _tags(value_of(item))), text
+
+
+def _tags(value):
+    """A tags value (set, list, or a whitespace-separated string) as a lower-case set."""
+    if not value:
+        return set()
+    if isinstance(value, str):
+        value = value.split()
+    return {str(tag).lower() for tag in value}
+
+
+class FilesType(ValueType):
+    """File lists: a glob matched against each file path (lower-cased); any match."""
+
+    name = "files"
+    sort_default = ()
+
+    def compile(self, field, text):
+        value_of = _lookup(field)
+        glob = re.compile(fnmatch.translate(text.lower()), re.I).match
+        return (lambda item: any(glob(_file_path(f)) for f in value_of(item) or ())), text
+
+
+def _file_path(entry):
+    """A file entry as its path: a str, a `(path, size)` tuple, or a mapping."""
+    if isinstance(entry, str):
+        return entry
+    if isinstance(entry, dict):
+        return entry.get("path", "")
+    return entry[0]
+
+
+class MagicType(ValueType):
+    """For fields of unknown type: the value's look picks the type."""
+
+    name = "magic"
+    _NUMBER = re.compile(r"\d+(?:\.\d+)*\Z", re.A)
+    _SIZE = re.compile(r"\d+(?:\.\d+)?[bkmgt]\Z", re.I | re.A)
+
+    def inner(self, text):
+        """The value type that `text` looks like."""
+        rest = text[1:] if text[:1] in "+-" else text
+        if rest == "" or (len(rest) >= 2 and rest[0] == rest[-1] == "/"):
+            return PATTERN
+        if self._NUMBER.match(rest):
+            return FLOAT
+        if rest.lower() in TRUE_WORDS | FALSE_WORDS:
+            return BOOL
+        if self._SIZE.match(rest):
+            return BYTESIZE
+        if _DELTA.match(rest):
+            return TIME
+        return PATTERN
+
+    def compile(self, field, text):
+        return self.inner(text).compile(field, text)
+
+
+PATTERN, BOOL, FLOAT, BYTESIZE = PatternType(), BoolType(), FloatType(), ByteSizeType()
+TIME, TIME_NOT_NULL, DURATION = TimeType(), TimeNotNullType(), DurationType()
+TAGGED, FILES, MAGIC = TaggedType(), FilesType(), MagicType()
+
+
+# Parser ######################################################################
+
+def parse_condition(text, default_field="name", types=None):
+    """Parse pyrocore's filter language into a `Condition`.
+
+    `default_field` is the field of a bare word (None makes a bare word an error).
+    `types` maps field names to value types; by default the item fields of this module
+    (`field_for`) are used, including `custom_KEY`, `kind_N` and `d_METHOD`.
+    """
+    if types is None:
+        type_of = _item_field_type
+    else:
+        type_of = types.get
+    return _Parser(str(text), tokenize(str(text)), default_field, type_of).parse()
+
+
+def condition_fields(*conditions):
+    """The field names that some conditions use together."""
+    return frozenset().union(*(c.fields for c in conditions if c is not None))
+
+
+def _item_field_type(name):
+    try:
+        return field_for(name).type
+    except KeyError:
+        return None
+
+
+class _Parser:
+    """Recursive descent over the words of one condition."""
+
+    def __init__(self, text, words, default_field, type_of):
+        self.text, self.words, self.pos = text, words, 0
+        self.default_field, self.type_of = default_field, type_of
+
+    def error(self, message, word=None):
+        if word is None:
+            return ConditionError("%s in %r" % (message, self.text))
+        return ConditionError("%s: %r at position %d in %r" % (message, word[0], word[1],
+                                                              self.text))
+
+    def parse(self):
+        return self.group(None, 0)
+
+    def group(self, opener, depth):
+        """Parse up to the `]` matching `opener` (or the end for the whole text)."""
+        if depth > MAX_NESTING:
+            raise self.error("Brackets nested deeper than %d" % MAX_NESTING, opener)
+        negated_by = None
+        if self.pos < len(self.words) and self.words[self.pos][0] == NOT:
+            negated_by = self.words[self.pos]
+            self.pos += 1
+        runs, last_or = [[]], None
+        while self.pos < len(self.words):
+            word = self.words[self.pos]
+            self.pos += 1
+            if word[0] == OPEN:
+                self.add(runs[-1], self.group(word, depth + 1))
+            elif word[0] == CLOSE:
+                if opener is None:
+                    raise self.error("Unbalanced brackets, too many closing ']'", word)
+                break
+            elif word[0] == OR:
+                if not runs[-1]:
+                    raise self.error("Left-hand side of OR missing", word)
+                runs.append([])
+                last_or = word
+            else:
+                runs[-1].append(self.term(word))
+        else:
+            if opener is not None:
+                raise self.error("Unbalanced brackets, too many open '['", opener)
+        if not runs[-1]:
+            if last_or is not None:
+                raise self.error("Right-hand side of OR missing", last_or)
+            if negated_by is not None:
+                raise self.error("NOT must be followed by some conditions!", negated_by)
+            raise self.error("No conditions given at all!", opener)
+        runs = [r[0] if len(r) == 1 else AllOf(r) for r in runs]
+        condition = runs[0] if len(runs) == 1 else AnyOf(runs)
+        return Not(condition) if negated_by else condition
+
+    @staticmethod
+    def add(run, condition):
+        """Append a sub-group to an AND-run; a plain AND group dissolves into it."""
+        if isinstance(condition, AllOf):
+            run.extend(condition.parts)
+        else:
+            run.append(condition)
+
+    def term(self, word):
+        """One `FIELD=VALUES`, `FIELD<op>VALUE` or bare word."""
+        found = _TERM.match(word[0])
+        if found:
+            field, operator, values = found.groups()
+        elif "=" in word[0]:
+            field, _, values = word[0].partition("=")
+            operator = "="
+        elif self.default_field:
+            field, operator, values = self.default_field, "=", word[0]
+        else:
+            raise self.error("Field name missing (expected '=')", word)
+        if operator != "=":
+            if operator != "~" and values[:1] in ("+", "-"):
+                raise self.error("Comparison operator cannot be followed by %r"
+                                 % values[:1], word)
+            values = _OPERATORS[operator].format(values)
+        value_type = self.type_of(field) if field else None
+        if value_type is None:
+            raise self.error("Unknown field %r" % field, word)
+        terms = [self.value(field, value_type, element, word) for element in
+                 split_values(values)]
+        return terms[0] if len(terms) == 1 else AnyValue(terms)
+
+    def value(self, field, value_type, element, word):
+        negated = element.startswith("!")
+        if negated:
+            element = element[1:]
+        try:
+            test, canonical = value_type.compile(field, element)
+        except BadValue as exc:
+            raise self.error(str(exc), word) from None
+        return Term(field, canonical, negated, test)
+
+
+
+
+
+###############################################################################
+# rTorrent proxy ##############################################################
+###############################################################################
+#
+# rTorrent speaks XML-RPC over SCGI: one request per connection, a netstring of
+# NUL-separated headers (CONTENT_LENGTH first) followed by the XML body, and a
+# CGI-style answer.  xmlrpc.client does the XML; this section does the framing,
+# the timeouts, the statistics and the bookkeeping of outages.
+
+class RpcEndpoint:
+    """Where rTorrent listens: ``kind`` is 'unix', 'tcp' or 'http'."""
+
+    def __init__(self, kind, address, url):
+        self.kind, self.address, self.url = kind, address, url
+
+    def __repr__(self):
+        return "RpcEndpoint(%r, %r)" % (self.kind, self.address)
+
+    def __str__(self):
+        return self.url
+
+
+def parse_rpc_url(url):
+    """Read every endpoint form pyrocore and pyrosimple users write.
+
+    ``scgi://host:port`` and ``host:port`` are TCP; ``scgi:///path``,
+    ``scgi:/path``, ``/path`` and ``~/path`` are unix sockets; ``http(s)://``
+    URLs are XML-RPC over HTTP, as a web server in front of rTorrent offers.
+    """
+    text = os.path.expandvars(str(url).strip())
+    if not text:
+        raise ConfigError("empty rTorrent URL")
+    if text.startswith(("/", "~")):
+        return RpcEndpoint("unix", os.path.expanduser(text), text)
+    scheme, sep, rest = text.partition("://")
+    if not sep and text.startswith("scgi:/"):
+        scheme, rest = "scgi", text[len("scgi:"):]
+        return RpcEndpoint("unix", os.path.expanduser(rest), text)
+    if not sep:
+        scheme, rest = "", text
+    scheme = scheme.lower()
+    if scheme in ("http", "https"):
+        parts = urllib.parse.urlsplit(text)
+        if not parts.hostname:
+            raise ConfigError("rTorrent URL %r has no host" % text)
+        return RpcEndpoint("http", parts, text)
+    if scheme not in ("", "scgi"):
+        raise ConfigError("rTorrent URL %r: unsupported scheme %r (use scgi:// or http(s)://)"
+                          % (text, scheme))
+    if rest.startswith("/"):
+        return RpcEndpoint("unix", os.path.expanduser(rest), text)
+    if rest.startswith("~"):
+        return RpcEndpoint("unix", os.path.expanduser(rest), text)
+    host, colon, port = rest.rstrip("/").rpartition(":")
+    if not colon or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ConfigError("rTorrent URL %r: expected host:port or a socket path" % text)
+    return RpcEndpoint("tcp", (host.strip("[]"), int(port)), text)
+
+
+def _netstring(data):
+    return b"%d:%s," % (len(data), data)
+
+
+def scgi_request(body, headers=()):
+    """Frame an XML-RPC body as one SCGI request (CONTENT_LENGTH must come first)."""
+    fields = [("CONTENT_LENGTH", str(len(body))), ("SCGI", "1")] + list(headers)
+    head = b"".join(b"%s\0%s\0" % (k.encode(), v.encode()) for k, v in fields)
+    return _netstring(head) + body
+
+
+def parse_scgi_response(data):
+    """Split rTorrent's CGI-style answer into (headers, body); raise RtorrentError if malformed."""
+    head, sep, body = data.partition(b"\r\n\r\n")
+    if not sep:
+        raise RtorrentError("malformed SCGI response (no header end) in %r" % data[:80])
+    headers = {}
+    for line in head.decode("latin-1").splitlines():
+        name, colon, value = line.partition(": ")
+        if not colon:
+            raise RtorrentError("malformed SCGI response header %r" % line)
+        headers[name.lower()] = value
+    status = headers.get("status", "200")
+    if not status.startswith("200"):
+        raise RtorrentError("rTorrent answered with status %r" % status)
+    length = headers.get("content-length")
+    if length is not None and int(length) != len(body):
+        raise RtorrentError("truncated SCGI response: %d of %s bytes" % (len(body), length))
+    return headers, body
+
+
+class CallStats:
+    """What every call to rTorrent cost, since the daemon started."""
+
+    def __init__(self):
+        self.calls = self.errors = 0
+        self.bytes_out = self.bytes_in = self.max_out = self.max_in = 0
+        self.net_seconds = self.total_seconds = 0.0
+        self.by_method = {}
+
+    def add(self, method, sent, received, net_seconds, total_seconds, failed=False):
+        self.calls += 1
+        self.errors += failed
+        self.bytes_out += sent
+        self.bytes_in += received
+        self.max_out = max(self.max_out, sent)
+        self.max_in = max(self.max_in, received)
+        self.net_seconds += net_seconds
+        self.total_seconds += total_seconds
+        self.by_method[method] = self.by_method.get(method, 0) + 1
+
+    def __str__(self):
+        calls = max(1, self.calls)
+        return "%d req, out %s [%s max], in %s [%s max], %.1fms/%.1fms avg latency" % (
+            self.calls, human_size(self.bytes_out), human_size(self.max_out),
+            human_size(self.bytes_in), human_size(self.max_in),
+            1000 * self.net_seconds / calls, 1000 * self.total_seconds / calls)
+
+
+def _xmlrpc_safe(value):
+    """Make a value sendable: big ints as strings (rTorrent parses them), bytes as Binary."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, int) and not -2**31 <= value < 2**31:
+        return str(value)
+    if isinstance(value, (bytes, bytearray)):
+        return xmlrpc.client.Binary(bytes(value))
+    if isinstance(value, (list, tuple)):
+        return [_xmlrpc_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _xmlrpc_safe(v) for k, v in value.items()}
+    return value
+
+
+#: Characters XML 1.0 forbids; rTorrent passes them through from names.
+_XML_FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def _parse_xmlrpc_response(body):
+    """Parse an answer; a name rTorrent sent as broken XML costs one item its name, not the call."""
+    try:
+        return xmlrpc.client.loads(body, use_builtin_types=True)[0]
+    except xml.parsers.expat.ExpatError:
+        text = _XML_FORBIDDEN.sub("\ufffd", body.decode("utf-8", "replace"))
+        return xmlrpc.client.loads(text.encode("utf-8"), use_builtin_types=True)[0]
+
+
+class RtorrentInfo:
+    """What the handshake learned about the rTorrent we talk to."""
+
+    def __init__(self, version, library, session_name, session_path, pid, methods, startup):
+        self.version, self.library = version, library
+        self.session_name, self.session_path = session_name, session_path
+        self.pid, self.methods, self.startup = pid, frozenset(methods), startup
+
+
+class _RpcMethod:
+    """``proxy.d.multicall2(...)`` builds the dotted name one attribute at a time."""
+
+    __slots__ = ("_proxy", "_name")
+
+    def __init__(self, proxy, name):
+        self._proxy, self._name = proxy, name
+
+    def __getattr__(self, name):
+        return _RpcMethod(self._proxy, self._name + "." + name)
+
+    def __call__(self, *params):
+        return self._proxy.call(self._name, *params)
+
+
+class RtorrentProxy:
+    """An XML-RPC client for one rTorrent, with a timeout on every call.
+
+    Calls read like rTorrent's commands: ``proxy.d.multicall2("", "main",
+    "d.hash=")``, or ``proxy.call("view.size", "", "main")``.  A refused
+    connection or a timeout raises RtorrentUnavailable; the first one of an
+    outage is logged as a warning and its end once at info level, so a job
+    that meets a down rTorrent can simply skip its run.
+    """
+
+    def __init__(self, url, timeout=30.0, log=None):
+        self.endpoint = url if isinstance(url, RpcEndpoint) else parse_rpc_url(url)
+        self.timeout = float(timeout)
+        self.log = log or logging.getLogger("pyrotorque.rtorrent")
+        self.stats = CallStats()
+        self.info = None            # RtorrentInfo, set by connect()
+        self.reachable = None       # None until the first call, then True/False
+        self.down_since = None
+
+    def __repr__(self):
+        return "RtorrentProxy(%r)" % self.endpoint.url
+
+    def __getattr__(self, name):
+        if name.startswith("_"):
+            raise AttributeError(name)
+        return _RpcMethod(self, name)
+
+    # -- one call ---------------------------------------------------------------
+
+    def call(self, method, *params):
+        """Call one method; return its result or raise an RtorrentError."""
+        started = time.monotonic()
+        request = xmlrpc.client.dumps(tuple(_xmlrpc_safe(p) for p in params), method,
+                                      encoding="utf-8", allow_none=False).encode("utf-8")
+        sent = received = 0
+        try:
+            answer = self._exchange(request)
+            received = len(answer)
+            net = time.monotonic() - started
+            result = _parse_xmlrpc_response(answer)[0]
+        except xmlrpc.client.Fault as exc:
+            self._count(method, len(request), received, started, failed=True)
+            raise self._fault(method, exc) from None
+        except (OSError, socket.timeout, http.client.HTTPException) as exc:
+            self._count(method, len(request), 0, started, failed=True)
+            self._went_down(exc)
+            raise RtorrentUnavailable("%s: rTorrent at %s is unreachable (%s)"
+                                      % (method, self.endpoint, _describe_oserror(exc))) from None
+        except (xml.parsers.expat.ExpatError, ValueError) as exc:
+            self._count(method, len(request), received, started, failed=True)
+            raise RtorrentError("%s: unreadable answer from rTorrent (%s)" % (method, exc)) from None
+        sent = len(request)
+        self.stats.add(method, sent, received, net, time.monotonic() - started)
+        self._came_back()
+        if self.log.isEnabledFor(5):
+            self.log.log(5, "%s%r -> %.200r", method, params, result)
+        return result
+
+    def multicall(self, calls):
+        """Run several calls in one round trip; ``calls`` holds (method, *params) tuples."""
+        answers = self.call("system.multicall",
+                            [{"methodName": c[0], "params": list(c[1:])} for c in calls])
+        results = []
+        for (method, *_), answer in zip(calls, answers):
+            if isinstance(answer, dict):
+                raise self._fault(method, xmlrpc.client.Fault(answer.get("faultCode", 0),
+                                                              answer.get("faultString", "")))
+            results.append(answer[0])
+        return results
+
+    def _count(self, method, sent, received, started, failed):
+        elapsed = time.monotonic() - started
+        self.stats.add(method, sent, received, elapsed, elapsed, failed=failed)
+
+    @staticmethod
+    def _fault(method, fault):
+        kind = RtorrentFault
+        if fault.faultCode == FAULT_NO_SUCH_METHOD:
+            kind = MethodMissing
+        elif fault.faultCode == FAULT_BAD_TARGET and "info-hash" in fault.faultString:
+            kind = HashNotFound
+        return kind(method, fault.faultCode, fault.faultString)
+
+    # -- transports -------------------------------------------------------------
+
+    def _exchange(self, request):
+        if self.endpoint.kind == "http":
+            return self._exchange_http(request)
+        return self._exchange_scgi(request)
+
+    def _exchange_scgi(self, request):
+        deadline = time.monotonic() + self.timeout
+        family = socket.AF_UNIX if self.endpoint.kind == "unix" else socket.AF_INET
+        if family == socket.AF_INET and ":" in self.endpoint.address[0]:
+            family = socket.AF_INET6
+        with socket.socket(family, socket.SOCK_STREAM) as sock:
+            sock.settimeout(self.timeout)
+            sock.connect(self.endpoint.address)
+            sock.sendall(scgi_request(request))
+            chunks = []
+            while True:
+                # The whole call shares one deadline, not each recv: a trickling
+                # answer must not keep a job waiting forever.
+                sock.settimeout(max(0.001, deadline - time.monotonic()))
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                chunks.append(chunk)
+        return parse_scgi_response(b"".join(chunks))[1]
+
+    def _exchange_http(self, request):
+        parts = self.endpoint.address
+        if parts.scheme == "https":
+            conn = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=self.timeout,
+                                               context=ssl.create_default_context())
+        else:
+            conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=self.timeout)
+        headers = {"Content-Type": "text/xml", "User-Agent": "pyrotorque/" + __version__}
+        if parts.username:
+            token = "%s:%s" % (urllib.parse.unquote(parts.username),
+                               urllib.parse.unquote(parts.password or ""))
+            headers["Authorization"] = "Basic " + base64.b64encode(token.encode()).decode()
+        try:
+            conn.request("POST", parts.path or "/RPC2", body=request, headers=headers)
+            response = conn.getresponse()
+            body = response.read()
+        finally:
+            conn.close()
+        if response.status != 200:
+            raise RtorrentError("HTTP %d %s from %s" % (response.status, response.reason, self.endpoint))
+        return body
+
+    # -- reachability -------------------------------------------------------------
+
+    def _went_down(self, exc):
+        if self.reachable is not False:
+            self.log.warning("rTorrent at %s is unreachable (%s); waiting for it to come back",
+                             self.endpoint, _describe_oserror(exc))
+            self.down_since = time.monotonic()
+        self.reachable = False
+        self.info = None            # it may come back as another process: handshake again
+
+    def _came_back(self):
+        if self.reachable is False:
+            self.log.info("rTorrent at %s is reachable again (it was down for %s)",
+                          self.endpoint, human_duration(time.monotonic() - self.down_since))
+        self.reachable = True
+
+    # -- handshake ----------------------------------------------------------------
+
+    def connect(self, force=False):
+        """Learn who we talk to (once per rTorrent process); return RtorrentInfo."""
+        if self.info is not None and not force:
+            return self.info
+        version, library, name, session, pid = self.multicall([
+            ("system.client_version",), ("system.library_version",), ("session.name",),
+            ("session.path",), ("system.pid",)])
+        methods = self.call("system.listMethods")
+        startup = None
+        if session and self.endpoint.kind != "http":
+            try:    # the lock file is written when rTorrent starts: its mtime is the start time
+                startup = os.stat(os.path.join(os.path.expanduser(session), "rtorrent.lock")).st_mtime
+            except OSError:
+                pass
+        self.info = RtorrentInfo(version, library, name, session, pid, methods, startup)
+        self.log.info("Connected to rTorrent %s (libtorrent %s, session %r, pid %s) at %s",
+                      version, library, name, pid, self.endpoint)
+        return self.info
+
+    def missing_methods(self, wanted):
+        """Those of ``wanted`` that this rTorrent lacks (connects first)."""
+        methods = self.connect().methods
+        return sorted(m for m in wanted if m not in methods)
+
+
+def _describe_oserror(exc):
+    if isinstance(exc, socket.timeout):
+        return "timed out"
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror
+    return str(exc) or exc.__class__.__name__
+
+
+
+###############################################################################
+# Items and fields ############################################################
+###############################################################################
+#
+# An item is a dict from field name to value, built lazily from one row of
+# `d.multicall2`: a field is computed the first time a condition asks for it.
+# The field table says, for every field, its value type, where its value comes from
+# and how it is computed.  A source is one of
+#   - an rTorrent command as `d.multicall2` takes it ("d.name=", "d.custom=tm_loaded");
+#   - another field's name ("up"), so fields build on fields;
+#   - "@files", "@trackers", "@session": data fetched per item (or per fetch) in
+#     batches, and cached when it cannot change for an info-hash.
+
+class Field:
+    """One row of the field table.  A `stable` field cannot change for an info-hash,
+    so its value is computed once per item and kept across ticks."""
+
+    __slots__ = ("name", "type", "sources", "convert", "doc", "stable")
+
+    def __init__(self, name, type, sources, convert, doc, stable=False):  # noqa: A002
+        self.name, self.type, self.sources = name, type, tuple(sources)
+        self.convert, self.doc, self.stable = convert, doc, stable
+
+    def __repr__(self):
+        return "<Field %s: %s>" % (self.name, self.type.name)
+
+
+def _as_is(value):
+    return value
+
+
+def _flag(value):
+    return bool(value)
+
+
+def _int(value):
+    """A number from rTorrent; None (a per-item fault) counts as 0."""
+    return int(value or 0)
+
+
+def _word_set(value):
+    return frozenset(_text(value).lower().split())
+
+
+def _epoch(custom, fallback=0):
+    """A pyrocore `tm_*` custom (epoch text) if set, else rTorrent's own timestamp."""
+    try:
+        return int(custom) or int(fallback or 0)
+    except (TypeError, ValueError):
+        return int(fallback or 0)
+
+
+def _item_path(base_path, directory, name, is_multi_file):
+    """pyrocore's `path`: the base path, else the directory (plus the name of a file)."""
+    path = base_path or (directory if is_multi_file or not directory
+                         else os.path.join(directory, name or ""))
+    return os.path.expanduser(path) if path else ""
+
+
+def _done(completed_chunks, size_chunks):
+    return 100.0 * (completed_chunks or 0) / size_chunks if size_chunks else 0.0
+
+
+def _is_ghost(path):
+    return not (path and os.path.exists(path))
+
+
+def _last_pause(activations):
+    stops = [stamp for event, stamp in _events(activations) if event == "P"]
+    return stops[-1] if stops else 0
+
+
+def _leechtime(activations, started, completed):
+    end = completed or time.time()
+    total = activation_sum(activations, end=end)
+    if total is None and started:
+        total = end - started
+    return total
+
+
+def _seedtime(activations, completed, is_complete):
+    if not is_complete:
+        return None
+    return activation_sum(activations, start=completed or 0, end=time.time())
+
+
+def _first_tracker(trackers):
+    """The first enabled announce URL, else the first one (so that an item keeps its
+    alias while its trackers are disabled), else ''."""
+    urls = [url for url, enabled in trackers if enabled] or [url for url, _ in trackers]
+    return urls[0] if urls else ""
+
+
+#: The item fields.  Names, value types and sources follow pyrocore's `engine.py`.
+FIELD_TABLE = [
+    Field("hash", PATTERN, ["d.hash="], _as_is, "info-hash (40 upper-case hex digits)"),
+    Field("name", PATTERN, ["d.name="], _text, "name of the item"),
+    Field("size", BYTESIZE, ["d.size_bytes="], _int, "size of the data in bytes"),
+    Field("left", BYTESIZE, ["d.left_bytes="], _int, "bytes still to download"),
+    Field("prio", FLOAT, ["d.priority="], _int, "priority: 0 off, 1 low, 2 normal, 3 high"),
+    Field("message", PATTERN, ["d.message="], _text, "tracker or error message"),
+    Field("is_private", BOOL, ["d.is_private="], _flag, "private torrent?"),
+    Field("is_open", BOOL, ["d.is_open="], _flag, "open?"),
+    Field("is_active", BOOL, ["d.is_active="], _flag, "started and not paused?"),
+    Field("is_complete", BOOL, ["d.complete="], _flag, "all data present?"),
+    Field("is_multi_file", BOOL, ["d.is_multi_file="], _flag, "a directory of files?"),
+    Field("is_ignored", BOOL, ["d.ignore_commands="], _flag, "ignoring commands?"),
+    Field("directory", PATTERN, ["d.directory="], _text, "directory of the data"),
+    Field("path", PATTERN, ["d.base_path=", "d.directory=", "d.name=", "d.is_multi_file="],
+          _item_path, "path of the data (file or directory)"),
+    Field("realpath", PATTERN, ["path"], lambda path: os.path.realpath(path) if path else "",
+          "path with symlinks resolved"),
+    Field("is_ghost", BOOL, ["path"], _is_ghost, "data path missing locally?"),
+    Field("metafile", PATTERN, ["d.tied_to_file="],
+          lambda path: os.path.expanduser(path) if path else "", "metafile it was loaded from"),
+    Field("sessionfile", PATTERN, ["@session", "d.hash="],
+          lambda session, hash_: os.path.join(session, hash_ + ".torrent") if session else "",
+          "copy of the metafile in the session directory"),
+    Field("fno", FLOAT, ["d.size_files="], _int, "number of files"),
+    Field("done", FLOAT, ["d.completed_chunks=", "d.size_chunks="], _done,
+          "percent of the data downloaded"),
+    Field("ratio", FLOAT, ["d.ratio="], lambda ratio: (ratio or 0) / 1000.0,
+          "upload/download ratio"),
+    Field("uploaded", BYTESIZE, ["d.up.total="], _int, "bytes uploaded"),
+    Field("down", BYTESIZE, ["d.down.rate="], _int, "download rate (bytes/s)"),
+    Field("up", BYTESIZE, ["d.up.rate="], _int, "upload rate (bytes/s)"),
+    Field("xfer", BYTESIZE, ["up", "down"], lambda up, down: up + down,
+          "upload plus download rate"),
+    Field("throttle", PATTERN, ["d.throttle_name="], lambda name: name or "NONE",
+          "throttle group, NONE without one"),
+    Field("loaded", TIME_NOT_NULL, ["d.custom=tm_loaded", "d.load_date="], _epoch,
+          "time loaded (tm_loaded, else d.load_date)"),
+    Field("started", TIME_NOT_NULL, ["d.custom=tm_started", "d.timestamp.started="], _epoch,
+          "time first started (tm_started, else d.timestamp.started)"),
+    Field("completed", TIME_NOT_NULL, ["d.custom=tm_completed", "d.timestamp.finished="],
+          _epoch, "time completed (tm_completed, else d.timestamp.finished)"),
+    Field("stopped", TIME_NOT_NULL, ["d.custom=activations"], _last_pause,
+          "time last stopped (from activations)"),
+    Field("last_xfer", TIME, ["d.timestamp.last_xfer="], _epoch,
+          "time of the last transfer (rc-defined method, else 0)"),
+    Field("active", TIME, ["d.timestamp.last_active="], _epoch,
+          "time last active (rc-defined method, else 0)"),
+    Field("leechtime", DURATION, ["d.custom=activations", "started", "completed"],
+          _leechtime, "time spent downloading"),
+    Field("seedtime", DURATION, ["d.custom=activations", "completed", "is_complete"],
+          _seedtime, "time spent seeding (complete items only)"),
+    Field("tagged", TAGGED, ["d.custom=tags"], _word_set, "words of d.custom=tags"),
+    Field("views", TAGGED, ["d.views="], lambda views: frozenset(views or ()),
+          "views the item is in"),
+    Field("files", FILES, ["@files"], lambda files: tuple(path for path, _ in files),
+          "paths of the files", stable=True),
+    Field("tracker", PATTERN, ["@trackers"], _first_tracker, "first enabled announce URL",
+          stable=True),
+    Field("alias", PATTERN, ["tracker", "@aliases"], lambda url, aliases:
+          tracker_alias(url, aliases), "tracker alias ([ANNOUNCE] of config.ini)",
+          stable=True),
+    Field("traits", TAGGED, ["name", "alias", "kind_51", "@traits_by_alias"],
+          lambda name, alias, kinds, by_alias: detect_traits(
+              name, alias, next(iter(kinds)) if len(kinds) == 1 else None, by_alias),
+          "kind of content, e.g. audio/flac or tv/mkv", stable=True),
+]
+
+#: Fields by name.
+FIELDS = {f.name: f for f in FIELD_TABLE}
+
+
+def _kinds_at(percent):
+    def kinds(files):
+        return frozenset(ext for ext, share in file_kinds(files) if share >= percent and ext)
+    return kinds
+
+
+#: Fields whose name carries a parameter: pattern → row factory.
+DYNAMIC_FIELDS = [
+    (re.compile(r"custom_([1-5])\Z"), lambda n: Field(
+        "custom_" + n, PATTERN, ["d.custom%s=" % n], _text, "d.custom%s" % n)),
+    (re.compile(r"custom_([A-Za-z0-9_.-]+)\Z"), lambda key: Field(
+        "custom_" + key, PATTERN, ["d.custom=" + key], _text, "d.custom=" + key)),
+    (re.compile(r"kind(?:_(\d+))?\Z", re.A), lambda n: Field(
+        "kind" + ("_" + n if n is not None else ""), TAGGED, ["@files"],
+        _kinds_at(int(n or 0)), "extensions that make up at least %s%% of the size" % (n or 0),
+        stable=True)),
+    (re.compile(r"d_([_A-Za-z][_A-Za-z0-9]*)\Z"), lambda method: Field(
+        "d_" + method, PATTERN, ["@method:" + method], _as_is, "raw value of d." + method)),
+]
+
+
+def field_for(name):
+    """The `Field` called `name`, including dynamic ones; KeyError if there is none."""
+    field = FIELDS.get(name) or _DYNAMIC_MADE.get(name)
+    if field is not None:
+        return field
+    for pattern, make in DYNAMIC_FIELDS:
+        found = pattern.match(name)
+        if found:
+            if name.startswith("kind_") and int(found.group(1)) > 100:
+                raise KeyError(name)
+            field = _DYNAMIC_MADE[name] = make(found.group(1))
+            return field
+    raise KeyError(name)
+
+
+_DYNAMIC_MADE = {}  # dynamic rows are made once
+
+
+def required_sources(field_names):
+    """All sources the given fields need, with fields expanded to their own sources."""
+    needed, todo = set(), list(field_names)
+    while todo:
+        source = todo.pop()
+        if source in needed:
+            continue
+        needed.add(source)
+        if "=" not in source and not source.startswith("@"):
+            todo.extend(field_for(source).sources)
+    return needed
+
+
+# Files, kinds, traits ########################################################
+
+#: Extensions counted as one kind.
+_SAME_EXTENSION = {"jpeg": "jpg", "mpeg": "mpg"}
+_RAR_PART = re.compile(r"r\d\d\Z", re.A)
+
+
+def _extension(path):
+    ext = os.path.splitext(path)[1][1:].lower()
+    if _RAR_PART.match(ext):
+        return "rar"
+    return _SAME_EXTENSION.get(ext, ext)
+
+
+def file_kinds(files):
+    """`(extension, percent of the size)` pairs, largest first, of `(path, size)` files."""
+    total = sum(size for _, size in files)
+    if not total:
+        return []
+    histogram = {}
+    for path, size in files:
+        ext = _extension(path)
+        histogram[ext] = histogram.get(ext, 0) + size
+    shares = [(ext, int(size * 100 / total + 0.499)) for ext, size in histogram.items()]
+    return sorted(shares, key=lambda pair: (-pair[1], pair[0]))
+
+
+#: Extensions of each kind of content.
+KIND_EXTENSIONS = {
+    "audio": frozenset("flac mp3 ogg wav dts ac3 alac wma".split()),
+    "video": frozenset("avi mkv m4v vob mp4 mpg mpeg m2ts ts ogv wmv".split()),
+    "image": frozenset("jpg png gif tif bmp svg".split()),
+    "docs": frozenset("chm pdf cbr cbz odt ods doc xls ppt epub mobi azw3 djvu".split()),
+    "archive": frozenset("rar zip tgz bz2 iso bin".split()),
+}
+
+#: In order: a kind of file, the trait it gives, and whether a TV or movie name wins.
+TRAIT_RULES = [("audio", "audio", False), ("video", "video", True), ("image", "img", False),
+               ("docs", "docs", False), ("archive", "misc", True)]
+
+#: Default `[TRAITS_BY_ALIAS]` of config.ini.
+TRAITS_BY_ALIAS = {"Debian": "linux", "jamendo.com": "audio"}
+
+_FORMAT = r"HDTV|PDTV|DSR|DVD|DVD5|DVD9|DVDSCR|480p|576p|720p|1080p|1080i|2160p"
+_CODEC = r"X264|H264|X\.264|H\.264|XviD|VTS|ISO|NTSC|PAL"
+_VIDEO_EXT = "|".join(sorted(KIND_EXTENSIONS["video"]))
+_TV_TAIL = (
+    r"(?:[._ ](?P<release>PREAIR|READNFO))?"
+    r"(?:[._ ](?P<release2>REPACK|PROPER|REAL|REALPROPER|INTERNAL))?"
+    r"(?:[._ ](?P<aspect>WS))?"
+    r"(?:[._ ](?P<format>" + _FORMAT + "))?"
+    r"(?:[._ ](?P<source>WEB-DL|WEB\.DL|WEBRip))?"
+    r"(?:[._ ](?P<format2>" + _FORMAT + "))?"
+    r"(?:[._ ](?P<codec>" + _CODEC + "))?"
+    r"(?:[._ ](?P<sound>MP3|AC3|DD5\.1|PCM|LPCM|AAC[. ]2\.0))?"
+    r"(?:[._ ](?P<codec2>" + _CODEC + "))?"
+    r"(?:-(?P<group>.+?))?"
+    r"(?:\.(?P<extension>" + _VIDEO_EXT + r"))?\Z")
+_TITLE = r"(?:[._ ](?P<title>.+?))??"  # lazy: tags are no title
+
+#: TV name patterns, tried in order.
+TV_PATTERNS = [(name, re.compile(pattern + _TV_TAIL, re.I | re.S)) for name, pattern in [
+    ("Normal TV Episodes",
+     r"(?P<show>.+?)[._ ]S?(?P<season>\d{1,2})[xE](?P<episode>\d{2}(?:-?E\d{2})?)" + _TITLE),
+    ("Normal TV Episodes (all-numeric season+episode)",
+     r"(?P<show>.+?)[._ ](?P<season>\d)(?P<episode>\d{2})" + _TITLE),
+    ("Daily Shows", r"(?P<show>.+?)[._ ](?P<date>\d{4}[._ ]\d{2}[._ ]\d{2})" + _TITLE),
+    ("Full Seasons", r"(?P<show>.+?)[._ ]S?(?P<season>\d{2})"),
+    ("Mini Series", r"(?P<show>.+?)[._ ](?:Part[._ ]?(?P<part>\d+)|(?P<pilot>Pilot))" + _TITLE),
+    ("Mini Series (Roman numerals)",
+     r"(?P<show>.+?)[._ ]Pa?r?t[._ ]?(?P<part>[ivx]+)" + _TITLE),
+]]
+
+_MOVIE_HEAD = (r"(?P<title>.+?)[._ ]\(?(?P<year>\d{4})\)?"
+               r"(?:[._ ](?P<release>UNRATED|REPACK|INTERNAL|MULTI|PROPER|LIMITED|RERiP))*"
+               r"(?:[._ ](?P<format>480p|576p|720p|1080p|1080i|2160p))?")
+_MOVIE_TAIL = (r"(?:[._ ](?P<sound>MP3|AC3|DD5\.1|AAC|DTS))?"
+               r"(?:[._ ](?P<codec>xvid|divx|avc|x264|hevc|h265))?"
+               r"(?:-(?P<group>.+?))?(?:\.(?P<extension>" + _VIDEO_EXT + r"))?\Z")
+
+#: Movie name patterns, tried after the TV ones.
+MOVIE_PATTERNS = [(name, re.compile(_MOVIE_HEAD + source + _MOVIE_TAIL, re.I | re.S))
+                  for name, source in [
+    ("Scene tagged movie", r"[._ ](?P<source>BDRip|BRRip|HDRip|DVDRip|PAL|NTSC)"),
+    ("Blu-ray movie", r"[._ ](?P<source>Blu-ray|BluRay|BD25|BD50)"),
+]]
+
+#: Words that make a show or title match a false one.
+_NOT_A_TITLE = re.compile(r"(?<![a-z0-9])(?:bdrip|brrip|hdrip|dvdrip|ntsc|hdtv|dvd-r|dvdr|dvd5"
+                          r"|dvd9|web-dl|blu-ray|bluray|bd25|bd50|480p|576p|720p|1080p|2160p"
+                          r"|mp3|ac3|dts)(?![a-z0-9])", re.I)
+
+
+def name_trait(name):
+    """Classify a name as `("tv" | "movie", details)`, or `(None, {})`."""
+    if not name or name.startswith("VTS_"):
+        return None, {}
+    lowered = name.lower()
+    tv_only = any(tag in lowered for tag in (".hdtv.", ".pdtv.", ".dsr."))
+    candidates = [("tv", TV_PATTERNS)] + ([] if tv_only else [("movie", MOVIE_PATTERNS)])
+    for kind, patterns in candidates:
+        for pattern_name, pattern in patterns:
+            found = pattern.match(name)
+            if not found:
+                continue
+            details = {k: v for k, v in found.groupdict().items() if v is not None}
+            if _NOT_A_TITLE.search(details.get("show", "") + " " + details.get("title", "")):
+                continue
+            return kind, _fold_numbered(details, pattern_name)
+    return None, {}
+
+
+def _fold_numbered(details, pattern_name):
+    """Fold `format2` into `format` (space-separated) and note the pattern's name."""
+    folded = {}
+    for key in sorted(details):
+        base = key.rstrip("0123456789")
+        folded[base] = folded[base] + " " + details[key] if base in folded else details[key]
+    folded["pattern"] = pattern_name
+    return folded
+
+
+def detect_traits(name, alias=None, filetype=None, traits_by_alias=None):
+    """pyrocore's traits: e.g. `["audio", "flac"]`, `["tv", "mkv"]`, or `[]`."""
+    by_alias = TRAITS_BY_ALIAS if traits_by_alias is None else traits_by_alias
+    if alias and alias in by_alias:
+        return [by_alias[alias], filetype or "other"]
+    for kind, trait, by_name in TRAIT_RULES:
+        if filetype in KIND_EXTENSIONS[kind]:
+            classified = name_trait(name)[0] if by_name else None
+            return [classified or trait, filetype]
+    return []
+
+
+# Activations (R<epoch> starts and P<epoch> stops) ############################
+
+_EVENT = re.compile(r"([RP])(\d+)", re.A)
+
+
+def _events(activations):
+    return [(event, int(stamp)) for event, stamp in _EVENT.findall(activations or "")]
+
+
+def activation_sum(activations, start=0, end=None):
+    """Seconds between each start and the stop right after it, clipped to [start, end].
+
+    A start counts when a stop follows at once, or when it is the last event (then it
+    runs to `end`).  None when no interval is left.
+    """
+    end = time.time() if end is None else end
+    events, total, found = _events(activations), 0, False
+    for index, (event, stamp) in enumerate(events):
+        if event != "R":
+            continue
+        following = events[index + 1] if index + 1 < len(events) else None
+        if following is None:
+            stop = end
+        elif following[0] == "P":
+            stop = following[1]
+        else:
+            continue
+        low, high = max(stamp, start), min(stop, end)
+        if high > low:
+            total, found = total + high - low, True
+    return total if found else None
+
+
+# Tracker aliases #############################################################
+
+def build_alias_map(announce_section):
+    """The `[ANNOUNCE]` section of config.ini ({alias: "url1 url2"}) as a lookup table."""
+    exact, sites = {}, {}
+    for alias, urls in announce_section.items():
+        for url in (urls.split() if isinstance(urls, str) else urls):
+            exact.setdefault(url, alias)
+            parts = _url_parts(url)
+            if parts:
+                sites.setdefault(_site(parts), alias)
+    return {"exact": exact, "site": sites}
+
+
+def _url_parts(url):
+    """A URL split into its parts, None if it has no scheme and host (or is no URL)."""
+    try:
+        parts = urllib.parse.urlsplit(url or "")
+    except ValueError:  # e.g. "http://[::1" in some metafile
+        return None
+    return parts if parts.scheme and parts.netloc else None
+
+
+def _site(parts):
+    return "%s://%s/" % (parts.scheme, parts.netloc)
+
+
+def tracker_alias(url, alias_map=None):
+    """The alias of an announce URL: a configured URL, else a configured site
+    (`scheme://host/`), else the last two labels of the host name."""
+    alias_map = alias_map or build_alias_map({})
+    if url in alias_map["exact"]:
+        return alias_map["exact"][url]
+    parts = _url_parts(url)
+    if parts is None:
+        return ""
+    if _site(parts) in alias_map["site"]:
+        return alias_map["site"][_site(parts)]
+    host = (parts.hostname or "").rstrip(".")
+    return ".".join(host.split(".")[-2:])
+
+
+# Item model ##################################################################
+
+class Item(dict):
+    """One item: a dict of field values, filled in from its multicall row on demand.
+
+    `item["name"]` and `item.get("name")` compute a field the first time; `in` and
+    iteration only see the fields computed so far.
+    """
+
+    __slots__ = ("row", "source")
+
+    def __init__(self, row, source):
+        super().__init__()
+        self.row, self.source = row, source
+
+    def __missing__(self, name):
+        value = self.source.compute(self, name)
+        self[name] = value
+        return value
+
+    def get(self, name, default=None):
+        try:
+            return self[name]
+        except KeyError:
+            return default
+
+    @property
+    def hash(self):
+        return self.row[0]
+
+    def __repr__(self):
+        return "<Item %s %s>" % (self.row[0], dict.__repr__(self))
+
+
+#: Errors that mean "this reply could not be read" (odd bytes in a name or path), as
+#: opposed to a lost connection or a fault, which must reach the caller.
+UNREADABLE_ERRORS = (xml.parsers.expat.ExpatError, xmlrpc.client.ResponseError, UnicodeError)
+
+#: Calls per `system.multicall` when fetching per-item data.
+BATCH_SIZE = 500
+
+#: Seconds an unseen info-hash stays in the per-hash caches.
+CACHE_SECONDS = 3600
+
+#: Seconds before rTorrent's list of methods is read again.
+METHODS_SECONDS = 300
+
+#: Up to this many items missing from a cache are read with per-hash calls.
+FEW_ITEMS = 20
+
+#: Per-item data as nested multicalls: files (path, size) and trackers (URL, enabled).
+_NESTED_CALLS = {"@files": "f.multicall=,f.path=,f.size_bytes=",
+                 "@trackers": "t.multicall=,t.url=,t.is_enabled="}
+
+
+class _Unreadable:
+    """The value of a call whose reply could not be parsed."""
+
+    def __repr__(self):
+        return "<unreadable>"
+
+
+UNREADABLE = _Unreadable()
+
+
+class ItemSource:
+    """Fetches the items of a view from rTorrent, with only the fields asked for.
+
+    One `d.multicall2` brings the commands the fields need; files and trackers come
+    in `system.multicall` batches, once per info-hash (they never change for it).
+    Nothing is written to rTorrent.  Keep one instance per connection so its caches
+    live across ticks.
+    """
+
+    def __init__(self, proxy, aliases=None, traits_by_alias=None, log=None):
+        self.proxy = proxy
+        self.log = log or logging.getLogger("pyrotorque.items")
+        self.aliases = build_alias_map(aliases or {})
+        self.traits_by_alias = TRAITS_BY_ALIAS if traits_by_alias is None else traits_by_alias
+        self.methods, self.methods_read = None, 0.0  # system.listMethods
+        self.per_hash = {}  # "@files", "@trackers", stable field names → {hash: value}
+        self.seen = {}  # hash → last time it was fetched
+        self.unreadable = set()  # hashes whose rows break a d.multicall2
+        self.fetch_state = None
+
+    # Fetching rows ---------------------------------------------------------
+
+    def fetch(self, view="main", fields=("name",)):
+        """The items of `view` as a list of `Item`, prepared for `fields`."""
+        fields = set(fields)
+        for name in fields:
+            field_for(name)  # an unknown field fails here, before any call
+        sources = required_sources(fields | {"hash"})
+        commands = ["d.hash="] + sorted(self.command(s) for s in sources
+                                        if s != "d.hash=" and self.command(s))
+        rows = self.rows(view, commands)
+        self.fetch_state = _FetchState(self, commands, view)
+        items = [Item(row, self.fetch_state) for row in rows]
+        self.fetch_state.items = items
+        self.forget_old(row[0] for row in rows)
+        return items
+
+    def command(self, source):
+        """The multicall command for a source, None for per-item sources and for
+        methods this rTorrent lacks (their value is then None)."""
+        if source.startswith("@method:"):
+            return self.resolve_method(source.split(":", 1)[1])
+        if "=" not in source:
+            return None
+        method = source.split("=", 1)[0]
+        return source if method in self.known_methods() else None
+
+    def known_methods(self):
+        """rTorrent's method names, re-read every few minutes (an rc may add some)."""
+        if self.methods is None or time.monotonic() - self.methods_read > METHODS_SECONDS:
+            self.methods = frozenset(self.proxy.system.listMethods())
+            self.methods_read = time.monotonic()
+        return self.methods
+
+    def resolve_method(self, method):
+        """`d_METHOD` → a `d.*` command: underscores may stand for dots
+        (`d_down_rate` is `d.down.rate`); the first existing spelling wins."""
+        parts = method.split("_")
+        if len(parts) > 6:  # too many spellings to try: take it as written
+            parts = [method]
+        for dots in range(2 ** (len(parts) - 1)):
+            name = parts[0]
+            for index, part in enumerate(parts[1:]):
+                name += ("." if dots & (1 << index) else "_") + part
+            if "d." + name in self.known_methods():
+                return "d.%s=" % name
+        return None
+
+    def rows(self, view, commands):
+        """One `d.multicall2`.  If odd bytes make its reply unreadable, the data comes
+        column by column, and later ticks fetch the culprits apart from the rest."""
+        skip = self.unreadable_filter()
+        try:
+            if skip:
+                rows = self.proxy.d.multicall.filtered("", view, skip, *commands)
+                return rows + self.rows_one_by_one(self.present_unreadable(view), commands)
+            return self.proxy.d.multicall2("", view, *commands)
+        except UNREADABLE_ERRORS:
+            self.log.debug("Unreadable reply for view %r, fetching it column by column", view)
+        return self.rows_by_column(view, commands)
+
+    def rows_by_column(self, view, commands):
+        """Rows from one `d.multicall2` per command; only an unreadable column (names,
+        say) is read item by item."""
+        hashes = [row[0] for row in self.proxy.d.multicall2("", view, "d.hash=")]
+        columns = []
+        for command in commands[1:]:
+            try:
+                columns.append(dict(self.proxy.d.multicall2("", view, "d.hash=", command)))
+            except UNREADABLE_ERRORS:
+                rows = self.rows_one_by_one(hashes, ["d.hash=", command])
+                columns.append({row[0]: row[1] for row in rows})
+        return [[h] + [column.get(h) for column in columns] for h in hashes]
+
+    def unreadable_filter(self, negate=True):
+        """A `d.multicall.filtered` filter for all items but the known unreadable ones
+        (or for only those).  The quoting is the one rTorrent 0.9.8 accepts."""
+        if not self.unreadable:
+            return None
+        hashes = sorted(self.unreadable)
+        if negate:
+            return 'not="$or={%s}"' % ",".join('\\"equal={d.hash=,cat=%s}\\"' % h for h in hashes)
+        return "or={%s}" % ",".join('"equal={d.hash=,cat=%s}"' % h for h in hashes)
+
+    def present_unreadable(self, view):
+        """Which of the known unreadable items are in the view (hashes are safe to read)."""
+        only = self.unreadable_filter(negate=False)
+        present = [row[0] for row in self.proxy.d.multicall.filtered("", view, only, "d.hash=")]
+        self.unreadable = set(present)
+        return present
+
+    def rows_one_by_one(self, hashes, commands):
+        """Rows built from per-item calls; an unreadable value becomes None."""
+        calls = [_call(cmd, h) for h in hashes for cmd in commands[1:]]
+        values = iter(self.multicall(calls))
+        rows = []
+        for info_hash in hashes:
+            row = [info_hash] + [next(values) for _ in commands[1:]]
+            if any(v is UNREADABLE for v in row):
+                self.unreadable.add(info_hash)
+                self.log.warning("Item %s has unreadable fields (odd bytes in a name or path?)",
+                            info_hash)
+            rows.append([None if (v is UNREADABLE or isinstance(v, dict)) else v for v in row])
+        return rows
+
+    def multicall(self, calls):
+        """`system.multicall` in batches; each result is a value, a fault dict, or
+        UNREADABLE for a call whose reply cannot be parsed."""
+        results = []
+        for start in range(0, len(calls), BATCH_SIZE):
+            results.extend(self._bisecting_multicall(calls[start:start + BATCH_SIZE]))
+        return results
+
+    def _bisecting_multicall(self, calls):
+        if not calls:
+            return []
+        try:
+            replies = self.proxy.system.multicall(
+                [{"methodName": method, "params": params} for method, params in calls])
+        except UNREADABLE_ERRORS:
+            if len(calls) == 1:
+                return [UNREADABLE]
+            middle = len(calls) // 2
+            return (self._bisecting_multicall(calls[:middle])
+                    + self._bisecting_multicall(calls[middle:]))
+        return [reply[0] if isinstance(reply, list) else reply for reply in replies]
+
+    def forget_old(self, hashes):
+        """Drop cached data of items not seen for CACHE_SECONDS (erased ones)."""
+        now = time.time()
+        self.seen.update(dict.fromkeys(hashes, now))
+        for info_hash in [h for h, when in self.seen.items() if now - when > CACHE_SECONDS]:
+            del self.seen[info_hash]
+            for cache in self.per_hash.values():
+                cache.pop(info_hash, None)
+
+    # Per-item data -----------------------------------------------------------
+
+    def per_item(self, source, items, view):
+        """Fill the per-hash cache of `source` for all `items` that lack it.
+
+        rTorrent finds an item by a linear search over its hash, so per-hash calls
+        cost O(items) each.  Many missing items are therefore read with one nested
+        `d.multicall2` over the view; a few new ones with per-hash calls.
+        """
+        cache = self.per_hash.setdefault(source, {})
+        missing = [item.hash for item in items if item.hash not in cache]
+        if not missing:
+            return
+        nested = _NESTED_CALLS[source]
+        if len(missing) > FEW_ITEMS:
+            try:
+                for info_hash, rows in self.proxy.d.multicall2("", view, "d.hash=", nested):
+                    cache[info_hash] = tuple(self.clean(source, rows))
+                return
+            except UNREADABLE_ERRORS:
+                self.log.debug("Unreadable %s in view %r, reading them item by item", source, view)
+        method, _, args = nested.partition("=")
+        calls = [(method, [h] + args.split(",")) for h in missing if h not in cache]
+        for info_hash, result in zip([h for h in missing if h not in cache],
+                                     self.multicall(calls)):
+            if result is UNREADABLE and source == "@files":
+                result = self.files_the_hard_way(info_hash)
+            if isinstance(result, list):
+                cache[info_hash] = tuple(self.clean(source, result))
+
+    @staticmethod
+    def clean(source, rows):
+        if source == "@files":
+            return [(path or "", int(size or 0)) for path, size in rows]
+        return [(url or "", bool(enabled)) for url, enabled in rows
+                if not (url or "").startswith("dht://")]
+
+    def files_the_hard_way(self, info_hash):
+        """Files of an item with an unreadable path: sizes in one call, then each
+        path alone; an unreadable path counts as a file without an extension."""
+        sizes = self.multicall([("f.multicall", [info_hash, "", "f.size_bytes="])])[0]
+        if not isinstance(sizes, list):
+            return sizes
+        paths = self.multicall([("f.path", ["%s:f%d" % (info_hash, index)])
+                                for index in range(len(sizes))])
+        return [(path if isinstance(path, str) else "", size[0])
+                for path, size in zip(paths, sizes)]
+
+
+def _call(command, info_hash):
+    """A multicall command ("d.custom=tm_loaded") as a per-item call."""
+    method, _, args = command.partition("=")
+    return method, [info_hash] + (args.split(",") if args else [])
+
+
+class _FetchState:
+    """What the items of one fetch share: where each command sits in a row, and one
+    compiled getter per field, so that computing a field is a call or two."""
+
+    def __init__(self, source, commands, view):
+        self.source, self.view, self.items, self.session = source, view, [], None
+        self.index = {command: position for position, command in enumerate(commands)}
+        self.getters = {}
+
+    def compute(self, item, name):
+        getter = self.getters.get(name)
+        if getter is None:
+            getter = self.getters[name] = self.getter(field_for(name))
+        return getter(item)
+
+    def getter(self, field):
+        """A function item → value for `field`, cached per hash if the field is stable."""
+        readers, convert = [self.reader(s) for s in field.sources], field.convert
+        if len(readers) == 1:
+            read = readers[0]
+            compute = lambda item: convert(read(item))  # noqa: E731
+        else:
+            compute = lambda item: convert(*[read(item) for read in readers])  # noqa: E731
+        if not field.stable:
+            return compute
+        cache = self.source.per_hash.setdefault(field.name, {})
+
+        def cached(item):
+            try:
+                return cache[item.row[0]]
+            except KeyError:
+                value = cache[item.row[0]] = compute(item)
+                return value
+        return cached
+
+    def reader(self, source):
+        """A function item → raw value of one source."""
+        if source == "@aliases":
+            return lambda item: self.source.aliases
+        if source == "@traits_by_alias":
+            return lambda item: self.source.traits_by_alias
+        if source == "@session":
+            return self.session_path
+        if source in _NESTED_CALLS:
+            return lambda item: self.per_item(source, item)
+        if "=" in source or source.startswith("@method:"):
+            command = self.source.command(source)
+            position = self.index.get(command)
+            if position is not None:
+                return lambda item: item.row[position]
+            if command is None:
+                return lambda item: None  # this rTorrent has no such method
+            return lambda item: self.fetch_one(command, item)
+        return lambda item: item[source]
+
+    def session_path(self, item):
+        if self.session is None:
+            self.session = self.source.proxy.session.path()
+        return self.session
+
+    def per_item(self, source, item):
+        cache = self.source.per_hash.setdefault(source, {})
+        if item.row[0] not in cache:
+            self.source.per_item(source, self.items, self.view)
+        return cache.get(item.row[0], ())
+
+    def fetch_one(self, command, item):
+        """A command the fetch did not ask for, read for this one item."""
+        value = self.source.multicall([_call(command, item.row[0])])[0]
+        return None if value is UNREADABLE or isinstance(value, dict) else value
+
+
+# Looking at matches (`pyrotorque.py --match CONDITION`) ######################
+
+def display_value(name, value):
+    """A field value as a user reads it: dates, `tv/mkv` traits, sorted tag lists."""
+    try:
+        value_type = field_for(name).type
+    except KeyError:
+        value_type = None
+    if name == "traits":
+        return "/".join(value) if value else "misc/other"
+    if isinstance(value_type, TimeType):
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(value)) if value else "never"
+    if isinstance(value, (set, frozenset, list, tuple)):
+        return ",".join(sorted(str(v) for v in value)) or "''"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        return "%g" % value
+    return "''" if value in (None, "") else str(value)
+
+
+def match_report(source, condition, view="main", sorter=None):
+    """Lines that show which items of `view` match `condition`, and why: each one's
+    name, hash and the values of the fields the condition uses."""
+    if isinstance(condition, str):
+        condition = parse_condition(condition)
+    shown = sorted(condition.fields - {"name", "hash"})
+    items = source.fetch(view, condition.fields | {"name"} | (sorter.fields if sorter else set()))
+    if sorter:
+        items = sorter(items)
+    lines = []
+    for item in items:
+        if condition.match(item):
+            lines.append("%s  %s" % (item.hash, item["name"]))
+            lines.extend("    %s=%s" % (name, display_value(name, item[name])) for name in shown)
+    lines.append("%d of %d item(s) in view %r match [ %s ]" % (
+        sum(1 for line in lines if not line.startswith(" ")), len(items), view, condition))
+    return lines
+
+
+# Sorting #####################################################################
+
+class Sorter:
+    """Sorts items by `sort_fields` such as `-prio, loaded, name` (`-` descending)."""
+
+    def __init__(self, keys):
+        self.keys = keys  # [(field name, descending)]
+        self.fields = frozenset(name for name, _ in keys)
+
+    def __call__(self, items):
+        """A new list of `items`, sorted (stable: one pass per key, last key first)."""
+        items = list(items)
+        for name, descending in reversed(self.keys):
+            items.sort(key=_sort_key(name), reverse=descending)
+        return items
+
+    def __str__(self):
+        return ", ".join(("-" if desc else "") + name for name, desc in self.keys)
+
+
+def _sort_key(name):
+    try:
+        default = field_for(name).type.sort_default
+    except KeyError:
+        default = ""
+
+    def key(item):
+        try:
+            value = item[name]
+        except KeyError:
+            value = None
+        if value is None:
+            return default
+        if isinstance(value, (set, frozenset)):
+            return tuple(sorted(value))
+        return tuple(value) if isinstance(value, list) else value
+    return key
+
+
+def parse_sort_fields(text, types=None):
+    """`-prio, loaded, name` → a `Sorter`; an unknown field is a ConfigError."""
+    keys = []
+    for word in re.split(r"[\s,]+", text or ""):
+        if not word:
+            continue
+        name = word.lstrip("-")
+        known = (name in types) if types is not None else _item_field_type(name) is not None
+        if not known:
+            raise ConfigError("Unknown field name %r in sort_fields %r" % (name, text))
+        keys.append((name, word.startswith("-")))
+    return Sorter(keys)
+
+
+###############################################################################
+# Configuration ###############################################################
+###############################################################################
+#
+# pyrocore's files, read the way pyrocore read them: the embedded defaults,
+# then <config dir>/torque.ini, then each --config-file, then -D KEY=VAL.
+# Keys are case-sensitive, '%(name)s' interpolates, indented lines continue a
+# value, '~/' expands.  Unlike pyrocore, every value remembers the file and
+# line it came from, so an error can say exactly where to look.
+
+#: [TORQUE] keys that are not grouped into jobs, with what each means.
+TOP_LEVEL_KEYS = {
+    "scgi_url": "where rTorrent's XML-RPC listens",
+    "rtorrent_rc": "the rTorrent configuration searched for the SCGI endpoint",
+    "rpc_timeout": "seconds one call to rTorrent may take",
+    "queue_startable_base": "the part of the queue's 'startable' that is always there",
+}
+
+#: Key prefixes accepted for pyrocore compatibility and otherwise ignored.
+COMPAT_PREFIXES = ("apscheduler.", "httpd.")
+
+#: Parameters every job has, with their converters and defaults.
+COMMON_JOB_PARAMS = {
+    "handler": (str, None, "what the job does: 'module:Class'"),
+    "schedule": (str, None, "when it runs: cron fields such as 'second=*/15'"),
+    "active": (parse_bool, True, "run this job"),
+    "dry_run": (parse_bool, False, "log what would be done, change nothing"),
+    "quiet": (parse_bool, False, "do not print messages into rTorrent's log"),
+    "log_level": (str, None, "the level of this job's log"),
+}
+
+
+class JobSpec:
+    """One job's configuration: ``job.NAME.*`` values and where each came from."""
+
+    def __init__(self, name):
+        self.name = name
+        self.params = {}        # PARAM -> raw text
+        self.origins = {}       # PARAM -> "file:line"
+
+    def __repr__(self):
+        return "JobSpec(%r, %r)" % (self.name, self.params)
+
+    def __eq__(self, other):
+        return isinstance(other, JobSpec) and (self.name, self.params) == (other.name, other.params)
+
+    __hash__ = None
+
+    def where(self, param):
+        """'file:line: job.NAME.PARAM', the prefix of every error about that value."""
+        origin = self.origins.get(param) or self.origins.get("handler") or "<config>"
+        return "%s: job.%s.%s" % (origin, self.name, param)
+
+    def error(self, param, message):
+        return ConfigError("%s: %s" % (self.where(param), message))
+
+    def constructor_error(self, exc):
+        """A job constructor's ConfigError; 'PARAM: message' points at that key's line."""
+        param, colon, message = str(exc).partition(": ")
+        if colon and param in self.params:
+            return self.error(param, message)
+        return self.error("handler", str(exc))
+
+    def value(self, param, converter=str, default=None):
+        """The value of PARAM passed through ``converter``; errors name file, line and key."""
+        if param not in self.params:
+            return default
+        try:
+            return converter(self.params[param])
+        except ConfigError as exc:
+            raise self.error(param, str(exc).replace("value: ", "")) from None
+        except (ValueError, TypeError) as exc:
+            raise self.error(param, "%r: %s" % (self.params[param], exc)) from None
+
+
+class Settings:
+    """Everything the configuration files said, with the origin of each [TORQUE] value."""
+
+    def __init__(self, config_dir):
+        self.config_dir = config_dir
+        self.torque = {}        # [TORQUE] key -> text
+        self.origins = {}       # [TORQUE] key -> "file:line"
+        self.sections = {}      # config.ini sections, lower-cased names -> dict
+        self.files = []         # the files read, in order
+        self.warnings = []      # things worth a warning, logged when logging is up
+        self.jobs = {}          # NAME -> JobSpec
+
+    def get(self, key, default=None):
+        value = self.torque.get(key, "")
+        return value if value != "" else default
+
+    def where(self, key):
+        return "%s: %s" % (self.origins.get(key, "<config>"), key)
+
+    def item_source(self, proxy):
+        """An ItemSource for ``proxy`` with config.ini's tracker aliases and traits."""
+        return ItemSource(proxy, aliases=self.sections.get("announce"),
+                          traits_by_alias=self.sections.get("traits_by_alias"))
+
+    def connection_key(self, url, timeout):
+        """What decides whether two configurations talk to rTorrent the same way."""
+        return (parse_rpc_url(url).url, timeout, sorted(self.sections.get("announce", {}).items()),
+                sorted(self.sections.get("traits_by_alias", {}).items()),
+                sorted((k, v) for k, v in self.torque.items() if not k.startswith("job.")))
+
+
+def _key_lines(lines, source):
+    """Map (section, key) to the line it is set on, and report keys set twice in one file."""
+    found, dupes, section = {}, [], None
+    for number, line in enumerate(lines, 1):
+        if not line.strip() or line[0] in " \t#;":
+            continue
+        header = re.match(r"\[([^\]]+)\]", line)
+        if header:
+            section = header.group(1)
+            continue
+        key = re.split(r"[=:]", line, 1)[0].strip()
+        if (section, key) in found:
+            dupes.append("%s:%d: %s is set again (first on line %d); the last value wins"
+                         % (source, number, key, found[section, key]))
+        found[section, key] = number
+    return found, dupes
+
+
+def _read_ini(parser, text, source, settings):
+    """Feed one file to the parser; return {(section, key): line}."""
+    lines = text.splitlines()
+    try:
+        parser.read_string(text, source=source)
+    except configparser.Error as exc:
+        line = getattr(exc, "lineno", None)
+        message = getattr(exc, "message", str(exc)).splitlines()[0]
+        if isinstance(exc, configparser.MissingSectionHeaderError):
+            message = "a key before any [SECTION] header (pyrotorque reads [TORQUE])"
+        elif isinstance(exc, configparser.ParsingError) and exc.errors:
+            line, bad = exc.errors[0]
+            message = "cannot parse %s (expected KEY = VALUE)" % bad
+        raise ConfigError("%s:%s: %s" % (source, line or "?", message)) from None
+    found, dupes = _key_lines(lines, source)
+    settings.warnings.extend(dupes)
+    settings.files.append(source)
+    return found
+
+
+def _expand(value):
+    return os.path.expanduser(value) if value.startswith("~/") or value == "~" else value
+
+
+def load_settings(config_dir=None, config_files=(), defines=()):
+    """Read the configuration the way pyrocore did; raise ConfigError naming file and line."""
+    config_dir = os.path.expanduser(config_dir or os.environ.get("PYRO_CONFIG_DIR") or "~/.pyroscope")
+    settings = Settings(config_dir)
+
+    # config.ini is read for its [GLOBAL] scgi_url / rtorrent_rc and [ANNOUNCE] aliases.
+    global_ini = configparser.RawConfigParser(strict=False, empty_lines_in_values=False)
+    global_ini.optionxform = str
+    path = os.path.join(config_dir, "config.ini")
+    if os.path.exists(path):
+        _read_ini(global_ini, _read_text(path), path, settings)
+        settings.sections = {s.lower(): {k: _expand(v) for k, v in global_ini.items(s)}
+                             for s in global_ini.sections()}
+
+    parser = configparser.ConfigParser(strict=False, empty_lines_in_values=False,
+                                       interpolation=configparser.BasicInterpolation())
+    parser.optionxform = str
+    sources = [("torque.ini.default", DEFAULT_CONFIG)]
+    user_file = os.path.join(config_dir, "torque.ini")
+    if os.path.exists(user_file):
+        sources.append((user_file, None))
+    for extra in config_files:
+        extra = os.path.expanduser(extra)
+        if not os.path.exists(extra):
+            raise ConfigError("%s: no such configuration file (from --config-file)" % extra)
+        sources.append((extra, None))
+
+    lines_by_key = {}
+    for source, text in sources:
+        found = _read_ini(parser, text if text is not None else _read_text(source), source, settings)
+        for (section, key), line in found.items():
+            if section == "TORQUE":
+                lines_by_key[key] = "%s:%d" % (source, line)
+
+    if parser.has_section("TORQUE"):
+        for key in parser.options("TORQUE"):
+            if key in parser.defaults():
+                continue
+            try:
+                value = parser.get("TORQUE", key)
+            except configparser.InterpolationError as exc:
+                raise ConfigError("%s: %s: %s" % (lines_by_key.get(key, "<config>"), key,
+                                                  str(exc).splitlines()[0])) from None
+            settings.torque[key] = _expand(value)
+            settings.origins[key] = lines_by_key.get(key, "<config>")
+
+    for define in defines:
+        key, equals, value = define.partition("=")
+        if not equals or not key.strip():
+            raise ConfigError("-D %s: expected KEY=VALUE" % define)
+        settings.torque[key.strip()] = _expand(value.strip())
+        settings.origins[key.strip()] = "-D %s" % key.strip()
+
+    _group_jobs(settings)
+    return settings
+
+
+def _read_text(path):
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return handle.read()
+    except UnicodeDecodeError as exc:
+        raise ConfigError("%s: not UTF-8 text (%s)" % (path, exc)) from None
+    except OSError as exc:
+        raise ConfigError("%s: cannot read (%s)" % (path, exc.strerror)) from None
+
+
+def _group_jobs(settings):
+    """Split 'job.NAME.PARAM' keys into JobSpecs; check the other keys."""
+    for key, value in settings.torque.items():
+        if key.startswith("job."):
+            parts = key.split(".", 2)
+            if len(parts) != 3 or not parts[1] or not parts[2]:
+                raise ConfigError("%s: bad job configuration key (expecting job.NAME.PARAM)"
+                                  % settings.where(key))
+            spec = settings.jobs.setdefault(parts[1], JobSpec(parts[1]))
+            spec.params[parts[2]] = value
+            spec.origins[parts[2]] = settings.origins[key]
+        elif key == "httpd.active" and typed_value(value) is True:
+            settings.warnings.append("%s: pyrocore's web server is not part of pyrotorque; "
+                                     "use the exporter job for metrics" % settings.where(key))
+        elif key not in TOP_LEVEL_KEYS and not key.startswith(COMPAT_PREFIXES):
+            settings.warnings.append("%s: unknown key%s" % (
+                settings.where(key), _did_you_mean(key, list(TOP_LEVEL_KEYS))))
+    for spec in settings.jobs.values():
+        for required in ("handler", "schedule"):
+            if not spec.params.get(required, "").strip():
+                raise ConfigError("%s: job %r is missing the required 'job.%s.%s' parameter"
+                                  % (next(iter(spec.origins.values())), spec.name, spec.name,
+                                     required))
+
+
+def _did_you_mean(word, candidates):
+    close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
+    return " (did you mean %r?)" % close[0] if close else ""
+
+
+def find_rpc_url(settings, override=None):
+    """The rTorrent endpoint: -U, else scgi_url, else config.ini, else the rtorrent.rc scan."""
+    if override:
+        return override
+    url = settings.get("scgi_url") or settings.sections.get("global", {}).get("scgi_url")
+    if url:
+        return url
+    rc_path = os.path.expanduser(settings.get("rtorrent_rc")
+                                 or settings.sections.get("global", {}).get("rtorrent_rc")
+                                 or "~/.rtorrent.rc")
+    url = scan_rtorrent_rc(rc_path)
+    if not url:
+        raise ConfigError("no rTorrent endpoint: set scgi_url in %s (e.g. scgi_url = "
+                          "scgi:///home/you/rtorrent/.scgi_local), pass -U URL, or add a "
+                          "network.scgi.open_local line to %s"
+                          % (os.path.join(settings.config_dir, "torque.ini"), rc_path))
+    return url
+
+
+def scan_rtorrent_rc(path):
+    """The SCGI endpoint named in an rtorrent.rc (a unix socket wins), or None.
+
+    Only plain 'key = value' lines are understood: rTorrent's own expressions
+    such as (cat,...) cannot be evaluated here, so such a file needs scgi_url.
+    """
+    local = port = None
+    try:
+        lines = _read_text(path).splitlines()
+    except ConfigError:
+        return None
+    for line in lines:
+        key, equals, value = line.partition("=")
+        key, value = key.strip(), value.strip().strip('"')
+        if not equals or key.startswith("#") or value.startswith("("):
+            continue
+        if key in ("network.scgi.open_local", "scgi_local"):
+            local = os.path.expanduser(value)
+        elif key in ("network.scgi.open_port", "scgi_port"):
+            port = value
+    if local:
+        return "scgi://" + local if local.startswith("/") else local
+    return "scgi://" + port if port else None
+
+
+###############################################################################
+# Jobs ########################################################################
+###############################################################################
+#
+# A job is a class with a constructor taking one config object and a run()
+# method, exactly as in pyrocore, so existing custom jobs keep working.  The
+# config is a Bunch of the job's typed 'job.NAME.*' values plus job_name,
+# dry_run, active, schedule, handler, and two additions: 'proxy' (the shared
+# RtorrentProxy) and 'daemon' (the main loop, for jobs that watch files or
+# sockets).  run() is called on the job's schedule, never twice at once.
+
+#: Built-in jobs by class name; the handler names of pyrotorque, pyrocore and
+#: pyrosimple all resolve here.
+BUILTIN_JOBS = {}
+
+#: Built-in jobs of pyrocore that this release does not have yet.
+PLANNED_JOBS = {"TreeWatch", "RtorrentExporter"}
+
+#: Modules whose handler names mean our built-ins.
+BUILTIN_MODULES = ("pyrotorque", "pyrocore.", "pyrosimple.")
+
+
+def builtin_job(cls):
+    """Register a class as a built-in job (a class decorator)."""
+    BUILTIN_JOBS[cls.__name__] = cls
+    return cls
+
+
+class Job:
+    """The base of the built-in jobs, and a convenient one for your own.
+
+    Subclasses declare their parameters in PARAMS (name -> (converter, default,
+    help)), which types and checks them and warns about unknown keys, and the
+    rTorrent methods they need in RPC_METHODS, which ``--check`` verifies.
+    """
+
+    PARAMS = {}
+    RPC_METHODS = ()
+
+    def __init__(self, config):
+        self.config = config
+        self.name = config.job_name
+        self.log = logging.getLogger("pyrotorque.job." + self.name)
+        if config.get("log_level"):
+            self.log.setLevel(config.log_level)
+        self.proxy = config.get("proxy")
+        self.daemon = config.get("daemon")
+        self.dry_run = config.get("dry_run", False)
+
+    def run(self):
+        raise NotImplementedError
+
+    def close(self):
+        """Give back what the job holds (watches, sockets); called on stop and reload."""
+
+
+@builtin_job
+class EngineStats(Job):
+    """Logs rTorrent's uptime, item count and what our calls to it cost."""
+
+    RPC_METHODS = ("system.multicall", "system.time", "system.pid", "view.size", "session.name")
+
+    def run(self):
+        info = self.proxy.connect()
+        now, pid, count = self.proxy.multicall([
+            ("system.time",), ("system.pid",), ("view.size", "", "default")])
+        if pid != info.pid:     # restarted between two of our calls without us seeing it down
+            self.log.info("rTorrent was restarted (pid %s, was %s)", pid, info.pid)
+            info = self.proxy.connect(force=True)
+        uptime = human_duration(now - info.startup) if info.startup else "?"
+        self.log.info("Stats for %s - up %s, %d torrents, %s",
+                      info.session_name, uptime, count, self.proxy.stats)
+
+
+
+def byte_size(text):
+    """A size or rate in bytes from config text: '512', '1.5g', '10M' (1024-based)."""
+    try:
+        return int(BYTESIZE.number(str(text).strip()))
+    except BadValue as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def non_negative(converter):
+    """A converter that also refuses negative numbers."""
+    def convert(text):
+        value = converter(text)
+        if value < 0:
+            raise ConfigError("%r must not be negative" % text)
+        return value
+    return convert
+
+
+@builtin_job
+class QueueManager(Job):
+    """Starts stopped items in a controlled way: the job pyrotorque is named after.
+
+    Each run fetches the view once, counts the items that are downloading, and
+    starts the best startable ones (in ``sort_fields`` order) while the limits
+    allow.  It never stops anything.  Every decision is logged at debug level.
+    """
+
+    PARAMS = {
+        "startable": (str, "is_ignored=no done=0 message=/^$|ghost/ prio>0",
+                      "which items may be started (queue_startable_base is always added)"),
+        "downloading": (str, "", "which items count as downloading "
+                        "(is_active=1 is_complete=0 is always added)"),
+        "downloading_min": (non_negative(int), 1, "start items while fewer download"),
+        "downloading_max": (non_negative(int), 9, "never start one while this many download"),
+        "start_at_once": (non_negative(int), 1, "at most this many starts per run"),
+        "intermission": (non_negative(float), 0.0, "seconds between two batches of starts"),
+        "sort_fields": (str, "-prio, loaded, name", "order in which items are started"),
+        "view": (str, "main", "the rTorrent view the queue looks at"),
+        "downloading_traffic_max": (byte_size, 0, "no start while the downloading items "
+                                    "receive more bytes/s than this (0: off)"),
+        "diskspace_min": (byte_size, 0, "never start an item that would leave less free "
+                          "space than this on its filesystem (0: off)"),
+    }
+    RPC_METHODS = ("d.multicall2", "d.open", "d.start", "print", "system.listMethods")
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.items = config.get("items")
+        base = (config.get("settings") and config.settings.get("queue_startable_base")
+                or "is_open=no is_active=no is_complete=no")
+        self.startable = self._condition("startable", "[ %s ] [ %s ]" % (base, config.startable))
+        downloading = "is_active=1 is_complete=0"
+        if config.downloading.strip():
+            downloading += " [ %s ]" % config.downloading
+        self.downloading = self._condition("downloading", downloading)
+        try:
+            self.sorter = parse_sort_fields(config.sort_fields) if config.sort_fields.strip() else None
+        except ConfigError as exc:
+            raise ConfigError("sort_fields: %s" % exc) from None
+        self.fields = (self.startable.fields | self.downloading.fields | {"name"}
+                       | (self.sorter.fields if self.sorter else set()))
+        if config.downloading_traffic_max:
+            self.fields |= {"down"}
+        if config.diskspace_min:
+            self.fields |= {"left", "directory"}
+        self.last_start = None      # monotonic time of the last batch of starts
+        self.started = 0
+        self.log.info("Startable matcher for '%s' is: [ %s ]", self.name, self.startable)
+        self.log.info("Downloading matcher for '%s' is: [ %s ]", self.name, self.downloading)
+
+    def _condition(self, key, text):
+        try:
+            return parse_condition(text)
+        except ConditionError as exc:
+            raise ConfigError("%s: %s" % (key, exc)) from None
+
+    def run(self):
+        config = self.config
+        items = self.items.fetch(config.view, self.fields)
+        startable = [item for item in items if self.startable.match(item)]
+        if not startable:
+            self.log.debug("Checked %d item(s), none startable according to [ %s ]",
+                           len(items), self.startable)
+            return
+        if self.sorter:
+            startable = self.sorter(startable)
+        if self.last_start is not None and config.intermission:
+            left = self.last_start + config.intermission - time.monotonic()
+            if left > 0:
+                self.log.debug("Delaying start of %d item(s), due to %ds intermission with %ds left",
+                               len(startable), config.intermission, math.ceil(left))
+                return
+        downloading = [item for item in items if self.downloading.match(item)]
+        self.log.debug("%d of %d item(s) startable, %d downloading (min %d, max %d)",
+                       len(startable), len(items), len(downloading),
+                       config.downloading_min, config.downloading_max)
+        budget = min(len(startable), max(config.start_at_once,
+                                         config.downloading_min - len(downloading)))
+        space = _FreeSpace(downloading) if config.diskspace_min else None
+        starts = 0
+        for item in startable:
+            if starts >= budget:
+                self.log.debug("Only starting %d item(s) in this run, %d more could be downloading",
+                               starts, len(startable) - starts)
+                break
+            catching_up = len(downloading) < config.downloading_min
+            if catching_up:
+                self.log.debug("Catching up from %d to a minimum of %d downloading item(s)",
+                               len(downloading), config.downloading_min)
+            elif len(downloading) >= config.downloading_max:
+                self.log.debug("Already downloading %d item(s) out of %d max, %d more could be "
+                               "downloading", len(downloading), config.downloading_max,
+                               len(startable) - starts)
+                break
+            elif config.downloading_traffic_max:
+                traffic = sum(i["down"] or 0 for i in downloading)
+                if traffic > config.downloading_traffic_max:
+                    self.log.debug("Not starting more: the %d downloading item(s) receive %s/s, "
+                                   "above downloading_traffic_max %s/s", len(downloading),
+                                   human_size(traffic), human_size(config.downloading_traffic_max))
+                    break
+            if space is not None and not space.allows(item, config.diskspace_min, self.log):
+                continue
+            if self._start(item):
+                starts += 1
+                downloading.append(item)
+                self.last_start = time.monotonic()
+        self.log.debug("%s - %s", self.proxy.info.session_name if self.proxy.info else "rTorrent",
+                       self.proxy.stats)
+
+    def _start(self, item):
+        """Start one item; an rTorrent fault is logged with the item and the run goes on."""
+        name, alias = item["name"], item.get("alias") or "?"
+        self.log.info("%s '%s' [%s, #%s]", "WOULD start" if self.dry_run else "Starting",
+                      name, alias, item.hash)
+        if self.dry_run:
+            return True
+        try:
+            if not item.get("is_open"):
+                self.proxy.d.open(item.hash)
+            self.proxy.d.start(item.hash)
+            if not self.config.quiet:
+                self.proxy.call("print", "", "QueueManager: Started '%s' {%s}" % (name, alias))
+        except RtorrentFault as exc:
+            self.log.warning("Could not start '%s' [#%s]: %s", name, item.hash, exc)
+            return False
+        self.started += 1
+        return True
+
+
+class _FreeSpace:
+    """Free space per filesystem, less what downloading items will still write there."""
+
+    def __init__(self, downloading):
+        self.free = {}          # st_dev -> bytes free after pending downloads
+        self.pending = {}       # st_dev -> bytes the downloading items still need
+        for item in downloading:
+            found = _filesystem(item["directory"])
+            if found:
+                self.pending[found[0]] = self.pending.get(found[0], 0) + (item["left"] or 0)
+
+    def allows(self, item, minimum, log):
+        found = _filesystem(item["directory"])
+        if not found:
+            log.debug("'%s': target %r is not visible here; diskspace_min not checked",
+                      item["name"], item["directory"])
+            return True
+        device, free, where = found
+        after = free - self.pending.get(device, 0) - (item["left"] or 0)
+        if after < minimum:
+            log.info("Not starting '%s' [#%s]: it needs %s, which would leave %s free on %s "
+                     "(diskspace_min %s)", item["name"], item.hash, human_size(item["left"] or 0),
+                     human_size(max(0, after)), where, human_size(minimum))
+            return False
+        self.pending[device] = self.pending.get(device, 0) + (item["left"] or 0)
+        return True
+
+
+def _filesystem(directory):
+    """(st_dev, bytes free, existing dir) for the nearest existing ancestor, or None."""
+    path = directory
+    while path and not os.path.isdir(path):
+        parent = os.path.dirname(path)
+        if parent == path:
+            return None
+        path = parent
+    if not path:
+        return None
+    stat = os.statvfs(path)
+    return os.stat(path).st_dev, stat.f_bavail * stat.f_frsize, path
+
+
+def resolve_handler(name, config_dir=None):
+    """The job class a 'module:Class' handler name means; raise ConfigError if none."""
+    module_name, colon, attr = str(name).strip().partition(":")
+    if not colon or not module_name or not attr:
+        raise ConfigError("%r is not a handler name (expected 'module:Class', e.g. "
+                          "'pyrotorque:EngineStats')" % name)
+    if module_name == "pyrotorque" or module_name.startswith(BUILTIN_MODULES[1:]):
+        class_name = attr.rsplit(".", 1)[-1]
+        if class_name in BUILTIN_JOBS:
+            return BUILTIN_JOBS[class_name]
+        if class_name in PLANNED_JOBS:
+            raise ConfigError("%s is not available in pyrotorque %s yet; set this job's "
+                              "'active' to False" % (class_name, __version__))
+        raise ConfigError("no built-in job %r (built-in: %s)"
+                          % (class_name, ", ".join(sorted(BUILTIN_JOBS))))
+    if config_dir and config_dir not in sys.path:
+        sys.path.insert(0, config_dir)      # users keep their own jobs beside torque.ini
+    try:
+        obj = importlib.import_module(module_name)
+        for part in attr.split("."):
+            obj = getattr(obj, part)
+    except Exception as exc:        # any error in a user's module is a config error to us
+        raise ConfigError("bad handler name %r: %s: %s"
+                          % (name, exc.__class__.__name__, exc)) from None
+    if not callable(obj):
+        raise ConfigError("handler %r is not a class" % name)
+    return obj
+
+
+def _log_level(text):
+    level = logging.getLevelName(str(text).upper())
+    if not isinstance(level, int):
+        raise ConfigError("%r is not a log level (DEBUG, INFO, WARNING, ERROR)" % text)
+    return level
+
+
+def job_config(spec, handler, settings, warn=None, **extra):
+    """The config Bunch a job's constructor receives; value errors name file, line and key."""
+    config = Bunch(job_name=spec.name, handler=handler, settings=settings)
+    known = dict(COMMON_JOB_PARAMS)
+    known["log_level"] = (_log_level, None, "")
+    declared = getattr(handler, "PARAMS", None)
+    if declared is not None:
+        known.update(declared)
+    for param, (converter, default, _) in known.items():
+        config[param] = spec.value(param, converter, default)
+    for param in spec.params:
+        if param in known:
+            continue
+        if declared is None:        # a custom job without PARAMS gets pyrocore's typing
+            config[param] = typed_value(spec.params[param])
+        elif warn:
+            warn("%s: unknown key for %s%s" % (spec.where(param), handler.__name__,
+                                               _did_you_mean(param, list(known))))
+            config[param] = typed_value(spec.params[param])
+    config.update(extra)
+    return config
+
+
+###############################################################################
+# Main loop ###################################################################
+###############################################################################
+#
+# One thread, one selector.  Timers come from the schedules; signals arrive
+# through set_wakeup_fd and only set flags; jobs that watch files or sockets
+# register readers with the daemon.  A job runs to its end before anything
+# else runs, so it can never overlap itself.
+
+Connection = collections.namedtuple("Connection", "proxy items key")
+
+
+class ScheduledJob:
+    """A job in the loop: its spec, schedule, instance, and its run record."""
+
+    def __init__(self, spec, schedule, job, conn_key):
+        self.spec, self.schedule, self.job, self.conn_key = spec, schedule, job, conn_key
+        self.next_due = None        # epoch seconds
+        self.runs = self.failures = self.skips = self.merged = 0
+        self.last_duration = None
+        self.last_overrun_notice = 0.0
+
+    @property
+    def name(self):
+        return self.spec.name
+
+
+class Daemon:
+    """The main loop: runs the jobs on their schedules until told to stop."""
+
+    def __init__(self, options, settings, guard_file=None):
+        self.options = options
+        self.settings = settings
+        self.guard_file = guard_file
+        self.log = logging.getLogger("pyrotorque")
+        self.selector = selectors.DefaultSelector()
+        self.jobs = {}
+        self.proxy = self.items = self.conn_key = None
+        self.exit_code = EX_OK
+        self._signals = []
+        self._wakeup = None
+        self._last_now = time.time()
+        self._timers = []           # heap of [monotonic due, seq, callback]
+        self._timer_seq = 0
+
+    # -- the interface jobs use -------------------------------------------------
+
+    def add_reader(self, fileobj, callback):
+        """Call ``callback()`` whenever ``fileobj`` (anything with fileno()) is readable."""
+        self.selector.register(fileobj, selectors.EVENT_READ, callback)
+
+    def remove_reader(self, fileobj):
+        try:
+            self.selector.unregister(fileobj)
+        except (KeyError, ValueError):
+            pass
+
+    def run_soon(self, name):
+        """Make job NAME run at the next turn of the loop (e.g. the queue after a load)."""
+        if name in self.jobs and self.jobs[name].next_due is not None:
+            self.jobs[name].next_due = min(self.jobs[name].next_due, time.time())
+
+    def call_later(self, delay, callback):
+        """Call ``callback()`` from the loop after ``delay`` seconds; return a handle for cancel()."""
+        self._timer_seq += 1
+        timer = [time.monotonic() + max(0.0, delay), self._timer_seq, callback]
+        heapq.heappush(self._timers, timer)
+        return timer
+
+    @staticmethod
+    def cancel(timer):
+        timer[2] = None         # left in the heap, skipped when it comes up
+
+    def _run_timers(self):
+        while self._timers and self._timers[0][0] <= time.monotonic():
+            callback = heapq.heappop(self._timers)[2]
+            if callback is not None:
+                try:
+                    callback()
+                except Exception:
+                    self.log.exception("Error in a timer callback %r", callback)
+
+    # -- building jobs from settings --------------------------------------------
+
+    def build_jobs(self, settings, keep=None):
+        """Construct the active jobs of ``settings``; reuse unchanged ones from ``keep``.
+
+        Everything is checked before anything is replaced: a ConfigError leaves
+        the running jobs alone (the new ones made so far are closed again).
+        """
+        keep = keep or {}
+        url = find_rpc_url(settings, self.options.url)
+        timeout = settings.get("rpc_timeout", "30")
+        try:
+            timeout = float(timeout)
+            if timeout <= 0:
+                raise ValueError
+        except ValueError:
+            raise ConfigError("%s: %r is not a positive number of seconds"
+                              % (settings.where("rpc_timeout"), timeout)) from None
+        conn_key = settings.connection_key(url, timeout)
+        if self.proxy is not None and self.conn_key == conn_key:
+            proxy, items = self.proxy, self.items
+        else:
+            proxy = RtorrentProxy(url, timeout)
+            items = settings.item_source(proxy)
+
+        built, made = {}, []
+        try:
+            for name, spec in sorted(settings.jobs.items()):
+                schedule = spec.value("schedule", CronSchedule)
+                if not spec.value("active", parse_bool, True):
+                    continue
+                old = keep.get(name)
+                if old is not None and old.spec == spec and old.conn_key == conn_key:
+                    built[name] = old
+                    continue
+                handler = spec.value("handler", lambda n: resolve_handler(n, settings.config_dir))
+                config = job_config(spec, handler, settings, warn=self.log.warning,
+                                    proxy=proxy, items=items, daemon=self, schedule=schedule)
+                if self.options.dry_run:
+                    config.dry_run = True
+                try:
+                    job = handler(config)
+                except ConfigError as exc:
+                    raise spec.constructor_error(exc) from None
+                made.append(job)
+                built[name] = ScheduledJob(spec, schedule, job, conn_key)
+        except BaseException:
+            for job in made:
+                _close_job(job, self.log)
+            raise
+        return Connection(proxy, items, conn_key), built
+
+    def start(self):
+        """Build the jobs, install the signal handlers, schedule the first runs."""
+        for warning in self.settings.warnings:
+            self.log.warning("%s", warning)
+        connection, self.jobs = self.build_jobs(self.settings)
+        self.proxy, self.items, self.conn_key = connection
+        now = time.time()
+        for sj in self.jobs.values():
+            self._schedule(sj, now)
+        self._install_signals()
+        self.log.info("pyrotorque %s started (pid %d) with %d job%s: %s", __version__, os.getpid(),
+                      len(self.jobs), "" if len(self.jobs) == 1 else "s",
+                      ", ".join(sorted(self.jobs)) or "none")
+
+    def reload(self):
+        """Re-read the configuration; a broken one is logged and the old one keeps running."""
+        self.log.info("Reloading the configuration (SIGHUP)")
+        try:
+            settings = load_settings(self.options.config_dir, self.options.config_file,
+                                     self.options.define)
+            connection, jobs = self.build_jobs(settings, keep=self.jobs)
+        except ConfigError as exc:
+            self.log.error("Reload failed, the old configuration stays in force: %s", exc)
+            return False
+        for warning in settings.warnings:
+            self.log.warning("%s", warning)
+        now = time.time()
+        for name, sj in self.jobs.items():
+            if jobs.get(name) is not sj:
+                _close_job(sj.job, self.log)
+        for name, sj in jobs.items():
+            if sj.next_due is None:
+                self._schedule(sj, now)
+        changed = sorted(n for n in set(jobs) | set(self.jobs) if jobs.get(n) is not self.jobs.get(n))
+        self.settings, self.jobs = settings, jobs
+        self.proxy, self.items, self.conn_key = connection
+        self.log.info("Reloaded: %d job%s, changed: %s", len(jobs), "" if len(jobs) == 1 else "s",
+                      ", ".join(changed) or "none")
+        return True
+
+    # -- the loop ----------------------------------------------------------------
+
+    def serve(self):
+        """Run until a signal or the guard file says stop; return the exit code."""
+        try:
+            while not self._handle_signals():
+                now = time.time()
+                if now < self._last_now - 1.0:      # the clock went back: reschedule all
+                    self.log.warning("The system clock went back by %.0f s; rescheduling",
+                                     self._last_now - now)
+                    for sj in self.jobs.values():
+                        self._schedule(sj, now)
+                self._last_now = now
+                self._run_timers()
+                for sj in sorted(self.jobs.values(), key=lambda j: j.next_due or float("inf")):
+                    if sj.next_due is not None and sj.next_due <= time.time():
+                        self.run_job(sj)
+                        if self._signals:
+                            break
+                if self.guard_file and not os.path.exists(self.guard_file):
+                    self.log.warning("Guard file '%s' disappeared, exiting!", self.guard_file)
+                    break
+                self._wait()
+        finally:
+            self.close()
+        return self.exit_code
+
+    def _wait(self):
+        """Sleep in select() until the next job is due (at most 1 s: guard file, clock)."""
+        dues = [sj.next_due for sj in self.jobs.values() if sj.next_due is not None]
+        timeout = min([1.0] + [d - time.time() for d in dues])
+        if self._timers:
+            timeout = min(timeout, self._timers[0][0] - time.monotonic())
+        for key, _ in self.selector.select(max(0.0, timeout)):
+            try:
+                key.data()
+            except Exception:       # a broken reader must not take the loop down
+                self.log.exception("Error in the handler of %r", key.fileobj)
+
+    def run_job(self, sj):
+        """Run one job now; log and count what happened, then schedule its next run."""
+        scheduled = sj.next_due if sj.next_due is not None else time.time()
+        started = time.monotonic()
+        sj.next_due = None
+        try:
+            sj.job.run()
+        except RtorrentUnavailable as exc:
+            sj.skips += 1
+            self.log.debug("Job %s skipped: %s", sj.name, exc)
+        except Exception as exc:
+            sj.failures += 1
+            self.log.error("Job %s failed: %s: %s\n%s", sj.name, exc.__class__.__name__, exc,
+                           traceback.format_exc().rstrip())
+        finally:
+            sj.runs += 1
+            sj.last_duration = time.monotonic() - started
+            self._schedule(sj, time.time(), since=scheduled + 1)
+
+    def _schedule(self, sj, now, since=None):
+        """Set the next run: the first fire time from ``since`` (default: now) on.
+
+        Fire times that passed while the last run went on are merged into one
+        run, started at once, as pyrocore's scheduler did with 'coalesce'.
+        """
+        due = self._fire_time(sj.schedule, now if since is None else since)
+        missed = 0
+        while due is not None and due < now and missed < 1000:
+            missed += 1
+            due = self._fire_time(sj.schedule, due + 1)
+        if missed:
+            sj.merged += missed
+            due = now
+            level = logging.DEBUG
+            if now - sj.last_overrun_notice > 3600:     # say it at info level once an hour
+                level, sj.last_overrun_notice = logging.INFO, now
+            self.log.log(level, "Job %s took %.1f s; %d run%s due meanwhile merged into one, "
+                         "starting now", sj.name, sj.last_duration or 0, missed,
+                         "" if missed == 1 else "s")
+        sj.next_due = due
+
+    @staticmethod
+    def _fire_time(schedule, after):
+        nxt = schedule.next_fire(datetime.datetime.fromtimestamp(after))
+        return nxt.timestamp() if nxt is not None else None
+
+    # -- signals -----------------------------------------------------------------
+
+    def _install_signals(self):
+        reader, writer = socket.socketpair()
+        reader.setblocking(False)
+        writer.setblocking(False)
+        self._wakeup = (reader, writer)
+        signal.set_wakeup_fd(writer.fileno())
+        self.add_reader(reader, self._drain_wakeup)
+        for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+            signal.signal(signum, self._on_signal)
+
+    def _on_signal(self, signum, frame):
+        self._signals.append(signum)        # handled by the loop, never in the handler
+
+    def _drain_wakeup(self):
+        try:
+            while self._wakeup[0].recv(4096):
+                pass
+        except (BlockingIOError, InterruptedError):
+            pass
+
+    def _handle_signals(self):
+        """Act on signals received; True means stop."""
+        while self._signals:
+            signum = self._signals.pop(0)
+            if signum == signal.SIGHUP:
+                self.reload()
+            else:
+                self.log.info("Termination request received (%s)", signal.Signals(signum).name)
+                return True
+        return False
+
+    def close(self):
+        for sj in self.jobs.values():
+            _close_job(sj.job, self.log)
+        self.jobs = {}
+        if self._wakeup:
+            signal.set_wakeup_fd(-1)
+            for sock in self._wakeup:
+                self.remove_reader(sock)
+                sock.close()
+            self._wakeup = None
+
+
+def _close_job(job, log):
+    close = getattr(job, "close", None)
+    if close is None:
+        return
+    try:
+        close()
+    except Exception as exc:
+        log.warning("Closing job %s failed: %s", getattr(job, "name", job), exc)
+
+###############################################################################
+# Logging #####################################################################
+###############################################################################
+#
+# Three destinations: a terminal gets a human format; the systemd journal
+# gets '<N>' priority prefixes on every line and no timestamps (journald adds
+# its own); background and cron mode append to <config dir>/log/torque.log.
+
+#: Below DEBUG: every XML-RPC call and its answer (--debug).
+TRACE = 5
+logging.addLevelName(TRACE, "TRACE")
+
+
+class JournalFormatter(logging.Formatter):
+    """Prefix every line of a record with its syslog priority, as journald reads it."""
+
+    def format(self, record):
+        text = super().format(record)
+        prefix = "<%d>" % SYSLOG_PRIORITY.get(record.levelno, 7 if record.levelno < 20 else 6)
+        return "\n".join(prefix + line for line in text.splitlines() or [""])
+
+
+def stderr_is_journal():
+    """True when stderr is connected to journald ($JOURNAL_STREAM names it)."""
+    dev, _, ino = os.environ.get("JOURNAL_STREAM", "").partition(":")
+    try:
+        st = os.fstat(sys.stderr.fileno())
+    except (OSError, ValueError, AttributeError):
+        return False
+    return dev.isdigit() and ino.isdigit() and (st.st_dev, st.st_ino) == (int(dev), int(ino))
+
+
+def setup_logging(level, log_file=None):
+    """Send the root logger to the journal, a terminal, or ``log_file``."""
+    root = logging.getLogger()
+    for handler in root.handlers[:]:
+        root.removeHandler(handler)
+        handler.close()
+    if log_file:
+        os.makedirs(os.path.dirname(log_file), exist_ok=True)
+        handler = logging.FileHandler(log_file, encoding="utf-8")
+        handler.setFormatter(logging.Formatter(
+            "%(asctime)s %(levelname)-8s %(message)s [%(name)s]", "%Y-%m-%d %H:%M:%S"))
+    elif stderr_is_journal():
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JournalFormatter("%(message)s [%(name)s]"))
+    else:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter(
+            "%(asctime)s %(levelname)-7s %(message)s [%(name)s]", "%H:%M:%S"))
+    root.addHandler(handler)
+    root.setLevel(level)
+
+
+###############################################################################
+# Process control #############################################################
+###############################################################################
+#
+# As pyrocore: a pid file in <config dir>/run, a guard file that must exist for
+# the background daemon to start (and whose removal stops it), a double fork.
+# Unlike pyrocore, the pid file is held with an flock for the daemon's whole
+# life, so two daemons can never run, and a stale file from a crash is harmless.
+
+class AlreadyRunning(PyrotorqueError):
+    """Another daemon holds the pid file."""
+
+
+class PidFile:
+    """The daemon's pid file, locked while the daemon lives."""
+
+    def __init__(self, path):
+        self.path = path
+        self.handle = None
+
+    def acquire(self):
+        """Take the lock or raise AlreadyRunning; call write() once the pid is final."""
+        os.makedirs(os.path.dirname(self.path), exist_ok=True)
+        handle = open(self.path, "a+")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            handle.close()
+            if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
+                raise AlreadyRunning("Daemon process #%s still running, won't start!"
+                                     % (self.read_pid() or "?")) from None
+            raise
+        self.handle = handle
+        self.write(os.getpid())
+
+    def write(self, pid):
+        self.handle.seek(0)
+        self.handle.truncate()
+        self.handle.write("%d\n" % pid)
+        self.handle.flush()
+
+    def release(self):
+        """Remove the file; False if that failed."""
+        ok = True
+        if self.handle is not None:
+            try:
+                os.remove(self.path)
+            except OSError:
+                ok = False
+            self.handle.close()
+            self.handle = None
+        return ok
+
+    def read_pid(self):
+        try:
+            with open(self.path) as handle:
+                text = handle.read().strip()
+        except OSError:
+            return 0
+        return int(text) if text.isdigit() else 0
+
+    def status(self):
+        """(running, pid): running means a live daemon holds the lock."""
+        pid = self.read_pid()
+        try:
+            handle = open(self.path)
+        except OSError:
+            return False, pid
+        with handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            except OSError:
+                return True, pid
+        return False, pid
+
+
+def daemonize(pid_file, log_file):
+    """Detach from the terminal (double fork); the grandchild returns, holding the pid file."""
+    if os.fork():
+        os._exit(EX_OK)
+    os.setsid()
+    if os.fork():
+        os._exit(EX_OK)
+    pid_file.write(os.getpid())
+    null = os.open(os.devnull, os.O_RDWR)
+    os.dup2(null, 0)
+    out = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    os.dup2(out, 1)
+    os.dup2(out, 2)     # tracebacks that escape logging end up in the log too
+    os.close(null)
+    os.close(out)
+
+
+def stop_daemon(pid_file, log, timeout=10.0):
+    """SIGTERM the running daemon and wait until it is gone; return an exit code."""
+    running, pid = pid_file.status()
+    if not running:
+        log.info("Process #%d NOT running.", pid)
+        return EX_UNAVAILABLE
+    os.kill(pid, signal.SIGTERM)
+    deadline = time.monotonic() + timeout
+    while (pid_file.status()[0] or _process_alive(pid)) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if pid_file.status()[0] or _process_alive(pid):
+        log.warning("Process #%d did not stop within %.0f s.", pid, timeout)
+        return EX_TEMPFAIL
+    log.info("Process #%d stopped.", pid)
+    return EX_OK
+
+
+def _process_alive(pid):
+    """Is ``pid`` a live process (not a zombie that nobody reaped yet)?"""
+    try:
+        with open("/proc/%d/stat" % pid) as handle:
+            return handle.read().rpartition(")")[2].split()[0] != "Z"
+    except (OSError, IndexError):
+        return False
+
+
+###############################################################################
+# Command line ################################################################
+###############################################################################
+
+def _parser():
+    parser = argparse.ArgumentParser(
+        prog="pyrotorque", description="The rTorrent companion daemon: queue manager, "
+        "tree watch, statistics and any scheduled job.",
+        epilog="Exit codes: 0 ok, 69 not running / rTorrent unavailable, 70 bad "
+        "configuration or failure, 74 I/O error, 75 try again later (already running, "
+        "no guard file).")
+    add = parser.add_argument
+    add("--version", action="version", version="pyrotorque %s on Python %s"
+        % (__version__, sys.version.split()[0]))
+    add("-q", "--quiet", action="store_true", help="log only warnings and errors")
+    add("-v", "--verbose", action="store_true", help="log debug messages")
+    add("--debug", action="store_true", help="log every call to rTorrent too (implies -v)")
+    add("--cron", action="store_true", help="cron mode: log to <config dir>/log/torque.log, "
+        "quietly give up when already running or without the guard file")
+    add("--config-dir", metavar="DIR", help="configuration directory (default: "
+        "$PYRO_CONFIG_DIR, else ~/.pyroscope)")
+    add("--config-file", metavar="PATH", action="append", default=[],
+        help="another INI file read after torque.ini (repeatable)")
+    add("-D", "--define", metavar="KEY=VAL", action="append", default=[],
+        help="set a [TORQUE] key, e.g. -D job.queue.active=True (repeatable)")
+    add("-U", "--url", metavar="URL", help="rTorrent's XML-RPC endpoint (overrides scgi_url)")
+    add("-n", "--dry-run", action="store_true", help="every job only logs what it would do")
+    add("--fg", "--no-fork", dest="fg", action="store_true", help="stay in the foreground")
+    add("--pid-file", metavar="PATH", help="default: <config dir>/run/pyrotorque.pid")
+    add("--guard-file", metavar="PATH", help="default in background mode: <config dir>/run/pyrotorque")
+    what = parser.add_mutually_exclusive_group()
+    what.add_argument("--status", "-?", action="store_true",
+                      help="is the daemon running? (exit 0 yes, 69 no)")
+    what.add_argument("--stop", action="store_true", help="stop the running daemon")
+    what.add_argument("--restart", action="store_true", help="stop the daemon, then start anew")
+    what.add_argument("--check", action="store_true", help="check the configuration and "
+                      "the connection to rTorrent, list the jobs and their next runs")
+    what.add_argument("--run-once", metavar="JOB", help="run job JOB once in the "
+                      "foreground and exit with its outcome")
+    what.add_argument("--match", metavar="CONDITION", help="list the items in rTorrent that "
+                      "match CONDITION, with the values of the fields it uses")
+    add("--view", default="main", help="the rTorrent view --match looks at (default: main)")
+    return parser
+
+
+def _parse_options(argv):
+    parser = _parser()
+    options = parser.parse_args(argv)
+    if options.quiet and (options.verbose or options.debug):
+        parser.error("Don't know how to be quietly verbose!")
+    options.config_dir = os.path.expanduser(
+        options.config_dir or os.environ.get("PYRO_CONFIG_DIR") or "~/.pyroscope")
+    run_dir = os.path.join(options.config_dir, "run")
+    options.pid_file = os.path.expanduser(options.pid_file or os.path.join(run_dir, "pyrotorque.pid"))
+    if options.guard_file is None and not (options.fg or options.run_once or options.check
+                                           or options.match):
+        options.guard_file = os.path.join(run_dir, "pyrotorque")
+    options.log_file = os.path.join(options.config_dir, "log", "torque.log")
+    options.level = (TRACE if options.debug else logging.DEBUG if options.verbose
+                     else logging.WARNING if options.quiet else logging.INFO)
+    return options
+
+
+def run_check(options, settings, log):
+    """--check: print what would run and whether rTorrent answers; return an exit code."""
+    out = sys.stdout
+    problems = 0
+    out.write("pyrotorque %s, configuration from: %s\n" % (__version__, ", ".join(settings.files)))
+    for warning in settings.warnings:
+        out.write("  warning: %s\n" % warning)
+    needed = set()
+    out.write("Jobs:\n")
+    for name, spec in sorted(settings.jobs.items()):
+        try:
+            schedule = spec.value("schedule", CronSchedule)
+            active = spec.value("active", parse_bool, True)
+            line = "  %-12s %-40s %s" % (name, spec.params["handler"],
+                                         "active" if active else "inactive")
+            if active:
+                handler = spec.value("handler", lambda n: resolve_handler(n, settings.config_dir))
+                needed.update(getattr(handler, "RPC_METHODS", ()))
+                config = job_config(spec, handler, settings,
+                                    warn=lambda m: out.write("  warning: %s\n" % m),
+                                    schedule=schedule, proxy=None, items=None, daemon=None)
+                try:        # built without a daemon, a job only checks its settings
+                    _close_job(handler(config), log)
+                except ConfigError as exc:
+                    raise spec.constructor_error(exc) from None
+                fires, after = [], datetime.datetime.now()
+                for _ in range(3):
+                    after = schedule.next_fire(after)
+                    if after is None:
+                        break
+                    fires.append(after.strftime("%Y-%m-%d %H:%M:%S"))
+                    after = datetime.datetime.fromtimestamp(after.timestamp() + 1)
+                line += ", schedule %s, next: %s" % (schedule, ", ".join(fires) or "never")
+            out.write(line + "\n")
+        except ConfigError as exc:
+            problems += 1
+            out.write("  %-12s ERROR: %s\n" % (name, exc))
+    try:
+        url = find_rpc_url(settings, options.url)
+        proxy = RtorrentProxy(url, float(settings.get("rpc_timeout", "30")))
+        info = proxy.connect()
+        out.write("rTorrent at %s: version %s (libtorrent %s), session %r, %d methods\n"
+                  % (url, info.version, info.library, info.session_name, len(info.methods)))
+        missing = proxy.missing_methods(needed)
+        if missing:
+            problems += 1
+            out.write("  missing methods the jobs need: %s\n" % ", ".join(missing))
+        else:
+            out.write("  every method the active jobs need is there\n")
+    except (ConfigError, ValueError) as exc:
+        problems += 1
+        out.write("rTorrent: ERROR: %s\n" % exc)
+    except RtorrentError as exc:
+        out.write("rTorrent: ERROR: %s\n" % exc)
+        return EX_UNAVAILABLE
+    out.write("%s\n" % ("OK" if not problems else "%d problem%s" % (problems, "s"[:problems != 1])))
+    return EX_OK if not problems else EX_SOFTWARE
+
+
+def run_match(options, settings, log):
+    """--match CONDITION: show which items match and the values that decided it."""
+    condition = parse_condition(options.match)
+    proxy = RtorrentProxy(find_rpc_url(settings, options.url), float(settings.get("rpc_timeout", "30")))
+    try:
+        lines = match_report(settings.item_source(proxy), condition, options.view)
+    except RtorrentUnavailable as exc:
+        log.error("%s", exc)
+        return EX_UNAVAILABLE
+    except RtorrentFault as exc:
+        log.error("%s", exc)
+        return EX_SOFTWARE
+    sys.stdout.write("\n".join(lines) + "\n")
+    return EX_OK
+
+
+def run_once(options, settings, log):
+    """--run-once JOB: build that one job (even an inactive one) and run it now."""
+    spec = settings.jobs.get(options.run_once)
+    if spec is None:
+        raise ConfigError("no job %r in the configuration (jobs: %s)"
+                          % (options.run_once, ", ".join(sorted(settings.jobs))))
+    daemon = Daemon(options, settings)
+    if not spec.value("active", parse_bool, True):
+        log.info("Job %s is not active; running it once anyway", spec.name)
+        spec = JobSpec(spec.name)
+        spec.params.update(settings.jobs[options.run_once].params, active="True")
+        spec.origins.update(settings.jobs[options.run_once].origins)
+        settings.jobs = {spec.name: spec}
+    else:
+        settings.jobs = {spec.name: spec}
+    _, daemon.jobs = daemon.build_jobs(settings)
+    sj = daemon.jobs[spec.name]
+    try:
+        sj.job.run()
+    except RtorrentUnavailable as exc:
+        log.error("Job %s: %s", spec.name, exc)
+        return EX_UNAVAILABLE
+    except Exception as exc:
+        log.error("Job %s failed: %s: %s\n%s", spec.name, exc.__class__.__name__, exc,
+                  traceback.format_exc().rstrip())
+        return EX_SOFTWARE
+    finally:
+        daemon.close()
+    log.info("Job %s done", spec.name)
+    return EX_OK
+
+
+def main(argv=None):
+    """The pyrotorque command; returns the exit code."""
+    options = _parse_options(sys.argv[1:] if argv is None else argv)
+    background = not options.fg and not (options.status or options.stop or options.check
+                                         or options.run_once or options.match)
+    setup_logging(options.level)
+    log = logging.getLogger("pyrotorque")
+    pid_file = PidFile(options.pid_file)
+
+    if options.status:
+        running, pid = pid_file.status()
+        log.info("Process #%d %s.", pid, "UP and running" if running else "NOT running")
+        return EX_OK if running else EX_UNAVAILABLE
+    if options.stop:
+        return stop_daemon(pid_file, log)
+
+    try:
+        settings = load_settings(options.config_dir, options.config_file, options.define)
+        if options.check:
+            return run_check(options, settings, log)
+        if options.run_once:
+            return run_once(options, settings, log)
+        if options.match:
+            return run_match(options, settings, log)
+    except ConfigError as exc:
+        log.error("%s", exc)
+        return EX_SOFTWARE
+
+    if options.restart and pid_file.status()[0]:
+        code = stop_daemon(pid_file, log)
+        if code != EX_OK:
+            return code
+    # Being called every few minutes by rTorrent's watchdog schedule is normal in
+    # cron mode, so "won't start" is only worth a debug line there.
+    quiet_level = logging.DEBUG if options.cron else logging.WARNING
+    if options.guard_file and not os.path.exists(options.guard_file):
+        log.log(quiet_level, "Guard file '%s' not found, won't start!", options.guard_file)
+        return EX_TEMPFAIL
+    try:
+        pid_file.acquire()
+    except AlreadyRunning as exc:
+        log.log(quiet_level, "%s", exc)
+        return EX_TEMPFAIL
+
+    daemon = Daemon(options, settings, guard_file=options.guard_file)
+    code = EX_SOFTWARE
+    try:
+        daemon.start()      # config errors show on the terminal, before detaching
+        if background:
+            os.makedirs(os.path.dirname(options.log_file), exist_ok=True)
+            daemonize(pid_file, options.log_file)
+        if background or options.cron:
+            setup_logging(options.level, options.log_file)
+        started = time.monotonic()
+        code = daemon.serve()
+        log.info("Total time: %.3f seconds.", time.monotonic() - started)
+    except ConfigError as exc:
+        log.error("%s", exc)
+    finally:
+        if not pid_file.release():
+            log.warning("Failed to remove pid file '%s'", options.pid_file)
+            code = EX_IOERR
+    return code
+
+if __name__ == "__main__":
+    # Custom jobs that 'import pyrotorque' must get this very module, not a second copy.
+    sys.modules.setdefault("pyrotorque", sys.modules[__name__])
+    sys.exit(main())

@@ -1,0 +1,278 @@
+"""Configuration: pyrocore's torque.ini read as pyrocore read it, errors that say where."""
+import os
+import textwrap
+
+import pytest
+
+import pyrotorque
+from pyrotorque import ConfigError, load_settings
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def write(directory, name, text):
+    path = os.path.join(str(directory), name)
+    with open(path, "w", encoding="utf-8") as handle:
+        handle.write(textwrap.dedent(text))
+    return path
+
+
+def test_the_shipped_default_file_is_the_embedded_defaults_word_for_word():
+    with open(os.path.join(ROOT, "torque.ini.default"), encoding="utf-8") as handle:
+        assert handle.read() == pyrotorque.DEFAULT_CONFIG
+
+
+def test_every_default_key_is_explained_by_a_comment(tmp_path):
+    lines = pyrotorque.DEFAULT_CONFIG.splitlines()
+    keys = [i for i, line in enumerate(lines) if line and line[0] not in "#;[ " and "=" in line]
+    for index in keys:
+        above = lines[:index]
+        # a comment stands above the key, possibly above a run of keys of the same group
+        while above and above[-1] and above[-1][0] not in "#":
+            above.pop()
+        assert above and above[-1].startswith("#"), lines[index]
+
+
+def test_defaults_alone_give_the_connstats_job_every_minute(tmp_path):
+    settings = load_settings(str(tmp_path))
+    spec = settings.jobs["connstats"]
+    assert spec.params["handler"] == "pyrotorque:EngineStats"
+    assert spec.params["schedule"] == "minute=*"
+    assert settings.files == ["torque.ini.default"]
+    assert set(settings.jobs) == {"queue", "connstats", "treewatch", "exporter"}
+
+
+def test_the_config_dir_comes_from_pyro_config_dir_when_not_given(tmp_path, monkeypatch):
+    write(tmp_path, "torque.ini", "[TORQUE]\njob.connstats.schedule = hour=*\n")
+    monkeypatch.setenv("PYRO_CONFIG_DIR", str(tmp_path))
+    settings = load_settings()
+    assert settings.config_dir == str(tmp_path)
+    assert settings.jobs["connstats"].params["schedule"] == "hour=*"
+
+
+def test_files_are_layered_defaults_then_torque_ini_then_config_files_then_defines(tmp_path):
+    write(tmp_path, "torque.ini", """\
+        [TORQUE]
+        job.connstats.schedule = hour=*
+        job.connstats.log_level = DEBUG
+        """)
+    extra = write(tmp_path, "extra.ini", "[TORQUE]\njob.connstats.schedule = second=*/5\n")
+    settings = load_settings(str(tmp_path), [extra], ["job.connstats.active=no"])
+    spec = settings.jobs["connstats"]
+    assert spec.params == {"handler": "pyrotorque:EngineStats", "schedule": "second=*/5",
+                           "active": "no", "log_level": "DEBUG"}
+    assert spec.origins["schedule"] == extra + ":2"
+    assert spec.origins["log_level"] == os.path.join(str(tmp_path), "torque.ini") + ":3"
+    assert spec.origins["active"] == "-D job.connstats.active"
+    assert spec.origins["handler"].startswith("torque.ini.default:")
+
+
+def test_the_seeds_minimal_example_keeps_its_multi_line_condition(tmp_path):
+    write(tmp_path, "torque.ini", """\
+        # "pyrotorque" configuration file
+        [TORQUE]
+        job.queue.active            = True
+        job.queue.schedule          = second=*/5
+        job.queue.startable         = is_ignored=0 message= prio>0
+                [ prio>2 OR [ NOT [ traits=audio kind_25=jpg,png,tif,bmp ] ] ]
+        job.treewatch.cmd.target    = {{# set target path
+            }}d.custom.set=targetdir,/var/torrent/done/{{label}}/{{relpath}}
+        """)
+    settings = load_settings(str(tmp_path))
+    queue = settings.jobs["queue"].params
+    assert queue["startable"] == ("is_ignored=0 message= prio>0\n"
+                                  "[ prio>2 OR [ NOT [ traits=audio kind_25=jpg,png,tif,bmp ] ] ]")
+    assert settings.jobs["treewatch"].params["cmd.target"].endswith("{{relpath}}")
+    assert settings.jobs["treewatch"].params["cmd.target"].startswith("{{# set target path\n}}")
+
+
+def test_values_starting_with_tilde_slash_are_expanded(tmp_path, monkeypatch):
+    monkeypatch.setenv("HOME", "/home/seeder")
+    write(tmp_path, "torque.ini", "[TORQUE]\njob.treewatch.path = ~/watch\nscgi_url = ~/rt/sock\n")
+    settings = load_settings(str(tmp_path))
+    assert settings.jobs["treewatch"].params["path"] == "/home/seeder/watch"
+    assert settings.get("scgi_url") == "/home/seeder/rt/sock"
+
+
+def test_percent_names_interpolate_other_keys_of_the_section(tmp_path):
+    write(tmp_path, "torque.ini", "[TORQUE]\nroot = /srv\njob.treewatch.path = %(root)s/watch\n")
+    assert load_settings(str(tmp_path)).jobs["treewatch"].params["path"] == "/srv/watch"
+
+
+@pytest.mark.parametrize("text, typed", [
+    ("17", 17), ("yes", True), ("Y", True), ("+", True), ("no", False), ("-", False),
+    ("0", 0), ("-1", "-1"), ("1.5", "1.5"), ("", ""), ("on", "on"),
+])
+def test_pyrocore_value_typing(text, typed):
+    assert pyrotorque.typed_value(text) == typed
+    assert type(pyrotorque.typed_value(text)) is type(typed)
+
+
+# -- every error names the file, the line and the key -----------------------
+
+ERRORS = [
+    # (torque.ini text, what the message must contain)
+    ("[TORQUE]\njob.broken = 1\n", ["torque.ini:2", "job.broken", "expecting job.NAME.PARAM"]),
+    ("[TORQUE]\njob.x.handler = pyrotorque:EngineStats\n",
+     ["torque.ini:2", "job.x.schedule", "missing"]),
+    ("[TORQUE]\njob.x.schedule = minute=*\n", ["torque.ini:2", "job.x.handler", "missing"]),
+    ("[TORQUE]\njob.connstats.schedule = hour=24\n",
+     ["torque.ini:2", "job.connstats.schedule", "hour"]),
+    ("[TORQUE]\njob.connstats.schedule = every minute\n",
+     ["torque.ini:2", "job.connstats.schedule"]),
+    ("[TORQUE]\njob.connstats.active = maybe\n",
+     ["torque.ini:2", "job.connstats.active", "'maybe' is not a boolean"]),
+    ("[TORQUE]\n\n\njob.connstats.handler = EngineStats\n",
+     ["torque.ini:4", "job.connstats.handler", "module:Class"]),
+    ("[TORQUE]\njob.connstats.handler = no_such_module_here:Job\n",
+     ["torque.ini:2", "job.connstats.handler", "ModuleNotFoundError"]),
+    ("[TORQUE]\njob.connstats.handler = pyrotorque:NoSuchJob\n",
+     ["torque.ini:2", "job.connstats.handler", "no built-in job 'NoSuchJob'"]),
+    ("[TORQUE]\njob.connstats.log_level = LOUD\n",
+     ["torque.ini:2", "job.connstats.log_level", "not a log level"]),
+    ("[TORQUE]\njob.treewatch.active = True\n",
+     ["torque.ini.default:", "job.treewatch.handler", "TreeWatch is not available"]),
+    ("[TORQUE]\nrpc_timeout = soon\n", ["torque.ini:2", "rpc_timeout", "positive number"]),
+    ("job.connstats.active = no\n", ["torque.ini:1", "before any [SECTION]"]),
+    ("[TORQUE]\nthis line has no equals sign\n", ["torque.ini:2", "cannot parse"]),
+    ("[TORQUE]\njob.connstats.schedule = %(nowhere)s\n",
+     ["torque.ini:2", "job.connstats.schedule", "nowhere"]),
+]
+
+
+@pytest.mark.parametrize("text, expected", ERRORS, ids=[e[1][-1] for e in ERRORS])
+def test_a_broken_config_line_names_file_line_and_key(tmp_path, text, expected):
+    write(tmp_path, "torque.ini", text)
+    with pytest.raises(ConfigError) as caught:
+        settings = load_settings(str(tmp_path))
+        daemon = pyrotorque.Daemon(_options(tmp_path), settings)
+        daemon.build_jobs(settings)
+    message = str(caught.value)
+    for part in expected:
+        assert part in message, (part, message)
+    assert isinstance(caught.value, ValueError)
+
+
+def test_a_missing_config_file_given_on_the_command_line_is_an_error(tmp_path):
+    with pytest.raises(ConfigError, match="no such configuration file"):
+        load_settings(str(tmp_path), [str(tmp_path / "nope.ini")])
+
+
+def test_a_define_without_equals_is_an_error(tmp_path):
+    with pytest.raises(ConfigError, match="-D job.x: expected KEY=VALUE"):
+        load_settings(str(tmp_path), (), ["job.x"])
+
+
+def test_an_unknown_job_key_warns_with_the_closest_known_key(tmp_path, caplog):
+    write(tmp_path, "torque.ini", "[TORQUE]\njob.connstats.shedule = minute=*\n")
+    settings = load_settings(str(tmp_path))
+    daemon = pyrotorque.Daemon(_options(tmp_path), settings)
+    with caplog.at_level("WARNING"):
+        daemon.build_jobs(settings)
+    assert "torque.ini:2: job.connstats.shedule: unknown key for EngineStats " \
+           "(did you mean 'schedule'?)" in caplog.text
+
+
+def test_an_unknown_top_level_key_and_a_repeated_key_are_warnings(tmp_path):
+    write(tmp_path, "torque.ini", "[TORQUE]\nscgi_ulr = /x\nrpc_timeout = 5\nrpc_timeout = 6\n")
+    settings = load_settings(str(tmp_path))
+    assert any("torque.ini:2: scgi_ulr: unknown key (did you mean 'scgi_url'?)" in w
+               for w in settings.warnings)
+    assert any("torque.ini:4: rpc_timeout is set again (first on line 3)" in w
+               for w in settings.warnings)
+    assert settings.get("rpc_timeout") == "6"
+
+
+# -- handlers ------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", [
+    "pyrotorque:EngineStats",
+    "pyrocore.torrent.jobs:EngineStats",
+    "pyrosimple.job.metrics:EngineStats",
+])
+def test_pyrotorque_pyrocore_and_pyrosimple_handler_names_resolve_to_the_built_in(name):
+    assert pyrotorque.resolve_handler(name) is pyrotorque.EngineStats
+
+
+@pytest.mark.parametrize("name", [
+    "pyrocore.torrent.watch:TreeWatch", "pyrocore.daemon.exporter:RtorrentExporter",
+    "pyrosimple.job.watch:TreeWatch",
+])
+def test_the_other_known_handler_names_are_recognised(name):
+    with pytest.raises(ConfigError, match="is not available in pyrotorque"):
+        pyrotorque.resolve_handler(name)
+
+
+def test_a_custom_job_is_imported_from_the_config_dir_with_pyrocore_typed_values(tmp_path):
+    write(tmp_path, "myjobs_for_test.py", """\
+        class Counter:
+            instances = []
+            def __init__(self, config):
+                self.config = config
+                Counter.instances.append(self)
+            def run(self):
+                self.config.proxy
+        """)
+    write(tmp_path, "torque.ini", """\
+        [TORQUE]
+        job.count.handler = myjobs_for_test:Counter
+        job.count.schedule = second=*/10
+        job.count.limit = 42
+        job.count.flag = yes
+        job.count.label = -1
+        """)
+    settings = load_settings(str(tmp_path))
+    daemon = pyrotorque.Daemon(_options(tmp_path), settings)
+    _, jobs = daemon.build_jobs(settings)
+    config = jobs["count"].job.config
+    assert (config.limit, config.flag, config.label) == (42, True, "-1")
+    assert config.job_name == "count" and config.dry_run is False and config.active is True
+    assert str(config.schedule) == str(pyrotorque.CronSchedule("second=*/10"))
+    assert isinstance(config.proxy, pyrotorque.RtorrentProxy)
+
+
+def test_dry_run_from_the_command_line_reaches_every_job(tmp_path):
+    settings = load_settings(str(tmp_path))
+    options = _options(tmp_path, dry_run=True)
+    _, jobs = pyrotorque.Daemon(options, settings).build_jobs(settings)
+    assert jobs["connstats"].job.dry_run is True
+
+
+# -- finding rTorrent ------------------------------------------------------------
+
+def test_the_endpoint_comes_from_the_command_line_first(tmp_path):
+    write(tmp_path, "torque.ini", "[TORQUE]\nscgi_url = /from/torque\n")
+    settings = load_settings(str(tmp_path))
+    assert pyrotorque.find_rpc_url(settings, "/from/cli") == "/from/cli"
+    assert pyrotorque.find_rpc_url(settings) == "/from/torque"
+
+
+def test_the_endpoint_falls_back_to_config_ini_global(tmp_path):
+    write(tmp_path, "config.ini", "[GLOBAL]\nscgi_url = scgi://127.0.0.1:5000\n")
+    assert pyrotorque.find_rpc_url(load_settings(str(tmp_path))) == "scgi://127.0.0.1:5000"
+
+
+@pytest.mark.parametrize("rc, url", [
+    ("network.scgi.open_local = /srv/rt/.scgi_local\n", "scgi:///srv/rt/.scgi_local"),
+    ("network.scgi.open_port = 127.0.0.1:5000\n", "scgi://127.0.0.1:5000"),
+    ("scgi_port = localhost:5000\nscgi_local = /tmp/s\n", "scgi:///tmp/s"),
+    ('# network.scgi.open_local = /no\nnetwork.scgi.open_port = "127.0.0.1:7"\n',
+     "scgi://127.0.0.1:7"),
+    ("network.scgi.open_local = (cat,(cfg.basedir),.scgi)\n", None),
+])
+def test_the_endpoint_is_found_in_rtorrent_rc_preferring_the_unix_socket(tmp_path, rc, url):
+    rc_path = write(tmp_path, "rtorrent.rc", rc)
+    write(tmp_path, "torque.ini", "[TORQUE]\nrtorrent_rc = %s\n" % rc_path)
+    settings = load_settings(str(tmp_path))
+    if url is None:
+        with pytest.raises(ConfigError, match="no rTorrent endpoint: set scgi_url"):
+            pyrotorque.find_rpc_url(settings)
+    else:
+        assert pyrotorque.find_rpc_url(settings) == url
+
+
+def _options(tmp_path, **overrides):
+    options = pyrotorque._parse_options(["--fg", "--config-dir", str(tmp_path), "-U", "/no/sock"])
+    for key, value in overrides.items():
+        setattr(options, key, value)
+    return options

@@ -1,0 +1,248 @@
+"""The rTorrent proxy: endpoints, SCGI framing, faults, timeouts, outages."""
+import logging
+import os
+import socket
+import threading
+import time
+import xmlrpc.client
+
+import pytest
+
+import pyrotorque
+from pyrotorque import (ConfigError, HashNotFound, MethodMissing, RtorrentError,
+                        RtorrentProxy, RtorrentUnavailable, parse_rpc_url)
+
+HOME = os.path.expanduser("~")
+
+URLS = [
+    # pyrobase's own cases, then ours
+    ("scgi://localhost:5000/", "tcp", ("localhost", 5000)),
+    ("localhost:5000", "tcp", ("localhost", 5000)),
+    ("example.com:5000", "tcp", ("example.com", 5000)),
+    ("scgi://127.0.0.1:5000", "tcp", ("127.0.0.1", 5000)),
+    ("scgi://[::1]:5000", "tcp", ("::1", 5000)),
+    ("~/tmp/socket", "unix", HOME + "/tmp/socket"),
+    ("/tmp/socket", "unix", "/tmp/socket"),
+    ("scgi:///tmp/socket", "unix", "/tmp/socket"),
+    ("scgi:/tmp/socket", "unix", "/tmp/socket"),
+    ("scgi://~/rtorrent/.scgi_local", "unix", HOME + "/rtorrent/.scgi_local"),
+]
+
+
+@pytest.mark.parametrize("url, kind, address", URLS)
+def test_every_endpoint_form_users_write_is_understood(url, kind, address):
+    endpoint = parse_rpc_url(url)
+    assert (endpoint.kind, endpoint.address) == (kind, address)
+
+
+def test_http_urls_keep_user_password_host_and_path():
+    endpoint = parse_rpc_url("https://me:s%40cret@seedbox.example:8443/RPC2")
+    assert endpoint.kind == "http"
+    parts = endpoint.address
+    assert (parts.scheme, parts.username, parts.password, parts.hostname, parts.port, parts.path) \
+        == ("https", "me", "s%40cret", "seedbox.example", 8443, "/RPC2")
+
+
+def test_environment_variables_in_the_url_are_expanded(monkeypatch):
+    monkeypatch.setenv("RT_HOME", "/srv/rt")
+    assert parse_rpc_url("scgi://$RT_HOME/.scgi_local").address == "/srv/rt/.scgi_local"
+
+
+@pytest.mark.parametrize("url", ["xxxx:///", "", "localhost", "localhost:notaport",
+                                 "scgi://host:99999", "ftp://host/x"])
+def test_a_bad_url_is_a_config_error(url):
+    with pytest.raises(ConfigError):
+        parse_rpc_url(url)
+
+
+# -- SCGI framing: pyrobase's golden vectors ------------------------------------
+
+def test_netstrings_are_length_colon_data_comma():
+    assert pyrotorque._netstring(b"") == b"0:,"
+    assert pyrotorque._netstring(b"a") == b"1:a,"
+
+
+@pytest.mark.parametrize("body, headers, framed", [
+    (b"", (), b"24:CONTENT_LENGTH\x000\x00SCGI\x001\x00,"),
+    (b"*" * 10, (), b"25:CONTENT_LENGTH\x0010\x00SCGI\x001\x00," + b"*" * 10),
+    (b"", [("a", "b")], b"28:CONTENT_LENGTH\x000\x00SCGI\x001\x00a\x00b\x00,"),
+])
+def test_an_scgi_request_puts_content_length_first(body, headers, framed):
+    assert pyrotorque.scgi_request(body, headers) == framed
+
+
+def test_a_response_is_split_into_headers_and_body():
+    headers, body = pyrotorque.parse_scgi_response(
+        b"Status: 200 OK\r\nContent-Type: text/xml\r\nContent-Length: 10\r\n\r\n**********")
+    assert body == b"*" * 10
+    assert headers == {"status": "200 OK", "content-type": "text/xml", "content-length": "10"}
+
+
+@pytest.mark.parametrize("data, message", [
+    (b"Content-Length: 10\r\n", "no header end"),
+    (b"garbage line\r\n\r\nbody", "malformed SCGI response header"),
+    (b"Content-Length: 10\r\n\r\n***", "truncated"),
+    (b"Status: 500 Internal\r\n\r\n", "status"),
+])
+def test_a_malformed_response_is_an_rtorrent_error(data, message):
+    with pytest.raises(RtorrentError, match=message):
+        pyrotorque.parse_scgi_response(data)
+
+
+def test_ints_beyond_32_bits_are_sent_as_strings_and_bytes_as_binary():
+    safe = pyrotorque._xmlrpc_safe(["", 5_000_000_000, -2**31, True, b"d4:infod", {"k": 2**40}])
+    assert safe[:4] == ["", "5000000000", -2**31, True]
+    assert isinstance(safe[4], xmlrpc.client.Binary)
+    assert safe[5] == {"k": str(2**40)}
+
+
+def test_an_answer_with_characters_xml_forbids_still_parses():
+    body = (b"<?xml version='1.0'?><methodResponse><params><param><value><string>"
+            b"bad\x01name\xff</string></value></param></params></methodResponse>")
+    assert pyrotorque._parse_xmlrpc_response(body) == ("bad\ufffdname\ufffd",)
+
+
+# -- against fake servers on loopback: hangs and refusals ---------------------------
+
+def test_a_server_that_never_answers_times_out_as_unavailable(short_tmp):
+    path = os.path.join(short_tmp, "hang.sock")
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(path)
+    server.listen(1)
+    try:
+        proxy = RtorrentProxy(path, timeout=0.3)
+        started = time.monotonic()
+        with pytest.raises(RtorrentUnavailable, match="timed out"):
+            proxy.system.client_version()
+        assert time.monotonic() - started < 2
+    finally:
+        server.close()
+
+
+def test_a_trickling_server_cannot_stretch_a_call_past_its_timeout(short_tmp):
+    path = os.path.join(short_tmp, "slow.sock")
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(path)
+    server.listen(1)
+    stop = threading.Event()
+
+    def trickle():
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(65536)
+            while not stop.is_set():
+                try:
+                    conn.sendall(b"x")
+                except OSError:
+                    return
+                time.sleep(0.05)
+
+    thread = threading.Thread(target=trickle, daemon=True)
+    thread.start()
+    try:
+        started = time.monotonic()
+        with pytest.raises(RtorrentUnavailable):
+            RtorrentProxy(path, timeout=0.5).system.client_version()
+        assert time.monotonic() - started < 1.5
+    finally:
+        stop.set()
+        server.close()
+
+
+def test_an_outage_is_logged_once_and_its_end_once(short_tmp, caplog, rtorrent):
+    proxy = RtorrentProxy(rtorrent.url, timeout=5)
+    assert proxy.system.client_version() == "0.9.8"
+    rtorrent.stop()
+    with caplog.at_level(logging.INFO, logger="pyrotorque.rtorrent"):
+        for _ in range(3):
+            with pytest.raises(RtorrentUnavailable):
+                proxy.system.client_version()
+        rtorrent.start()
+        assert proxy.system.client_version() == "0.9.8"
+        proxy.system.client_version()
+    messages = [r.getMessage() for r in caplog.records]
+    assert sum("unreachable" in m for m in messages) == 1
+    assert sum("reachable again" in m for m in messages) == 1
+    assert proxy.stats.errors == 3
+
+
+# -- against a real rTorrent 0.9.8 ---------------------------------------------------
+
+def test_the_handshake_learns_version_session_pid_and_methods(rtorrent):
+    proxy = RtorrentProxy(rtorrent.url, timeout=5)
+    info = proxy.connect()
+    assert (info.version, info.library) == ("0.9.8", "0.13.8")
+    assert info.pid == rtorrent.pid
+    assert "d.multicall2" in info.methods and "load.raw" in info.methods
+    assert info.startup is not None and abs(info.startup - time.time()) < 600
+    assert proxy.missing_methods(["d.multicall2", "d.no_such_thing"]) == ["d.no_such_thing"]
+
+
+def test_faults_become_typed_errors(rtorrent):
+    proxy = RtorrentProxy(rtorrent.url, timeout=5)
+    with pytest.raises(HashNotFound):
+        proxy.d.name("0" * 40)
+    with pytest.raises(MethodMissing):
+        proxy.call("no.such.method")
+    with pytest.raises(pyrotorque.RtorrentFault) as caught:
+        proxy.d.multicall2("", "no-such-view", "d.hash=")
+    assert caught.value.code == -503
+
+
+def test_a_multicall_returns_each_result_and_raises_on_a_fault(rtorrent):
+    proxy = RtorrentProxy(rtorrent.url, timeout=5)
+    assert proxy.multicall([("system.client_version",), ("view.size", "", "main")]) == ["0.9.8", 0]
+    with pytest.raises(HashNotFound):
+        proxy.multicall([("system.client_version",), ("d.name", "0" * 40)])
+
+
+def test_big_values_reach_rtorrent_as_strings(rtorrent):
+    proxy = RtorrentProxy(rtorrent.url, timeout=5)
+    proxy.call("pieces.memory.max.set", "", 5 * 2**30)
+    assert proxy.call("pieces.memory.max") == 5 * 2**30
+
+
+def test_tcp_endpoints_work_too(rtorrent_tcp):
+    proxy = RtorrentProxy(rtorrent_tcp.url, timeout=5)
+    assert parse_rpc_url(rtorrent_tcp.url).kind == "tcp"
+    assert proxy.system.client_version() == "0.9.8"
+    assert proxy.stats.calls == 1 and proxy.stats.bytes_in > 0
+
+
+def test_http_endpoints_with_basic_auth_reach_rtorrent_through_a_web_server(rtorrent):
+    """A web server in front of rTorrent's SCGI socket, as ruTorrent setups have."""
+    import base64
+    import http.server
+
+    seen = []
+
+    class Gateway(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            seen.append((self.path, self.headers.get("Authorization")))
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            with socket.socket(socket.AF_UNIX) as sock:
+                sock.connect(rtorrent.socket_path)
+                sock.sendall(pyrotorque.scgi_request(body))
+                answer = b"".join(iter(lambda: sock.recv(65536), b""))
+            payload = pyrotorque.parse_scgi_response(answer)[1]
+            self.send_response(200)
+            self.send_header("Content-Type", "text/xml")
+            self.send_header("Content-Length", str(len(payload)))
+            self.end_headers()
+            self.wfile.write(payload)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), Gateway)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = "http://me:p%%40ss@127.0.0.1:%d/RPC2" % server.server_address[1]
+        proxy = RtorrentProxy(url, timeout=5)
+        assert proxy.system.client_version() == "0.9.8"
+        assert proxy.connect().version == "0.9.8"
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert seen[0] == ("/RPC2", "Basic " + base64.b64encode(b"me:p@ss").decode())
