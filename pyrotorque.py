@@ -2331,6 +2331,8 @@ def tracker_alias(url, alias_map=None):
     if _site(parts) in alias_map["site"]:
         return alias_map["site"][_site(parts)]
     host = (parts.hostname or "").rstrip(".")
+    if re.fullmatch(r"[\d.]+|.*:.*", host):        # an IP address has no domain to shorten
+        return host
     return ".".join(host.split(".")[-2:])
 
 
@@ -3217,6 +3219,7 @@ class QueueManager(Job):
 
     def run(self):
         config = self.config
+        self.proxy.connect()
         items = self.items.fetch(config.view, self.fields)
         startable = [item for item in items if self.startable.match(item)]
         if not startable:
@@ -3266,8 +3269,7 @@ class QueueManager(Job):
                 starts += 1
                 downloading.append(item)
                 self.last_start = time.monotonic()
-        self.log.debug("%s - %s", self.proxy.info.session_name if self.proxy.info else "rTorrent",
-                       self.proxy.stats)
+        self.log.debug("%s - %s", self.proxy.info.session_name, self.proxy.stats)
 
     def _start(self, item):
         """Start one item; an rTorrent fault is logged with the item and the run goes on."""

@@ -497,6 +497,8 @@ ANNOUNCE = {"Debian": "http://bttracker.debian.org:6969/announce",
     (None, ""),
     ("http://[::1", ""),  # not even a URL
     ("http://user:pw@tracker.example.net:80/a", "example.net"),
+    ("http://127.0.0.1:6969/announce", "127.0.0.1"),  # an IP address stays whole
+    ("http://[::1]:6969/announce", "::1"),
 ])
 def test_announce_urls_map_to_aliases(url, alias):
     assert pyrotorque.tracker_alias(url, pyrotorque.build_alias_map(ANNOUNCE)) == alias
