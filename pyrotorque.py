@@ -69,7 +69,7 @@ __all__ = [
     "display_value", "match_report", "parse_sort_fields", "Sorter",
     "DEFAULT_CONFIG", "Settings", "JobSpec", "load_settings",
     # jobs and the daemon
-    "Job", "EngineStats", "QueueManager", "resolve_handler", "Daemon", "main",
+    "SystemdNotifier", "Job", "EngineStats", "QueueManager", "resolve_handler", "Daemon", "main",
 ]
 
 
@@ -3067,6 +3067,81 @@ def scan_rtorrent_rc(path):
 
 
 ###############################################################################
+# systemd glue ################################################################
+###############################################################################
+#
+# sd_notify(3) without libsystemd: one datagram per message to $NOTIFY_SOCKET.
+# Without that variable every method does nothing, so the daemon needs no
+# special case for running outside systemd.
+
+class SystemdNotifier:
+    """Tells systemd about readiness, reloads, shutdown and liveness."""
+
+    def __init__(self, environ=None, log=None):
+        environ = os.environ if environ is None else environ
+        self.log = log or logging.getLogger("pyrotorque.systemd")
+        address = environ.get("NOTIFY_SOCKET", "")
+        if address.startswith("@"):          # abstract namespace
+            address = "\0" + address[1:]
+        self.address = address if address[:1] in ("/", "\0") else None
+        self.watchdog_interval = None
+        usec, pid = environ.get("WATCHDOG_USEC", ""), environ.get("WATCHDOG_PID", "")
+        if self.address and usec.isdigit() and int(usec) > 0 \
+                and (not pid or pid == str(os.getpid())):
+            self.watchdog_interval = int(usec) / 2e6    # ping at half the timeout
+        self.next_ping = 0.0
+        self.last_status = None
+        # Children (ExecCommand, a user's job) must not speak for us.
+        for name in ("NOTIFY_SOCKET", "WATCHDOG_USEC", "WATCHDOG_PID"):
+            environ.pop(name, None)
+
+    def notify(self, *fields):
+        """Send 'KEY=VALUE' lines as one datagram; failures are only logged."""
+        if not self.address:
+            return False
+        try:
+            with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM) as sock:
+                sock.sendto("\n".join(fields).encode("utf-8"), self.address)
+            return True
+        except OSError as exc:
+            self.log.debug("sd_notify to %r failed: %s", self.address, exc)
+            return False
+
+    def ready(self, status=None):
+        self.notify("READY=1", *self._status_field(status))
+
+    def reloading(self):
+        usec = int(time.clock_gettime(time.CLOCK_MONOTONIC) * 1e6)
+        self.notify("RELOADING=1", "MONOTONIC_USEC=%d" % usec)
+
+    def stopping(self):
+        self.notify("STOPPING=1")
+
+    def status(self, text):
+        """STATUS=, sent only when it changed."""
+        if text != self.last_status:
+            self.notify(*self._status_field(text))
+
+    def _status_field(self, text):
+        if text is None:
+            return []
+        self.last_status = text
+        return ["STATUS=" + text.replace("\n", " ")]
+
+    def watchdog_timeout(self):
+        """Seconds until the next ping is due (None without a watchdog)."""
+        if self.watchdog_interval is None:
+            return None
+        return max(0.0, self.next_ping - time.monotonic())
+
+    def ping(self):
+        """WATCHDOG=1 if due; called from the main loop so a stuck loop stops the pings."""
+        if self.watchdog_interval is not None and time.monotonic() >= self.next_ping:
+            self.notify("WATCHDOG=1")
+            self.next_ping = time.monotonic() + self.watchdog_interval
+
+
+###############################################################################
 # Jobs ########################################################################
 ###############################################################################
 #
@@ -3271,6 +3346,9 @@ class QueueManager(Job):
                 self.last_start = time.monotonic()
         self.log.debug("%s - %s", self.proxy.info.session_name, self.proxy.stats)
 
+    def status_text(self):
+        return "%d started" % self.started
+
     def _start(self, item):
         """Start one item; an rTorrent fault is logged with the item and the run goes on."""
         name, alias = item["name"], item.get("alias") or "?"
@@ -3422,8 +3500,9 @@ class ScheduledJob:
 class Daemon:
     """The main loop: runs the jobs on their schedules until told to stop."""
 
-    def __init__(self, options, settings, guard_file=None):
+    def __init__(self, options, settings, guard_file=None, notifier=None):
         self.options = options
+        self.notifier = notifier or SystemdNotifier({})
         self.settings = settings
         self.guard_file = guard_file
         self.log = logging.getLogger("pyrotorque")
@@ -3566,6 +3645,20 @@ class Daemon:
                       ", ".join(changed) or "none")
         return True
 
+    def status_line(self):
+        """One line for systemd's STATUS=: the jobs, rTorrent, what the jobs did."""
+        parts = ["%d job%s" % (len(self.jobs), "" if len(self.jobs) == 1 else "s")]
+        if self.proxy is not None and self.proxy.reachable is not None:
+            parts.append("rTorrent %s" % ("up" if self.proxy.reachable else "unreachable"))
+        for name, sj in sorted(self.jobs.items()):
+            text = getattr(sj.job, "status_text", lambda: "")()
+            if text:
+                parts.append("%s: %s" % (name, text))
+        failures = sum(sj.failures for sj in self.jobs.values())
+        if failures:
+            parts.append("%d failed run%s" % (failures, "" if failures == 1 else "s"))
+        return ", ".join(parts)
+
     # -- the loop ----------------------------------------------------------------
 
     def serve(self):
@@ -3587,7 +3680,10 @@ class Daemon:
                             break
                 if self.guard_file and not os.path.exists(self.guard_file):
                     self.log.warning("Guard file '%s' disappeared, exiting!", self.guard_file)
+                    self.notifier.stopping()
                     break
+                self.notifier.ping()
+                self.notifier.status(self.status_line())
                 self._wait()
         finally:
             self.close()
@@ -3599,6 +3695,8 @@ class Daemon:
         timeout = min([1.0] + [d - time.time() for d in dues])
         if self._timers:
             timeout = min(timeout, self._timers[0][0] - time.monotonic())
+        if self.notifier.watchdog_timeout() is not None:
+            timeout = min(timeout, self.notifier.watchdog_timeout())
         for key, _ in self.selector.select(max(0.0, timeout)):
             try:
                 key.data()
@@ -3678,9 +3776,12 @@ class Daemon:
         while self._signals:
             signum = self._signals.pop(0)
             if signum == signal.SIGHUP:
+                self.notifier.reloading()
                 self.reload()
+                self.notifier.ready(self.status_line())
             else:
                 self.log.info("Termination request received (%s)", signal.Signals(signum).name)
+                self.notifier.stopping()
                 return True
         return False
 
@@ -4092,7 +4193,8 @@ def main(argv=None):
         log.log(quiet_level, "%s", exc)
         return EX_TEMPFAIL
 
-    daemon = Daemon(options, settings, guard_file=options.guard_file)
+    notifier = SystemdNotifier(log=log)
+    daemon = Daemon(options, settings, guard_file=options.guard_file, notifier=notifier)
     code = EX_SOFTWARE
     try:
         daemon.start()      # config errors show on the terminal, before detaching
@@ -4101,6 +4203,7 @@ def main(argv=None):
             daemonize(pid_file, options.log_file)
         if background or options.cron:
             setup_logging(options.level, options.log_file)
+        notifier.ready(daemon.status_line())
         started = time.monotonic()
         code = daemon.serve()
         log.info("Total time: %.3f seconds.", time.monotonic() - started)
