@@ -35,7 +35,6 @@ import fnmatch
 import heapq
 import http.client
 import importlib
-import io
 import logging
 import math
 import operator
@@ -89,6 +88,10 @@ SYSLOG_PRIORITY = {
     logging.CRITICAL: 2, logging.ERROR: 3, logging.WARNING: 4,
     logging.INFO: 6, logging.DEBUG: 7,
 }
+
+#: A log level below DEBUG: every XML-RPC call and its answer (--debug).
+TRACE = 5
+logging.addLevelName(TRACE, "TRACE")
 
 #: Words that pyrocore reads as booleans (compared in lower case).
 TRUE_WORDS = frozenset("true t yes y 1 +".split())
@@ -1757,28 +1760,26 @@ class RtorrentProxy:
         started = time.monotonic()
         request = xmlrpc.client.dumps(tuple(_xmlrpc_safe(p) for p in params), method,
                                       encoding="utf-8", allow_none=False).encode("utf-8")
-        sent = received = 0
         try:
             answer = self._exchange(request)
-            received = len(answer)
-            net = time.monotonic() - started
-            result = _parse_xmlrpc_response(answer)[0]
-        except xmlrpc.client.Fault as exc:
-            self._count(method, len(request), received, started, failed=True)
-            raise self._fault(method, exc) from None
-        except (OSError, socket.timeout, http.client.HTTPException) as exc:
-            self._count(method, len(request), 0, started, failed=True)
+        except (OSError, http.client.HTTPException) as exc:     # socket.timeout is an OSError
+            self._count(method, len(request), 0, started, started, failed=True)
             self._went_down(exc)
             raise RtorrentUnavailable("%s: rTorrent at %s is unreachable (%s)"
                                       % (method, self.endpoint, _describe_oserror(exc))) from None
+        answered = time.monotonic()
+        self._came_back()           # any answer, even a fault, means rTorrent is there
+        try:
+            result = _parse_xmlrpc_response(answer)[0]
+        except xmlrpc.client.Fault as exc:
+            self._count(method, len(request), len(answer), started, answered, failed=True)
+            raise self._fault(method, exc) from None
         except (xml.parsers.expat.ExpatError, ValueError) as exc:
-            self._count(method, len(request), received, started, failed=True)
+            self._count(method, len(request), len(answer), started, answered, failed=True)
             raise RtorrentError("%s: unreadable answer from rTorrent (%s)" % (method, exc)) from None
-        sent = len(request)
-        self.stats.add(method, sent, received, net, time.monotonic() - started)
-        self._came_back()
-        if self.log.isEnabledFor(5):
-            self.log.log(5, "%s%r -> %.200r", method, params, result)
+        self._count(method, len(request), len(answer), started, answered, failed=False)
+        if self.log.isEnabledFor(TRACE):
+            self.log.log(TRACE, "%s%r -> %.200r", method, params, result)
         return result
 
     def multicall(self, calls):
@@ -1793,9 +1794,9 @@ class RtorrentProxy:
             results.append(answer[0])
         return results
 
-    def _count(self, method, sent, received, started, failed):
-        elapsed = time.monotonic() - started
-        self.stats.add(method, sent, received, elapsed, elapsed, failed=failed)
+    def _count(self, method, sent, received, started, answered, failed):
+        self.stats.add(method, sent, received, answered - started, time.monotonic() - started,
+                       failed=failed)
 
     @staticmethod
     def _fault(method, fault):
@@ -3814,9 +3815,6 @@ def _close_job(job, log):
 # gets '<N>' priority prefixes on every line and no timestamps (journald adds
 # its own); background and cron mode append to <config dir>/log/torque.log.
 
-#: Below DEBUG: every XML-RPC call and its answer (--debug).
-TRACE = 5
-logging.addLevelName(TRACE, "TRACE")
 
 
 class JournalFormatter(logging.Formatter):

@@ -7,7 +7,6 @@ import sys
 import textwrap
 import time
 
-import pytest
 
 from daemon_process import SCRIPT, DaemonProcess, run_cli
 
@@ -327,3 +326,13 @@ def test_match_lists_the_matching_items_with_the_values_that_decided(rtorrent, s
                                 "1 of 2 item(s) in view 'main' match [ prio=+0 is_open=no ]"]
     code, _, err = run_cli("--config-dir", cfg, "-U", rtorrent.url, "--match", "prio=1 ]")
     assert code == 70 and "]" in err
+
+
+def test_debug_logs_every_call_to_rtorrent_and_verbose_does_not(rtorrent, short_tmp):
+    cfg = config_dir(short_tmp, "[TORQUE]\n")
+    code, _, err = run_cli("--config-dir", cfg, "-U", rtorrent.url, "--debug", "--run-once",
+                           "connstats")
+    assert code == 0 and re.search(r"TRACE\s+system.multicall\(\[", err), err
+    code, _, err = run_cli("--config-dir", cfg, "-U", rtorrent.url, "-v", "--run-once",
+                           "connstats")
+    assert code == 0 and "TRACE" not in err
