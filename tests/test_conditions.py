@@ -1,4 +1,5 @@
 """The condition language, value types, fields and the item model (no rTorrent needed)."""
+import os
 import shlex
 import time
 import xml.parsers.expat
@@ -814,3 +815,10 @@ def test_fields_not_asked_for_are_fetched_on_demand():
     items = pyrotorque.ItemSource(fake).fetch("main", {"name"})
     assert items[0]["prio"] == 2
     assert items[0].get("sessionfile") == "/session/" + "A" * 40 + ".torrent"
+
+
+def test_the_readme_lists_every_field():
+    readme = open(os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
+                               "README.rst"), encoding="utf-8").read()
+    missing = [f.name for f in pyrotorque.FIELD_TABLE if "``%s``" % f.name not in readme]
+    assert not missing
