@@ -258,3 +258,38 @@ def test_five_queued_items_download_two_at_a_time_in_sort_order(short_tmp):
         for torrent in swarm.torrents.values():
             assert rtlab.same_payload(torrent.data, os.path.join(leecher.download_dir,
                                                                  torrent.name))
+
+
+def test_run_once_queue_dry_run_verbose_shows_the_decisions_and_starts_nothing(
+        rtorrent, short_tmp):
+    from daemon_process import run_cli
+    h = load(rtorrent, short_tmp, "candidate")
+    load(rtorrent, short_tmp, "held-back", prio=0)
+    cfg = os.path.join(str(short_tmp), "cfg")
+    os.makedirs(cfg)
+    code, _, err = run_cli("--config-dir", cfg, "-U", rtorrent.url, "--run-once", "queue",
+                           "-n", "-v")
+    assert code == 0, err
+    assert "1 of 2 item(s) startable, 0 downloading (min 1, max 9)" in err
+    assert "WOULD start 'candidate' [127.0.0.1, #%s]" % h in err
+    assert not active(rtorrent)
+
+
+def test_downloading_traffic_max_holds_back_starts_while_traffic_is_high(short_tmp, caplog):
+    with rtlab.Swarm(seeder_rc="throttle.global_up.max_rate.set_kb = 256") as swarm:
+        for name in ("a-busy", "b-waiting"):
+            swarm.add_torrent(name, 2 * rtlab.MiB)
+        leecher = swarm.start_leecher()
+        for torrent in swarm.torrents.values():
+            leecher.load_raw(torrent.raw, "d.priority.set=1")
+        job = queue_job(short_tmp, leecher.url, downloading_traffic_max="1k")
+        job.run()           # below downloading_min: starts one whatever the traffic
+        busy = swarm.torrents["a-busy"].infohash
+        assert_active(leecher, {busy})
+        leecher.wait_for(lambda: leecher.proxy.d.down.rate(busy) > 1024, timeout=10,
+                         what="traffic above 1 KiB/s")
+        with caplog.at_level(logging.DEBUG):
+            job.run()
+        assert_active(leecher, {busy})
+        assert re.search(r"Not starting more: the 1 downloading item\(s\) receive .* above "
+                         r"downloading_traffic_max 1\.0 KiB/s", caplog.text)
