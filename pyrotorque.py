@@ -3521,9 +3521,20 @@ class Daemon:
 
     def add_reader(self, fileobj, callback):
         """Call ``callback()`` whenever ``fileobj`` (anything with fileno()) is readable."""
-        self.selector.register(fileobj, selectors.EVENT_READ, callback)
+        self.watch(fileobj, selectors.EVENT_READ, callback)
 
     def remove_reader(self, fileobj):
+        self.unwatch(fileobj)
+
+    def watch(self, fileobj, events, callback):
+        """Call ``callback()`` when ``fileobj`` is ready for ``events`` (selectors.EVENT_READ
+        and/or EVENT_WRITE); watching it again changes the events and the callback."""
+        try:
+            self.selector.modify(fileobj, events, callback)
+        except KeyError:
+            self.selector.register(fileobj, events, callback)
+
+    def unwatch(self, fileobj):
         try:
             self.selector.unregister(fileobj)
         except (KeyError, ValueError):

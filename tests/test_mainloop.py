@@ -1,5 +1,6 @@
 """The main loop in-process: timers, readers, schedules, reload bookkeeping."""
 import os
+import selectors
 import signal
 import socket
 import time
@@ -125,3 +126,25 @@ def test_a_clock_that_goes_back_reschedules_every_job(daemon, monkeypatch):
     loop.serve()
     # without rescheduling, the next run would wait two hours of the new clock
     assert sj.next_due <= real() - 7200 + 61
+
+
+def test_a_watched_socket_can_switch_from_reading_to_writing(daemon):
+    loop = daemon("")
+    left, right = socket.socketpair()
+    events = []
+
+    def on_write():
+        events.append("write")
+        left.send(b"pong")
+        loop.unwatch(left)
+
+    def on_read():
+        events.append("read:" + left.recv(100).decode())
+        loop.watch(left, selectors.EVENT_WRITE, on_write)
+
+    loop.watch(left, selectors.EVENT_READ, on_read)
+    loop.call_later(0.1, lambda: right.send(b"ping"))
+    serve_for(loop, 0.4)
+    assert events == ["read:ping", "write"] and right.recv(100) == b"pong"
+    left.close()
+    right.close()
