@@ -2450,7 +2450,10 @@ class ItemSource:
         return source if method in self.known_methods() else None
 
     def known_methods(self):
-        """rTorrent's method names, re-read every few minutes (an rc may add some)."""
+        """rTorrent's method names: our proxy learns them once per rTorrent process; with
+        another proxy they are re-read every few minutes (an rc may add some)."""
+        if isinstance(self.proxy, RtorrentProxy):
+            return self.proxy.connect().methods
         if self.methods is None or time.monotonic() - self.methods_read > METHODS_SECONDS:
             self.methods = frozenset(self.proxy.system.listMethods())
             self.methods_read = time.monotonic()
