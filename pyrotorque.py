@@ -17,8 +17,9 @@ defaults are embedded below (``DEFAULT_CONFIG``) and shipped as
 ``torque.ini.default``.
 
 The module reads top to bottom in dependency order: constants, exceptions,
-utilities, cron schedules, the rTorrent proxy, configuration, jobs, the main
-loop, process control, and the command line.
+utilities, cron schedules, the condition language, the rTorrent proxy, items
+and their fields, configuration, systemd glue, jobs, the main loop, logging,
+process control, and the command line.
 """
 from __future__ import annotations
 

@@ -276,3 +276,28 @@ def _options(tmp_path, **overrides):
     for key, value in overrides.items():
         setattr(options, key, value)
     return options
+
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+_LINES = st.sampled_from([
+    "[TORQUE]", "[GLOBAL]", "[TORQUE", "job.x.handler = pyrotorque:EngineStats",
+    "job.x.schedule = second=*/5", "job.x.schedule = hour=99", "job.y.active = maybe",
+    "job.broken = 1", "  continued value", "# comment", "; comment", "", "=", "key",
+    "job.connstats.active = no", "rpc_timeout = %(nope)s", "scgi_url = ~/x", "%", "x = %",
+    "job.x.handler = no.such:Thing", "job..handler = a:b", "[TORQUE]\n[TORQUE]",
+])
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.lists(_LINES, max_size=8), st.text(max_size=40))
+def test_any_torque_ini_loads_or_fails_with_a_config_error_naming_the_file(tmp_path_factory,
+                                                                            lines, noise):
+    directory = tmp_path_factory.mktemp("cfg")
+    path = write(directory, "torque.ini", "\n".join(lines + [noise]) + "\n")
+    try:
+        settings = load_settings(str(directory))
+        daemon = pyrotorque.Daemon(_options(directory), settings)
+        daemon.build_jobs(settings)
+    except ConfigError as exc:
+        assert path in str(exc) or "torque.ini.default" in str(exc) or "-U" in str(exc), exc

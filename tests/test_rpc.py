@@ -246,3 +246,51 @@ def test_http_endpoints_with_basic_auth_reach_rtorrent_through_a_web_server(rtor
         server.shutdown()
         server.server_close()
     assert seen[0] == ("/RPC2", "Basic " + base64.b64encode(b"me:p@ss").decode())
+
+
+# -- properties -------------------------------------------------------------------------
+
+from hypothesis import given, settings, strategies as st  # noqa: E402
+
+
+def _parse_request(data):
+    length, _, rest = data.partition(b":")
+    head, body = rest[:int(length)], rest[int(length) + 1:]
+    assert rest[int(length):int(length) + 1] == b","
+    fields = head.split(b"\0")[:-1]
+    return list(zip(fields[::2], fields[1::2])), body
+
+
+@given(st.binary(max_size=2000),
+       st.lists(st.tuples(st.text("abcXYZ_", min_size=1, max_size=8),
+                          st.text("abc 123", max_size=8)), max_size=3))
+def test_any_request_frames_and_unframes_with_content_length_first(body, headers):
+    pairs, rest = _parse_request(pyrotorque.scgi_request(body, headers))
+    assert rest == body
+    assert pairs[0] == (b"CONTENT_LENGTH", str(len(body)).encode())
+    assert pairs[1] == (b"SCGI", b"1")
+    assert pairs[2:] == [(k.encode(), v.encode()) for k, v in headers]
+
+
+@given(st.binary(max_size=2000))
+def test_any_body_survives_a_response_with_its_content_length(body):
+    data = b"Status: 200 OK\r\nContent-Length: %d\r\n\r\n" % len(body) + body
+    assert pyrotorque.parse_scgi_response(data)[1] == body
+
+
+@given(st.binary(max_size=300))
+def test_garbage_responses_only_ever_raise_rtorrent_errors(data):
+    try:
+        pyrotorque.parse_scgi_response(data)
+    except RtorrentError:
+        pass
+
+
+@settings(max_examples=300)
+@given(st.text(max_size=60))
+def test_any_url_text_gives_an_endpoint_or_a_config_error(text):
+    try:
+        endpoint = parse_rpc_url(text)
+    except ConfigError:
+        return
+    assert endpoint.kind in ("unix", "tcp", "http")
