@@ -3178,11 +3178,13 @@ class Job:
     """The base of the built-in jobs, and a convenient one for your own.
 
     Subclasses declare their parameters in PARAMS (name -> (converter, default,
-    help)), which types and checks them and warns about unknown keys, and the
-    rTorrent methods they need in RPC_METHODS, which ``--check`` verifies.
+    help)), which types and checks them and warns about unknown keys, families of
+    free-form keys in PARAM_PREFIXES (e.g. 'cmd.' for 'cmd.NAME', passed as text),
+    and the rTorrent methods they need in RPC_METHODS, which ``--check`` verifies.
     """
 
     PARAMS = {}
+    PARAM_PREFIXES = ()
     RPC_METHODS = ()
 
     def __init__(self, config):
@@ -3462,10 +3464,13 @@ def job_config(spec, handler, settings, warn=None, **extra):
         known.update(declared)
     for param, (converter, default, _) in known.items():
         config[param] = spec.value(param, converter, default)
+    prefixes = getattr(handler, "PARAM_PREFIXES", ())     # families such as 'cmd.NAME'
     for param in spec.params:
         if param in known:
             continue
-        if declared is None:        # a custom job without PARAMS gets pyrocore's typing
+        if param.startswith(tuple(prefixes)):
+            config[param] = spec.params[param]
+        elif declared is None:      # a custom job without PARAMS gets pyrocore's typing
             config[param] = typed_value(spec.params[param])
         elif warn:
             warn("%s: unknown key for %s%s" % (spec.where(param), handler.__name__,
