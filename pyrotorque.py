@@ -24,18 +24,23 @@ process control, and the command line.
 from __future__ import annotations
 
 import argparse
+import ast
 import base64
 import calendar
 import collections
 import configparser
+import ctypes
+import ctypes.util
 import datetime
 import difflib
 import errno
 import fcntl
 import fnmatch
+import hashlib
 import heapq
 import http.client
 import importlib
+import json
 import logging
 import math
 import operator
@@ -43,9 +48,12 @@ import os
 import re
 import selectors
 import shlex
+import shutil
 import signal
 import socket
 import ssl
+import stat
+import struct
 import sys
 import time
 import traceback
@@ -69,7 +77,10 @@ __all__ = [
     "display_value", "match_report", "parse_sort_fields", "Sorter",
     "DEFAULT_CONFIG", "Settings", "JobSpec", "load_settings",
     # jobs and the daemon
-    "SystemdNotifier", "Job", "EngineStats", "QueueManager", "resolve_handler", "Daemon", "main",
+    "BencodeError", "BencodeTruncated", "bencode", "bdecode", "MetafileError", "Metafile",
+    "check_metafile", "read_metafile", "parse_magnet", "INotify", "InotifyEvent", "InotifyLimit",
+    "filesystem_type", "TemplateError", "WatchTemplate", "rtorrent_escape",
+    "SystemdNotifier", "Job", "EngineStats", "QueueManager", "TreeWatch", "resolve_handler", "Daemon", "main",
 ]
 
 
@@ -1555,6 +1566,778 @@ class _Parser:
 
 
 
+
+
+###############################################################################
+# Bencode and metafiles #######################################################
+###############################################################################
+#
+# Metafiles come from anywhere, so the decoder trusts nothing: it has a size and
+# a depth limit, accepts only canonical bencode (no leading zeros, sorted unique
+# keys, no trailing bytes) and raises ValueError for everything else.  A file
+# that ends too early raises BencodeTruncated, which the tree watch reads as
+# "maybe still being written".  Strings stay bytes.
+
+class BencodeError(ValueError):
+    """Not canonical bencode."""
+
+
+class BencodeTruncated(BencodeError):
+    """The data ends in the middle of a value (a file still being written?)."""
+
+
+#: Nesting deeper than this is an attack, not a metafile.
+BENCODE_MAX_DEPTH = 64
+
+#: Metafiles larger than this are refused (a 100 GiB item with 256 KiB pieces needs 8 MiB).
+METAFILE_MAX_SIZE = 32 * 1024 * 1024
+
+_BENCODE_INT = re.compile(rb"-?(0|[1-9][0-9]{0,127})\Z")
+
+
+def bdecode(data, max_size=METAFILE_MAX_SIZE, max_depth=BENCODE_MAX_DEPTH):
+    """Decode one canonical bencoded value that spans all of ``data``.
+
+    Strings and dict keys come back as bytes.  Any malformed, non-canonical,
+    too large or too deep input raises BencodeError (a ValueError).
+    """
+    data = bytes(data)
+    if max_size is not None and len(data) > max_size:
+        raise BencodeError("%d bytes is more than the limit of %d" % (len(data), max_size))
+    if not data:
+        raise BencodeTruncated("no data")
+    value, end = _bdecode_at(data, 0, max_depth)
+    if end != len(data):
+        raise BencodeError("%d bytes of trailing data after offset %d" % (len(data) - end, end))
+    return value
+
+
+def _bdecode_at(data, pos, depth):
+    """The value at ``pos`` and the offset after it."""
+    size = len(data)
+    if pos >= size:
+        raise BencodeTruncated("data ends at offset %d" % pos)
+    lead = data[pos]
+    if lead == 0x69:                                # i<digits>e
+        end = data.find(b"e", pos + 1, pos + 132)
+        if end < 0:
+            if re.fullmatch(rb"-?[0-9]*", data[pos + 1:pos + 132]) and size - pos < 132:
+                raise BencodeTruncated("integer at offset %d is cut off" % pos)
+            raise BencodeError("bad integer at offset %d" % pos)
+        text = data[pos + 1:end]
+        if not _BENCODE_INT.match(text) or text == b"-0":
+            raise BencodeError("bad integer %r at offset %d" % (text[:40], pos))
+        return int(text), end + 1
+    if 0x30 <= lead <= 0x39:                        # <length>:<bytes>
+        colon = data.find(b":", pos, pos + 12)
+        if colon < 0:
+            if data[pos:pos + 12].isdigit() and size - pos < 12:
+                raise BencodeTruncated("string length at offset %d is cut off" % pos)
+            raise BencodeError("bad string length at offset %d" % pos)
+        text = data[pos:colon]
+        if not text.isdigit() or (len(text) > 1 and text[:1] == b"0"):
+            raise BencodeError("bad string length %r at offset %d" % (text, pos))
+        start = colon + 1
+        end = start + int(text)
+        if end > size:
+            raise BencodeTruncated("string at offset %d runs past the end" % pos)
+        return data[start:end], end
+    if lead == 0x6C:                                # l...e
+        if depth <= 0:
+            raise BencodeError("nested deeper than %d levels" % BENCODE_MAX_DEPTH)
+        pos, items = pos + 1, []
+        while True:
+            if pos >= size:
+                raise BencodeTruncated("list is not terminated")
+            if data[pos] == 0x65:
+                return items, pos + 1
+            item, pos = _bdecode_at(data, pos, depth - 1)
+            items.append(item)
+    if lead == 0x64:                                # d...e, keys sorted and unique
+        if depth <= 0:
+            raise BencodeError("nested deeper than %d levels" % BENCODE_MAX_DEPTH)
+        pos, result, last = pos + 1, {}, None
+        while True:
+            if pos >= size:
+                raise BencodeTruncated("dict is not terminated")
+            if data[pos] == 0x65:
+                return result, pos + 1
+            if not 0x30 <= data[pos] <= 0x39:
+                raise BencodeError("dict key at offset %d is not a string" % pos)
+            key, pos = _bdecode_at(data, pos, depth - 1)
+            if last is not None and key <= last:
+                raise BencodeError("Bad bencoded data - dict keys out of order%s at offset %d"
+                                   % (" (duplicate %r)" % key[:40] if key == last else "", pos))
+            last = key
+            result[key], pos = _bdecode_at(data, pos, depth - 1)
+    raise BencodeError("unexpected byte %r at offset %d" % (bytes([lead]), pos))
+
+
+def bencode(value):
+    """Encode ints, bytes, str (UTF-8), lists and dicts (keys sorted as bytes)."""
+    out = []
+    _bencode_into(value, out)
+    return b"".join(out)
+
+
+def _bencode_into(value, out):
+    if isinstance(value, bool):
+        value = int(value)
+    if isinstance(value, int):
+        out.append(b"i%de" % value)
+    elif isinstance(value, (bytes, bytearray, str)):
+        raw = value.encode("utf-8") if isinstance(value, str) else bytes(value)
+        out.append(b"%d:" % len(raw))
+        out.append(raw)
+    elif isinstance(value, (list, tuple)):
+        out.append(b"l")
+        for item in value:
+            _bencode_into(item, out)
+        out.append(b"e")
+    elif isinstance(value, dict):
+        items = sorted(((k.encode("utf-8") if isinstance(k, str) else bytes(k)), v)
+                       for k, v in value.items())
+        out.append(b"d")
+        for index, (key, item) in enumerate(items):
+            if index and key == items[index - 1][0]:
+                raise ValueError("duplicate dict key %r" % key)
+            _bencode_into(key, out)
+            _bencode_into(item, out)
+        out.append(b"e")
+    else:
+        raise TypeError("cannot bencode %s" % type(value).__name__)
+
+
+class MetafileError(ValueError):
+    """A metafile that breaks the rules; ``truncated`` when it may still be growing."""
+
+    def __init__(self, message, truncated=False):
+        super().__init__(message)
+        self.truncated = truncated
+
+
+_META_NAME = re.compile(rb"[^/\\.~][^/\\]*\Z")
+_META_PART = re.compile(rb"(?:~\d+)?[^/\\~][^/\\]*\Z")
+
+
+def check_metafile(meta):
+    """pyrocore's rules for a decoded metafile; raise MetafileError naming the first break.
+
+    Unlike pyrocore, a metafile without 'announce' is accepted when it has
+    'announce-list' or 'nodes' (a trackerless or multi-tracker item).
+    """
+    if not isinstance(meta, dict):
+        raise MetafileError("not a dictionary")
+    if b"announce" in meta:
+        if not isinstance(meta[b"announce"], bytes):
+            raise MetafileError("bad announce URL - not a string")
+    elif b"announce-list" not in meta and b"nodes" not in meta:
+        raise MetafileError("no announce URL (and neither 'announce-list' nor 'nodes')")
+    info = meta.get(b"info")
+    if not isinstance(info, dict):
+        raise MetafileError("missing or bad 'info' dictionary")
+    pieces = info.get(b"pieces")
+    if not isinstance(pieces, bytes) or len(pieces) % 20:
+        raise MetafileError("bad info.pieces")
+    piece_length = info.get(b"piece length")
+    if not isinstance(piece_length, int) or piece_length <= 0:
+        raise MetafileError("bad info.piece length")
+    name = info.get(b"name")
+    if not isinstance(name, bytes) or not _META_NAME.match(name):
+        raise MetafileError("bad info.name %r" % (name[:80] if isinstance(name, bytes) else name))
+    if (b"length" in info) == (b"files" in info):
+        raise MetafileError("info must have exactly one of 'length' and 'files'")
+    if b"length" in info:
+        if not isinstance(info[b"length"], int) or info[b"length"] < 0:
+            raise MetafileError("bad info.length")
+        return
+    files = info[b"files"]
+    if not isinstance(files, list) or not files:
+        raise MetafileError("bad info.files")
+    seen = set()
+    for entry in files:
+        if not isinstance(entry, dict):
+            raise MetafileError("bad info.files entry")
+        length, path = entry.get(b"length"), entry.get(b"path")
+        if not isinstance(length, int) or length < 0:
+            raise MetafileError("bad file length in info.files")
+        if not isinstance(path, list) or not path:
+            raise MetafileError("bad file path in info.files")
+        for part in path:
+            if not isinstance(part, bytes):
+                raise MetafileError("bad file path part in info.files")
+            if part == b".." or (part and not _META_PART.match(part)):
+                raise MetafileError("bad file path %r in info.files" % b"/".join(path)[:120])
+        key = b"/".join(path)
+        if key in seen:
+            raise MetafileError("duplicate file path %r in info.files" % key[:120])
+        seen.add(key)
+
+
+class Metafile:
+    """A validated metafile: its bytes, decoded dict, info-hash and a few facts."""
+
+    def __init__(self, data, meta=None, magnet=None):
+        self.data = data
+        self.meta = meta or {}
+        self.magnet = magnet
+        info = self.meta.get(b"info", {})
+        if magnet is not None:
+            self.info_hash, self.info_name = magnet["info_hash"], magnet["name"]
+            self.announce, self.files = magnet["announce"], []
+            return
+        self.info_hash = hashlib.sha1(bencode(info)).hexdigest().upper()
+        self.info_name = info[b"name"].decode("utf-8", "replace")
+        announce = self.meta.get(b"announce")
+        if announce is None:
+            tiers = self.meta.get(b"announce-list")
+            if isinstance(tiers, list) and tiers and isinstance(tiers[0], list) and tiers[0]:
+                announce = tiers[0][0]
+        self.announce = announce.decode("utf-8", "replace") if isinstance(announce, bytes) else None
+        if b"files" in info:
+            self.files = [("/".join(p.decode("utf-8", "replace") for p in f[b"path"]), f[b"length"])
+                          for f in info[b"files"]]
+        else:
+            self.files = [(self.info_name, info[b"length"])]
+
+    @property
+    def size(self):
+        return sum(size for _, size in self.files)
+
+    @property
+    def filetype(self):
+        """The extension of the main file, dot and case kept (pyrocore: largest file wins)."""
+        if not self.files:
+            return ""
+        main = max(self.files, key=lambda f: (f[1], f[0]))[0]
+        return os.path.splitext(main.rsplit("/", 1)[-1])[1]
+
+
+def read_metafile(data, max_size=METAFILE_MAX_SIZE):
+    """Validate metafile bytes; return a Metafile or raise MetafileError."""
+    if not data:
+        raise MetafileError("empty file", truncated=True)
+    try:
+        meta = bdecode(data, max_size)
+    except BencodeTruncated as exc:
+        raise MetafileError("incomplete bencode: %s" % exc, truncated=True) from None
+    except BencodeError as exc:
+        raise MetafileError(str(exc)) from None
+    check_metafile(meta)
+    if bencode(meta) != data:       # cannot happen after the strict decode; cheap to be sure
+        raise MetafileError("Bad bencoded data - dict keys out of order?")
+    return Metafile(data, meta)
+
+
+_MAGNET_HASH = re.compile(r"urn:btih:([0-9a-fA-F]{40}|[A-Za-z2-7]{32})\Z")
+
+
+def parse_magnet(data):
+    """Read a .magnet file (one magnet: URI); return a Metafile or raise MetafileError."""
+    if len(data) > 64 * 1024:
+        raise MetafileError("magnet file is larger than 64 KiB")
+    try:
+        text = data.decode("utf-8").strip()
+    except UnicodeDecodeError:
+        raise MetafileError("magnet link is not UTF-8 text") from None
+    if not text:
+        raise MetafileError("empty file", truncated=True)
+    if not text.startswith("magnet:?") or any(c.isspace() or ord(c) < 32 for c in text):
+        raise MetafileError("not a single magnet: URI")
+    query = urllib.parse.parse_qs(text[len("magnet:?"):])
+    info_hash = None
+    for xt in query.get("xt", []):
+        found = _MAGNET_HASH.match(xt)
+        if found:
+            value = found.group(1)
+            info_hash = (value.upper() if len(value) == 40
+                         else base64.b32decode(value.upper()).hex().upper())
+            break
+    if info_hash is None:
+        raise MetafileError("magnet link has no 'xt=urn:btih:' info-hash")
+    # rTorrent 0.9.8 takes only the hex form: rewrite a base32 hash.
+    uri = re.sub(r"(?i)urn:btih:[0-9a-z]+", "urn:btih:" + info_hash, text, count=1)
+    name = (query.get("dn") or [info_hash])[0]
+    announce = (query.get("tr") or [None])[0]
+    return Metafile(uri.encode("utf-8"), magnet={"info_hash": info_hash, "name": name,
+                                                  "announce": announce, "uri": uri})
+
+
+###############################################################################
+# inotify #####################################################################
+###############################################################################
+#
+# A thin ctypes binding in the manner of inotify_simple: no recursion and no
+# path tracking here (the tree watch does that).  Overflow comes back as an
+# ordinary event with wd == -1 and IN_Q_OVERFLOW set.
+
+IN_ACCESS, IN_MODIFY, IN_ATTRIB, IN_CLOSE_WRITE = 0x1, 0x2, 0x4, 0x8
+IN_CLOSE_NOWRITE, IN_OPEN, IN_MOVED_FROM, IN_MOVED_TO = 0x10, 0x20, 0x40, 0x80
+IN_CREATE, IN_DELETE, IN_DELETE_SELF, IN_MOVE_SELF = 0x100, 0x200, 0x400, 0x800
+IN_UNMOUNT, IN_Q_OVERFLOW, IN_IGNORED = 0x2000, 0x4000, 0x8000
+IN_ONLYDIR, IN_DONT_FOLLOW, IN_EXCL_UNLINK = 0x01000000, 0x02000000, 0x04000000
+IN_MASK_ADD, IN_ISDIR, IN_ONESHOT = 0x20000000, 0x40000000, 0x80000000
+IN_ALL_EVENTS = 0xFFF
+
+_INOTIFY_FLAG_NAMES = {v: k for k, v in sorted(globals().items())
+                       if k.startswith("IN_") and k != "IN_ALL_EVENTS" and isinstance(v, int)}
+
+_EVENT_HEADER = struct.Struct("iIII")
+_libc_handle = None
+
+
+def _libc():
+    global _libc_handle
+    if _libc_handle is None:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if not hasattr(libc, "inotify_init1"):
+            libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6", use_errno=True)
+        libc.inotify_init1.argtypes = [ctypes.c_int]
+        libc.inotify_add_watch.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_uint32]
+        libc.inotify_rm_watch.argtypes = [ctypes.c_int, ctypes.c_int]
+        libc.statfs.argtypes = [ctypes.c_char_p, ctypes.c_void_p]
+        _libc_handle = libc
+    return _libc_handle
+
+
+class InotifyLimit(OSError):
+    """A kernel limit of inotify was reached; the message names the sysctl to raise."""
+
+
+class InotifyEvent(tuple):
+    """One event: ``wd``, ``mask``, ``cookie``, ``name`` (str, '' for the dir itself)."""
+
+    __slots__ = ()
+
+    def __new__(cls, wd, mask, cookie, name):
+        return tuple.__new__(cls, (wd, mask, cookie, name))
+
+    wd = property(lambda self: self[0])
+    mask = property(lambda self: self[1])
+    cookie = property(lambda self: self[2])
+    name = property(lambda self: self[3])
+
+    def flags(self):
+        """The mask as names, e.g. ['IN_CLOSE_WRITE']."""
+        return [name for bit, name in sorted(_INOTIFY_FLAG_NAMES.items()) if self.mask & bit]
+
+    def __repr__(self):
+        return "InotifyEvent(wd=%d, mask=%s, cookie=%d, name=%r)" % (
+            self.wd, "|".join(self.flags()) or "0", self.cookie, self.name)
+
+
+class INotify:
+    """An inotify instance: put it in a selector, call read() when it is readable."""
+
+    def __init__(self):
+        fd = _libc().inotify_init1(os.O_NONBLOCK | os.O_CLOEXEC)
+        if fd == -1:
+            code = ctypes.get_errno()
+            if code == errno.EMFILE:
+                raise InotifyLimit(code, "too many inotify instances; raise the sysctl "
+                                   "fs.inotify.max_user_instances")
+            raise OSError(code, "inotify_init1: %s" % os.strerror(code))
+        self.fd = fd
+
+    def fileno(self):
+        return self.fd
+
+    def add_watch(self, path, mask):
+        """Watch ``path``; return the watch descriptor (the same one for the same inode)."""
+        wd = _libc().inotify_add_watch(self.fd, os.fsencode(path), mask)
+        if wd == -1:
+            code = ctypes.get_errno()
+            if code == errno.ENOSPC:
+                raise InotifyLimit(code, "the inotify watch limit is reached (raise the sysctl "
+                                   "fs.inotify.max_user_watches, e.g. 'sysctl -w "
+                                   "fs.inotify.max_user_watches=524288')", path)
+            raise OSError(code, os.strerror(code), path)
+        return wd
+
+    def rm_watch(self, wd):
+        if _libc().inotify_rm_watch(self.fd, wd) == -1:
+            code = ctypes.get_errno()
+            raise OSError(code, "inotify_rm_watch(%d): %s" % (wd, os.strerror(code)))
+
+    def read(self):
+        """All events queued now (never blocks); [] when there are none."""
+        events = []
+        while True:
+            try:
+                buf = os.read(self.fd, 65536)
+            except BlockingIOError:
+                return events
+            if not buf:
+                return events
+            offset = 0
+            while offset + 16 <= len(buf):
+                wd, mask, cookie, length = _EVENT_HEADER.unpack_from(buf, offset)
+                raw = buf[offset + 16:offset + 16 + length].split(b"\0", 1)[0]
+                events.append(InotifyEvent(wd, mask, cookie, os.fsdecode(raw)))
+                offset += 16 + length
+
+    def close(self):
+        if self.fd >= 0:
+            os.close(self.fd)
+            self.fd = -1
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+
+#: statfs f_type of file systems where inotify misses other hosts' changes.
+NETWORK_FILESYSTEMS = {0x6969: "nfs", 0x517B: "smb", 0xFF534D42: "cifs", 0xFE534D42: "smb2",
+                       0x65735546: "fuse", 0x01021997: "9p", 0x00C36400: "ceph",
+                       0x5346414F: "afs", 0x73757245: "coda", 0x47504653: "gpfs"}
+
+
+def filesystem_type(path):
+    """The statfs f_type magic of the file system ``path`` is on (None if unknown)."""
+    buf = ctypes.create_string_buffer(256)
+    try:
+        if _libc().statfs(os.fsencode(path), buf) != 0:
+            return None
+    except (AttributeError, OSError):
+        return None
+    return struct.unpack_from("l", buf.raw)[0] & 0xFFFFFFFF
+
+
+###############################################################################
+# Load command templates ######################################################
+###############################################################################
+#
+# cmd.NAME values are small templates: '{{expr}}', '{{expr|filter}}',
+# '{{# comment }}', '{{if}}/{{elif}}/{{else}}/{{endif}}', and pyrocore's
+# '%(name)s'.  Expressions are a safe subset of Python (names, attributes,
+# .get(), str methods, comparisons, and/or/not), checked with the ast module.
+# Every value a template puts out is escaped for rTorrent's command parser,
+# so no file, folder or torrent name can add or change a command.
+
+class TemplateError(ValueError):
+    """A template that cannot be parsed or expanded."""
+
+
+#: ASCII characters that pass into an rTorrent command unescaped.
+_RT_SAFE = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_./-+@:")
+_RT_UNSENDABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uffff]")
+
+
+def rtorrent_escape(value):
+    """Make a value a literal inside an rTorrent command argument, quoted or not.
+
+    rTorrent's parser takes the character after a backslash literally in both
+    quoted and unquoted arguments, so every ASCII character that is not plainly
+    safe gets one; characters XML-RPC cannot carry (and undecodable bytes of
+    file names) become U+FFFD.
+    """
+    text = _RT_UNSENDABLE.sub("\ufffd", value if isinstance(value, str) else str(value))
+    return "".join(c if c in _RT_SAFE or ord(c) > 127 else "\\" + c for c in text)
+
+
+def _sendable(text):
+    """Text XML-RPC can carry: undecodable bytes and control characters become U+FFFD."""
+    return _RT_UNSENDABLE.sub("\ufffd", text)
+
+
+def _render_value(value):
+    if value is None:
+        return ""
+    if isinstance(value, bytes):
+        return value.decode("utf-8", "replace")
+    if isinstance(value, (set, frozenset)):
+        return ",".join(sorted(str(v) for v in value))
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def _path_name(value):
+    return os.path.splitext(os.path.basename(value or ""))[0]
+
+
+#: Filters, usable as '{{x|name}}', '{{x|h.name}}' or '{{h.name(x)}}'.
+TEMPLATE_FILTERS = {
+    "pathbase": lambda v: os.path.basename(v or ""),
+    "pathname": _path_name,
+    "pathext": lambda v: os.path.splitext(v or "")[1],
+    "pathdir": lambda v: os.path.dirname(v or ""),
+    "strip": lambda v: str(v).strip(),
+    "lower": lambda v: str(v).lower(),
+    "upper": lambda v: str(v).upper(),
+    "title": lambda v: str(v).title(),
+    "sz": lambda v: human_size(int(v or 0)),
+    "iso": lambda v: time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(float(v or 0))),
+    "json": lambda v: json.dumps(v, sort_keys=True, default=_render_value),
+}
+
+
+class _Helpers(dict):
+    """The 'h' name of templates: the filters."""
+
+
+_TEMPLATE_BUILTINS = {"len": len, "str": str, "int": int, "bool": bool, "min": min,
+                      "max": max, "sorted": sorted, "h": _Helpers(TEMPLATE_FILTERS)}
+_SAFE_METHODS = {
+    str: frozenset("replace title lower upper strip lstrip rstrip startswith endswith split "
+                   "rsplit capitalize casefold partition rpartition count find zfill "
+                   "isdigit".split()),
+    dict: frozenset(("get", "keys", "values", "items")),
+    list: frozenset(("count", "index")),
+}
+_COMPARE = {ast.Eq: lambda a, b: a == b, ast.NotEq: lambda a, b: a != b,
+            ast.Lt: lambda a, b: a < b, ast.LtE: lambda a, b: a <= b,
+            ast.Gt: lambda a, b: a > b, ast.GtE: lambda a, b: a >= b,
+            ast.In: lambda a, b: a in b, ast.NotIn: lambda a, b: a not in b,
+            ast.Is: lambda a, b: a is b, ast.IsNot: lambda a, b: a is not b}
+
+
+def _check_expr(node, source):
+    """Reject everything outside the small expression language."""
+    allowed = (ast.Expression, ast.Constant, ast.Name, ast.Load, ast.Attribute, ast.Call,
+               ast.Subscript, ast.Slice, ast.Compare, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp,
+               ast.Not, ast.USub, ast.IfExp, ast.BinOp, ast.Add, ast.List, ast.Tuple,
+               ast.Index if hasattr(ast, "Index") else ast.Slice) + tuple(_COMPARE)
+    for sub in ast.walk(node):
+        if not isinstance(sub, allowed):
+            raise TemplateError("%r: %s is not allowed in a template" % (source, type(sub).__name__))
+        if isinstance(sub, ast.Attribute) and sub.attr.startswith("_") or \
+                isinstance(sub, ast.Name) and sub.id.startswith("_"):
+            raise TemplateError("%r: private names are not allowed" % source)
+        if isinstance(sub, ast.Call) and sub.keywords:
+            raise TemplateError("%r: keyword arguments are not allowed" % source)
+        if isinstance(sub, ast.BinOp) and not isinstance(sub.op, ast.Add):
+            raise TemplateError("%r: only '+' is allowed as an operator" % source)
+
+
+def _compile_expr(source):
+    try:
+        tree = ast.parse(source.strip(), mode="eval")
+    except SyntaxError as exc:
+        raise TemplateError("%r: %s" % (source, exc.msg)) from None
+    _check_expr(tree, source)
+    return tree.body
+
+
+def _eval(node, ns):
+    if isinstance(node, ast.Constant):
+        return node.value
+    if isinstance(node, ast.Name):
+        if node.id in ns:
+            return ns[node.id]
+        if node.id in _TEMPLATE_BUILTINS:
+            return _TEMPLATE_BUILTINS[node.id]
+        raise TemplateError("unknown name %r" % node.id)
+    if isinstance(node, ast.Attribute):
+        obj = _eval(node.value, ns)
+        if isinstance(obj, dict) and node.attr in obj:
+            return obj[node.attr]
+        raise TemplateError("%s has no attribute %r" % (type(obj).__name__, node.attr))
+    if isinstance(node, ast.Call):
+        args = [_eval(arg, ns) for arg in node.args]
+        func = node.func
+        if isinstance(func, ast.Attribute):
+            obj = _eval(func.value, ns)
+            if isinstance(obj, _Helpers):
+                if func.attr not in obj:
+                    raise TemplateError("no filter %r" % func.attr)
+                return obj[func.attr](*args)
+            for kind, methods in _SAFE_METHODS.items():
+                if isinstance(obj, kind) and func.attr in methods:
+                    return getattr(obj, func.attr)(*args)
+            raise TemplateError("%s.%s() is not allowed" % (type(obj).__name__, func.attr))
+        target = _eval(func, ns)
+        if target in TEMPLATE_FILTERS.values() or target in (len, str, int, bool, min, max, sorted):
+            return target(*args)
+        raise TemplateError("that is not a function templates may call")
+    if isinstance(node, ast.Subscript):
+        obj = _eval(node.value, ns)
+        index = node.slice
+        if isinstance(index, ast.Slice):
+            parts = [None if p is None else _eval(p, ns) for p in (index.lower, index.upper, index.step)]
+            return obj[slice(*parts)]
+        if hasattr(ast, "Index") and isinstance(index, ast.Index):   # Python 3.8
+            index = index.value
+        return obj[_eval(index, ns)]
+    if isinstance(node, ast.Compare):
+        left = _eval(node.left, ns)
+        for op, comparator in zip(node.ops, node.comparators):
+            right = _eval(comparator, ns)
+            if not _COMPARE[type(op)](left, right):
+                return False
+            left = right
+        return True
+    if isinstance(node, ast.BoolOp):
+        value = None
+        for operand in node.values:
+            value = _eval(operand, ns)
+            if isinstance(node.op, ast.And) and not value:
+                return value
+            if isinstance(node.op, ast.Or) and value:
+                return value
+        return value
+    if isinstance(node, ast.UnaryOp):
+        value = _eval(node.operand, ns)
+        return (not value) if isinstance(node.op, ast.Not) else -value
+    if isinstance(node, ast.IfExp):
+        return _eval(node.body if _eval(node.test, ns) else node.orelse, ns)
+    if isinstance(node, ast.BinOp):
+        return _eval(node.left, ns) + _eval(node.right, ns)
+    if isinstance(node, (ast.List, ast.Tuple)):
+        return [_eval(elt, ns) for elt in node.elts]
+    raise TemplateError("cannot evaluate %s" % type(node).__name__)
+
+
+def _split_filters(text):
+    """'expr|f1|h.f2' -> ('expr', ['f1', 'f2']); a '|' inside quotes or brackets is kept."""
+    parts, depth, quote, start = [], 0, None, 0
+    for index, char in enumerate(text):
+        if quote:
+            if char == quote and text[index - 1] != "\\":
+                quote = None
+        elif char in "'\"":
+            quote = char
+        elif char in "([{":
+            depth += 1
+        elif char in ")]}":
+            depth -= 1
+        elif char == "|" and depth == 0:
+            parts.append(text[start:index])
+            start = index + 1
+    parts.append(text[start:])
+    filters = []
+    for name in (p.strip() for p in parts[1:]):
+        name = name[2:] if name.startswith("h.") else name
+        if name not in TEMPLATE_FILTERS:
+            raise TemplateError("unknown filter %r (filters: %s)"
+                                % (name, ", ".join(sorted(TEMPLATE_FILTERS))))
+        filters.append(TEMPLATE_FILTERS[name])
+    return parts[0], filters
+
+
+_TEMPLATE_TOKEN = re.compile(r"\{\{(.*?)\}\}|%\((\w+)\)s", re.S)
+_DIRECTIVE = re.compile(r"\s*(if|elif|else|endif)\b\s*(.*?)\s*:?\s*\Z", re.S)
+
+
+class WatchTemplate:
+    """One compiled cmd.NAME template; ``render(namespace)`` returns the command text."""
+
+    def __init__(self, text, name="template"):
+        self.text, self.name = text, name
+        self.nodes = self._parse(self._tokens(text))
+
+    def __repr__(self):
+        return "WatchTemplate(%r)" % self.text
+
+    @staticmethod
+    def _tokens(text):
+        """Split into ('text', s) / ('expr', s) / ('var', name) / (directive, arg) tokens."""
+        tokens, pos = [], 0
+        for found in _TEMPLATE_TOKEN.finditer(text):
+            tokens.append(("text", text[pos:found.start()]))
+            pos = found.end()
+            if found.group(2) is not None:
+                tokens.append(("var", found.group(2)))
+                continue
+            inner = found.group(1)
+            if inner.startswith("#"):
+                tokens.append(("comment", ""))
+                continue
+            directive = _DIRECTIVE.match(inner)
+            if directive:
+                tokens.append((directive.group(1), directive.group(2)))
+            else:
+                tokens.append(("expr", inner))
+        tokens.append(("text", text[pos:]))
+        if "{{" in "".join(t for kind, t in tokens if kind == "text"):
+            raise TemplateError("unclosed '{{' in %r" % text)
+        # A directive or comment alone on its line takes the line with it (as Tempita does).
+        for index, (kind, _) in enumerate(tokens):
+            if kind in ("text", "expr", "var") or not 0 < index < len(tokens) - 1:
+                continue
+            before, after = tokens[index - 1][1], tokens[index + 1][1]
+            head = before.rsplit("\n", 1)
+            tail = after.split("\n", 1)
+            if (len(head) == 2 or index == 1) and not head[-1].strip() and \
+                    len(tail) == 2 and not tail[0].strip():
+                tokens[index - 1] = ("text", head[0] + "\n" if len(head) == 2 else "")
+                tokens[index + 1] = ("text", tail[1])
+            elif kind == "comment" and after.startswith("\n"):
+                tokens[index + 1] = ("text", after[1:])
+        return tokens
+
+    def _parse(self, tokens):
+        root = []
+        stack = [(None, root)]      # (if-node or None, the list being filled)
+        for kind, arg in tokens:
+            body = stack[-1][1]
+            if kind == "text":
+                if arg:
+                    body.append(("text", arg))
+            elif kind == "comment":
+                continue
+            elif kind == "var":
+                body.append(("expr", ast.Name(id=arg, ctx=ast.Load()), [], arg))
+            elif kind == "expr":
+                source, filters = _split_filters(arg)
+                body.append(("expr", _compile_expr(source), filters, arg.strip()))
+            elif kind == "if":
+                node = ["if", [(_compile_expr(arg), [])], [], False]
+                body.append(node)
+                stack.append((node, node[1][0][1]))
+            elif kind in ("elif", "else"):
+                node = stack[-1][0]
+                if node is None or node[3]:
+                    raise TemplateError("{{%s}} without {{if}} (or after {{else}}) in %r"
+                                        % (kind, self.text))
+                if kind == "elif":
+                    node[1].append((_compile_expr(arg), []))
+                    stack[-1] = (node, node[1][-1][1])
+                else:
+                    node[3] = True
+                    stack[-1] = (node, node[2])
+            elif kind == "endif":
+                if stack[-1][0] is None:
+                    raise TemplateError("{{endif}} without {{if}} in %r" % self.text)
+                stack.pop()
+        if len(stack) > 1:
+            raise TemplateError("{{if}} without {{endif}} in %r" % self.text)
+        return root
+
+    def render(self, namespace):
+        out = []
+        self._render(self.nodes, namespace, out)
+        return "".join(out)
+
+    def _render(self, nodes, ns, out):
+        for node in nodes:
+            if node[0] == "text":
+                out.append(node[1])
+            elif node[0] == "expr":
+                try:
+                    value = _eval(node[1], ns)
+                    for filt in node[2]:
+                        value = filt(value)
+                except TemplateError:
+                    raise
+                except Exception as exc:
+                    raise TemplateError("{{%s}}: %s: %s" % (node[3], type(exc).__name__, exc)) from None
+                out.append(rtorrent_escape(_render_value(value)))
+            else:
+                for condition, body in node[1]:
+                    try:
+                        hit = _eval(condition, ns)
+                    except TemplateError:
+                        raise
+                    except Exception as exc:
+                        raise TemplateError("{{if}}: %s: %s" % (type(exc).__name__, exc)) from None
+                    if hit:
+                        self._render(body, ns, out)
+                        break
+                else:
+                    self._render(node[2], ns, out)
 
 
 ###############################################################################
@@ -3162,7 +3945,7 @@ class SystemdNotifier:
 BUILTIN_JOBS = {}
 
 #: Built-in jobs of pyrocore that this release does not have yet.
-PLANNED_JOBS = {"TreeWatch", "RtorrentExporter"}
+PLANNED_JOBS = {"RtorrentExporter"}
 
 #: Modules whose handler names mean our built-ins.
 BUILTIN_MODULES = ("pyrotorque", "pyrocore.", "pyrosimple.")
@@ -3478,6 +4261,1044 @@ def job_config(spec, handler, settings, warn=None, **extra):
             config[param] = typed_value(spec.params[param])
     config.update(extra)
     return config
+
+
+###############################################################################
+# Tree watch ##################################################################
+###############################################################################
+#
+# Life of a metafile: an inotify event (close-write, moved-to; a link or
+# symlink's create) or a scan finds it; files not known to be complete wait
+# until their size and mtime are stable ("settling"); then it is read,
+# validated and hashed; if rTorrent already has the info-hash it is a
+# duplicate, else it is sent with load.raw(_start) and we poll d.hash until it
+# answers.  rTorrent is the source of truth: every start and every scheduled
+# run scans all roots, so nothing that arrived while we or rTorrent were down
+# is lost.  What was handled is remembered by (device, inode, size, mtime).
+
+METAFILE_SUFFIXES = (".torrent", ".load", ".start", ".queue", ".magnet")
+WATCH_INI = "watch.ini"
+_DIR_MASK = (IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE
+             | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR | IN_DONT_FOLLOW | IN_EXCL_UNLINK)
+#: Settings a watch.ini may change, with their converters.
+_WATCH_INI_KEYS = {
+    "load_mode": str, "queued": parse_bool, "load_by_path": parse_bool,
+    "remove_loaded": parse_bool, "move_loaded_to": str, "quiet": parse_bool,
+}
+
+
+def _size_value(text):
+    """'32M', '512k', '1048576' -> bytes."""
+    found = re.fullmatch(r"\s*(\d+)\s*([kKmMgG]?)i?[bB]?\s*", str(text))
+    if not found:
+        raise ConfigError("%r is not a size (e.g. 32M)" % text)
+    return int(found.group(1)) * {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[found.group(2).lower()]
+
+
+def _seconds(text):
+    value = float(text)
+    if value < 0:
+        raise ConfigError("%r: must not be negative" % text)
+    return value
+
+
+class _LoadSettings:
+    """What decides how one folder's metafiles are loaded (job config + watch.ini files)."""
+
+    __slots__ = ("load_mode", "queued", "load_by_path", "remove_loaded", "move_loaded_to",
+                 "quiet", "commands", "source")
+
+    def copy(self):
+        new = _LoadSettings()
+        for slot in self.__slots__:
+            setattr(new, slot, getattr(self, slot))
+        new.commands = dict(self.commands)
+        return new
+
+
+class _Entry:
+    """A metafile on its way: where it is and what we know so far."""
+
+    __slots__ = ("path", "root", "trusted", "sig", "meta", "settings", "flags", "start",
+                 "queue", "commands", "method", "params", "deadline", "found", "waits")
+
+    def __init__(self, path, root, trusted, found=None):
+        self.path, self.root, self.trusted = path, root, trusted
+        self.found = found or time.monotonic()
+        self.sig = self.meta = self.settings = None
+        self.waits = 0
+
+
+@builtin_job
+class TreeWatch(Job):
+    """Loads every metafile that lands anywhere in the watched folder trees, once."""
+
+    PARAMS = {
+        "path": (str, "", "watched roots, ':'-separated"),
+        "load_mode": (str, "normal", "'start'/'started' starts new items, else just load"),
+        "queued": (parse_bool, False, "leave new items to the queue (priority 0 if not started)"),
+        "trace_inotify": (parse_bool, False, "log every file system event at debug level"),
+        "poll_interval": (_seconds, 0.0, "scan every N seconds instead of using inotify (0: inotify)"),
+        "settle": (_seconds, 1.0, "seconds a scanned or linked file must stay unchanged"),
+        "load_by_path": (parse_bool, False, "load by path (item tied to its file) instead of bytes"),
+        "remove_loaded": (parse_bool, False, "delete a metafile once its item is in rTorrent"),
+        "move_loaded_to": (str, "", "move a metafile here once its item is in rTorrent"),
+        "failed_dir": (str, "", "move bad metafiles here"),
+        "max_size": (_size_value, METAFILE_MAX_SIZE, "larger metafiles are refused"),
+    }
+    PARAM_PREFIXES = ("cmd.",)
+    RPC_METHODS = ("system.multicall", "d.multicall2", "d.hash", "load.raw_verbose",
+                   "load.raw_start_verbose", "load.verbose", "load.start_verbose",
+                   "network.xmlrpc.size_limit", "network.xmlrpc.size_limit.set", "print")
+
+    #: Seconds a just-sent load may take to show up in rTorrent.
+    VERIFY_TIMEOUT = 5.0
+    #: How long an incomplete (truncated) file may wait before it is reported.
+    INCOMPLETE_GRACE = 60.0
+    #: Items per batch of loads.
+    BATCH = 200
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.roots = self._parse_roots(config.get("path") or "")
+        self.trace = config.get("trace_inotify", False)
+        self.poll_interval = config.get("poll_interval") or 0.0
+        self.settle = config.get("settle", 1.0)
+        self.max_size = config.get("max_size") or METAFILE_MAX_SIZE
+        self.failed_dir = self._abs(config.get("failed_dir") or "")
+        base = _LoadSettings()
+        base.load_mode = str(config.get("load_mode") or "normal")
+        base.queued = config.get("queued", False)
+        base.load_by_path = config.get("load_by_path", False)
+        base.remove_loaded = config.get("remove_loaded", False)
+        base.move_loaded_to = self._abs(config.get("move_loaded_to") or "")
+        base.quiet = config.get("quiet", False)
+        base.commands = {}
+        base.source = "job.%s" % self.name
+        for key in sorted(config):
+            if key.startswith("cmd.") and key[4:]:
+                value = config[key]
+                text = value if isinstance(value, str) else str(value)
+                if text.strip():
+                    base.commands[key[4:]] = self._template(text, key)
+        if base.remove_loaded and base.move_loaded_to:
+            raise ConfigError("set only one of remove_loaded and move_loaded_to")
+        self.base = base
+        self._alias_map = None
+
+        self._inotify = None
+        self._wd_dir, self._dir_wd = {}, {}
+        self._missing_roots = set()
+        self._timers = {}                           # id -> handle of our daemon timers
+        self._ready = collections.OrderedDict()     # path -> _Entry
+        self._settling = {}                         # path -> (_Entry, due monotonic)
+        self._inflight = {}                         # info-hash -> _Entry
+        self._blocked = {}                          # info-hash -> [_Entry] waiting for it
+        self._handled = {}                          # sig -> (info-hash or None, outcome)
+        self._reported = set()                      # sigs of bad files already reported
+        self._ini_cache = {}                        # dir -> (stat sig, dict or ConfigError)
+        self._ini_errors = set()
+        self._settle_timer = self._process_timer = self._verify_timer = None
+        self._down = False
+        self._backoff = 0.0
+        self._verify_delay = 0.005
+        self._size_limit = None
+        self._limit_warned = False
+        self._closed = False
+        self.stats = collections.Counter()
+        self._started_at = time.time()
+        if self.daemon is not None:
+            self._start()
+
+    # -- configuration -------------------------------------------------------------
+
+    @staticmethod
+    def _abs(path):
+        path = path.strip()
+        return os.path.abspath(os.path.expanduser(path)).rstrip("/") or "/" if path else ""
+
+    def _parse_roots(self, text):
+        roots = []
+        for part in str(text).split(os.pathsep):
+            part = part.strip()
+            if not part:
+                continue
+            root = os.path.abspath(os.path.expanduser(part)).rstrip("/") or "/"
+            if not os.path.isdir(root):
+                raise ConfigError("Path '%s' is not a directory!" % root)
+            if root not in roots:
+                roots.append(root)
+        if not roots:
+            raise ConfigError("You need to set 'job.%s.path' in the configuration!" % self.name)
+        return roots
+
+    def _template(self, text, key):
+        if text.startswith("file:"):
+            name = os.path.expanduser(text[5:].strip())
+            if not os.path.isabs(name):
+                config_dir = getattr(getattr(self.daemon, "settings", None), "config_dir", None) \
+                    or os.path.expanduser(os.environ.get("PYRO_CONFIG_DIR") or "~/.pyroscope")
+                name = os.path.join(config_dir, "templates", name)
+            try:
+                with open(name, encoding="utf-8") as handle:
+                    text = handle.read()
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigError("%s: cannot read template file %r (%s)" % (key, name, exc)) from None
+        try:
+            return WatchTemplate(text, key)
+        except TemplateError as exc:
+            raise ConfigError("%s: %s" % (key, exc)) from None
+
+    # -- life cycle ------------------------------------------------------------------
+
+    def _later(self, delay, callback):
+        if self.daemon is None:
+            return None
+        handle = None
+
+        def fire():
+            self._timers.pop(id(handle), None)
+            if not self._closed:
+                callback()
+        handle = self.daemon.call_later(delay, fire)
+        self._timers[id(handle)] = handle
+        return handle
+
+    def _cancel(self, handle):
+        if handle is not None:
+            self._timers.pop(id(handle), None)
+            self.daemon.cancel(handle)
+
+    def _start(self):
+        """Watch the roots (or poll them) and scan them at once."""
+        networked = []
+        for root in self.roots:
+            kind = NETWORK_FILESYSTEMS.get(filesystem_type(root))
+            if kind:
+                networked.append("%s (%s)" % (root, kind))
+        if not self.poll_interval:
+            try:
+                self._inotify = INotify()
+            except OSError as exc:
+                self.log.error("inotify is not available (%s); scanning every 15 s instead", exc)
+                self.poll_interval = 15.0
+            else:
+                self.daemon.add_reader(self._inotify, self._on_readable)
+        if networked and not self.poll_interval:
+            self.poll_interval = 30.0
+            self.log.info("%s on a network file system: inotify only sees this host's changes, "
+                          "so the trees are also scanned every %.0f s", ", ".join(networked),
+                          self.poll_interval)
+        self.log.info("Watching %s%s: load_mode=%s, queued=%s%s", ", ".join(self.roots),
+                      " with inotify" if self._inotify else "",
+                      self.base.load_mode, self.base.queued,
+                      ", scanning every %g s" % self.poll_interval if self.poll_interval else "")
+        self._later(0, lambda: self.scan("start"))
+        if self.poll_interval:
+            self._later(self.poll_interval, self._poll)
+
+    def close(self):
+        self._closed = True
+        for handle in list(self._timers.values()):
+            self._cancel(handle)
+        if self._inotify is not None:
+            self.daemon.remove_reader(self._inotify)
+            self._inotify.close()
+            self._inotify = None
+
+    def run(self):
+        """The scheduled run: catch up with everything in the trees."""
+        self.scan("scheduled run")
+        if self.daemon is None or getattr(self.daemon, "_wakeup", True) is None:
+            self._drain_blocking()      # --run-once: the loop does not turn, finish here
+
+    def _poll(self):
+        self.scan("poll")
+        self._later(self.poll_interval, self._poll)
+
+    def _drain_blocking(self, timeout=60.0):
+        """Finish all pending work without the main loop (for --run-once)."""
+        deadline = time.monotonic() + timeout
+        while (self._ready or self._settling or self._inflight) and time.monotonic() < deadline:
+            self._check_settling()
+            self._process()
+            self._verify()
+            if self._down:
+                break
+            time.sleep(0.01)
+
+    # -- watching --------------------------------------------------------------------
+
+    def _root_of(self, path):
+        for root in self.roots:
+            if path == root or path.startswith(root + "/"):
+                return root
+        return None
+
+    def _skip_dir(self, path):
+        """Our own target folders inside a tree are not watched."""
+        for special in (self.failed_dir, self.base.move_loaded_to):
+            if special and (path == special or path.startswith(special + "/")):
+                return True
+        return os.path.basename(path).startswith(".") and path not in self.roots
+
+    def _watch(self, path):
+        """Watch one directory; False if it cannot be watched."""
+        if self._inotify is None:
+            return False
+        try:
+            mask = _DIR_MASK | (IN_ALL_EVENTS if self.trace else 0)
+            if path in self.roots:
+                mask &= ~IN_DONT_FOLLOW         # a configured root may be a symlink
+            wd = self._inotify.add_watch(path, mask)
+        except InotifyLimit as exc:
+            if not self.poll_interval:
+                self.log.error("Cannot watch %s: %s; scanning every 60 s instead until restarted",
+                               path, exc.strerror)
+                self.poll_interval = 60.0
+                self._later(self.poll_interval, self._poll)
+            return False
+        except OSError as exc:
+            if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
+                self.log.warning("Cannot watch %s: %s", path, exc.strerror)
+            return False
+        old = self._wd_dir.get(wd)
+        if old is not None and old != path:
+            self._dir_wd.pop(old, None)
+        self._wd_dir[wd] = path
+        self._dir_wd[path] = wd
+        return True
+
+    def _unwatch_tree(self, path):
+        for directory in [d for d in self._dir_wd if d == path or d.startswith(path + "/")]:
+            wd = self._dir_wd.pop(directory)
+            if self._wd_dir.get(wd) == directory:
+                del self._wd_dir[wd]
+                try:
+                    self._inotify.rm_watch(wd)
+                except OSError:
+                    pass
+
+    def scan(self, why="scan", top=None):
+        """Watch every folder below the roots (or ``top``) and look at every metafile."""
+        found = 0
+        live_sigs = set() if top is None else None
+        known = []          # (path, root, info-hash) of files handled before
+        for root in ([top] if top else self.roots):
+            base = self._root_of(root) or root
+            if not os.path.isdir(root):
+                if root in self.roots:
+                    self._root_missing(root)
+                continue
+            stack = [root]
+            while stack:
+                directory = stack.pop()
+                if self._skip_dir(directory):
+                    continue
+                if directory not in self._dir_wd:
+                    self._watch(directory)
+                try:
+                    entries = list(os.scandir(directory))
+                except OSError as exc:
+                    if exc.errno != errno.ENOENT:
+                        self.log.warning("Cannot read folder %s: %s", directory, exc.strerror)
+                    continue
+                for entry in entries:
+                    try:
+                        if entry.is_dir(follow_symlinks=False):
+                            stack.append(entry.path)
+                            continue
+                    except OSError:
+                        continue
+                    if self._candidate(entry.name):
+                        found += 1
+                        sig = self._arrived(entry.path, base, trusted=False, quiet=True)
+                        if live_sigs is not None and sig:
+                            live_sigs.add(sig)
+                            done = self._handled.get(sig)
+                            if done and done[1] in ("loaded", "duplicate"):
+                                known.append((entry.path, base, sig, done[0]))
+        if live_sigs is not None:
+            # Forget files that are gone, so the memory stays as big as the trees.
+            self._handled = {s: v for s, v in self._handled.items() if s in live_sigs}
+            self._reported &= live_sigs
+            self._catch_up(known)
+        self.log.log(logging.INFO if why == "start" else logging.DEBUG,
+                     "Scan (%s) of %s: %d metafile(s), %d to look at now, %d waiting to settle",
+                     why, top or ", ".join(self.roots), found, len(self._ready), len(self._settling))
+        self._kick()
+
+    def _catch_up(self, known):
+        """rTorrent is the source of truth: files handled before whose item is gone load again."""
+        if not known or self._down:
+            return
+        try:
+            present = {row[0].upper() for row in self.proxy.d.multicall2("", "main", "d.hash=")}
+        except RtorrentError as exc:
+            self.log.debug("Catch-up check skipped: %s", exc)
+            return
+        for path, root, sig, info_hash in known:
+            if info_hash not in present:
+                self.log.info("Item #%s of %r is no longer in rTorrent; loading it again",
+                              info_hash, path)
+                self._handled.pop(sig, None)
+                self._arrived(path, root, trusted=False, quiet=True)
+
+    def _root_missing(self, root):
+        if root in self._missing_roots:
+            return
+        self._missing_roots.add(root)
+        self.log.warning("Watched folder %s is gone; watching for it to come back", root)
+        self._later(1.0, lambda: self._rewatch_root(root, 1.0))
+
+    def _rewatch_root(self, root, delay):
+        if os.path.isdir(root):
+            self._missing_roots.discard(root)
+            self.log.info("Watched folder %s is back", root)
+            self.scan("folder back", top=root)
+        else:
+            delay = min(delay * 2, 30.0)
+            self._later(delay, lambda: self._rewatch_root(root, delay))
+
+    @staticmethod
+    def _candidate(name):
+        return (not name.startswith(".") and name.lower().endswith(METAFILE_SUFFIXES)) \
+            or name == WATCH_INI
+
+    def _on_readable(self):
+        try:
+            events = self._inotify.read()
+        except OSError as exc:
+            self.log.error("Reading inotify events failed: %s", exc)
+            return
+        rescan, moved_dirs = False, []
+        for event in events:
+            if self.trace:
+                self.log.debug("inotify event %r in %s", event, self._wd_dir.get(event.wd))
+            mask = event.mask
+            if mask & IN_Q_OVERFLOW:
+                self.stats["overflows"] += 1
+                self.log.warning("The inotify event queue overflowed (more than "
+                                 "fs.inotify.max_queued_events events were pending); "
+                                 "rescanning all trees")
+                rescan = True
+                continue
+            directory = self._wd_dir.get(event.wd)
+            if directory is None:
+                continue        # a watch we dropped; its last events may still come
+            if mask & IN_IGNORED:
+                del self._wd_dir[event.wd]
+                if self._dir_wd.get(directory) == event.wd:
+                    del self._dir_wd[directory]
+                if directory in self.roots:
+                    self._root_missing(directory)
+                continue
+            if mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT):
+                if directory in self.roots and mask & IN_MOVE_SELF:
+                    self._unwatch_tree(directory)
+                    self._root_missing(directory)
+                continue
+            if not event.name:
+                continue
+            path = os.path.join(directory, event.name)
+            if mask & IN_ISDIR:
+                if mask & IN_MOVED_FROM:
+                    self._unwatch_tree(path)
+                elif mask & (IN_CREATE | IN_MOVED_TO) and not self._skip_dir(path):
+                    moved_dirs.append(path)
+                continue
+            if event.name == WATCH_INI:
+                if mask & (IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM):
+                    self._watch_ini_changed(directory)
+                continue
+            if not self._candidate(event.name):
+                continue
+            root = self._root_of(path)
+            if root is None:
+                continue
+            if mask & (IN_CLOSE_WRITE | IN_MOVED_TO):
+                self._arrived(path, root, trusted=True)
+            elif mask & IN_CREATE:
+                # Hard links and symlinks only ever produce IN_CREATE.
+                try:
+                    st = os.lstat(path)
+                except OSError:
+                    continue
+                if stat.S_ISLNK(st.st_mode) or st.st_nlink > 1:
+                    self._arrived(path, root, trusted=False)
+        if not rescan:
+            for path in moved_dirs:
+                self.scan("new folder", top=path)
+        if rescan:
+            self.scan("overflow")
+        self._kick()
+
+    # -- readiness -------------------------------------------------------------------
+
+    @staticmethod
+    def _signature(st):
+        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+    def _arrived(self, path, root, trusted, quiet=False):
+        """A metafile showed up (or may have); return its signature if it is a file."""
+        if os.path.basename(path) == WATCH_INI:
+            return None
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        if not stat.S_ISREG(st.st_mode):
+            return None
+        sig = self._signature(st)
+        if sig in self._handled or sig in self._reported:
+            if not quiet:
+                self.log.debug("%s: already handled (%s)", path,
+                               self._handled.get(sig, (None, "bad"))[1])
+            return sig
+        if path in self._ready or any(e.path == path for e in self._inflight.values()):
+            if path in self._ready:
+                self._ready[path].trusted |= trusted
+            return sig
+        if st.st_size == 0:     # a later close-write or scan brings it back
+            self.log.debug("%s: empty, waiting for it to be written", path)
+            return sig
+        entry = _Entry(path, root, trusted)
+        age = time.time() - st.st_mtime
+        if trusted or age >= self.settle:
+            entry.sig = sig
+            self._settling.pop(path, None)
+            self._ready[path] = entry
+        else:
+            self._settle(entry, st)
+        return sig
+
+    def _settle(self, entry, st, delay=None):
+        entry.sig = self._signature(st)
+        due = time.monotonic() + (delay if delay is not None
+                                  else max(0.05, self.settle - max(0.0, time.time() - st.st_mtime)))
+        if entry.path not in self._settling:
+            self.log.debug("%s: waiting until it stops changing", entry.path)
+        self._settling[entry.path] = (entry, due)
+        if self.daemon is not None and self._settle_timer is None:
+            self._settle_timer = self._later(max(0.0, due - time.monotonic()), self._check_settling)
+
+    def _check_settling(self):
+        self._settle_timer = None
+        now = time.monotonic()
+        for path, (entry, due) in list(self._settling.items()):
+            if due > now:
+                continue
+            del self._settling[path]
+            self._arrived_again(entry)
+        if self._settling and self.daemon is not None:
+            next_due = min(due for _, due in self._settling.values())
+            self._settle_timer = self._later(max(0.0, next_due - time.monotonic()),
+                                             self._check_settling)
+        self._kick()
+
+    def _arrived_again(self, entry):
+        try:
+            st = os.stat(entry.path)
+        except OSError:
+            return
+        sig = self._signature(st)
+        if sig in self._handled or sig in self._reported or entry.path in self._ready:
+            return
+        if st.st_size == 0:
+            return
+        elif sig == entry.sig and time.time() - st.st_mtime >= self.settle:
+            self._ready[entry.path] = entry
+        else:
+            self._settle(entry, st)
+
+    # -- folder settings (watch.ini) ---------------------------------------------------
+
+    def _watch_ini_changed(self, directory):
+        self._ini_cache.pop(directory, None)
+        path = os.path.join(directory, WATCH_INI)
+        self.log.info("Reloading watch config %s", path)
+        result = self._read_ini(directory)
+        if not isinstance(result, ConfigError):
+            self.scan("watch.ini changed", top=directory)
+
+    def _read_ini(self, directory):
+        """The settings of ``directory``'s watch.ini: a dict, {} if none, or a ConfigError."""
+        path = os.path.join(directory, WATCH_INI)
+        try:
+            st = os.stat(path)
+        except OSError:
+            self._ini_cache.pop(directory, None)
+            return {}
+        sig = self._signature(st)
+        cached = self._ini_cache.get(directory)
+        if cached and cached[0] == sig:
+            return cached[1]
+        result = {}
+        try:
+            with open(path, encoding="utf-8") as handle:
+                text = handle.read(65536)
+            parser = configparser.ConfigParser(interpolation=None, strict=True,
+                                               empty_lines_in_values=False)
+            parser.optionxform = str
+            if not re.match(r"\s*\[", text):
+                text = "[watch]\n" + text
+            parser.read_string(text, source=path)
+            for section in parser.sections():
+                for key, value in parser.items(section):
+                    prefix = "job.%s." % self.name
+                    key = key[len(prefix):] if key.startswith(prefix) else key
+                    if key.startswith("cmd.") and key[4:]:
+                        result[key] = self._template(value, key) if value.strip() else None
+                    elif key in _WATCH_INI_KEYS:
+                        try:
+                            result[key] = _WATCH_INI_KEYS[key](value)
+                        except ValueError as exc:
+                            raise ConfigError("%s: %s" % (key, exc)) from None
+                    else:
+                        raise ConfigError("unknown key %r (known: %s, cmd.NAME)"
+                                          % (key, ", ".join(sorted(_WATCH_INI_KEYS))))
+            if "move_loaded_to" in result:
+                result["move_loaded_to"] = self._abs(result["move_loaded_to"])
+        except (OSError, UnicodeDecodeError, configparser.Error, ConfigError) as exc:
+            result = ConfigError("%s: %s" % (path, str(exc).splitlines()[0]))
+            if (path, sig) not in self._ini_errors:
+                self._ini_errors.add((path, sig))
+                self.log.error("Bad watch config %s; metafiles below it wait until it is "
+                               "fixed", result)
+        self._ini_cache[directory] = (sig, result)
+        return result
+
+    def _settings_for(self, path, root):
+        """The load settings of a metafile's folder, or a ConfigError from a broken watch.ini."""
+        settings = self.base
+        directory = os.path.dirname(path)
+        chain = [root]
+        rel = os.path.relpath(directory, root) if directory != root else ""
+        for part in (rel.split("/") if rel and rel != "." else []):
+            chain.append(os.path.join(chain[-1], part))
+        for folder in chain:
+            values = self._read_ini(folder)
+            if isinstance(values, ConfigError):
+                return values
+            if not values:
+                continue
+            if settings is self.base:
+                settings = settings.copy()
+            settings.source = os.path.join(folder, WATCH_INI)
+            for key, value in values.items():
+                if key.startswith("cmd."):
+                    if value is None:
+                        settings.commands.pop(key[4:], None)
+                    else:
+                        settings.commands[key[4:]] = value
+                else:
+                    setattr(settings, key, value)
+            # The folder's choice of what happens after loading replaces the inherited one.
+            if values.get("move_loaded_to"):
+                settings.remove_loaded = False
+            elif values.get("remove_loaded"):
+                settings.move_loaded_to = ""
+        return settings
+
+    # -- preparing a load --------------------------------------------------------------
+
+    def _kick(self):
+        """Make the ready queue move (at once, unless we wait for rTorrent)."""
+        if self._ready and not self._down and self._process_timer is None \
+                and self.daemon is not None and not self._closed:
+            self._process_timer = self._later(0, self._process)
+
+    def _prepare(self, entry):
+        """Read, validate and decide; return True if the entry should be loaded."""
+        path = entry.path
+        try:
+            with open(path, "rb") as handle:
+                st = os.fstat(handle.fileno())
+                if not stat.S_ISREG(st.st_mode):
+                    return False
+                data = handle.read(self.max_size + 1)
+            st2 = os.stat(path)
+        except OSError as exc:
+            if exc.errno != errno.ENOENT:
+                self.log.error("Can't read metafile %r (%s)", path, exc.strerror)
+            return False
+        sig = self._signature(st2)
+        if sig != self._signature(st):          # changed while we read it: later
+            self._settle(entry, st2)
+            return False
+        entry.sig = sig
+        if sig in self._handled or sig in self._reported:
+            return False
+        try:
+            if len(data) > self.max_size:
+                raise MetafileError("larger than max_size (%s)" % human_size(self.max_size))
+            if path.lower().endswith(".magnet"):
+                entry.meta = parse_magnet(data)
+            else:
+                entry.meta = read_metafile(data, self.max_size)
+        except MetafileError as exc:
+            if exc.truncated and time.time() - st2.st_mtime < self.INCOMPLETE_GRACE:
+                self.log.debug("%s: incomplete (%s), waiting for the rest", path, exc)
+                if not data:
+                    return False
+                self._settle(entry, st2, delay=max(self.settle, 2.0) * min(8, 2 ** entry.waits))
+                entry.waits += 1
+                return False
+            self._bad(entry, str(exc))
+            return False
+        settings = self._settings_for(path, entry.root)
+        if isinstance(settings, ConfigError):
+            return False
+        entry.settings = settings
+        rel = os.path.relpath(path, entry.root)
+        parts = [p for p in rel.split("/") if p]
+        entry.flags = set(parts) | set(p for p in parts[-1].split(".") if p)
+        start = settings.load_mode.strip().lower() in ("start", "started")
+        if "start" in entry.flags:
+            start = True
+        elif "load" in entry.flags:
+            start = False
+        queue = settings.queued or bool(entry.flags & {"queue", "queued"})
+        entry.start, entry.queue = start, queue
+        commands = []
+        if settings.commands:
+            namespace = self.namespace(entry)
+            for name in sorted(settings.commands):
+                try:
+                    command = settings.commands[name].render(namespace).strip()
+                except TemplateError as exc:
+                    self.log.error("While expanding '%s' custom command for %s: %s", name, path, exc)
+                    continue
+                if command:
+                    commands.append(command)
+        if queue and not start:
+            commands.append("d.priority.set=0")
+        entry.commands = commands
+        meta = entry.meta
+        if meta.magnet is not None:
+            entry.method = "load.start_verbose" if start and not queue else "load.verbose"
+            entry.params = ["", meta.magnet["uri"]] + commands
+        elif settings.load_by_path and _sendable(path) == path:
+            entry.method = "load.start_verbose" if start and not queue else "load.verbose"
+            entry.params = ["", os.path.abspath(path)] + commands
+        else:
+            entry.method = "load.raw_start_verbose" if start and not queue else "load.raw_verbose"
+            entry.params = ["", meta.data] + commands
+        return True
+
+    def namespace(self, entry):
+        """The template variables for one metafile (pyrocore's, §5.4)."""
+        meta = entry.meta
+        if self._alias_map is None:
+            sections = getattr(getattr(self.daemon, "settings", None), "sections", {}) or {}
+            self._alias_map = build_alias_map(sections.get("announce", {}))
+        alias = tracker_alias(meta.announce, self._alias_map) if meta.announce else None
+        filetype = meta.filetype
+        kind, details = name_trait(meta.info_name)
+        traits = Bunch(details)
+        traits.kind = kind
+        label = "/".join(detect_traits(meta.info_name, alias, filetype.lstrip("."))).strip("/")
+        directory = os.path.dirname(entry.path)
+        relpath = os.path.relpath(directory, entry.root) if directory != entry.root else ""
+        return {
+            "pathname": os.path.abspath(entry.path), "info_hash": meta.info_hash,
+            "info_name": meta.info_name, "tracker_alias": alias,
+            "watch_path": frozenset(self.roots), "relpath": relpath, "flags": frozenset(entry.flags),
+            "filetype": filetype, "traits": traits, "label": label, "size": meta.size,
+            "announce": meta.announce, "is_magnet": meta.magnet is not None,
+        }
+
+    def _bad(self, entry, reason):
+        """Report a bad metafile once; move it to failed_dir if that is set."""
+        self.stats["bad"] += 1
+        if entry.sig in self._reported:
+            return
+        self._reported.add(entry.sig)
+        self.log.error("Invalid metafile %r: %s", entry.path, reason)
+        if self.failed_dir and not self.dry_run:
+            target = self._move(entry.path, self.failed_dir)
+            if target:
+                self.log.info("Moved bad metafile %r to %r", entry.path, target)
+
+    def _move(self, path, folder):
+        """Move a file into ``folder`` under a free name; return the new path or None."""
+        try:
+            os.makedirs(folder, exist_ok=True)
+            base = os.path.basename(path)
+            target = os.path.join(folder, base)
+            number = 1
+            while os.path.lexists(target):
+                stem, ext = os.path.splitext(base)
+                target = os.path.join(folder, "%s.%d%s" % (stem, number, ext))
+                number += 1
+            shutil.move(path, target)       # a rename, or copy and delete across devices
+            return target
+        except OSError as exc:
+            self.log.error("Cannot move %r to %s: %s", path, folder, exc)
+            return None
+
+    # -- loading -------------------------------------------------------------------------
+
+    def _present(self, hashes):
+        """The subset of ``hashes`` that rTorrent has (raises RtorrentUnavailable)."""
+        hashes = list(hashes)
+        if not hashes:
+            return set()
+        if len(hashes) > 1000:         # cheaper than a thousand d.hash calls
+            rows = self.proxy.d.multicall2("", "main", "d.hash=")
+            return {row[0].upper() for row in rows} & set(hashes)
+        answers = self.proxy.call("system.multicall", [{"methodName": "d.hash", "params": [h]}
+                                                      for h in hashes])
+        return {h for h, answer in zip(hashes, answers) if isinstance(answer, list)}
+
+    def _process(self):
+        """Load what is ready, in batches; called from the loop."""
+        self._process_timer = None
+        if self._closed:
+            return
+        while self._ready and not self._down:
+            batch = []
+            while self._ready and len(batch) < self.BATCH:
+                _, entry = self._ready.popitem(last=False)
+                try:
+                    if self._prepare(entry):
+                        batch.append(entry)
+                except Exception as exc:        # one odd file must not stop the others
+                    self.log.exception("While preparing %s: %s", entry.path, exc)
+            if batch:
+                try:
+                    self._load_batch(batch)
+                except RtorrentError as exc:    # a fault: report it, try again later
+                    self.log.error("While loading %d metafile(s): %s", len(batch), exc)
+                    self._went_down(batch, exc)
+            if self.daemon is not None and self._ready and not self._down:
+                self._kick()     # let the loop breathe between batches
+                return
+
+    def _requeue(self, entries):
+        for entry in reversed(entries):
+            self._ready[entry.path] = entry
+            self._ready.move_to_end(entry.path, last=False)
+
+    def _went_down(self, entries, exc):
+        self._requeue(entries)
+        if not self._down:
+            self._down = True
+            self._backoff = 0.5
+            self.log.warning("rTorrent %s; %d metafile(s) wait and are retried with backoff (%s)",
+                             "is unreachable" if isinstance(exc, RtorrentUnavailable)
+                             else "failed a call", len(self._ready), exc)
+        else:
+            self._backoff = min(10.0, self._backoff * 2)
+            self.log.debug("rTorrent still unreachable; %d metafile(s) wait, next try in %.1f s",
+                           len(self._ready), self._backoff)
+        if self.daemon is not None:
+            self._later(self._backoff, self._retry)
+
+    def _retry(self):
+        self._down = False
+        self._process()
+
+    def _load_batch(self, batch):
+        # Duplicates inside the batch or with loads in flight wait for those to finish.
+        unique, later = [], []
+        hashes = set()
+        for entry in batch:
+            info_hash = entry.meta.info_hash
+            if info_hash in hashes or info_hash in self._inflight:
+                later.append(entry)
+            else:
+                hashes.add(info_hash)
+                unique.append(entry)
+        try:
+            present = self._present(hashes)
+        except RtorrentUnavailable as exc:
+            self._went_down(batch, exc)
+            return
+        except RtorrentError as exc:
+            self.log.error("While checking for %d info-hash(es): %s", len(hashes), exc)
+            self._requeue(batch)
+            self._went_down([], exc)
+            return
+        if self._backoff:
+            self.log.info("rTorrent is reachable again; loading the metafiles that waited")
+            self._backoff = 0.0
+        to_load = []
+        for entry in unique:
+            if entry.meta.info_hash in present:
+                self._duplicate(entry)
+            else:
+                to_load.append(entry)
+        for entry in later:     # looked at again once the first of their hash is through
+            self._blocked.setdefault(entry.meta.info_hash, []).append(entry)
+        if not to_load:
+            return
+        if self.dry_run:
+            for entry in to_load:
+                self.log.info("Would load %r #%s from %r%s (dry run)", entry.meta.info_name,
+                              entry.meta.info_hash, entry.path, self._suffix(entry))
+                self._handled[entry.sig] = (entry.meta.info_hash, "dry run")
+            return
+        try:
+            self._send(to_load)
+        except RtorrentUnavailable as exc:
+            self._went_down(to_load, exc)
+            return
+        now = time.monotonic()
+        for entry in to_load:
+            entry.deadline = now + self.VERIFY_TIMEOUT
+            self._inflight[entry.meta.info_hash] = entry
+        self._verify_delay = 0.005
+        if self.daemon is not None and self._verify_timer is None:
+            self._verify_timer = self._later(self._verify_delay, self._verify)
+
+    def _send(self, entries):
+        """Send load calls in system.multicalls that fit rTorrent's XML-RPC size limit."""
+        chunk, size = [], 0
+        chunks = []
+        for entry in entries:
+            need = 4 * len(entry.params[1]) // 3 + 512 + sum(len(c) + 64 for c in entry.commands) \
+                if isinstance(entry.params[1], bytes) else 1024 + len(entry.params[1])
+            if chunk and size + need > 400 * 1024:
+                chunks.append(chunk)
+                chunk, size = [], 0
+            chunk.append(entry)
+            size += need
+        if chunk:
+            chunks.append(chunk)
+        for chunk in chunks:
+            need = sum(4 * len(e.params[1]) // 3 + 4096 for e in chunk
+                       if isinstance(e.params[1], bytes))
+            if need > 400 * 1024:
+                self._ensure_size_limit(need + 64 * 1024, chunk[0].path)
+            calls = [{"methodName": e.method, "params": e.params} for e in chunk]
+            try:
+                answers = self.proxy.call("system.multicall", calls)
+            except RtorrentFault as exc:
+                self.log.error("While loading %d metafile(s): %s", len(chunk), exc)
+                continue
+            for entry, answer in zip(chunk, answers):
+                if isinstance(answer, dict):
+                    self.log.error("While loading #%s from %r: %s", entry.meta.info_hash,
+                                   entry.path, answer.get("faultString"))
+
+    def _ensure_size_limit(self, need, path):
+        if self._size_limit is None:
+            self._size_limit = int(self.proxy.call("network.xmlrpc.size_limit"))
+        if need <= self._size_limit:
+            return
+        new = ((need >> 20) + 2) << 20
+        self.log.info("Raising rTorrent's network.xmlrpc.size_limit from %s to %s to load %r",
+                      human_size(self._size_limit), human_size(new), path)
+        try:
+            self.proxy.call("network.xmlrpc.size_limit.set", "", new)
+        except RtorrentFault as exc:
+            self.log.error("Cannot raise network.xmlrpc.size_limit: %s", exc)
+            return
+        self._size_limit = new
+
+    def _verify(self):
+        """Poll d.hash for the loads in flight; report what arrived and what did not."""
+        self._verify_timer = None
+        if not self._inflight or self._closed:
+            return
+        try:
+            self._verify_once()
+        finally:
+            if self._inflight and self._verify_timer is None and not self._down:
+                self._verify_delay = min(0.1, self._verify_delay * 2)
+                self._verify_timer = self._later(self._verify_delay, self._verify)
+
+    def _verify_once(self):
+        try:
+            present = self._present(self._inflight)
+        except RtorrentError as exc:
+            # rTorrent went away before it said yes: load those again once it is back.
+            entries = list(self._inflight.values())
+            self._inflight.clear()
+            self._went_down(entries, exc)
+            return
+        now = time.monotonic()
+        loaded, prints = [], []
+        for info_hash, entry in list(self._inflight.items()):
+            if info_hash in present:
+                del self._inflight[info_hash]
+                loaded.append(entry)
+            elif now > entry.deadline:
+                del self._inflight[info_hash]
+                self._bad(entry, "rTorrent did not take it within %.0f s (see rTorrent's log "
+                          "for 'Could not create download'%s)" % (
+                              self.VERIFY_TIMEOUT, "; a magnet link needs a tracker unless DHT "
+                              "is on" if entry.meta.magnet else ""))
+        for info_hash in [h for h in self._blocked if h not in self._inflight]:
+            self._requeue(self._blocked.pop(info_hash))
+        for entry in loaded:
+            self.stats["loaded"] += 1
+            self._handled[entry.sig] = (entry.meta.info_hash, "loaded")
+            self.log.info("Loaded %r #%s from %r%s", entry.meta.info_name, entry.meta.info_hash,
+                          entry.path, self._suffix(entry))
+            if not entry.settings.quiet:
+                prints.append({"methodName": "print", "params": ["", _sendable(
+                    "TreeWatch: Loaded '%s' from '%s/'%s" % (
+                        entry.meta.info_name, os.path.dirname(entry.path), self._suffix(entry)))]})
+            self._after_load(entry)
+        if len(prints) > 20:
+            prints = [{"methodName": "print", "params": [
+                "", "TreeWatch: Loaded %d items" % len(prints)]}]
+        if prints:
+            try:
+                self.proxy.call("system.multicall", prints)
+            except RtorrentError:
+                pass
+        # Items loaded stopped with a priority above 0 are what the queue starts.
+        if any("start" not in e.method and "d.priority.set=0" not in e.commands for e in loaded):
+            self._wake_queue()
+        self._kick()
+
+    @staticmethod
+    def _suffix(entry):
+        if entry.queue:
+            return " [queued] [%s]" % ("startable" if entry.start else "normal")
+        return " [started]" if entry.start else " [normal]"
+
+    def _duplicate(self, entry):
+        self.stats["duplicates"] += 1
+        self._handled[entry.sig] = (entry.meta.info_hash, "duplicate")
+        # Files that were there before we started are most likely loaded by us earlier.
+        fresh = entry.trusted or entry.sig[3] >= self._started_at * 1e9
+        level = logging.INFO if fresh else logging.DEBUG
+        self.log.log(level, "Item #%s %r from %r is already in rTorrent", entry.meta.info_hash,
+                     entry.meta.info_name, entry.path)
+        self._after_load(entry)
+
+    def _after_load(self, entry):
+        """remove_loaded / move_loaded_to, if configured (never for a file that changed)."""
+        settings = entry.settings
+        if self.dry_run or not (settings.remove_loaded or settings.move_loaded_to):
+            return
+        try:
+            if self._signature(os.stat(entry.path)) != entry.sig:
+                return
+        except OSError:
+            return
+        if settings.remove_loaded:
+            try:
+                os.remove(entry.path)
+                self.log.info("Removed loaded metafile %r", entry.path)
+            except OSError as exc:
+                self.log.error("Cannot remove %r: %s", entry.path, exc.strerror)
+        else:
+            target = self._move(entry.path, settings.move_loaded_to)
+            if target:
+                self.log.info("Moved loaded metafile %r to %r", entry.path, target)
+
+    def _wake_queue(self):
+        """The queue's fast path: run every QueueManager job at the next turn of the loop."""
+        jobs = getattr(self.daemon, "jobs", None) or {}
+        for name, scheduled in list(jobs.items()):
+            job = getattr(scheduled, "job", None)
+            if job is not self and type(job).__name__ == "QueueManager":
+                self.daemon.run_soon(name)
 
 
 ###############################################################################

@@ -130,8 +130,10 @@ ERRORS = [
      ["torque.ini:2", "job.connstats.handler", "no built-in job 'NoSuchJob'"]),
     ("[TORQUE]\njob.connstats.log_level = LOUD\n",
      ["torque.ini:2", "job.connstats.log_level", "not a log level"]),
+    ("[TORQUE]\njob.exporter.active = True\n",
+     ["torque.ini.default:", "job.exporter.handler", "RtorrentExporter is not available"]),
     ("[TORQUE]\njob.treewatch.active = True\n",
-     ["torque.ini.default:", "job.treewatch.handler", "TreeWatch is not available"]),
+     ["torque.ini.default:", "job.treewatch.path", "job.treewatch.path"]),
     ("[TORQUE]\nrpc_timeout = soon\n", ["torque.ini:2", "rpc_timeout", "positive number"]),
     ("job.connstats.active = no\n", ["torque.ini:1", "before any [SECTION]"]),
     ("[TORQUE]\nthis line has no equals sign\n", ["torque.ini:2", "cannot parse"]),
@@ -185,18 +187,23 @@ def test_an_unknown_top_level_key_and_a_repeated_key_are_warnings(tmp_path):
 
 # -- handlers ------------------------------------------------------------------
 
-@pytest.mark.parametrize("name", [
-    "pyrotorque:EngineStats",
-    "pyrocore.torrent.jobs:EngineStats",
-    "pyrosimple.job.metrics:EngineStats",
+@pytest.mark.parametrize("name, job", [
+    ("pyrotorque:EngineStats", "EngineStats"),
+    ("pyrocore.torrent.jobs:EngineStats", "EngineStats"),
+    ("pyrosimple.job.metrics:EngineStats", "EngineStats"),
+    ("pyrotorque:QueueManager", "QueueManager"),
+    ("pyrocore.torrent.queue:QueueManager", "QueueManager"),
+    ("pyrosimple.job.queue:QueueManager", "QueueManager"),
+    ("pyrotorque:TreeWatch", "TreeWatch"),
+    ("pyrocore.torrent.watch:TreeWatch", "TreeWatch"),
+    ("pyrosimple.job.watch:TreeWatch", "TreeWatch"),
 ])
-def test_pyrotorque_pyrocore_and_pyrosimple_handler_names_resolve_to_the_built_in(name):
-    assert pyrotorque.resolve_handler(name) is pyrotorque.EngineStats
+def test_pyrotorque_pyrocore_and_pyrosimple_handler_names_resolve_to_the_built_in(name, job):
+    assert pyrotorque.resolve_handler(name) is getattr(pyrotorque, job)
 
 
 @pytest.mark.parametrize("name", [
-    "pyrocore.torrent.watch:TreeWatch", "pyrocore.daemon.exporter:RtorrentExporter",
-    "pyrosimple.job.watch:TreeWatch",
+    "pyrocore.daemon.exporter:RtorrentExporter", "pyrosimple.job.metrics:RtorrentExporter",
 ])
 def test_the_other_known_handler_names_are_recognised(name):
     with pytest.raises(ConfigError, match="is not available in pyrotorque"):

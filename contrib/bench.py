@@ -1,0 +1,690 @@
+#!/usr/bin/env python3
+"""bench — measure pyrotorque from the outside on a real rTorrent 0.9.8 (standard library only).
+
+    python3 contrib/bench.py                    # N = 1,000 and 10,000, 3 repetitions (~6 min)
+    python3 contrib/bench.py --quick            # smoke run: N = 1,000, 1 repetition (~1 min)
+    python3 contrib/bench.py --items 2000 --repeat 5 --seconds 30
+
+For every N it starts a fresh rTorrent from ``contrib/rtlab.py``, loads N tiny
+synthetic metafiles *stopped* with ``load.raw`` (batched in ``system.multicall``,
+count checked with ``view.size``), and then measures, ``--repeat`` times, each
+daemon as a separate process, only from the outside: CPU is utime+stime from
+``/proc/PID/stat``, memory is VmRSS from ``/proc/PID/status``, times are taken
+when the daemon's log lines arrive on its stderr pipe.
+
+startup  ``pyrotorque.py --fg -v --config-dir <tmp> -U <url>`` with a queue job
+         every second whose ``startable`` (``prio>3``) matches nothing, so every
+         tick fetches and evaluates all N items (connstats off).  Launch -> the
+         "started" line; launch -> the first "Checked N item(s), none startable"
+         line; the first tick on its own ("Connected to rTorrent" -> "Checked");
+         daemon CPU used until then; RSS then.  The launch is put at a fixed
+         phase (50 ms after a whole second), because a ``second=*`` schedule
+         first fires on the next whole second: without that, launch -> first
+         tick would jitter by up to a second between runs.
+queue    the same process keeps running ``--seconds`` more; the window starts
+         and ends right after a completed tick.  Daemon CPU and rTorrent CPU
+         per tick (rTorrent's is the load a daemon puts on the user's client),
+         ticks completed, RSS at the end.
+idle     the default configuration (connstats every minute, nothing else):
+         after the "started" line and 1 s to settle, ``--idle-seconds`` of
+         daemon CPU per second, rTorrent CPU per second, RSS.
+raw      the floor for a queue tick: one bare ``d.multicall2`` of the same
+         commands the queue job asks for, sent with a minimal SCGI client
+         (a pre-built request on a plain socket): round trip, parse time with
+         ``xmlrpc.client.loads``, rTorrent CPU per call (averaged over several
+         calls, since /proc counts CPU in clock ticks of 10 ms).
+
+Which commands does the queue ask for?  By default the benchmark does not
+guess: before the measurements it runs ``pyrotorque.py --run-once queue`` with
+the same configuration against a small separate rTorrent started with
+``log_xmlrpc=True``, and reads every ``d.multicall2`` / ``d.multicall.filtered``
+call out of rTorrent's own XML-RPC log.  That is what the daemon really sends,
+whatever its internals, and it works unchanged for any other daemon.  The
+commands of all those calls (in order, duplicates dropped) make the raw call;
+the table also says how many multicalls one tick made.  ``--fields`` gives the
+commands explicitly instead (e.g. to compare with a hand-picked set).
+
+Every figure is the median of the repetitions; the details below the table list
+every run (these shared machines are noisy: 20-30 % between runs is normal).
+
+Comparison: the code measures "sides" (``Side`` subclasses).  Only pyrotorque is
+measured in this version; ``Pyrosimple`` is the place where pyrosimple 2.14.2
+(in a throwaway venv) will be added, and its column then appears beside ours.
+
+Everything started here (rTorrent, daemons, temp dirs) is stopped by pid and
+removed on exit, also on Ctrl-C or SIGTERM.
+"""
+import argparse
+import hashlib
+import os
+import platform
+import random
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import xmlrpc.client
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+REPO = os.path.dirname(HERE)
+sys.path.insert(0, HERE)
+import rtlab  # noqa: E402
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+KINDS = ["flac", "mp3", "mkv", "avi", "iso", "epub", "bin"]
+
+
+class BenchError(RuntimeError):
+    """A measurement could not be made (the message says why)."""
+
+
+# ─── Looking at processes from the outside ────────────────────────────────────────
+
+def cpu_seconds(pid):
+    """utime + stime of ``pid`` in seconds (resolution: one clock tick, usually 10 ms)."""
+    with open("/proc/%d/stat" % pid) as handle:
+        fields = handle.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLK_TCK
+
+
+def rss_mib(pid):
+    """VmRSS of ``pid`` in MiB."""
+    with open("/proc/%d/status" % pid) as handle:
+        for line in handle:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1]) / 1024.0
+    raise BenchError("no VmRSS for pid %d" % pid)
+
+
+def machine():
+    """(label, value) pairs describing where the benchmark ran."""
+    model = "?"
+    try:
+        with open("/proc/cpuinfo") as handle:
+            for line in handle:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    try:
+        cores = len(os.sched_getaffinity(0))
+    except AttributeError:
+        cores = os.cpu_count()
+    return [("nproc", str(cores)), ("CPU", model),
+            ("Python", "%s (%s)" % (platform.python_version(), sys.executable)),
+            ("kernel", platform.release())]
+
+
+# ─── Processes we start: a registry, so that every one is stopped by pid ──────────
+
+_children = []          # subprocess.Popen objects of the daemons we launched
+_children_lock = threading.Lock()
+
+
+def stop_process(proc, timeout=10.0):
+    """SIGTERM ``proc`` (its pid only), wait, then SIGKILL; always reap it."""
+    if proc.poll() is None:
+        try:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(10.0)
+    with _children_lock:
+        if proc in _children:
+            _children.remove(proc)
+
+
+def stop_all_children():
+    with _children_lock:
+        left = list(_children)
+    for proc in left:
+        try:
+            stop_process(proc, timeout=3.0)
+        except Exception:  # noqa: BLE001 - best effort while exiting
+            pass
+
+
+class DaemonProcess:
+    """One daemon started with its stderr on a pipe; every log line is timestamped on arrival."""
+
+    def __init__(self, argv, env=None, cwd=None):
+        self.argv = argv
+        self.lines = []                 # (time.monotonic(), text)
+        self.cond = threading.Condition()
+        self.eof = False
+        self.launched = time.monotonic()
+        with _children_lock:
+            # start_new_session: the terminal's Ctrl-C reaches us, and we stop it ourselves.
+            self.proc = subprocess.Popen(argv, env=env, cwd=cwd, stdin=subprocess.DEVNULL,
+                                         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                                         start_new_session=True)
+            _children.append(self.proc)
+        self.pid = self.proc.pid
+        self.reader = threading.Thread(target=self._read, daemon=True)
+        self.reader.start()
+
+    def _read(self):
+        for raw in iter(self.proc.stderr.readline, b""):
+            stamp = time.monotonic()
+            with self.cond:
+                self.lines.append((stamp, raw.decode("utf-8", "replace").rstrip("\n")))
+                self.cond.notify_all()
+        with self.cond:
+            self.eof = True
+            self.cond.notify_all()
+
+    def wait_line(self, pattern, start=0, timeout=60.0):
+        """Wait for a log line matching ``pattern`` at index >= ``start``; return (index, time, match)."""
+        regex = re.compile(pattern)
+        deadline = time.monotonic() + timeout
+        with self.cond:
+            index = start
+            while True:
+                while index < len(self.lines):
+                    match = regex.search(self.lines[index][1])
+                    if match:
+                        return index, self.lines[index][0], match
+                    index += 1
+                left = deadline - time.monotonic()
+                if self.eof or left <= 0:
+                    break
+                self.cond.wait(min(left, 0.5))
+        why = "exited with code %s" % self.proc.poll() if self.eof else \
+            "timed out after %.0f s" % timeout
+        raise BenchError("daemon %s waiting for /%s/\n  command: %s\n  last log lines:\n%s"
+                         % (why, pattern, " ".join(self.argv), self.tail()))
+
+    def count(self, pattern, start, end):
+        regex = re.compile(pattern)
+        with self.cond:
+            return sum(1 for _, text in self.lines[start:end] if regex.search(text))
+
+    def tail(self, lines=15):
+        with self.cond:
+            return "\n".join("    " + text for _, text in self.lines[-lines:])
+
+    def stop(self):
+        stop_process(self.proc)
+        self.reader.join(5.0)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.stop()
+
+
+# ─── The daemons under test ───────────────────────────────────────────────────────
+
+class Side:
+    """A daemon under test.  Subclasses say how to configure and launch it and what it logs."""
+
+    name = "?"
+    # Regular expressions for the log lines the measurements wait for.
+    STARTED = None          # the daemon is up and has scheduled its jobs
+    CONNECTED = None        # first contact with rTorrent (the start of the first tick)
+    TICK_DONE = None        # a queue tick finished; group 1 = items checked
+    STATS = None            # the connstats job ran
+
+    def available(self):
+        """None if it can be measured, else the reason why not (printed in its column)."""
+        return None
+
+    def write_config(self, config_dir, kind):
+        """Write the configuration for ``kind`` ("queue" or "idle") into ``config_dir``."""
+        raise NotImplementedError
+
+    def command(self, config_dir, url, run_once=None):
+        """argv that runs the daemon in the foreground (or one job once, for discovery)."""
+        raise NotImplementedError
+
+    def env(self):
+        env = dict(os.environ, PYTHONUNBUFFERED="1")
+        env.pop("JOURNAL_STREAM", None)     # log plain lines to the pipe
+        return env
+
+
+class Pyrotorque(Side):
+    name = "pyrotorque"
+    STARTED = r"pyrotorque \S+ started \(pid \d+\)"
+    CONNECTED = r"Connected to rTorrent"
+    TICK_DONE = r"Checked (\d+) item\(s\), none startable"
+    STATS = r"Stats for "
+
+    QUEUE_CONFIG = ("[TORQUE]\n"
+                    "job.queue.active = True\n"
+                    "job.queue.schedule = second=*\n"
+                    "job.queue.startable = prio>3\n"
+                    "job.connstats.active = False\n")
+    IDLE_CONFIG = "[TORQUE]\n"      # the defaults: connstats every minute, nothing else
+
+    def __init__(self, script):
+        self.script = script
+
+    def available(self):
+        if not os.path.isfile(self.script):
+            return "not found: %s" % self.script
+        return None
+
+    def write_config(self, config_dir, kind):
+        with open(os.path.join(config_dir, "torque.ini"), "w") as handle:
+            handle.write(self.QUEUE_CONFIG if kind == "queue" else self.IDLE_CONFIG)
+
+    def command(self, config_dir, url, run_once=None):
+        argv = [sys.executable, self.script, "--config-dir", config_dir, "-U", url]
+        return argv + (["--run-once", run_once] if run_once else ["--fg", "-v"])
+
+
+class Pyrosimple(Side):
+    """pyrosimple 2.14.2's pyrotorque: the column to come (a throwaway venv from PyPI)."""
+
+    name = "pyrosimple"
+
+    def available(self):
+        return "not measured in this version"
+
+
+# ─── Loading N synthetic items ───────────────────────────────────────────────────
+
+def metafile(index, rng):
+    """A tiny two-file metafile (a main file and a picture), as bench_conditions.py makes."""
+    kind = KINDS[index % len(KINDS)]
+    name = "Synthetic.Item.%05d.%s" % (index, kind)
+    info = {"name": name, "piece length": 1 << 18,
+            "pieces": hashlib.sha1(name.encode()).digest(),
+            "files": [{"length": rng.randint(1000, 100000), "path": ["main.%s" % kind]},
+                      {"length": rng.randint(0, 60000), "path": ["cover.jpg"]}]}
+    return rtlab.bencode({"announce": "http://tracker%d.example.org/announce" % (index % 5),
+                          "info": info})
+
+
+def load_items(rt, count, batch=500, timeout=300.0):
+    """Load ``count`` stopped items with priorities 0..3; return the seconds it took."""
+    rng = random.Random(42)
+    started = time.monotonic()
+    for first in range(0, count, batch):
+        calls = [{"methodName": "load.raw",
+                  "params": ["", xmlrpc.client.Binary(metafile(i, rng)),
+                             "d.priority.set=%d" % rng.randint(0, 3)]}
+                 for i in range(first, min(first + batch, count))]
+        rt.proxy.system.multicall(calls)
+    rt.wait_for(lambda: rt.proxy.view.size("", "main") >= count, timeout, 0.1,
+                "%d items in view main" % count)
+    size = rt.proxy.view.size("", "main")
+    if size != count:
+        raise BenchError("view main holds %d items, expected %d" % (size, count))
+    return time.monotonic() - started
+
+
+# ─── Which commands does a queue tick send? ──────────────────────────────────────
+
+MULTICALLS = {"d.multicall2": 2, "d.multicall.filtered": 3}     # method: params before commands
+
+
+def multicalls_in_log(text):
+    """(method, commands) of every d.multicall2 / d.multicall.filtered request in an XML-RPC log."""
+    found = []
+    for body in re.findall(r"<methodCall>.*?</methodCall>", text, re.S):
+        if "d.multicall" not in body:
+            continue
+        params, method = xmlrpc.client.loads(body)
+        if method in MULTICALLS:
+            found.append((method, [str(p) for p in params[MULTICALLS[method]:]]))
+    return found
+
+
+def discover_commands(side, tmp):
+    """Run the side's queue job once against a small logged rTorrent; return its multicalls."""
+    with rtlab.RTorrent(log_xmlrpc=True, parent=tmp, prefix="disc") as rt:
+        load_items(rt, 20)
+        config_dir = tempfile.mkdtemp(prefix="cfg", dir=tmp)
+        side.write_config(config_dir, "queue")
+        argv = side.command(config_dir, rt.url, run_once="queue")
+        done = subprocess.run(argv, env=side.env(), stdin=subprocess.DEVNULL,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, timeout=120)
+        if done.returncode != 0:
+            raise BenchError("%s\nexited with %d:\n%s" % (" ".join(argv), done.returncode,
+                                                          done.stdout.decode(errors="replace")))
+        calls = multicalls_in_log(rt.xmlrpc_log_text())
+    if not calls:
+        raise BenchError("the queue job of %s sent no d.multicall2 (see --fields)" % side.name)
+    return calls
+
+
+def union_commands(calls):
+    seen = []
+    for _, commands in calls:
+        seen.extend(c for c in commands if c not in seen)
+    return seen
+
+
+# ─── The measurements ────────────────────────────────────────────────────────────
+
+def launch_at_phase(phase=0.05):
+    """Sleep until ``phase`` seconds after a whole second of the wall clock."""
+    now = time.time()
+    delay = (phase - (now % 1.0)) % 1.0
+    time.sleep(delay if delay > 0.005 else delay + 1.0)
+
+
+def measure_startup_and_queue(side, rt, count, seconds, tmp):
+    """One daemon run: startup figures, then the queue window.  Returns a dict of figures."""
+    config_dir = tempfile.mkdtemp(prefix="cfg", dir=tmp)
+    side.write_config(config_dir, "queue")
+    argv = side.command(config_dir, rt.url)
+    launch_at_phase()
+    with DaemonProcess(argv, env=side.env(), cwd=config_dir) as daemon:
+        _, t_started, _ = daemon.wait_line(side.STARTED)
+        i_first, t_first, match = daemon.wait_line(side.TICK_DONE, timeout=120)
+        # Right after a tick the daemon sleeps until the next whole second: read it now.
+        cpu_first = cpu_seconds(daemon.pid)
+        rss_first = rss_mib(daemon.pid)
+        if int(match.group(1)) != count:
+            raise BenchError("the queue checked %s items, expected %d" % (match.group(1), count))
+        try:
+            _, t_conn, _ = daemon.wait_line(side.CONNECTED, timeout=0)
+            first_tick = t_first - t_conn
+        except BenchError:
+            first_tick = float("nan")
+        cpu_d0, cpu_r0, t0 = cpu_seconds(daemon.pid), cpu_seconds(rt.pid), time.monotonic()
+        # The window ends right after the first tick completed once `seconds` have passed.
+        index = i_first
+        while True:
+            index, t_end, _ = daemon.wait_line(side.TICK_DONE, start=index + 1, timeout=120)
+            if t_end - t0 >= seconds:
+                break
+        cpu_d1, cpu_r1 = cpu_seconds(daemon.pid), cpu_seconds(rt.pid)
+        rss_end = rss_mib(daemon.pid)
+        ticks = daemon.count(side.TICK_DONE, i_first + 1, index + 1)
+        window = t_end - t_first
+    return {
+        "launch_started": t_started - daemon.launched,
+        "launch_first_tick": t_first - daemon.launched,
+        "first_tick": first_tick,
+        "startup_cpu": cpu_first,
+        "startup_rss": rss_first,
+        "ticks": ticks,
+        "tick_interval": window / ticks,
+        "daemon_cpu_tick": (cpu_d1 - cpu_d0) / ticks,
+        "rt_cpu_tick": (cpu_r1 - cpu_r0) / ticks,
+        "queue_rss": rss_end,
+    }
+
+
+def measure_idle(side, rt, seconds, tmp):
+    config_dir = tempfile.mkdtemp(prefix="cfg", dir=tmp)
+    side.write_config(config_dir, "idle")
+    with DaemonProcess(side.command(config_dir, rt.url), env=side.env(), cwd=config_dir) as daemon:
+        daemon.wait_line(side.STARTED)
+        time.sleep(1.0)
+        i0 = len(daemon.lines)
+        cpu_d0, cpu_r0, t0 = cpu_seconds(daemon.pid), cpu_seconds(rt.pid), time.monotonic()
+        time.sleep(seconds)
+        cpu_d1, cpu_r1, t1 = cpu_seconds(daemon.pid), cpu_seconds(rt.pid), time.monotonic()
+        rss = rss_mib(daemon.pid)
+        stats_runs = daemon.count(side.STATS, i0, len(daemon.lines)) if side.STATS else 0
+    return {"idle_rss": rss, "idle_cpu": (cpu_d1 - cpu_d0) / (t1 - t0),
+            "idle_rt_cpu": (cpu_r1 - cpu_r0) / (t1 - t0), "idle_stats_runs": stats_runs}
+
+
+def scgi_exchange(address, request, timeout=120.0):
+    """Send a ready SCGI request, return the whole reply (rTorrent closes after one answer)."""
+    family = socket.AF_UNIX if isinstance(address, str) else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
+        sock.settimeout(timeout)
+        sock.connect(address)
+        sock.sendall(request)
+        chunks = []
+        while True:
+            chunk = sock.recv(1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def scgi_request(method, params):
+    body = xmlrpc.client.dumps(tuple(params), method).encode("utf-8")
+    headers = b"CONTENT_LENGTH\0%d\0SCGI\x001\0" % len(body)
+    return b"%d:%s,%s" % (len(headers), headers, body)
+
+
+def measure_raw(rt, commands, count, calls):
+    """``calls`` bare d.multicall2 of ``commands``: medians of round trip and parse, CPU per call."""
+    address = rtlab.parse_scgi_url(rt.url)
+    request = scgi_request("d.multicall2", ["", "main"] + list(commands))
+    trips, parses, size = [], [], 0
+    cpu_r0 = cpu_seconds(rt.pid)
+    for _ in range(calls):
+        started = time.perf_counter()
+        reply = scgi_exchange(address, request)
+        trips.append(time.perf_counter() - started)
+        xml = reply[reply.index(b"\r\n\r\n") + 4:]
+        started = time.perf_counter()
+        (rows,), _ = xmlrpc.client.loads(xml)
+        parses.append(time.perf_counter() - started)
+        if len(rows) != count:
+            raise BenchError("raw d.multicall2 returned %d rows, expected %d" % (len(rows), count))
+        size = len(reply)
+        del rows, xml, reply
+    cpu_r1 = cpu_seconds(rt.pid)
+    return {"raw_size": size / 1048576.0, "raw_trip": statistics.median(trips),
+            "raw_parse": statistics.median(parses), "raw_rt_cpu": (cpu_r1 - cpu_r0) / calls}
+
+
+# ─── The table ───────────────────────────────────────────────────────────────────
+
+def _s(v):
+    return "%.2f s" % v
+
+
+def _ms(v):
+    return "%.0f ms" % (v * 1000) if v >= 0.0995 else "%.1f ms" % (v * 1000)
+
+
+def _rate(v):
+    """CPU per second over a window of ~10 s: /proc counts 10 ms ticks, so 1 ms/s is the step."""
+    return "< 1 ms" if v < 0.0005 else "%.0f ms" % (v * 1000)
+
+
+def _mib(v):
+    return "%.1f MiB" % v
+
+
+def _n(v):
+    return "%g" % v
+
+
+ROWS = [
+    ("startup (queue job every second, nothing startable)", None, None),
+    ("launch -> 'started' line", "launch_started", _s),
+    ("launch -> first tick done (launch at x.05 s)", "launch_first_tick", _s),
+    ("first tick alone (connect -> checked)", "first_tick", _s),
+    ("daemon CPU, launch -> first tick done", "startup_cpu", _s),
+    ("RSS at first tick", "startup_rss", _mib),
+    ("queue tick every 1 s (window: --seconds)", None, None),
+    ("ticks completed in the window", "ticks", _n),
+    ("mean time between ticks", "tick_interval", _s),
+    ("daemon CPU per tick", "daemon_cpu_tick", _ms),
+    ("rTorrent CPU per tick", "rt_cpu_tick", _ms),
+    ("RSS at the end", "queue_rss", _mib),
+    ("idle (default jobs: connstats every minute)", None, None),
+    ("RSS", "idle_rss", _mib),
+    ("daemon CPU per second", "idle_cpu", _rate),
+    ("rTorrent CPU per second (N items, no daemon work)", "idle_rt_cpu", _rate),
+    ("connstats runs in the window", "idle_stats_runs", _n),
+    ("raw limit: one bare d.multicall2 of the queue's commands", None, None),
+    ("reply size", "raw_size", _mib),
+    ("round trip (minimal SCGI client)", "raw_trip", _ms),
+    ("parse (xmlrpc.client.loads)", "raw_parse", _ms),
+    ("rTorrent CPU per call", "raw_rt_cpu", _ms),
+]
+
+
+def median_of(runs, key):
+    values = [run[key] for run in runs if key in run and run[key] == run[key]]  # drop NaN
+    return statistics.median(values) if values else None
+
+
+def print_table(sides, counts, results, out=sys.stdout):
+    """``results[side.name][count]`` is the list of per-repetition dicts."""
+    width = max(len(label) for label, _, _ in ROWS) + 2
+    col = 13
+    for side in sides:
+        reason = side.available()
+        if reason:
+            out.write("\n%s: %s\n" % (side.name, reason))
+            continue
+        out.write("\n%s\n" % side.name)
+        out.write("%-*s" % (width, "") + "".join("%*s" % (col, "N = {:,}".format(n))
+                                                 for n in counts) + "\n")
+        for label, key, fmt in ROWS:
+            if key is None:
+                out.write("%s\n" % label)
+                continue
+            cells = []
+            for n in counts:
+                value = median_of(results[side.name].get(n, []), key)
+                cells.append("%*s" % (col, "-" if value is None else fmt(value)))
+            out.write("  %-*s" % (width - 2, label) + "".join(cells) + "\n")
+
+
+def print_details(sides, counts, results, extra, out=sys.stdout):
+    out.write("\nEvery run (the table shows medians):\n")
+    for side in sides:
+        if side.available():
+            continue
+        for n in counts:
+            runs = results[side.name].get(n, [])
+            out.write("  %s, N = %s:\n" % (side.name, "{:,}".format(n)))
+            for label, key, fmt in ROWS:
+                if key is None:
+                    continue
+                values = [run[key] for run in runs if key in run]
+                if values:
+                    out.write("    %-50s %s\n" % (label, ", ".join(fmt(v) for v in values)))
+    for line in extra:
+        out.write("  %s\n" % line)
+
+
+# ─── Main ────────────────────────────────────────────────────────────────────────
+
+def _terminate(signum, frame):
+    raise KeyboardInterrupt("signal %d" % signum)
+
+
+def parse_args(argv=None):
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--items", default="1000,10000",
+                        help="comma-separated item counts N (default: 1000,10000)")
+    parser.add_argument("--repeat", type=int, default=3, help="repetitions per measurement")
+    parser.add_argument("--seconds", type=float, default=20.0,
+                        help="length of the queue-tick window (default: 20)")
+    parser.add_argument("--idle-seconds", type=float, default=10.0,
+                        help="length of the idle window (default: 10)")
+    parser.add_argument("--quick", action="store_true",
+                        help="smoke run: N = 1000, one repetition")
+    parser.add_argument("--fields", help="the commands of the raw d.multicall2, separated by "
+                        "spaces (default: read from what the queue job sends)")
+    parser.add_argument("--pyrotorque", default=os.path.join(REPO, "pyrotorque.py"),
+                        help="the pyrotorque.py to measure (default: the one beside contrib/)")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.items, args.repeat = "1000", 1
+    try:
+        args.counts = [int(n.replace("_", "")) for n in args.items.split(",") if n.strip()]
+    except ValueError:
+        parser.error("--items: comma-separated integers, e.g. 1000,10000")
+    if not args.counts or min(args.counts) < 1 or args.repeat < 1:
+        parser.error("need at least one N >= 1 and --repeat >= 1")
+    return args
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    if shutil.which("rtorrent") is None:
+        sys.stderr.write("bench.py: rtorrent is not installed (or not on PATH); it needs the "
+                         "real rTorrent 0.9.8: apt-get install rtorrent\n")
+        return 2
+    signal.signal(signal.SIGTERM, _terminate)
+    sides = [Pyrotorque(args.pyrotorque), Pyrosimple()]
+    measured = [side for side in sides if side.available() is None]
+    if not measured:
+        sys.stderr.write("bench.py: nothing to measure: %s\n"
+                         % "; ".join("%s %s" % (s.name, s.available()) for s in sides))
+        return 2
+    begun = time.monotonic()
+    tmp = tempfile.mkdtemp(prefix="bench")
+    results = {side.name: {} for side in sides}
+    extra = []
+    rt_version = "?"
+    try:
+        commands = {}
+        for side in measured:
+            if args.fields:
+                commands[side.name] = args.fields.split()
+                extra.append("%s raw commands (from --fields): %s"
+                             % (side.name, " ".join(commands[side.name])))
+            else:
+                calls = discover_commands(side, tmp)
+                commands[side.name] = union_commands(calls)
+                extra.append("%s: one queue tick sent %d multicall(s): %s"
+                             % (side.name, len(calls), "; ".join(
+                                 "%s of %d commands" % (m, len(c)) for m, c in calls)))
+                extra.append("%s raw commands (%d, from its XML-RPC log): %s"
+                             % (side.name, len(commands[side.name]), " ".join(commands[side.name])))
+            print("%s: the raw d.multicall2 uses %d commands" % (side.name, len(commands[side.name])),
+                  flush=True)
+        for count in args.counts:
+            with rtlab.RTorrent(rpc_timeout=300, parent=tmp) as rt:
+                rt_version = "%s (libtorrent %s)" % (rt.proxy.system.client_version(),
+                                                     rt.proxy.system.library_version())
+                took = load_items(rt, count)
+                extra.append("N = {:,}: loaded with load.raw in {:.1f} s".format(count, took))
+                print("N = {:,}: loaded in {:.1f} s".format(count, took), flush=True)
+                for rep in range(args.repeat):
+                    for side in measured:       # sides interleaved: same conditions for each
+                        run = {}
+                        run.update(measure_startup_and_queue(side, rt, count, args.seconds, tmp))
+                        time.sleep(0.5)
+                        run.update(measure_idle(side, rt, args.idle_seconds, tmp))
+                        time.sleep(0.5)
+                        run.update(measure_raw(rt, commands[side.name], count,
+                                               calls=max(3, -(-20000 // count))))
+                        results[side.name].setdefault(count, []).append(run)
+                        print("  %s run %d/%d: first tick %.2f s, %d ticks, daemon CPU/tick "
+                              "%.0f ms, rTorrent CPU/tick %.0f ms  (%.0f s so far)"
+                              % (side.name, rep + 1, args.repeat, run["launch_first_tick"],
+                                 run["ticks"], run["daemon_cpu_tick"] * 1000,
+                                 run["rt_cpu_tick"] * 1000, time.monotonic() - begun), flush=True)
+    except KeyboardInterrupt:
+        sys.stderr.write("\nbench.py: interrupted, stopping what it started\n")
+        return 130
+    except (BenchError, rtlab.LabError) as exc:
+        sys.stderr.write("bench.py: %s\n" % exc)
+        return 1
+    finally:
+        stop_all_children()
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    print("\npyrotorque benchmark: medians of %d repetition(s); queue window %g s, idle window %g s"
+          % (args.repeat, args.seconds, args.idle_seconds))
+    for label, value in machine() + [("rTorrent", rt_version)]:
+        print("  %-9s %s" % (label + ":", value))
+    print_table(sides, args.counts, results)
+    print_details(sides, args.counts, results, extra)
+    print("\nTotal run time: %.0f s" % (time.monotonic() - begun))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

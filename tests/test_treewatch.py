@@ -1,0 +1,725 @@
+"""TreeWatch against a real rTorrent 0.9.8: every metafile loaded exactly once, or reported.
+
+Most tests run the job in-process with a tiny stand-in for the daemon's loop (``Loop``), so
+that a test decides when events are read (the overflow test needs that).  The end-to-end
+cases (SIGKILL during a burst, rTorrent down while files arrive) run the daemon as a real
+process; set PYROTORQUE_SCRIPT to test another copy of pyrotorque.py.
+"""
+import hashlib
+import heapq
+import logging
+import os
+import re
+import selectors
+import shutil
+import signal
+import textwrap
+import time
+
+import pytest
+
+import daemon_process
+import pyrotorque
+import rtlab
+
+ANNOUNCE = "http://127.0.0.1:6969/announce"
+LOGGER = "pyrotorque.job.treewatch"
+
+
+# ---- helpers ----------------------------------------------------------------------------
+
+def metafile(name, size=1000, announce=ANNOUNCE, files=None, **extra):
+    """Small metafile bytes (fake pieces; rTorrent does not look at them for a stopped item)."""
+    info = {"name": name, "piece length": 16384,
+            "pieces": hashlib.sha1(name.encode("utf-8", "surrogateescape")).digest()}
+    if files:
+        info["files"] = [{"length": length, "path": path.split("/")} for path, length in files]
+    else:
+        info["length"] = size
+    info.update(extra)
+    top = {"info": info}
+    if announce is not None:
+        top["announce"] = announce
+    return rtlab.bencode(top)
+
+
+def write(path, data, mtime=None):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "wb") as handle:
+        handle.write(data)
+    if mtime is not None:
+        os.utime(path, (mtime, mtime))
+    try:
+        return rtlab.infohash(data)
+    except ValueError:
+        return None
+
+
+class Loop:
+    """The part of pyrotorque.Daemon that jobs use, turned by the test (``pump``)."""
+
+    def __init__(self):
+        self.selector = selectors.DefaultSelector()
+        self.timers = []
+        self.seq = 0
+        self.jobs = {}
+        self.soon = []
+
+    def add_reader(self, fileobj, callback):
+        self.selector.register(fileobj, selectors.EVENT_READ, callback)
+
+    def remove_reader(self, fileobj):
+        try:
+            self.selector.unregister(fileobj)
+        except (KeyError, ValueError):
+            pass
+
+    def call_later(self, delay, callback):
+        self.seq += 1
+        timer = [time.monotonic() + max(0.0, delay), self.seq, callback]
+        heapq.heappush(self.timers, timer)
+        return timer
+
+    @staticmethod
+    def cancel(timer):
+        timer[2] = None
+
+    def run_soon(self, name):
+        self.soon.append(name)
+
+    def turn(self, wait=0.02):
+        while self.timers and self.timers[0][0] <= time.monotonic():
+            callback = heapq.heappop(self.timers)[2]
+            if callback is not None:
+                callback()
+        timeout = wait
+        if self.timers:
+            timeout = max(0.0, min(timeout, self.timers[0][0] - time.monotonic()))
+        for key, _ in self.selector.select(timeout):
+            key.data()
+
+    def pump(self, until, timeout=10.0, what="condition"):
+        deadline = time.monotonic() + timeout
+        while True:
+            self.turn()
+            if until():
+                return
+            if time.monotonic() > deadline:
+                raise AssertionError("%s not reached within %.0f s" % (what, timeout))
+
+    def idle(self, seconds):
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            self.turn()
+
+
+def make_watch(loop, rt, root, **params):
+    spec = pyrotorque.JobSpec("treewatch")
+    spec.params.update(handler="pyrotorque:TreeWatch", schedule="hour=*", path=str(root))
+    spec.params.update({k: str(v) for k, v in params.items()})
+    proxy = pyrotorque.RtorrentProxy(rt.url, 10) if rt is not None else None
+    config = pyrotorque.job_config(spec, pyrotorque.TreeWatch, None, warn=None,
+                                   proxy=proxy, daemon=loop)
+    return pyrotorque.TreeWatch(config)
+
+
+def hashes(rt):
+    return [row["d.hash"] for row in rt.downloads("d.hash=")]
+
+
+def logged(caplog, pattern):
+    return [r.getMessage() for r in caplog.records if re.search(pattern, r.getMessage())]
+
+
+@pytest.fixture
+def lab(rtorrent, short_tmp, caplog):
+    """(loop, rtorrent, watch root); the job is made by the test with ``make_watch``."""
+    caplog.set_level(logging.DEBUG, logger="pyrotorque")
+    root = short_tmp / "watch"
+    root.mkdir()
+    loop = Loop()
+    yield loop, rtorrent, root
+    for key in list(loop.selector.get_map().values()):
+        loop.selector.unregister(key.fileobj)
+
+
+def wait_loaded(loop, rt, wanted, timeout=10.0):
+    wanted = set(wanted)
+    loop.pump(lambda: wanted <= set(hashes(rt)), timeout, "all of %d loaded" % len(wanted))
+
+
+# ---- arrivals ---------------------------------------------------------------------------
+
+def test_cp_mv_and_mkdir_p_are_loaded_once(lab, short_tmp, caplog):
+    loop, rt, root = lab
+    watch = make_watch(loop, rt, root)
+    loop.idle(0.1)
+    want = [write(str(root / "cp.torrent"), metafile("cp"))]
+    outside = short_tmp / "outside.tmp"
+    want.append(write(str(outside), metafile("mv")))
+    os.rename(outside, root / "moved.torrent")
+    os.makedirs(root / "a" / "b")
+    want.append(write(str(root / "a" / "b" / "deep.torrent"), metafile("deep")))
+    tree = short_tmp / "tree"
+    want.append(write(str(tree / "x" / "y" / "in-moved-dir.torrent"), metafile("movedtree")))
+    os.rename(tree, root / "tree")
+    wait_loaded(loop, rt, want)
+    loop.idle(0.3)
+    assert sorted(hashes(rt)) == sorted(want)
+    assert len(logged(caplog, r"^Loaded ")) == 4
+    assert not logged(caplog, "already in rTorrent|Invalid")
+    watch.close()
+
+
+def test_hard_links_and_symlinks_are_loaded(lab, short_tmp, caplog):
+    loop, rt, root = lab
+    watch = make_watch(loop, rt, root, trace_inotify="yes",
+                       **{"cmd.show": "d.custom.set=show,{{traits.show}}"})
+    loop.idle(0.1)
+    store = short_tmp / "store"
+    h1 = write(str(store / "hard.torrent"), metafile("hard"), mtime=time.time() - 60)
+    h2 = write(str(store / "soft.torrent"), metafile("Show.S01E02.mkv"), mtime=time.time() - 60)
+    os.link(store / "hard.torrent", root / "hard.torrent")
+    os.symlink(store / "soft.torrent", root / "soft.torrent")
+    wait_loaded(loop, rt, [h1, h2], timeout=5)
+    # trace_inotify logs the raw events; a template that fails for one item skips that command.
+    assert logged(caplog, r"inotify event InotifyEvent\(.*IN_CREATE.*'hard.torrent'")
+    assert logged(caplog, r"While expanding 'show' custom command for .*hard.torrent")
+    assert rt.proxy.d.custom(h2, "show") == "Show" and rt.proxy.d.custom(h1, "show") == ""
+    watch.close()
+
+
+def test_a_slow_writer_and_an_empty_file_filled_later(lab, caplog):
+    loop, rt, root = lab
+    watch = make_watch(loop, rt, root)
+    loop.idle(0.1)
+    data = metafile("slow")
+    with open(root / "slow.torrent", "wb") as handle:
+        for index in range(0, len(data), 40):
+            handle.write(data[index:index + 40])
+            handle.flush()
+            loop.idle(0.02)
+    open(root / "empty.torrent", "wb").close()
+    loop.idle(0.2)
+    with open(root / "empty.torrent", "ab") as handle:
+        handle.write(data[:50])             # closed incomplete, finished later
+    loop.idle(0.2)
+    with open(root / "empty.torrent", "wb") as handle:
+        handle.write(metafile("filled"))
+    wait_loaded(loop, rt, [rtlab.infohash(data), rtlab.infohash(metafile("filled"))])
+    assert not logged(caplog, "Invalid")
+    assert logged(caplog, "incomplete")
+    watch.close()
+
+
+def test_a_burst_of_1000_files(lab):
+    loop, rt, root = lab
+    watch = make_watch(loop, rt, root)
+    loop.idle(0.05)
+    want = []
+    for index in range(1000):
+        want.append(write(str(root / ("d%d" % (index % 7)) / ("b%04d.torrent" % index)),
+                          metafile("burst%04d" % index)))
+    started = time.monotonic()
+    wait_loaded(loop, rt, want, timeout=30)
+    print("1000 files loaded in %.2f s" % (time.monotonic() - started))
+    loop.idle(0.2)
+    assert len(hashes(rt)) == 1000
+    assert watch.stats["loaded"] == 1000
+    watch.close()
+
+
+def test_an_inotify_overflow_is_followed_by_a_rescan(lab, caplog):
+    loop, rt, root = lab
+    noise = root / "noise"
+    noise.mkdir()
+    watch = make_watch(loop, rt, root)
+    loop.idle(0.1)
+    for index in range(9000):           # 2 events each: more than max_queued_events (16384)
+        with open(noise / ("%d.txt" % index), "wb"):
+            pass
+    want = [write(str(root / ("late%d.torrent" % i)), metafile("late%d" % i)) for i in range(5)]
+    wait_loaded(loop, rt, want, timeout=15)
+    assert logged(caplog, "overflowed")
+    assert watch.stats["overflows"] >= 1
+    watch.close()
+
+
+def test_catch_up_at_start_loads_what_is_missing_and_leaves_the_rest(lab, caplog):
+    loop, rt, root = lab
+    old = time.time() - 3600
+    there = metafile("there")
+    rt.load_raw(there)
+    write(str(root / "there.torrent"), there, mtime=old)
+    want = [write(str(root / "sub" / ("m%d.torrent" % i)), metafile("missing%d" % i), mtime=old)
+            for i in range(3)]
+    watch = make_watch(loop, rt, root)
+    wait_loaded(loop, rt, want)
+    loop.idle(0.2)
+    assert len(hashes(rt)) == 4
+    assert not [r for r in caplog.records if r.levelno >= logging.INFO
+                and "already in rTorrent" in r.getMessage()]
+    # A scheduled run finds nothing new and says nothing above debug about old files.
+    before = len(caplog.records)
+    watch.run()
+    loop.idle(0.2)
+    assert not [r for r in caplog.records[before:] if r.levelno >= logging.INFO]
+    # rTorrent is the source of truth: an item erased there is loaded again by the next run.
+    rt.proxy.d.erase(want[0])
+    watch.run()
+    wait_loaded(loop, rt, want)
+    assert logged(caplog, "no longer in rTorrent; loading it again")
+    watch.close()
+
+
+def test_a_folder_renamed_inside_the_tree_keeps_being_watched(lab, caplog):
+    loop, rt, root = lab
+    watch = make_watch(loop, rt, root)
+    loop.idle(0.1)
+    h1 = write(str(root / "old" / "inner" / "one.torrent"), metafile("one"))
+    wait_loaded(loop, rt, [h1])
+    os.rename(root / "old", root / "new")
+    loop.idle(0.2)
+    h2 = write(str(root / "new" / "inner" / "two.torrent"), metafile("two"))
+    wait_loaded(loop, rt, [h2])
+    loop.idle(0.2)
+    assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("Loaded 'two'")] \
+        == ["Loaded 'two' #%s from %r [normal]" % (h2, str(root / "new" / "inner" / "two.torrent"))]
+    assert not logged(caplog, "already in rTorrent")
+    assert str(root / "old") not in watch._dir_wd and str(root / "new" / "inner") in watch._dir_wd
+    watch.close()
+
+
+def test_a_duplicate_is_reported_once_and_left_in_place(lab, caplog):
+    loop, rt, root = lab
+    watch = make_watch(loop, rt, root)
+    loop.idle(0.1)
+    data = metafile("dup")
+    write(str(root / "one.torrent"), data)
+    write(str(root / "two.torrent"), data)
+    wait_loaded(loop, rt, [rtlab.infohash(data)])
+    loop.pump(lambda: logged(caplog, "already in rTorrent"), 5, "the duplicate message")
+    watch.run()
+    loop.idle(0.3)
+    assert len(logged(caplog, "already in rTorrent")) == 1
+    assert (root / "one.torrent").exists() and (root / "two.torrent").exists()
+    watch.close()
+
+
+# ---- modes and flags ----------------------------------------------------------------------
+
+def test_load_mode_queued_and_path_flags(lab):
+    loop, rt, root = lab
+    watch = make_watch(loop, rt, root, load_mode="normal")
+    loop.idle(0.1)
+    cases = {
+        "plain.torrent": (0, 2), "start/a.torrent": (1, 2), "x.start.torrent": (1, 2),
+        "start/load/b.torrent": (1, 2), "load/c.torrent": (0, 2), "queue/d.torrent": (0, 0),
+        "y.queued.torrent": (0, 0), "start/queued/e.torrent": (0, 2), "f.start": (1, 2),
+    }
+    want = {}
+    for rel, expected in cases.items():
+        want[write(str(root / rel), metafile("flag-" + rel.replace("/", "-")))] = (rel, expected)
+    wait_loaded(loop, rt, want)
+    rows = {r["d.hash"]: (r["d.state"], r["d.priority"]) for r in rt.downloads("d.hash=", "d.state=", "d.priority=")}
+    for info_hash, (rel, expected) in want.items():
+        assert rows[info_hash] == expected, rel
+    watch.close()
+
+
+def test_start_mode_and_the_queue_fast_path(lab):
+    loop, rt, root = lab
+
+    class QueueManager:
+        pass
+
+    class Scheduled:
+        def __init__(self, job):
+            self.job = job
+
+    loop.jobs["queue"] = Scheduled(QueueManager())
+    watch = make_watch(loop, rt, root, load_mode="start", queued="yes")
+    loop.jobs["treewatch"] = Scheduled(watch)
+    loop.idle(0.1)
+    h = write(str(root / "q.torrent"), metafile("startable"))
+    wait_loaded(loop, rt, [h])
+    loop.pump(lambda: loop.soon, 2, "run_soon")
+    assert loop.soon == ["queue"]
+    assert rt.proxy.d.state(h) == 0 and rt.proxy.d.priority(h) == 2
+    watch.close()
+
+
+def test_dry_run_loads_nothing_and_says_what_it_would_do(lab, caplog):
+    loop, rt, root = lab
+    watch = make_watch(loop, rt, root, dry_run="yes", remove_loaded="yes")
+    loop.idle(0.1)
+    write(str(root / "dry.torrent"), metafile("dry"))
+    loop.pump(lambda: logged(caplog, "Would load 'dry'"), 5, "the dry-run message")
+    assert hashes(rt) == []
+    assert (root / "dry.torrent").exists()
+    watch.close()
+
+
+def test_remove_loaded_and_move_loaded_to(lab, short_tmp):
+    loop, rt, root = lab
+    done = short_tmp / "done"
+    (root / "keep").mkdir()
+    (root / "keep" / "watch.ini").write_text("move_loaded_to = %s\n" % done)
+    watch = make_watch(loop, rt, root, remove_loaded="yes")
+    loop.idle(0.1)
+    h1 = write(str(root / "gone.torrent"), metafile("gone"))
+    h2 = write(str(root / "keep" / "moved.torrent"), metafile("moved"))
+    wait_loaded(loop, rt, [h1, h2])
+    loop.pump(lambda: not (root / "gone.torrent").exists() and (done / "moved.torrent").exists(),
+              5, "remove and move")
+    watch.close()
+
+
+def test_magnet_files_load(lab):
+    loop, rt, root = lab
+    watch = make_watch(loop, rt, root)
+    loop.idle(0.1)
+    info_hash = "AB" * 20
+    write(str(root / "m.magnet"), ("magnet:?xt=urn:btih:%s&dn=x%%2Cy&tr=%s"
+                                   % (info_hash.lower(), ANNOUNCE)).encode())
+    wait_loaded(loop, rt, [info_hash])
+    watch.close()
+
+
+def test_a_metafile_larger_than_the_xmlrpc_size_limit_loads(lab, caplog):
+    loop, rt, root = lab
+    watch = make_watch(loop, rt, root)
+    loop.idle(0.1)
+    data = metafile("big", size=16384 * 40000, pieces=os.urandom(20 * 40000))
+    assert len(data) > rt.proxy.network.xmlrpc.size_limit()
+    h = write(str(root / "big.torrent"), data)
+    wait_loaded(loop, rt, [h])
+    assert logged(caplog, "Raising rTorrent's network.xmlrpc.size_limit")
+    watch.close()
+
+
+def test_load_by_path_ties_the_item_to_its_file(lab):
+    loop, rt, root = lab
+    watch = make_watch(loop, rt, root, load_by_path="yes")
+    loop.idle(0.1)
+    h = write(str(root / "tied.torrent"), metafile("tied"))
+    wait_loaded(loop, rt, [h])
+    assert rt.proxy.d.tied_to_file(h) == str(root / "tied.torrent")
+    watch.close()
+
+
+def test_poll_mode_without_inotify(lab):
+    loop, rt, root = lab
+    watch = make_watch(loop, rt, root, poll_interval="0.2", settle="0.1")
+    assert watch._inotify is None
+    loop.idle(0.1)
+    h = write(str(root / "sub" / "polled.torrent"), metafile("polled"))
+    wait_loaded(loop, rt, [h], timeout=5)
+    watch.close()
+
+
+def test_a_root_that_disappears_is_watched_again_when_it_comes_back(lab, short_tmp, caplog):
+    loop, rt, root = lab
+    watch = make_watch(loop, rt, root)
+    loop.idle(0.1)
+    shutil.rmtree(root)
+    loop.pump(lambda: logged(caplog, "is gone"), 5, "the root-gone message")
+    root.mkdir()
+    loop.pump(lambda: logged(caplog, "is back"), 5, "the root-back message")
+    h = write(str(root / "after.torrent"), metafile("after"))
+    wait_loaded(loop, rt, [h])
+    watch.close()
+
+
+# ---- bad input ----------------------------------------------------------------------------
+
+def bad_corpus():
+    good = metafile("good")
+    old = time.time() - 3600
+    unsorted = good.replace(b"d8:announce", b"d9:zannounce" + b"1:x" + b"8:announce", 1)
+    return old, {
+        "truncated.torrent": good[:-7],
+        "garbage.torrent": b"this is not bencode at all\n",
+        "trailing.torrent": good + b"junk",
+        "list.torrent": b"li1ei2ee",
+        "wrongtype.torrent": rtlab.bencode({"announce": 5, "info": {}}),
+        "unsorted.torrent": b"d4:infod6:lengthi1e4:name1:x12:piece lengthi16384e6:pieces20:"
+                            + b"x" * 20 + b"e8:announce3:urle",
+        "dotdot.torrent": metafile("dd", files=[("../etc/passwd", 10)]),
+        "badname.torrent": metafile(".hidden"),
+        "pieces.torrent": metafile("pc", pieces=b"x" * 19),
+        "nested.torrent": b"l" * 500 + b"e" * 500,
+        "huge.torrent": b"d4:info" + b"9" * 30 + b":",
+        "bad.magnet": b"magnet:?dn=nohash",
+    }, unsorted
+
+
+def test_a_corpus_of_bad_metafiles_is_reported_once_and_moved_aside(lab, short_tmp, caplog):
+    loop, rt, root = lab
+    failed = short_tmp / "failed"
+    old, corpus, _ = bad_corpus()
+    for name, data in corpus.items():
+        write(str(root / name), data, mtime=old)
+    write(str(root / "toobig.torrent"), metafile("toobig", size=10, pieces=b"p" * 20 * 3000), mtime=old)
+    good = write(str(root / "good.torrent"), metafile("good"), mtime=old)
+    watch = make_watch(loop, rt, root, failed_dir=str(failed), max_size="50k")
+    wait_loaded(loop, rt, [good])
+    loop.pump(lambda: len(os.listdir(failed)) == len(corpus) + 1 if failed.exists() else False,
+              5, "bad files moved")
+    watch.run()
+    loop.idle(0.3)
+    reports = logged(caplog, "^Invalid metafile")
+    assert len(reports) == len(corpus) + 1, "\n".join(reports)
+    assert hashes(rt) == [good]
+    assert sorted(os.listdir(root)) == ["good.torrent"]
+    watch.close()
+
+
+def test_bad_files_are_left_in_place_without_failed_dir(lab, caplog):
+    loop, rt, root = lab
+    old, corpus, _ = bad_corpus()
+    for name, data in list(corpus.items())[:4]:
+        write(str(root / name), data, mtime=old)
+    watch = make_watch(loop, rt, root)
+    loop.pump(lambda: len(logged(caplog, "^Invalid metafile")) == 4, 5, "4 reports")
+    watch.run()
+    loop.idle(0.3)
+    assert len(logged(caplog, "^Invalid metafile")) == 4
+    assert len(os.listdir(root)) == 4
+    watch.close()
+
+
+HOSTILE = ["a,b", "semi;d.erase=", 'q"uo\'te', "$d.stop=", "p(ar)en", "{br}ace", "e=q",
+           "new\nline", "back\\slash", "sp ace\ttab", "((d.erase))"]
+
+
+def test_hostile_names_cannot_add_or_change_commands(lab, short_tmp):
+    loop, rt, root = lab
+    watch = make_watch(loop, rt, root, **{
+        "cmd.a_first": "d.custom.set=name,{{info_name}}",
+        "cmd.b_path": "d.custom.set=path,{{relpath}}|{{pathname|h.pathbase}}",
+        "cmd.c_quoted": 'd.custom.set=quoted,"/x/{{info_name}}"',
+        "cmd.d_label": "{{# a comment\n}}d.custom1.set={{label}}",
+    })
+    loop.idle(0.1)
+    expected = {}
+    for index, word in enumerate(HOSTILE):
+        folder = "dir%d%s" % (index, word.replace("/", "_"))
+        name = "item%d%s" % (index, word.replace("\\", "_"))   # pyrocore: no '\\' in names
+        fname = "f%d%s.torrent" % (index, word.replace("/", "_"))
+        data = metafile(name)
+        write(os.path.join(str(root), folder, fname), data)
+        expected[rtlab.infohash(data)] = (name, folder, fname)
+    # A file name with bytes that are not UTF-8.
+    raw_dir = os.path.join(os.fsencode(str(root)), b"bin\xff\xfe")
+    os.makedirs(raw_dir)
+    data = metafile("binary")
+    with open(os.path.join(raw_dir, b"x\xffy.torrent"), "wb") as handle:
+        handle.write(data)
+    wait_loaded(loop, rt, list(expected) + [rtlab.infohash(data)])
+    for info_hash, (name, folder, fname) in expected.items():
+        assert rt.proxy.d.custom(info_hash, "name") == name
+        assert rt.proxy.d.custom(info_hash, "path") == folder + "|" + fname
+        assert rt.proxy.d.custom(info_hash, "quoted") == "/x/" + name
+        assert rt.proxy.d.state(info_hash) == 0 and rt.proxy.d.message(info_hash) == ""
+    h = rtlab.infohash(data)
+    assert rt.proxy.d.custom(h, "path") == "bin\ufffd\ufffd|x\ufffdy.torrent"
+    assert len(hashes(rt)) == len(expected) + 1
+    watch.close()
+
+
+# ---- watch.ini ------------------------------------------------------------------------------
+
+def test_watch_ini_overrides_and_changes_take_effect_at_once(lab, caplog):
+    loop, rt, root = lab
+    tv = root / "tv"
+    tv.mkdir()
+    (tv / "watch.ini").write_text("load_mode = start\ncmd.tag = d.custom.set=tag,tv\n")
+    watch = make_watch(loop, rt, root, **{"cmd.tag": "d.custom.set=tag,root"})
+    loop.idle(0.1)
+    h1 = write(str(root / "r.torrent"), metafile("r"))
+    h2 = write(str(tv / "deeper" / "t.torrent"), metafile("t"))
+    wait_loaded(loop, rt, [h1, h2])
+    assert (rt.proxy.d.state(h1), rt.proxy.d.custom(h1, "tag")) == (0, "root")
+    assert (rt.proxy.d.state(h2), rt.proxy.d.custom(h2, "tag")) == (1, "tv")
+
+    (tv / "watch.ini").write_text("load_mode = normal\ncmd.tag =\n")
+    loop.pump(lambda: logged(caplog, "Reloading watch config"), 5, "the reload message")
+    h3 = write(str(tv / "t2.torrent"), metafile("t2"))
+    wait_loaded(loop, rt, [h3])
+    assert (rt.proxy.d.state(h3), rt.proxy.d.custom(h3, "tag")) == (0, "")
+
+    (tv / "watch.ini").write_text("load_mode = start\nbogus = 1\n")
+    loop.pump(lambda: logged(caplog, "Bad watch config"), 5, "the error")
+    h4 = write(str(tv / "t3.torrent"), metafile("t3"))
+    loop.idle(0.5)
+    assert h4 not in hashes(rt)             # waits while the watch.ini is broken
+    (tv / "watch.ini").write_text("load_mode = start\n")
+    wait_loaded(loop, rt, [h4])
+    assert rt.proxy.d.state(h4) == 1
+    watch.close()
+
+
+# ---- configuration and templates (no rTorrent needed) ------------------------------------
+
+def test_configuration_errors(short_tmp):
+    with pytest.raises(pyrotorque.ConfigError, match="You need to set 'job.treewatch.path'"):
+        make_watch(None, None, "")
+    with pytest.raises(pyrotorque.ConfigError, match="is not a directory"):
+        make_watch(None, None, short_tmp / "nope")
+    with pytest.raises(pyrotorque.ConfigError, match="cmd.x"):
+        make_watch(None, None, short_tmp, **{"cmd.x": "{{if x}}no endif"})
+    with pytest.raises(pyrotorque.ConfigError, match="not allowed"):
+        make_watch(None, None, short_tmp, **{"cmd.x": "{{__import__('os')}}"})
+    watch = make_watch(None, None, "%s : %s/" % (short_tmp, short_tmp))
+    assert watch.roots == [str(short_tmp)]
+
+
+@pytest.mark.parametrize("template, namespace, expected", [
+    ("plain", {}, "plain"),
+    ("{{x}}", {"x": "a b"}, "a\\ b"),
+    ("%(x)s/y", {"x": "1,2"}, "1\\,2/y"),
+    ("{{x.get('k', 'd')}}", {"x": {}}, "d"),
+    ("{{t.show.replace('.', ' ').title()}}", {"t": {"show": "pioneer.one"}}, "Pioneer\\ One"),
+    ("{{p|h.pathname}}{{p|pathext}}", {"p": "/a/b.c.torrent"}, "b.c.torrent"),
+    ("{{if a}}A{{elif b}}B{{else}}C{{endif}}", {"a": 0, "b": 1}, "B"),
+    ("{{if 'x' in s}}yes{{endif}}", {"s": "axb"}, "yes"),
+    ("{{# comment\n}}text", {}, "text"),
+    ("{{if a}}\nline\n{{endif}}\n", {"a": 1}, "line\n"),
+    ("{{n}}", {"n": None}, ""),
+])
+def test_template_language(template, namespace, expected):
+    assert pyrotorque.WatchTemplate(template).render(namespace) == expected
+
+
+@pytest.mark.parametrize("template", ["{{x.__class__}}", "{{open('f')}}", "{{a if}}",
+                                      "{{x|nofilter}}", "{{endif}}", "{{x", "{{else}}",
+                                      "{{x * 2}}", "{{'a'.format()}}"])
+def test_template_errors(template):
+    with pytest.raises(pyrotorque.TemplateError):
+        pyrotorque.WatchTemplate(template).render({"x": "v", "a": 1})
+
+
+def test_escaping_is_total():
+    for char in map(chr, range(1, 128)):
+        escaped = pyrotorque.rtorrent_escape("a" + char)
+        assert escaped in ("a" + char, "a\\" + char) or char in "\x0b\x0c" or ord(char) < 32
+
+
+# ---- the daemon as a process ------------------------------------------------------------------
+
+@pytest.fixture
+def script(monkeypatch):
+    """The pyrotorque.py the subprocess tests run: $PYROTORQUE_SCRIPT, else the repo's."""
+    path = os.environ.get("PYROTORQUE_SCRIPT")
+    if path:
+        monkeypatch.setattr(daemon_process, "SCRIPT", path)
+    return daemon_process.SCRIPT
+
+
+def daemon_config(base, root, extra=""):
+    cfg = os.path.join(str(base), "cfg")
+    os.makedirs(cfg, exist_ok=True)
+    with open(os.path.join(cfg, "torque.ini"), "w") as handle:
+        handle.write(textwrap.dedent("""\
+            [TORQUE]
+            job.connstats.active = False
+            job.treewatch.active = True
+            job.treewatch.path = %s
+            """ % root) + extra)
+    return cfg
+
+
+def test_sigkill_during_a_burst_then_restart_loads_everything_once(rtorrent, short_tmp, script):
+    root = short_tmp / "watch"
+    root.mkdir()
+    cfg = daemon_config(short_tmp, root)
+    args = ("--fg", "-v", "--config-dir", cfg, "-U", rtorrent.url)
+    want = []
+    with daemon_process.DaemonProcess(*args, workdir=short_tmp) as daemon:
+        daemon.wait_for(r"Watching .* with inotify")
+        for index in range(400):
+            want.append(write(str(root / ("k%03d.torrent" % index)), metafile("kill%03d" % index)))
+            if index == 150:
+                daemon.wait_for(r"Loaded '", timeout=10)
+        daemon.process.send_signal(signal.SIGKILL)
+        daemon.process.wait()
+        print("loaded before SIGKILL: %d of %d" % (len(hashes(rtorrent)), len(want)))
+    with daemon_process.DaemonProcess(*args, workdir=short_tmp) as daemon:
+        rtorrent.wait_for(lambda: set(want) <= set(hashes(rtorrent)), 20, 0.1, "all loaded")
+        daemon.wait_for(r"Scan \(start\)")
+        assert daemon.stop() == 0
+        assert "Invalid" not in daemon.text()
+    assert sorted(hashes(rtorrent)) == sorted(want)
+
+
+def test_rtorrent_down_while_files_arrive_then_back(rtorrent, short_tmp, script):
+    root = short_tmp / "watch"
+    root.mkdir()
+    cfg = daemon_config(short_tmp, root)
+    args = ("--fg", "-v", "--config-dir", cfg, "-U", rtorrent.url)
+    with daemon_process.DaemonProcess(*args, workdir=short_tmp) as daemon:
+        daemon.wait_for(r"Watching .* with inotify")
+        h0 = write(str(root / "before.torrent"), metafile("before"))
+        daemon.wait_for(r"Loaded 'before'")
+        rtorrent.stop()
+        want = [write(str(root / ("w%d.torrent" % i)), metafile("while-down%d" % i)) for i in range(20)]
+        daemon.wait_for(r"rTorrent is unreachable; \d+ metafile\(s\) wait")
+        time.sleep(0.5)
+        rtorrent.start()
+        rtorrent.wait_for(lambda: set(want + [h0]) <= set(hashes(rtorrent)), 20, 0.1, "all loaded")
+        daemon.wait_for(r"reachable again")
+        assert daemon.stop() == 0
+    assert sorted(hashes(rtorrent)) == sorted(want + [h0])
+
+
+def test_the_documented_templates_work_from_torque_ini(short_tmp):
+    cfg = short_tmp / "cfg"
+    cfg.mkdir()
+    (cfg / "torque.ini").write_text(textwrap.dedent("""\
+        [TORQUE]
+        job.treewatch.path          = %s
+        job.treewatch.cmd.nfo       = f.multicall=*.nfo,f.priority.set=2
+        job.treewatch.cmd.target    = {{# set target path
+            }}d.custom.set=targetdir,/var/torrent/done/{{label}}/{{relpath}}
+        job.treewatch.cmd.sorted = {{# sort into folders
+            }}{{if '/music/' in pathname}}d.directory_base.set="/var/torrent/sorted/{{relpath}}/{{pathname|h.pathname}}"
+            {{elif traits.kind == 'tv'}}d.directory.set="/var/torrent/sorted/tv/{{traits.get('show', '_UNKNOWN').replace('.', ' ').title()}}"
+            {{else}}d.directory.set="/var/torrent/sorted/{{relpath}}"
+            {{endif}}
+        """ % short_tmp))
+    settings = pyrotorque.load_settings(str(cfg))
+    spec = settings.jobs["treewatch"]
+    config = pyrotorque.job_config(spec, pyrotorque.TreeWatch, settings, proxy=None, daemon=None)
+    watch = pyrotorque.TreeWatch(config)
+
+    def commands(rel, name):
+        path = os.path.join(str(short_tmp), rel)
+        write(path, metafile(name))
+        entry = pyrotorque._Entry(path, str(short_tmp), True)
+        assert watch._prepare(entry)
+        return entry.commands
+
+    assert commands("tv/x.torrent", "Pioneer.One.S01E06.720p.x264-VODO.mkv") == [
+        "f.multicall=*.nfo,f.priority.set=2",
+        'd.directory.set="/var/torrent/sorted/tv/Pioneer\\ One"',
+        "d.custom.set=targetdir,/var/torrent/done/tv/mkv/tv"]
+    assert commands("music/a b/y.torrent", "Album.flac")[1:] == [
+        'd.directory_base.set="/var/torrent/sorted/music/a\\ b/y"',
+        "d.custom.set=targetdir,/var/torrent/done/audio/flac/music/a\\ b"]
+    assert commands("z.torrent", "other.bin")[1] == 'd.directory.set="/var/torrent/sorted/"'
+
+
+def test_a_startable_item_makes_the_queue_start_it_at_once(rtorrent, short_tmp, script):
+    root = short_tmp / "watch"
+    root.mkdir()
+    cfg = daemon_config(short_tmp, root, "job.treewatch.load_mode = start\n"
+                        "job.treewatch.queued = True\njob.queue.active = True\n"
+                        "job.queue.schedule = year=2099\n")      # it would never run by itself
+    with daemon_process.DaemonProcess("--fg", "-v", "--config-dir", cfg, "-U", rtorrent.url,
+                                      workdir=short_tmp) as daemon:
+        daemon.wait_for(r"Watching .* with inotify")
+        h = write(str(root / "go.torrent"), metafile("go"))
+        daemon.wait_for(r"Loaded 'go' .* \[queued\] \[startable\]")
+        rtorrent.wait_for(lambda: rtorrent.proxy.d.state(h) == 1, 5, 0.05, "the queue's start")
+        assert daemon.stop() == 0
