@@ -10,11 +10,13 @@ What it sets up (everything on 127.0.0.x, in temp dirs under /tmp):
 
 - opentracker and a seeder rtorrent, throttled (``--seed-kb``, default 512 KiB/s)
   so downloads last long enough to watch, seeding three small torrents;
-- a leecher rtorrent, the one pyrotorque manages, with the three metafiles
+- a leecher rtorrent, the one pyrotorque manages, with two of the metafiles
   loaded *stopped* with priority 1 (``d.priority.set=1``), so the queue job
   has something to start;
 - a config dir with ``torque.ini`` (``[TORQUE]``, ``scgi_url = <leecher url>``,
-  the queue job switched on).
+  the queue job and the tree watch switched on) and a watch folder, into which
+  the third metafile is dropped a few seconds after the daemon started: the
+  tree watch loads it at once and the queue starts it in its turn.
 
 Then it runs ``python3 pyrotorque.py --fg -v --config-dir <dir> -U <url>`` in
 this terminal, prints the leecher's items every few seconds, and when the
@@ -46,6 +48,10 @@ TORRENTS = [
     ("demo-beta", 6, ["disc1/track01.bin", "disc1/track02.bin", "cover.jpg"]),
     ("demo-gamma", 4, None),
 ]
+#: This one is not loaded up front: it is dropped into the watch folder.
+WATCHED = "demo-gamma"
+#: Seconds after the daemon's start when it is dropped.
+DROP_AFTER = 3
 
 TORQUE_INI = """\
 # written by contrib/demo.py for a throwaway swarm; see torque.ini.default
@@ -58,6 +64,11 @@ job.queue.schedule = second=*/5
 job.queue.downloading_min = 1
 job.queue.downloading_max = 2
 job.queue.start_at_once = 1
+
+# load metafiles that land below the watch folder (stopped: the queue starts them)
+job.treewatch.active = True
+job.treewatch.path = {config_dir}/watch
+job.treewatch.load_mode = normal
 """
 
 
@@ -106,8 +117,9 @@ def build_swarm(rtlab, seed_kb):
                     for name, size, files in TORRENTS]
         leecher = swarm.start_leecher()
         for torrent in torrents:
-            # Stopped, priority 1 ("low" but startable): work for the queue job.
-            leecher.load_raw(torrent.raw, "d.priority.set=1")
+            if torrent.name != WATCHED:
+                # Stopped, priority 1 ("low" but startable): work for the queue job.
+                leecher.load_raw(torrent.raw, "d.priority.set=1")
     except BaseException:
         swarm.close()
         raise
@@ -115,15 +127,16 @@ def build_swarm(rtlab, seed_kb):
         % (swarm.root, swarm.tracker.announce_url, swarm.tracker.pid, swarm.seeder.ip,
            seed_kb, swarm.seeder.pid))
     say("leecher rtorrent: %s (pid %d), %d items loaded stopped with priority 1"
-        % (leecher.url, leecher.pid, len(torrents)))
+        % (leecher.url, leecher.pid, len(torrents) - 1))
     return swarm, leecher
 
 
 def write_config(url):
     """A config dir holding torque.ini for the leecher; return its path."""
     config_dir = tempfile.mkdtemp(prefix="rtq", dir="/tmp")
+    os.mkdir(os.path.join(config_dir, "watch"))
     with open(os.path.join(config_dir, "torque.ini"), "w") as handle:
-        handle.write(TORQUE_INI.format(url=url))
+        handle.write(TORQUE_INI.format(url=url, config_dir=config_dir))
     say("config: %s" % os.path.join(config_dir, "torque.ini"))
     return config_dir
 
@@ -167,18 +180,32 @@ def end_daemon(proc, grace=10.0):
     return proc.wait()
 
 
-def supervise(proc, leecher, seconds, every):
-    """Wait for the daemon; show the items every ``every`` s; stop it after ``seconds``."""
+def drop_into_watch(config_dir, torrent):
+    """Write a metafile into the watch folder the way a browser does: a temp name, a rename."""
+    target = os.path.join(config_dir, "watch", torrent.name + ".torrent")
+    with open(target + ".part", "wb") as handle:
+        handle.write(torrent.raw)
+    os.rename(target + ".part", target)
+    say("dropped %s into the watch folder" % os.path.basename(target))
+
+
+def supervise(proc, leecher, seconds, every, drop=None):
+    """Wait for the daemon; show the items every ``every`` s; stop it after ``seconds``;
+    call ``drop()`` once, DROP_AFTER seconds in."""
     started = time.monotonic()
     next_show = started + every if every else float("inf")
+    drop_at = started + DROP_AFTER if drop else float("inf")
     try:
         while True:
             deadline = started + seconds if seconds else float("inf")
             try:
-                return proc.wait(max(0.05, min(deadline, next_show) - time.monotonic()))
+                return proc.wait(max(0.05, min(deadline, next_show, drop_at) - time.monotonic()))
             except subprocess.TimeoutExpired:
                 pass
             now = time.monotonic()
+            if now >= drop_at:
+                drop()
+                drop_at = float("inf")
             if now >= deadline:
                 say("--seconds %g reached: stopping the daemon (SIGTERM)" % seconds)
                 proc.send_signal(signal.SIGTERM)
@@ -236,7 +263,8 @@ def main(argv=None):
         except OSError as exc:
             say("cannot run the daemon: %s" % exc)
             return 70
-        code = exit_status(supervise(proc, leecher, args.seconds, args.every))
+        drop = lambda: drop_into_watch(config_dir, swarm.torrents[WATCHED])  # noqa: E731
+        code = exit_status(supervise(proc, leecher, args.seconds, args.every, drop))
         say("daemon exited with code %d" % code)
         show_items(leecher)
         return code
