@@ -22,3 +22,13 @@ def test_the_readme_opens_with_the_demo_and_the_test_command():
         lines = [line.strip() for line in handle if line.strip()]
     assert lines[-1] == "python3 -m pytest -q tests"
     assert "``python3 -m pytest -q tests``" in README
+
+
+def test_the_feature_table_says_working_exactly_for_the_built_in_jobs():
+    import re
+
+    import pyrotorque
+    rows = re.findall(r"^\S.*``pyrotorque:(\w+)``\s+(\w+)\s*$", README, re.M)
+    assert rows
+    for job, status in rows:
+        assert (status == "working") == (job in pyrotorque.BUILTIN_JOBS), job
