@@ -5677,8 +5677,8 @@ def stderr_is_journal():
     return dev.isdigit() and ino.isdigit() and (st.st_dev, st.st_ino) == (int(dev), int(ino))
 
 
-def setup_logging(level, log_file=None):
-    """Send the root logger to the journal, a terminal, or ``log_file``."""
+def setup_logging(level, log_file=None, console=True):
+    """Send the root logger to the journal or a terminal (``console``), and/or to ``log_file``."""
     root = logging.getLogger()
     for handler in root.handlers[:]:
         root.removeHandler(handler)
@@ -5688,14 +5688,15 @@ def setup_logging(level, log_file=None):
         handler = logging.FileHandler(log_file, encoding="utf-8")
         handler.setFormatter(logging.Formatter(
             "%(asctime)s %(levelname)-8s %(message)s [%(name)s]", "%Y-%m-%d %H:%M:%S"))
-    elif stderr_is_journal():
+        root.addHandler(handler)
+    if console:
         handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(JournalFormatter("%(message)s [%(name)s]"))
-    else:
-        handler = logging.StreamHandler(sys.stderr)
-        handler.setFormatter(logging.Formatter(
-            "%(asctime)s %(levelname)-7s %(message)s [%(name)s]", "%H:%M:%S"))
-    root.addHandler(handler)
+        if stderr_is_journal():
+            handler.setFormatter(JournalFormatter("%(message)s [%(name)s]"))
+        else:
+            handler.setFormatter(logging.Formatter(
+                "%(asctime)s %(levelname)-7s %(message)s [%(name)s]", "%H:%M:%S"))
+        root.addHandler(handler)
     root.setLevel(level)
 
 
@@ -6032,6 +6033,10 @@ def main(argv=None):
         log.log(quiet_level, "%s", exc)
         return EX_TEMPFAIL
 
+    if background or options.cron:
+        # From here on the log file hears everything, also what is said before detaching
+        # (under rTorrent's watchdog schedule, stderr goes nowhere).
+        setup_logging(options.level, options.log_file, console=not options.cron)
     notifier = SystemdNotifier(log=log)
     daemon = Daemon(options, settings, guard_file=options.guard_file, notifier=notifier)
     code = EX_SOFTWARE
@@ -6040,8 +6045,8 @@ def main(argv=None):
         if background:
             os.makedirs(os.path.dirname(options.log_file), exist_ok=True)
             daemonize(pid_file, options.log_file)
-        if background or options.cron:
-            setup_logging(options.level, options.log_file)
+        if background and not options.cron:
+            setup_logging(options.level, options.log_file, console=False)
         notifier.ready(daemon.status_line())
         started = time.monotonic()
         code = daemon.serve()

@@ -336,3 +336,20 @@ def test_debug_logs_every_call_to_rtorrent_and_verbose_does_not(rtorrent, short_
     code, _, err = run_cli("--config-dir", cfg, "-U", rtorrent.url, "-v", "--run-once",
                            "connstats")
     assert code == 0 and "TRACE" not in err
+
+
+def test_in_the_background_the_log_file_has_the_start_and_no_line_twice(rtorrent, short_tmp):
+    cfg = config_dir(short_tmp, EVERY_SECOND)
+    os.makedirs(os.path.join(cfg, "run"))
+    open(os.path.join(cfg, "run", "pyrotorque"), "w").close()
+    code, _, err = run_cli("--config-dir", cfg, "-U", rtorrent.url)
+    assert code == 0, err
+    log_path = os.path.join(cfg, "log", "torque.log")
+    try:
+        wait_until(lambda: os.path.exists(log_path) and re.search(STATS, open(log_path).read()))
+    finally:
+        assert run_cli("--config-dir", cfg, "--stop")[0] == 0
+    text = open(log_path).read()
+    assert "pyrotorque %s started" % __import__("pyrotorque").__version__ in text
+    lines = [line.split(" ", 2)[2] for line in text.splitlines() if line.strip()]
+    assert len(lines) == len(set(lines)), text         # not once via logging, once via stderr
