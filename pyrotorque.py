@@ -5518,6 +5518,7 @@ class Daemon:
                 for sj in sorted(self.jobs.values(), key=lambda j: j.next_due or float("inf")):
                     if sj.next_due is not None and sj.next_due <= time.time():
                         self.run_job(sj)
+                        self.notifier.ping()     # a loop that is busy, not stuck
                         if self._signals:
                             break
                 if self.guard_file and not os.path.exists(self.guard_file):
