@@ -36,10 +36,14 @@ import difflib
 import errno
 import fcntl
 import fnmatch
+import gzip
 import hashlib
 import heapq
+import hmac
 import http.client
+import http.server
 import importlib
+import io
 import json
 import logging
 import math
@@ -80,7 +84,8 @@ __all__ = [
     "BencodeError", "BencodeTruncated", "bencode", "bdecode", "MetafileError", "Metafile",
     "check_metafile", "read_metafile", "parse_magnet", "INotify", "InotifyEvent", "InotifyLimit",
     "filesystem_type", "TemplateError", "WatchTemplate", "rtorrent_escape",
-    "SystemdNotifier", "Job", "EngineStats", "QueueManager", "TreeWatch", "resolve_handler", "Daemon", "main",
+    "MetricFamily", "render_metrics", "format_metric_value", "MetricsServer",
+    "RtorrentExporter", "SystemdNotifier", "Job", "EngineStats", "QueueManager", "TreeWatch", "resolve_handler", "Daemon", "main",
 ]
 
 
@@ -3855,6 +3860,551 @@ def scan_rtorrent_rc(path):
 
 
 ###############################################################################
+# Metrics and HTTP ############################################################
+###############################################################################
+#
+# The Prometheus text format 0.0.4, and a small HTTP server that lives in the
+# main loop's selector: no threads.  Every connection is non-blocking and has a
+# deadline, the request is read up to a size limit and parsed by
+# http.server's own parser (fed from memory), the answer is written as the
+# socket takes it.  So a slow, stuck or malicious client costs a file
+# descriptor for a few seconds, never the loop.
+#
+# Jobs that want their numbers exported offer a ``metrics()`` method that returns
+# samples ``(name, type, help, labels, value)``: ``name`` without the
+# ``pyrotorque_`` prefix (a counter's ends in ``_total``), ``type`` 'counter' or
+# 'gauge', ``labels`` a dict (the exporter adds ``job_name``: not ``job``, which is
+# Prometheus' own label), ``value`` a number.
+
+#: The Content-Type of the text format 0.0.4, as Prometheus expects it.
+METRICS_CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+
+_METRIC_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
+_LABEL_NAME = re.compile(r"[a-zA-Z_][a-zA-Z0-9_]*\Z")
+_METRIC_TYPES = ("counter", "gauge", "summary", "histogram", "untyped")
+_SUFFIXES = {"summary": ("", "_sum", "_count"), "histogram": ("_bucket", "_sum", "_count")}
+
+
+def format_metric_value(value):
+    """A sample value as Go's ParseFloat reads it: integers exactly, floats shortest
+    (``repr``), and ``+Inf``, ``-Inf``, ``NaN`` for the special values."""
+    if isinstance(value, bool):
+        return "1" if value else "0"
+    if isinstance(value, int):
+        return str(value)
+    value = float(value)
+    if math.isnan(value):
+        return "NaN"
+    if math.isinf(value):
+        return "+Inf" if value > 0 else "-Inf"
+    if value.is_integer() and abs(value) < 1e15:
+        return "%d" % value
+    return repr(value)
+
+
+def escape_label_value(text):
+    """Backslash, double quote and newline are escaped in label values."""
+    return str(text).replace("\\", "\\\\").replace("\"", "\\\"").replace("\n", "\\n")
+
+
+def escape_help(text):
+    """Backslash and newline are escaped in HELP text."""
+    return str(text).replace("\\", "\\\\").replace("\n", "\\n")
+
+
+def label_text(labels):
+    """``{a="1",b="2"}`` with the names sorted, or '' for no labels."""
+    if not labels:
+        return ""
+    for name in labels:
+        if not _LABEL_NAME.match(name) or name.startswith("__"):
+            raise ValueError("bad label name %r" % name)
+    return "{%s}" % ",".join('%s="%s"' % (name, escape_label_value(labels[name]))
+                             for name in sorted(labels))
+
+
+class MetricFamily:
+    """One metric family: name, type, help text and samples, rendered contiguously.
+
+    ``add(value, labels)`` appends a sample; ``suffix`` is for the ``_sum`` and
+    ``_count`` samples of a summary.  The same labels twice raise ValueError.
+    """
+
+    __slots__ = ("name", "type", "help", "samples", "_seen")
+
+    def __init__(self, name, type, help):  # noqa: A002
+        if not _METRIC_NAME.match(name):
+            raise ValueError("bad metric name %r" % name)
+        if type not in _METRIC_TYPES:
+            raise ValueError("bad metric type %r for %s" % (type, name))
+        if type == "counter" and not name.endswith("_total"):
+            raise ValueError("counter %s must end in _total" % name)
+        if type != "counter" and name.endswith("_total"):
+            raise ValueError("only counters end in _total (%s is a %s)" % (name, type))
+        self.name, self.type, self.help = name, type, help
+        self.samples = []
+        self._seen = set()
+
+    def add(self, value, labels=None, suffix=""):
+        return self.add_raw(value, label_text(labels), suffix)
+
+    def add_raw(self, value, labels_text, suffix=""):
+        """Add a sample whose labels are already rendered by ``label_text``."""
+        if suffix not in _SUFFIXES.get(self.type, ("",)):
+            raise ValueError("a %s has no %r samples" % (self.type, suffix))
+        key = (suffix, labels_text)
+        if key in self._seen:
+            raise ValueError("duplicate sample %s%s%s" % (self.name, suffix, labels_text))
+        self._seen.add(key)
+        self.samples.append("%s%s%s %s\n" % (self.name, suffix, labels_text,
+                                             format_metric_value(value)))
+
+    def __len__(self):
+        return len(self.samples)
+
+    def render(self):
+        return "# HELP %s %s\n# TYPE %s %s\n%s" % (self.name, escape_help(self.help), self.name,
+                                                   self.type, "".join(self.samples))
+
+
+def render_metrics(families):
+    """The text exposition of ``families`` (empty ones left out); names must be unique."""
+    seen, parts = set(), []
+    for family in families:
+        if not family.samples:
+            continue
+        if family.name in seen:
+            raise ValueError("metric family %s rendered twice" % family.name)
+        seen.add(family.name)
+        parts.append(family.render())
+    return "".join(parts)
+
+
+class _Families(dict):
+    """Families by name, made on first use, in order of creation."""
+
+    def get_family(self, name, type, help):  # noqa: A002
+        family = self.get(name)
+        if family is None:
+            family = self[name] = MetricFamily(name, type, help)
+        elif family.type != type:
+            raise ValueError("%s is a %s, not a %s" % (name, family.type, type))
+        return family
+
+
+# The HTTP server -------------------------------------------------------------
+
+#: HTTP methods that exist but are not served here (405 with Allow); others get 501.
+_KNOWN_METHODS = frozenset("POST PUT DELETE PATCH OPTIONS TRACE CONNECT".split())
+
+#: Seconds a closed connection may still deliver what the client sent (lingering close).
+_LINGER_SECONDS = 2.0
+
+_INDEX_PAGE = """<!DOCTYPE html>
+<html><head><meta charset="utf-8"><title>pyrotorque exporter</title></head>
+<body><h1>pyrotorque %s</h1><p><a href="/metrics">Metrics</a></p></body></html>
+"""
+
+
+class _Request(http.server.BaseHTTPRequestHandler):
+    """http.server's request parser, fed from memory; writes its answer to ``wfile``.
+
+    Never instantiated through ``__init__`` (that would read a socket): see ``parse()``.
+    """
+
+    protocol_version = "HTTP/1.1"
+    default_request_version = "HTTP/1.0"      # so that errors about garbage get a status line
+    server_version = "pyrotorque/" + __version__
+    sys_version = ""
+
+    @classmethod
+    def parse(cls, data, peer, log):
+        request = cls.__new__(cls)
+        request.rfile, request.wfile = io.BytesIO(data), io.BytesIO()
+        request.client_address, request.log = peer, log
+        request.requestline = request.command = ""
+        request.request_version = "HTTP/1.0"
+        request.close_connection = True
+        request.raw_requestline = request.rfile.readline(65537)
+        request.ok = len(request.raw_requestline) <= 65536 and request.parse_request()
+        if len(request.raw_requestline) > 65536:
+            request.send_error(414)
+        elif not request.ok and not request.wfile.getvalue():
+            request.send_error(400)         # an empty request line
+        return request
+
+    @classmethod
+    def failed(cls, code, peer, log):
+        """A request that could not be read: only the error answer."""
+        request = cls.parse(b"GET / HTTP/1.0\r\n\r\n", peer, log)
+        request.wfile, request.ok = io.BytesIO(), False
+        request.send_error(code)
+        return request
+
+    def handle_expect_100(self):
+        return True         # no body is ever read: nothing to continue to
+
+    def send_error(self, code, message=None, explain=None, headers=()):
+        short = self.responses.get(code, ("Error", ""))[0]
+        body = ("%d %s\n" % (code, message or short)).encode("utf-8", "replace")
+        self.reply(code, body, "text/plain; charset=utf-8", headers)
+
+    def reply(self, code, body, content_type, headers=()):
+        self.send_response(code)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Connection", "close")
+        for name, value in headers:
+            self.send_header(name, value)
+        self.end_headers()
+        if self.command != "HEAD" and code >= 200 and code not in (204, 304):
+            self.wfile.write(body)
+
+    def log_message(self, format, *args):  # noqa: A002
+        self.log.debug("HTTP %s %s", self.address_string(), format % args)
+
+    def version_string(self):
+        return self.server_version
+
+    def address_string(self):
+        return str(self.client_address[0]) if self.client_address else "-"
+
+
+class _Listener:
+    """A listening socket, shared while a reload hands it from one server to the next.
+
+    The newest user accepts; when the last one lets go, the socket is closed.
+    """
+
+    def __init__(self, sock, daemon, where):
+        self.sock, self.daemon, self.where = sock, daemon, where
+        self.users = []
+        self.paused = None          # the timer that resumes accepting after EMFILE
+
+    @property
+    def address(self):
+        return self.sock.getsockname()[:2]
+
+    def attach(self, server):
+        self.users.append(server)
+        if self.paused is None:
+            self.daemon.watch(self.sock, selectors.EVENT_READ, self._accept)
+
+    def detach(self, server):
+        if server in self.users:
+            self.users.remove(server)
+        if not self.users:
+            if self.paused is not None:
+                self.daemon.cancel(self.paused)
+                self.paused = None
+            self.daemon.unwatch(self.sock)
+            self.sock.close()
+
+    def _accept(self):
+        server = self.users[-1]
+        for _ in range(64):     # a burst is accepted at once, but the loop keeps turning
+            try:
+                sock, peer = self.sock.accept()
+            except (BlockingIOError, InterruptedError):
+                return
+            except OSError as exc:      # EMFILE and the like: pause, or the loop would spin
+                server.log.warning("Cannot accept connections on %s (%s); pausing for a second",
+                                   self.where, exc.strerror or exc)
+                self.daemon.unwatch(self.sock)
+                self.paused = self.daemon.call_later(1.0, self._resume)
+                return
+            server.accepted(sock, peer)
+
+    def _resume(self):
+        self.paused = None
+        if self.users:
+            self.daemon.watch(self.sock, selectors.EVENT_READ, self._accept)
+
+
+class MetricsServer:
+    """Serves ``/metrics`` (the pages ``page()`` returns) from the daemon's selector.
+
+    ``timeout`` bounds each connection's whole life (TLS handshake, request,
+    answer); ``max_request`` the bytes of the request head; at ``max_connections``
+    the oldest connection that has not sent its request yet is dropped to make room.
+    """
+
+    def __init__(self, daemon, page, log, timeout=10.0, max_request=8192, max_connections=16,
+                 auth=None, tls=None):
+        self.daemon, self.page, self.log = daemon, page, log
+        self.timeout, self.max_request, self.max_connections = timeout, max_request, max_connections
+        self.auth = auth            # (user, password) or None
+        self.tls = tls              # ssl.SSLContext or None
+        self.listener = None
+        self.connections = []       # oldest first
+        self.requests = {}          # status code -> count
+        self.closed = False
+
+    # -- the listening socket ------------------------------------------------------
+
+    def listen(self, addr, port):
+        """Bind and listen; raise OSError with a readable message if that fails."""
+        infos = socket.getaddrinfo(addr or None, port, 0, socket.SOCK_STREAM, 0, socket.AI_PASSIVE)
+        family, kind, proto, _, sockaddr = infos[0]
+        sock = socket.socket(family, kind, proto)
+        try:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6 and not addr:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+            sock.bind(sockaddr)
+            sock.listen(64)
+            sock.setblocking(False)
+        except OSError:
+            sock.close()
+            raise
+        self.use(_Listener(sock, self.daemon, "%s:%s" % (addr, port)))
+
+    def use(self, listener):
+        self.listener = listener
+        listener.attach(self)
+
+    @property
+    def address(self):
+        return self.listener.address if self.listener else None
+
+    def close(self):
+        self.closed = True
+        if self.listener is not None:
+            self.listener.detach(self)
+            self.listener = None
+        for conn in list(self.connections):
+            conn.close()
+
+    # -- connections ---------------------------------------------------------------
+
+    def accepted(self, sock, peer):
+        if self.closed:
+            sock.close()
+            return
+        if len(self.connections) >= self.max_connections:
+            waiting = [c for c in self.connections if c.state in ("handshake", "reading")]
+            victim = waiting[0] if waiting else None
+            if victim is None:
+                self.log.debug("Refusing %s: %d connections busy", peer[0], len(self.connections))
+                self.count(503)
+                try:        # one try, never waiting
+                    sock.setblocking(False)
+                    if self.tls is None:
+                        sock.send(b"HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\n"
+                                  b"Retry-After: 1\r\nContent-Length: 0\r\n\r\n")
+                except OSError:
+                    pass
+                sock.close()
+                return
+            self.log.debug("Dropping %s, the oldest waiting connection, to make room", victim.peer)
+            victim.close()
+        sock.setblocking(False)
+        if self.tls is not None:
+            try:
+                sock = self.tls.wrap_socket(sock, server_side=True, do_handshake_on_connect=False)
+            except (OSError, ValueError) as exc:
+                self.log.debug("TLS setup for %s failed: %s", peer[0], exc)
+                sock.close()
+                return
+        conn = _Connection(self, sock, peer)
+        self.connections.append(conn)
+        conn.start()
+
+    def count(self, code):
+        self.requests[code] = self.requests.get(code, 0) + 1
+
+    def respond(self, request):
+        """The answer to a parsed request, as bytes (status line, headers, body)."""
+        if request.ok:
+            self.route(request)
+        data = request.wfile.getvalue()
+        code = int(data[9:12]) if data.startswith(b"HTTP/") else 0
+        self.count(code)
+        return data
+
+    def route(self, request):
+        if request.command not in ("GET", "HEAD"):
+            if request.command in _KNOWN_METHODS:
+                request.send_error(405, headers=[("Allow", "GET, HEAD")])
+            else:
+                request.send_error(501)
+            return
+        if self.auth and not self.authorized(request.headers.get("Authorization", "")):
+            request.send_error(401, headers=[
+                ("WWW-Authenticate", 'Basic realm="pyrotorque", charset="UTF-8"')])
+            return
+        length = request.headers.get("Content-Length", "0").strip() or "0"
+        if not length.isdigit():
+            request.send_error(400, "Bad Content-Length")
+            return
+        if int(length) > self.max_request:
+            request.send_error(413)
+            return
+        path = request.path.split("?", 1)[0]
+        gzip_ok = _accepts_gzip(request.headers.get("Accept-Encoding", ""))
+        answer = self.page(path, gzip_ok)
+        if answer is None:
+            request.send_error(404)
+            return
+        code, body, content_type, headers = answer
+        request.reply(code, body, content_type, headers)
+
+    def authorized(self, header):
+        scheme, _, token = header.strip().partition(" ")
+        if scheme.lower() != "basic":
+            return False
+        try:
+            user, colon, password = base64.b64decode(token.strip(), validate=True).partition(b":")
+        except ValueError:
+            return False
+        want_user, want_password = (s.encode("utf-8") for s in self.auth)
+        # Both compared in full, so that timing tells nothing about which was wrong.
+        return bool(colon) & hmac.compare_digest(user, want_user) \
+            & hmac.compare_digest(password, want_password)
+
+
+def _accepts_gzip(header):
+    for part in header.lower().split(","):
+        coding, _, params = part.strip().partition(";")
+        if coding.strip() == "gzip":
+            quality = params.strip()
+            return not re.fullmatch(r"q\s*=\s*0(\.0*)?", quality)
+    return False
+
+
+class _Connection:
+    """One client: TLS handshake, reading the request head, writing, lingering close."""
+
+    def __init__(self, server, sock, peer):
+        self.server, self.sock, self.peer = server, sock, peer[0] if peer else "?"
+        self.daemon = server.daemon
+        self.state = "handshake" if isinstance(sock, ssl.SSLSocket) else "reading"
+        self.buffer = bytearray()
+        self.out = memoryview(b"")
+        self.timer = None
+
+    def start(self):
+        self.timer = self.daemon.call_later(self.server.timeout, self.expire)
+        self.step()
+
+    def wait(self, events):
+        self.daemon.watch(self.sock, events, self.step)
+
+    def step(self):
+        try:
+            if self.state == "handshake":
+                self.handshake()
+            if self.state == "reading":
+                self.read()
+            if self.state == "writing":
+                self.write()
+            if self.state == "lingering":
+                self.linger()
+        except ssl.SSLWantReadError:
+            self.wait(selectors.EVENT_READ)
+        except ssl.SSLWantWriteError:
+            self.wait(selectors.EVENT_WRITE)
+        except (BlockingIOError, InterruptedError):
+            self.wait(selectors.EVENT_WRITE if self.state == "writing" else selectors.EVENT_READ)
+        except OSError as exc:      # a reset, a broken pipe, a failed TLS handshake
+            self.server.log.debug("Connection from %s ended: %s", self.peer, exc)
+            self.close()
+        except Exception:           # a bug here must not leave the socket in the selector
+            self.server.log.exception("Error serving %s", self.peer)
+            self.close()
+
+    def handshake(self):
+        self.sock.do_handshake()
+        self.state = "reading"
+
+    def read(self):
+        while True:
+            chunk = self.sock.recv(65536)
+            if not chunk:           # the client gave up
+                self.close()
+                return
+            self.buffer += chunk
+            head = self.request_head()
+            if head is not None:
+                self.answer(_Request.parse(head, (self.peer,), self.server.log))
+                return
+            if len(self.buffer) > self.server.max_request:
+                first = self.buffer.find(b"\n")
+                code = 431 if 0 <= first <= self.server.max_request else 414
+                self.answer(_Request.failed(code, (self.peer,), self.server.log))
+                return
+
+    def request_head(self):
+        """The complete request head in the buffer, or None while it is incomplete."""
+        end = self.buffer.find(b"\r\n\r\n")
+        if end < 0:
+            end = self.buffer.find(b"\n\n")
+            end = end + 2 if end >= 0 else end
+        else:
+            end += 4
+        if 0 <= end <= self.server.max_request:
+            return bytes(self.buffer[:end])
+        first = self.buffer.find(b"\n")
+        if 0 <= first <= self.server.max_request:
+            words = self.buffer[:first].split()
+            if len(words) != 3 or not words[2].startswith(b"HTTP/"):
+                return bytes(self.buffer[:first + 1]) + b"\r\n"     # let the parser say 400
+        return None
+
+    def answer(self, request):
+        self.out = memoryview(self.server.respond(request))
+        self.state = "writing"
+
+    def write(self):
+        while self.out:
+            sent = self.sock.send(self.out[:262144])
+            self.out = self.out[sent:]
+        self.state = "lingering"
+        if isinstance(self.sock, ssl.SSLSocket):
+            self.close()
+            return
+        # Close only after the client had its chance to read: closing with unread
+        # request bytes would reset the connection and lose the answer.
+        self.sock.shutdown(socket.SHUT_WR)
+        self.daemon.cancel(self.timer)
+        self.timer = self.daemon.call_later(_LINGER_SECONDS, self.close)
+        self.wait(selectors.EVENT_READ)
+
+    def linger(self):
+        while self.sock.recv(65536):
+            pass
+        self.close()
+
+    def expire(self):
+        self.timer = None
+        if self.state in ("handshake", "reading"):
+            self.server.log.debug("Connection from %s timed out (%s)", self.peer, self.state)
+            if self.state == "reading" and not isinstance(self.sock, ssl.SSLSocket):
+                self.server.count(408)
+                try:        # one try, never waiting: it is only a courtesy
+                    self.sock.send(b"HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n"
+                                   b"Content-Length: 0\r\n\r\n")
+                except OSError:
+                    pass
+        self.close()
+
+    def close(self):
+        if self.state == "closed":
+            return
+        self.state = "closed"
+        if self.timer is not None:
+            self.daemon.cancel(self.timer)
+            self.timer = None
+        self.daemon.unwatch(self.sock)
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        if self in self.server.connections:
+            self.server.connections.remove(self)
+
+
+###############################################################################
 # systemd glue ################################################################
 ###############################################################################
 #
@@ -3945,7 +4495,8 @@ class SystemdNotifier:
 BUILTIN_JOBS = {}
 
 #: Built-in jobs of pyrocore that this release does not have yet.
-PLANNED_JOBS = {"RtorrentExporter"}
+PLANNED_JOBS = {"ExecCommand", "ActionRule", "CompletionHandler", "ItemPoller", "StatsArchiver",
+                "RemoteWatch", "TorrentMirror"}
 
 #: Modules whose handler names mean our built-ins.
 BUILTIN_MODULES = ("pyrotorque", "pyrocore.", "pyrosimple.")
@@ -4581,6 +5132,7 @@ class TreeWatch(Job):
 
     def scan(self, why="scan", top=None):
         """Watch every folder below the roots (or ``top``) and look at every metafile."""
+        self.stats["rescans"] += 1
         found = 0
         live_sigs = set() if top is None else None
         known = []          # (path, root, info-hash) of files handled before
@@ -5299,6 +5851,603 @@ class TreeWatch(Job):
             job = getattr(scheduled, "job", None)
             if job is not self and type(job).__name__ == "QueueManager":
                 self.daemon.run_soon(name)
+
+
+###############################################################################
+# Prometheus exporter #########################################################
+###############################################################################
+#: Global figures from one system.multicall: (method, name after the prefix, type, help).
+SYSTEM_METRICS = [
+    ("throttle.global_down.total", "downloaded_bytes_total", "counter",
+     "Bytes received from peers since rTorrent started (payload and protocol)."),
+    ("throttle.global_up.total", "uploaded_bytes_total", "counter",
+     "Bytes sent to peers since rTorrent started (payload and protocol)."),
+    ("throttle.global_down.rate", "download_rate_bytes_per_second", "gauge",
+     "Download rate: bytes received in the last 60 seconds, divided by 60."),
+    ("throttle.global_up.rate", "upload_rate_bytes_per_second", "gauge",
+     "Upload rate: bytes sent in the last 60 seconds, divided by 60."),
+    ("throttle.global_down.max_rate", "download_rate_limit_bytes_per_second", "gauge",
+     "Global download rate limit (0: none)."),
+    ("throttle.global_up.max_rate", "upload_rate_limit_bytes_per_second", "gauge",
+     "Global upload rate limit (0: none)."),
+    ("throttle.unchoked_downloads", "unchoked_downloads", "gauge",
+     "Peers that are downloaded from now."),
+    ("throttle.unchoked_uploads", "unchoked_uploads", "gauge", "Peers that are uploaded to now."),
+    ("throttle.max_downloads.global", "unchoked_downloads_limit", "gauge",
+     "Most peers downloaded from at once, over all items (0: no limit)."),
+    ("throttle.max_uploads.global", "unchoked_uploads_limit", "gauge",
+     "Most peers uploaded to at once, over all items (0: no limit)."),
+    ("network.open_sockets", "open_sockets", "gauge", "Sockets rTorrent has open."),
+    ("network.max_open_sockets", "open_sockets_limit", "gauge", "Most sockets rTorrent opens."),
+    ("network.max_open_files", "open_files_limit", "gauge", "Most data files rTorrent keeps open."),
+    ("network.http.current_open", "http_requests_open", "gauge",
+     "Tracker HTTP requests in progress."),
+    ("network.http.max_open", "http_requests_open_limit", "gauge",
+     "Most tracker HTTP requests at once."),
+    ("pieces.memory.current", "pieces_memory_bytes", "gauge",
+     "Memory that holds file chunks (mapped data)."),
+    ("pieces.memory.max", "pieces_memory_limit_bytes", "gauge",
+     "Most memory for file chunks (pieces.memory.max)."),
+    ("pieces.memory.block_count", "pieces_memory_blocks", "gauge",
+     "Memory blocks that hold file chunks."),
+    ("pieces.memory.sync_queue", "pieces_sync_queue_bytes", "gauge",
+     "Bytes of chunks waiting to be synced to disk."),
+    ("pieces.sync.queue_size", "pieces_sync_queue_chunks", "gauge",
+     "Chunks waiting to be synced to disk."),
+    ("pieces.stats_preloaded", "pieces_preloaded_total", "counter",
+     "Chunks preloaded before sending them (since rTorrent started)."),
+    ("pieces.stats_not_preloaded", "pieces_not_preloaded_total", "counter",
+     "Chunks sent without preloading (since rTorrent started)."),
+    ("system.files.opened_counter", "files_opened_total", "counter",
+     "Data files opened since rTorrent started."),
+    ("system.files.closed_counter", "files_closed_total", "counter",
+     "Data files closed since rTorrent started."),
+    ("system.files.failed_counter", "files_failed_total", "counter",
+     "Data files that failed to open since rTorrent started."),
+]
+
+#: The other metrics of the exporter (the prefix in front), for the README and the tests:
+#: name -> (type, labels, help).  The per-item series are in ITEM_STATS.
+EXPORTER_METRICS = {
+    "up": ("gauge", (), "1 if rTorrent answered the last collection, 0 if it was unreachable."),
+    "collection_duration_seconds": ("gauge", (), "How long the last collection took."),
+    "collection_timestamp_seconds": ("gauge", (), "When the last collection ran (Unix time)."),
+    "collector_success": ("gauge", ("collector",),
+                          "1 if a collector (system, tracker, item) worked in the last "
+                          "collection, else 0."),
+    "collector_duration_seconds": ("gauge", ("collector",),
+                                   "How long each collector took in the last collection."),
+    "info": ("gauge", ("client_version", "library_version"),
+             "rTorrent's version and libtorrent's, as labels; the value is 1."),
+    "start_time_seconds": ("gauge", (), "When rTorrent started (Unix time; the mtime of its "
+                           "session lock file)."),
+    "open_files": ("gauge", (), "Data files open now (opened minus closed)."),
+    "view_items": ("gauge", ("view",), "Items in each rTorrent view."),
+    "items": ("gauge", ("state",), "Items by state: downloading, seeding, paused, stopped, "
+              "hashing (each item counts once)."),
+    "items_size_bytes": ("gauge", (), "Size of the data of all items."),
+    "items_left_bytes": ("gauge", (), "Bytes the incomplete items still have to download."),
+    "tracker_items": ("gauge", ("alias",), "Items per tracker alias ('none': no tracker)."),
+    "tracker_error_items": ("gauge", ("alias",),
+                            "Items per tracker alias that show a message (d.message, e.g. a "
+                            "tracker error)."),
+}
+EXPORTER_METRICS.update((name, (kind, (), help_))
+                        for _, name, kind, help_ in SYSTEM_METRICS)
+
+#: Per-item series (the 'item' collector): d.* method -> (name after the prefix + 'item_',
+#: type, help, scale).  Other methods become item_d_<method> gauges (counters if *_total).
+ITEM_STATS = {
+    "d.down.total": ("downloaded_bytes_total", "counter", "Bytes this item received.", 1),
+    "d.up.total": ("uploaded_bytes_total", "counter", "Bytes this item sent.", 1),
+    "d.down.rate": ("download_rate_bytes_per_second", "gauge",
+                    "Download rate of this item (60-second average).", 1),
+    "d.up.rate": ("upload_rate_bytes_per_second", "gauge",
+                  "Upload rate of this item (60-second average).", 1),
+    "d.size_bytes": ("size_bytes", "gauge", "Size of this item's data.", 1),
+    "d.completed_bytes": ("completed_bytes", "gauge", "Bytes of this item that are done.", 1),
+    "d.left_bytes": ("left_bytes", "gauge", "Bytes this item still has to download.", 1),
+    "d.ratio": ("ratio", "gauge", "Upload/download ratio of this item.", 0.001),
+    "d.peers_connected": ("peers_connected", "gauge", "Peers this item is connected to.", 1),
+    "d.peers_complete": ("peers_complete", "gauge", "Connected seeders of this item.", 1),
+    "d.priority": ("priority", "gauge", "Priority: 0 off, 1 low, 2 normal, 3 high.", 1),
+    "d.is_active": ("active", "gauge", "1 if this item is started and not paused.", 1),
+    "d.complete": ("complete", "gauge", "1 if all of this item's data is there.", 1),
+    "d.state": ("started", "gauge", "1 if this item is started (d.state).", 1),
+    "d.size_files": ("files", "gauge", "Files in this item.", 1),
+    "d.creation_date": ("created_timestamp_seconds", "gauge",
+                        "When the metafile was made (Unix time).", 1),
+    "d.load_date": ("loaded_timestamp_seconds", "gauge", "When this item was loaded.", 1),
+    "d.timestamp.started": ("started_timestamp_seconds", "gauge",
+                            "When this item was last started (0: never).", 1),
+    "d.timestamp.finished": ("finished_timestamp_seconds", "gauge",
+                             "When this item completed (0: not yet).", 1),
+}
+
+#: The daemon's own metrics (``pyrotorque_`` in front): name -> (type, labels, help).
+DAEMON_METRICS = {
+    "build_info": ("gauge", ("version", "python_version"),
+                   "pyrotorque's version and Python's, as labels; the value is 1."),
+    "start_time_seconds": ("gauge", (), "When the daemon started (Unix time)."),
+    "job_runs_total": ("counter", ("job_name",), "Runs of each job."),
+    "job_failures_total": ("counter", ("job_name",), "Runs of each job that ended with an error."),
+    "job_skips_total": ("counter", ("job_name",),
+                        "Runs of each job skipped because rTorrent was unreachable."),
+    "job_merged_runs_total": ("counter", ("job_name",),
+                              "Runs merged into one because an earlier run took too long."),
+    "job_last_duration_seconds": ("gauge", ("job_name",),
+                                  "How long the last run of each job took."),
+    "queue_started_total": ("counter", ("job_name",), "Items the queue manager started."),
+    "watch_loaded_total": ("counter", ("job_name",), "Metafiles the tree watch loaded."),
+    "watch_duplicates_total": ("counter", ("job_name",),
+                               "Metafiles the tree watch skipped: already loaded."),
+    "watch_bad_metafiles_total": ("counter", ("job_name",),
+                                  "Metafiles the tree watch could not use."),
+    "watch_inotify_overflows_total": ("counter", ("job_name",),
+                                      "Times the inotify queue overflowed (each one rescans "
+                                      "the trees)."),
+    "watch_rescans_total": ("counter", ("job_name",), "Full scans of the watched trees."),
+    "rpc_calls_total": ("counter", ("method",), "XML-RPC calls to rTorrent, per method."),
+    "rpc_errors_total": ("counter", (), "XML-RPC calls that failed (unreachable or a fault)."),
+    "rpc_sent_bytes_total": ("counter", (), "Bytes of XML-RPC requests sent to rTorrent."),
+    "rpc_received_bytes_total": ("counter", (), "Bytes of XML-RPC answers from rTorrent."),
+    "rpc_duration_seconds": ("summary", (), "Time XML-RPC calls took, answer parsing included "
+                             "(_sum and _count)."),
+    "http_requests_total": ("counter", ("code",),
+                            "HTTP requests to this exporter, by status code."),
+    "http_connections": ("gauge", (), "HTTP connections to this exporter open now."),
+}
+
+#: For jobs without metrics() that count in a ``stats`` Counter (the tree watch):
+#: Counter key -> metric name.
+STATS_METRICS = {"loaded": "watch_loaded_total", "duplicates": "watch_duplicates_total",
+                 "bad": "watch_bad_metafiles_total", "overflows": "watch_inotify_overflows_total",
+                 "rescans": "watch_rescans_total"}
+
+#: The collectors a 'jobs' value may name.
+EXPORTER_COLLECTORS = ("system", "tracker", "item")
+
+#: When this module was loaded: the daemon's start, near enough.
+_LOADED_AT = time.time()
+
+
+def _method_list(text, what):
+    """'down.total, d.up.total' -> ['d.down.total', 'd.up.total']."""
+    methods = []
+    for word in re.split(r"[\s,]+", str(text).strip()):
+        if not word:
+            continue
+        method = word if word.startswith("d.") else "d." + word
+        if not re.fullmatch(r"d\.[A-Za-z_][A-Za-z0-9_.]*", method) or method.endswith("."):
+            raise ConfigError("%r is not a d.* method name" % word)
+        if method not in methods:
+            methods.append(method)
+    return methods
+
+
+def _item_stat(method):
+    """(name after 'item_', type, help, scale) for a per-item stat."""
+    if method in ITEM_STATS:
+        return ITEM_STATS[method]
+    name = "d_" + method[2:].replace(".", "_")
+    kind = "counter" if name.endswith("_total") else "gauge"
+    return name, kind, "The value of %s for each item." % method, 1
+
+
+def _label_name(method):
+    """'d.custom1' -> 'custom1'; 'd.base_path' -> 'base_path'."""
+    return method[2:].replace(".", "_")
+
+
+@builtin_job
+class RtorrentExporter(Job):
+    """Serves rTorrent's figures and the daemon's own to Prometheus, on ``addr:port``.
+
+    run() collects on the job's schedule and renders the text once; a scrape is
+    answered from that text by the HTTP server in the main loop and never waits
+    on rTorrent.  With rTorrent down, ``<prefix>up`` is 0 and scrapes still work.
+    """
+
+    PARAMS = {
+        "addr": (str, "127.0.0.1", "address to listen on ('' or 0.0.0.0: all)"),
+        "port": (int, 8000, "port to listen on"),
+        "prefix": (str, "rtorrent_", "prefix of the rTorrent metric names"),
+        "jobs": (str, "system", "collectors: system, tracker, item (comma list)"),
+        "item_stats": (str, "down.total,up.total", "per-item values (d.* methods)"),
+        "item_labels": (str, "hash,name", "labels of the per-item series (d.* methods)"),
+        "item-stats": (str, None, "pyrocore's spelling of item_stats (wins if set)"),
+        "item-labels": (str, None, "pyrocore's spelling of item_labels (wins if set)"),
+        "user": (str, "", "user name for HTTP basic authentication (with password)"),
+        "password": (str, "", "password for HTTP basic authentication"),
+        "tls_cert": (str, "", "PEM certificate (chain) file: serve HTTPS"),
+        "tls_key": (str, "", "PEM private key file (if not in tls_cert)"),
+        "max_connections": (int, 16, "HTTP connections open at once"),
+        "http_timeout": (float, 10.0, "seconds a client has for its request and the answer"),
+        "max_request_size": (byte_size, 8192, "largest request head accepted (bytes)"),
+    }
+    RPC_METHODS = ("system.multicall", "system.client_version", "system.library_version",
+                   "view.list", "view.size", "d.multicall2")
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.prefix = config.prefix.strip()
+        if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", self.prefix) or \
+                self.prefix.startswith("pyrotorque_"):
+            raise ConfigError("prefix: %r is not a metric name prefix (letters, digits, '_'; "
+                              "pyrotorque_ is the daemon's own)"
+                              % self.prefix)
+        self.collectors = []
+        for word in re.split(r"[\s,]+", config.jobs.strip()):
+            if word and word not in EXPORTER_COLLECTORS:
+                raise ConfigError("jobs: unknown collector %r (choose from %s)"
+                                  % (word, ", ".join(EXPORTER_COLLECTORS)))
+            if word and word not in self.collectors:
+                self.collectors.append(word)
+        stats = config.get("item-stats")
+        labels = config.get("item-labels")
+        try:
+            self.item_stats = _method_list(stats if stats is not None else config.item_stats, "")
+        except ConfigError as exc:
+            raise ConfigError("%s: %s" % ("item-stats" if stats is not None else "item_stats",
+                                          exc)) from None
+        try:
+            self.item_labels = _method_list(labels if labels is not None else config.item_labels,
+                                            "")
+        except ConfigError as exc:
+            raise ConfigError("%s: %s" % ("item-labels" if labels is not None else "item_labels",
+                                          exc)) from None
+        if "d.hash" not in self.item_labels:
+            self.item_labels.insert(0, "d.hash")     # the hash keeps every series unique
+        if not 0 <= config.port < 65536:
+            raise ConfigError("port: %d is not a port number (0-65535)" % config.port)
+        if config.max_connections < 1:
+            raise ConfigError("max_connections: must be at least 1")
+        if config.http_timeout <= 0:
+            raise ConfigError("http_timeout: must be more than 0 seconds")
+        if bool(config.user) != bool(config.password):
+            raise ConfigError("%s: user and password go together (basic authentication)"
+                              % ("user" if config.user else "password"))
+        self.auth = (config.user, config.password) if config.user else None
+        self.tls = self._tls_context(config)
+        self.text = None            # the rendered metrics (str), None before the first collection
+        self.body = self.gzipped = None
+        self.views = []             # view.list, as last seen
+        self.missing_warned = set()
+        self.up = None
+        self.fetched = None
+        self.server = None
+        if self.daemon is None:     # --check: validate only
+            return
+        self.server = MetricsServer(self.daemon, self.page, self.log, timeout=config.http_timeout,
+                                    max_request=config.max_request_size,
+                                    max_connections=config.max_connections, auth=self.auth,
+                                    tls=self.tls)
+        listener = self._running_listener(config.addr, config.port)
+        if listener is not None:
+            self.server.use(listener)
+            self.log.info("Taking over %s from the job being replaced", listener.where)
+        else:
+            try:
+                self.server.listen(config.addr, config.port)
+            except OSError as exc:
+                raise ConfigError("port: cannot listen on %s:%s (%s)"
+                                  % (config.addr, config.port, exc.strerror or exc)) from None
+        host, port = self.server.address
+        self.log.info("Serving metrics on %s://%s:%d/metrics (%s)",
+                      "https" if self.tls else "http",
+                      "[%s]" % host if ":" in host else host, port, ", ".join(self.collectors)
+                      or "no collectors")
+        self.daemon.call_later(0, self._first_run)
+
+    @staticmethod
+    def _tls_context(config):
+        if not config.tls_cert:
+            if config.tls_key:
+                raise ConfigError("tls_key: needs tls_cert as well")
+            return None
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.minimum_version = ssl.TLSVersion.TLSv1_2
+        try:
+            context.load_cert_chain(os.path.expanduser(config.tls_cert),
+                                    os.path.expanduser(config.tls_key) if config.tls_key else None)
+        except (OSError, ssl.SSLError) as exc:
+            raise ConfigError("tls_cert: cannot load the certificate%s (%s)"
+                              % (" and key" if config.tls_key else "",
+                                 getattr(exc, "strerror", None) or exc)) from None
+        return context
+
+    def _running_listener(self, addr, port):
+        """The listening socket of a running exporter on the same address (a reload
+        builds the new jobs before it closes the old ones)."""
+        if not port:
+            return None
+        try:
+            wanted = socket.getaddrinfo(addr or None, port, 0, socket.SOCK_STREAM, 0,
+                                        socket.AI_PASSIVE)[0][4][:2]
+        except OSError:
+            return None
+        for sj in list(getattr(self.daemon, "jobs", {}).values()):
+            other = getattr(sj, "job", None)
+            server = getattr(other, "server", None)
+            if (isinstance(other, RtorrentExporter) and other is not self and server is not None
+                    and server.listener is not None and server.address == wanted):
+                if self.text is None:       # serve the old text until our first collection
+                    self.text, self.body, self.gzipped = other.text, other.body, other.gzipped
+                return server.listener
+        return None
+
+    def _first_run(self):
+        sj = self.daemon.jobs.get(self.name) if self.daemon else None
+        if sj is not None and sj.job is self:
+            self.daemon.run_soon(self.name)
+
+    def close(self):
+        if self.server is not None:
+            self.server.close()
+
+    def status_text(self):
+        if self.server is None or self.server.address is None:
+            return ""
+        return "metrics on port %d" % self.server.address[1]
+
+    # -- serving ---------------------------------------------------------------------
+
+    def page(self, path, gzip_ok):
+        """(code, body, content type, headers) for a path, or None (404)."""
+        if path == "/":
+            return 200, (_INDEX_PAGE % __version__).encode(), "text/html; charset=utf-8", ()
+        if path != "/metrics":
+            return None
+        if self.body is None:
+            return (503, b"No metrics yet: the first collection has not run.\n",
+                    "text/plain; charset=utf-8", [("Retry-After", "5")])
+        if gzip_ok and len(self.body) > 1024:
+            if self.gzipped is None:
+                self.gzipped = gzip.compress(self.body, compresslevel=3)
+            return 200, self.gzipped, METRICS_CONTENT_TYPE, [("Content-Encoding", "gzip"),
+                                                             ("Vary", "Accept-Encoding")]
+        return 200, self.body, METRICS_CONTENT_TYPE, [("Vary", "Accept-Encoding")]
+
+    # -- collecting --------------------------------------------------------------------
+
+    def run(self):
+        """Collect everything, render it once; an unreachable rTorrent is re-raised (after
+        the text says so) for the daemon to count the run as skipped."""
+        started = time.monotonic()
+        families = _Families()
+        unavailable = None
+        durations, success = {}, {}
+        self.fetched = None
+        try:
+            if not self.collectors:
+                self.proxy.connect(force=True)      # nothing to collect but rtorrent_up
+            for collector in self.collectors:
+                begun = time.monotonic()
+                try:
+                    getattr(self, "collect_" + collector)(families)
+                    success[collector] = 1
+                except RtorrentUnavailable:
+                    raise
+                except (RtorrentError, ValueError, TypeError, KeyError) as exc:
+                    success[collector] = 0
+                    self.log.warning("Collector %s failed: %s: %s", collector,
+                                     exc.__class__.__name__, exc)
+                durations[collector] = time.monotonic() - begun
+        except RtorrentUnavailable as exc:
+            unavailable = exc
+            families = _Families()      # no stale figures from a half-done collection
+        self.up = unavailable is None
+        self.render(families, unavailable is None, started, durations, success)
+        self.log.debug("Collected %d bytes of metrics in %.3f s%s", len(self.body),
+                       time.monotonic() - started, "" if self.up else " (rTorrent is down)")
+        if unavailable is not None:
+            raise unavailable
+
+    def render(self, families, up, started, durations, success):
+        prefix = self.prefix
+        meta = _Families()
+        meta.get_family(prefix + "up", *self._doc("up")).add(int(up))
+        for collector in self.collectors:
+            if up and collector in success:
+                meta.get_family(prefix + "collector_success", *self._doc("collector_success")) \
+                    .add(success[collector], {"collector": collector})
+                meta.get_family(prefix + "collector_duration_seconds",
+                                *self._doc("collector_duration_seconds")) \
+                    .add(round(durations[collector], 6), {"collector": collector})
+        daemon = _Families()
+        try:
+            self.collect_daemon(daemon)
+        except Exception as exc:    # a job's broken metrics() must not cost the rest
+            self.log.warning("Daemon metrics failed: %s: %s", exc.__class__.__name__, exc)
+            daemon = _Families()
+        meta.get_family(prefix + "collection_duration_seconds",
+                        *self._doc("collection_duration_seconds")) \
+            .add(round(time.monotonic() - started, 6))
+        meta.get_family(prefix + "collection_timestamp_seconds",
+                        *self._doc("collection_timestamp_seconds")).add(round(time.time(), 3))
+        text = render_metrics(list(meta.values()) + list(families.values())
+                              + list(daemon.values()))
+        self.text = text
+        self.body = text.encode("utf-8", "replace")
+        self.gzipped = None
+
+    @staticmethod
+    def _doc(name):
+        kind, _, help_ = EXPORTER_METRICS[name]
+        return kind, help_
+
+    def _family(self, families, name, doc_name=None):
+        return families.get_family(self.prefix + name, *self._doc(doc_name or name))
+
+    def collect_system(self, families):
+        """Globals, versions and view sizes in one system.multicall (a second one when
+        the list of views changed); item states in one ItemSource fetch."""
+        info = self.proxy.connect()
+        methods = info.methods
+        wanted = [entry for entry in SYSTEM_METRICS if entry[0] in methods]
+        calls = [(m,) for m, _, _, _ in wanted] + [("view.list",)]
+        calls += [("view.size", "", view) for view in self.views]
+        results = self._multicall(calls)
+        views = results[len(wanted)]
+        sizes = dict(zip(self.views, results[len(wanted) + 1:]))
+        if isinstance(views, list) and views != self.views:
+            self.views = [v for v in views if isinstance(v, str)]
+            sizes = dict(zip(self.views, self._multicall([("view.size", "", v)
+                                                          for v in self.views])))
+        values = {}
+        for (method, name, kind, help_), value in zip(wanted, results):
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                families.get_family(self.prefix + name, kind, help_).add(value)
+                values[method] = value
+        if "system.files.opened_counter" in values and "system.files.closed_counter" in values:
+            self._family(families, "open_files").add(values["system.files.opened_counter"]
+                                                     - values["system.files.closed_counter"])
+        self._family(families, "info").add(1, {"client_version": info.version,
+                                               "library_version": info.library})
+        if info.startup:
+            self._family(families, "start_time_seconds").add(round(info.startup, 3))
+        for view in sorted(sizes):
+            if isinstance(sizes[view], int):
+                self._family(families, "view_items").add(sizes[view], {"view": view})
+        self.collect_states(families)
+
+    def fetch_items(self):
+        """The items of 'main' with what the system and tracker collectors need, fetched
+        once per collection (alias is cached per hash by the ItemSource)."""
+        if self.fetched is None:
+            fields = set()
+            if "system" in self.collectors:
+                fields |= {"is_active", "is_complete", "size", "left", "d_state",
+                           "d_is_hash_checking"}
+            if "tracker" in self.collectors:
+                fields |= {"alias", "message"}
+            source = self.config.get("items") or ItemSource(self.proxy)
+            self.fetched = source.fetch("main", fields)
+        return self.fetched
+
+    def collect_states(self, families):
+        """Items by state, total size and bytes left."""
+        states = dict.fromkeys(("downloading", "seeding", "paused", "stopped", "hashing"), 0)
+        size = left = 0
+        for item in self.fetch_items():
+            if item["d_is_hash_checking"]:
+                state = "hashing"
+            elif not item["d_state"]:
+                state = "stopped"
+            elif not item["is_active"]:
+                state = "paused"
+            else:
+                state = "seeding" if item["is_complete"] else "downloading"
+            states[state] += 1
+            size += item["size"] or 0
+            left += item["left"] or 0
+        for state, count in states.items():
+            self._family(families, "items").add(count, {"state": state})
+        self._family(families, "items_size_bytes").add(size)
+        self._family(families, "items_left_bytes").add(left)
+
+    def collect_tracker(self, families):
+        """Items and items with a message per tracker alias (the fetch is shared)."""
+        per_alias, errors = {}, {}
+        for item in self.fetch_items():
+            alias = item["alias"] or "none"
+            per_alias[alias] = per_alias.get(alias, 0) + 1
+            errors[alias] = errors.get(alias, 0) + bool(item["message"])
+        for alias in sorted(per_alias):
+            self._family(families, "tracker_items").add(per_alias[alias], {"alias": alias})
+        for alias in sorted(per_alias):
+            self._family(families, "tracker_error_items").add(errors[alias], {"alias": alias})
+
+    def collect_item(self, families):
+        """One d.multicall2 with the labels and the stats of every item."""
+        methods = self.proxy.connect().methods
+        labels = [m for m in self.item_labels if m in methods]
+        stats = [m for m in self.item_stats if m in methods]
+        for method in set(self.item_labels + self.item_stats) - set(labels + stats):
+            if method not in self.missing_warned:
+                self.missing_warned.add(method)
+                self.log.warning("rTorrent has no method %s; it is left out of the item series",
+                                 method)
+        if not stats:
+            return
+        rows = self.proxy.d.multicall2("", "main", *[m + "=" for m in labels + stats])
+        names = [_label_name(m) for m in labels]
+        order = sorted(range(len(names)), key=lambda i: names[i])
+        made = []
+        for method in stats:
+            name, kind, help_, scale = _item_stat(method)
+            made.append((families.get_family(self.prefix + "item_" + name, kind, help_), scale))
+        count = len(labels)
+        for row in rows:
+            text = "{%s}" % ",".join('%s="%s"' % (names[i], escape_label_value(
+                "" if row[i] is None else row[i])) for i in order)
+            for (family, scale), value in zip(made, row[count:]):
+                if isinstance(value, (int, float)) and not isinstance(value, bool):
+                    family.add_raw(value * scale if scale != 1 else value, text)
+
+    def _multicall(self, calls):
+        """system.multicall; a fault in one call gives None for it, not an exception."""
+        answers = self.proxy.call("system.multicall",
+                                  [{"methodName": c[0], "params": list(c[1:])} for c in calls])
+        return [a[0] if isinstance(a, list) and a else None for a in answers]
+
+    # -- the daemon's own metrics ------------------------------------------------------
+
+    def collect_daemon(self, families):
+        def family(name, doc=None):
+            kind, _, help_ = DAEMON_METRICS[doc or name]
+            return families.get_family("pyrotorque_" + name, kind, help_)
+
+        family("build_info").add(1, {"version": __version__,
+                                     "python_version": "%d.%d.%d" % sys.version_info[:3]})
+        family("start_time_seconds").add(round(_LOADED_AT, 3))
+        jobs = sorted(getattr(self.daemon, "jobs", {}).items())
+        for field, name in (("runs", "job_runs_total"), ("failures", "job_failures_total"),
+                            ("skips", "job_skips_total"), ("merged", "job_merged_runs_total")):
+            for job_name, sj in jobs:
+                family(name).add(getattr(sj, field, 0) or 0, {"job_name": job_name})
+        for job_name, sj in jobs:
+            if sj.last_duration is not None:
+                family("job_last_duration_seconds").add(round(sj.last_duration, 6),
+                                                        {"job_name": job_name})
+        for job_name, sj in jobs:
+            job = sj.job
+            if callable(getattr(job, "metrics", None)):
+                self._job_metrics(families, job_name, job)
+            elif isinstance(job, QueueManager):
+                family("queue_started_total").add(job.started, {"job_name": job_name})
+            elif isinstance(getattr(job, "stats", None), collections.Counter):
+                for key, name in STATS_METRICS.items():
+                    family(name).add(job.stats.get(key, 0), {"job_name": job_name})
+        stats = self.proxy.stats if self.proxy is not None else None
+        if stats is not None:
+            for method in sorted(stats.by_method):
+                family("rpc_calls_total").add(stats.by_method[method], {"method": method})
+            family("rpc_errors_total").add(stats.errors)
+            family("rpc_sent_bytes_total").add(stats.bytes_out)
+            family("rpc_received_bytes_total").add(stats.bytes_in)
+            summary = family("rpc_duration_seconds")
+            summary.add(round(stats.total_seconds, 6), suffix="_sum")
+            summary.add(stats.calls, suffix="_count")
+        if self.server is not None:
+            requests = dict(self.server.requests)
+            for code in sorted(requests):
+                family("http_requests_total").add(requests[code], {"code": str(code)})
+            family("http_connections").add(len(self.server.connections))
+
+    def _job_metrics(self, families, job_name, job):
+        """Samples from a job's metrics(): (name, type, help, labels, value)."""
+        for sample in job.metrics():
+            try:
+                name, kind, help_, labels, value = sample
+                labels = dict(labels or {}, job_name=job_name)
+                families.get_family("pyrotorque_" + name, kind, help_).add(value, labels)
+            except (ValueError, TypeError) as exc:
+                key = (job_name, repr(sample)[:80])
+                if key not in self.missing_warned:
+                    self.missing_warned.add(key)
+                    self.log.warning("Job %s offers a bad metric sample %.80r: %s",
+                                     job_name, sample, exc)
 
 
 ###############################################################################

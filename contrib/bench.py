@@ -818,7 +818,7 @@ def print_targets(sides, counts, results, out=sys.stdout):
         verdict = "-" if value is None else ("met" if value <= limit else "MISSED")
         per_rep = [ratio(a.get(key), b.get(key)) for a, b in
                    zip(results[ours.name].get(n, []), results[theirs.name].get(n, []))]
-        out.write("  %-42s <= %-5s %6s   %-6s  (each repetition: %s)\n"
+        out.write("  %-44s <= %-4s %6s  %-6s  (each repetition: %s)\n"
                   % (label, "1/%d" % round(1 / limit), _ratio(value), verdict,
                      ", ".join(_ratio(r) for r in per_rep)))
 

@@ -130,8 +130,8 @@ ERRORS = [
      ["torque.ini:2", "job.connstats.handler", "no built-in job 'NoSuchJob'"]),
     ("[TORQUE]\njob.connstats.log_level = LOUD\n",
      ["torque.ini:2", "job.connstats.log_level", "not a log level"]),
-    ("[TORQUE]\njob.exporter.active = True\n",
-     ["torque.ini.default:", "job.exporter.handler", "RtorrentExporter is not available"]),
+    ("[TORQUE]\njob.stats.handler = pyrotorque:StatsArchiver\njob.stats.schedule = hour=*\n",
+     ["torque.ini:2", "job.stats.handler", "StatsArchiver is not available"]),
     ("[TORQUE]\njob.treewatch.active = True\n",
      ["torque.ini.default:", "job.treewatch.path", "job.treewatch.path"]),
     ("[TORQUE]\nrpc_timeout = soon\n", ["torque.ini:2", "rpc_timeout", "positive number"]),
@@ -197,13 +197,16 @@ def test_an_unknown_top_level_key_and_a_repeated_key_are_warnings(tmp_path):
     ("pyrotorque:TreeWatch", "TreeWatch"),
     ("pyrocore.torrent.watch:TreeWatch", "TreeWatch"),
     ("pyrosimple.job.watch:TreeWatch", "TreeWatch"),
+    ("pyrotorque:RtorrentExporter", "RtorrentExporter"),
+    ("pyrocore.daemon.exporter:RtorrentExporter", "RtorrentExporter"),
+    ("pyrosimple.job.metrics:RtorrentExporter", "RtorrentExporter"),
 ])
 def test_pyrotorque_pyrocore_and_pyrosimple_handler_names_resolve_to_the_built_in(name, job):
     assert pyrotorque.resolve_handler(name) is getattr(pyrotorque, job)
 
 
 @pytest.mark.parametrize("name", [
-    "pyrocore.daemon.exporter:RtorrentExporter", "pyrosimple.job.metrics:RtorrentExporter",
+    "pyrotorque:StatsArchiver", "pyrotorque:TorrentMirror",
 ])
 def test_the_other_known_handler_names_are_recognised(name):
     with pytest.raises(ConfigError, match="is not available in pyrotorque"):
