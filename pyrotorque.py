@@ -229,6 +229,11 @@ job.exporter.prefix = rtorrent_
 job.exporter.jobs = system
 job.exporter.item_stats = down.total,up.total
 job.exporter.item_labels = hash,name
+# Optional basic authentication and TLS for /metrics (off when empty).
+;job.exporter.user = prometheus
+;job.exporter.password = secret
+;job.exporter.tls_cert = ~/.pyroscope/exporter.crt
+;job.exporter.tls_key = ~/.pyroscope/exporter.key
 """
 
 
