@@ -58,6 +58,7 @@ import socket
 import ssl
 import stat
 import struct
+import subprocess
 import sys
 import time
 import traceback
@@ -85,7 +86,8 @@ __all__ = [
     "check_metafile", "read_metafile", "parse_magnet", "INotify", "InotifyEvent", "InotifyLimit",
     "filesystem_type", "TemplateError", "WatchTemplate", "rtorrent_escape",
     "MetricFamily", "render_metrics", "format_metric_value", "MetricsServer",
-    "RtorrentExporter", "SystemdNotifier", "Job", "EngineStats", "QueueManager", "TreeWatch", "resolve_handler", "Daemon", "main",
+    "RtorrentExporter", "ChildProcess", "ItemTemplate", "split_command_template", "parse_actions", "ExecCommand",
+    "ActionRule", "SystemdNotifier", "Job", "EngineStats", "QueueManager", "TreeWatch", "resolve_handler", "Daemon", "main",
 ]
 
 
@@ -3691,7 +3693,7 @@ def _key_lines(lines, source):
         if header:
             section = header.group(1)
             continue
-        key = re.split(r"[=:]", line, 1)[0].strip()
+        key = re.split(r"[=:]", line, maxsplit=1)[0].strip()
         if (section, key) in found:
             dupes.append("%s:%d: %s is set again (first on line %d); the last value wins"
                          % (source, number, key, found[section, key]))
@@ -4500,7 +4502,7 @@ class SystemdNotifier:
 BUILTIN_JOBS = {}
 
 #: Built-in jobs of pyrocore that this release does not have yet.
-PLANNED_JOBS = {"ExecCommand", "ActionRule", "CompletionHandler", "ItemPoller", "StatsArchiver",
+PLANNED_JOBS = {"CompletionHandler", "ItemPoller", "StatsArchiver",
                 "RemoteWatch", "TorrentMirror"}
 
 #: Modules whose handler names mean our built-ins.
@@ -6453,6 +6455,1098 @@ class RtorrentExporter(Job):
                     self.missing_warned.add(key)
                     self.log.warning("Job %s offers a bad metric sample %.80r: %s",
                                      job_name, sample, exc)
+
+
+###############################################################################
+# Commands and rules ##########################################################
+###############################################################################
+#
+# ExecCommand runs a command on its schedule; ActionRule is rtcontrol as a job:
+# it acts on the items that match a condition.  Both run children the same
+# way: no shell unless asked for, in a process group of their own (a timeout
+# kills the whole tree: SIGTERM, then SIGKILL after a grace), stdout and
+# stderr read as they come from non-blocking pipes in the main loop's
+# selector and logged line by line, the exit seen through a pidfd (or by
+# polling where there is none) and reaped at once.  Under --run-once, where
+# the loop does not turn, the same machinery runs on a private selector.
+#
+# Nothing from an item ever becomes rTorrent command text: values go out as
+# XML-RPC parameters (d.custom.set, d.throttle_name.set...) or as whole argv
+# words of a command run without a shell.  stop, close, pause and erase are
+# never sent to an item that is hash-checking (rTorrent 0.9.8 can deadlock).
+
+#: Environment variables a child must not inherit: they speak for the daemon.
+_CHILD_ENV_DROP = ("NOTIFY_SOCKET", "WATCHDOG_PID", "WATCHDOG_USEC", "JOURNAL_STREAM",
+                   "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES")
+_ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+_LOG_UNSAFE = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+
+
+def _log_safe(text):
+    """Text with control characters (newlines...) shown as escapes, for one log line."""
+    return _LOG_UNSAFE.sub(lambda found: found.group().encode("unicode_escape").decode("ascii"),
+                           str(text))
+
+
+def _shown_command(argv, limit=300):
+    text = _log_safe(shlex.join(argv))
+    return text if len(text) <= limit else text[:limit] + "..."
+
+
+def _loop_turns(daemon):
+    """Does the main loop turn (the daemon), or must work finish inside run() (--run-once)?"""
+    return daemon is not None and getattr(daemon, "_wakeup", True) is not None
+
+
+def _env_keys(config):
+    """The env.NAME keys of a job's config as {NAME: value}; raise ConfigError('env.NAME: ...')."""
+    env = {}
+    for key in sorted(config):
+        if key.startswith("env."):
+            name = key[4:]
+            if not _ENV_NAME.match(name):
+                raise ConfigError("%s: %r is not an environment variable name" % (key, name))
+            value = config[key]
+            env[name] = value if isinstance(value, str) else str(value)
+    return env
+
+
+def _child_env(extra):
+    """The daemon's environment now, without its systemd variables, plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if k not in _CHILD_ENV_DROP}
+    env.update(extra or {})
+    return env
+
+
+def _work_dir(text, key="cwd"):
+    path = os.path.expanduser(str(text or "").strip())
+    if path and not os.path.isdir(path):
+        raise ConfigError("%s: %r is not a directory" % (key, path))
+    return path or None
+
+
+class _PrivateLoop:
+    """What a child needs of the main loop (watch, unwatch, call_later, cancel), on a
+    private selector, for when the main loop does not turn (--run-once)."""
+
+    def __init__(self):
+        self.selector = selectors.DefaultSelector()
+        self.timers = []
+        self.seq = 0
+
+    def watch(self, fileobj, events, callback):
+        try:
+            self.selector.modify(fileobj, events, callback)
+        except KeyError:
+            self.selector.register(fileobj, events, callback)
+
+    def unwatch(self, fileobj):
+        try:
+            self.selector.unregister(fileobj)
+        except (KeyError, ValueError):
+            pass
+
+    def call_later(self, delay, callback):
+        self.seq += 1
+        timer = [time.monotonic() + max(0.0, delay), self.seq, callback]
+        heapq.heappush(self.timers, timer)
+        return timer
+
+    @staticmethod
+    def cancel(timer):
+        timer[2] = None
+
+    def run_until(self, done):
+        """Turn until ``done()`` is true."""
+        while not done():
+            while self.timers and self.timers[0][0] <= time.monotonic():
+                callback = heapq.heappop(self.timers)[2]
+                if callback is not None:
+                    callback()
+            if done():
+                break
+            timeout = 0.5
+            live = [t for t in self.timers if t[2] is not None]
+            if live:
+                timeout = min(timeout, max(0.0, min(live)[0] - time.monotonic()))
+            for key, _ in self.selector.select(timeout):
+                key.data()
+
+    def close(self):
+        self.selector.close()
+
+
+class _Output:
+    """One output pipe of a child: its buffer and what was logged of it."""
+
+    __slots__ = ("stream", "name", "level", "buffer", "lines", "dropped")
+
+    def __init__(self, stream, name, level):
+        self.stream, self.name, self.level = stream, name, level
+        self.buffer = bytearray()
+        self.lines = self.dropped = 0
+
+
+class ChildProcess:
+    """One command run in its own process group, without blocking the loop.
+
+    ``loop`` is the daemon (or a _PrivateLoop); ``env`` holds variables to add to
+    the daemon's environment (see _child_env).  Output is logged line by line
+    (stdout at info, stderr at warning level) as '[PID out] line' / '[PID err] line';
+    the end is logged with the exit status and duration, and ``on_exit(child)`` is
+    called.  ``ok`` tells whether it ran and exited with status 0.
+    """
+
+    #: A line longer than this many bytes is logged in pieces.
+    MAX_LINE = 8192
+    #: Lines logged per stream and run; further ones are only counted.
+    MAX_LINES = 2000
+
+    def __init__(self, argv, log, loop, *, env=None, cwd=None, timeout=0.0, grace=5.0,
+                 on_exit=None, label=None):
+        self.argv = list(argv)
+        self.label = label or _shown_command(self.argv)
+        self.log, self.loop = log, loop
+        self.env, self.cwd = env, cwd
+        self.timeout, self.grace = timeout, grace
+        self.on_exit = on_exit
+        self.proc = None
+        self.pid = None
+        self.returncode = None
+        self.error = None           # why it could not be started
+        self.started = None
+        self.duration = None
+        self.timed_out = False
+        self._outputs = []
+        self._pidfd = None
+        self._poll_timer = self._timeout_timer = self._kill_timer = None
+        self._poll_delay = 0.01
+        self._kill_deadline = 0.0
+        self._finished = False
+
+    def __repr__(self):
+        return "<ChildProcess %s pid=%s>" % (self.label, self.pid)
+
+    @property
+    def running(self):
+        """Started and not yet ended."""
+        return self.proc is not None and not self._finished
+
+    @property
+    def busy(self):
+        """Running, or a SIGKILL for what is left of its process group is still due."""
+        return self.running or self._kill_timer is not None
+
+    @property
+    def ok(self):
+        return self._finished and self.returncode == 0 and not self.timed_out
+
+    def outcome(self):
+        """How it ended, in words."""
+        if self.error:
+            return "could not be started: %s" % self.error
+        if self.returncode is None:
+            return "running for %.1f s" % (time.monotonic() - self.started)
+        if self.returncode < 0:
+            try:
+                signame = signal.Signals(-self.returncode).name
+            except ValueError:
+                signame = "signal %d" % -self.returncode
+            text = "killed by %s" % signame
+        else:
+            text = "exit status %d" % self.returncode
+        if self.timed_out:
+            text += " after its timeout of %g s" % self.timeout
+        return text
+
+    def start(self):
+        """Start the command; False (and logged) if it cannot be started."""
+        try:
+            self.proc = subprocess.Popen(
+                self.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE, cwd=self.cwd, env=_child_env(self.env), close_fds=True,
+                start_new_session=True)     # its own process group: a timeout kills the tree
+        except (OSError, ValueError, subprocess.SubprocessError) as exc:
+            self.error = "%s: %s" % (type(exc).__name__, exc)
+            self._finished = True
+            self.log.warning("%s %s", self.label, self.outcome())
+            return False
+        self.pid = self.proc.pid
+        self.started = time.monotonic()
+        self.log.debug("Started %s [pid %d]", self.label, self.pid)
+        for stream, name, level in ((self.proc.stdout, "out", logging.INFO),
+                                    (self.proc.stderr, "err", logging.WARNING)):
+            os.set_blocking(stream.fileno(), False)
+            output = _Output(stream, name, level)
+            self._outputs.append(output)
+            self.loop.watch(stream, selectors.EVENT_READ, lambda o=output: self._readable(o))
+        try:
+            self._pidfd = os.pidfd_open(self.pid)
+        except (AttributeError, OSError):       # Python < 3.9 or Linux < 5.3: poll instead
+            self._pidfd = None
+        if self._pidfd is not None:
+            self.loop.watch(self._pidfd, selectors.EVENT_READ, self._check_exit)
+        else:
+            self._poll_timer = self.loop.call_later(self._poll_delay, self._poll)
+        if self.timeout:
+            self._timeout_timer = self.loop.call_later(self.timeout, self._timed_out)
+        return True
+
+    # -- output ---------------------------------------------------------------------
+
+    def _readable(self, output, final=False):
+        """Read what the pipe has; at EOF (or ``final``), log the rest and let it go."""
+        rounds = 0
+        while output.stream is not None:
+            rounds += 1
+            if rounds > 16:     # a grandchild that keeps the pipe open and keeps writing
+                self._readable_done(output)
+                return
+            try:
+                chunk = os.read(output.stream.fileno(), 65536)
+            except (BlockingIOError, InterruptedError):
+                if not final:
+                    return
+                chunk = b""
+            except OSError:
+                chunk = b""
+            if not chunk:
+                self._readable_done(output)
+                return
+            output.buffer += chunk
+            self._lines(output)
+            if not final:
+                return
+
+    def _readable_done(self, output):
+        self._lines(output, flush=True)
+        self.loop.unwatch(output.stream)
+        output.stream.close()
+        output.stream = None
+
+    def _lines(self, output, flush=False):
+        buffer = output.buffer
+        while True:
+            end = buffer.find(b"\n", 0, self.MAX_LINE + 1)
+            if end >= 0:
+                line, cut = bytes(buffer[:end]), end + 1
+            elif len(buffer) >= self.MAX_LINE:      # a long line is logged in pieces
+                line, cut = bytes(buffer[:self.MAX_LINE]), self.MAX_LINE
+            elif flush and buffer:
+                line, cut = bytes(buffer), len(buffer)
+            else:
+                return
+            del buffer[:cut]
+            if output.lines >= self.MAX_LINES:
+                output.dropped += 1
+                continue
+            output.lines += 1
+            text = line.decode("utf-8", "replace").rstrip("\r")
+            self.log.log(output.level, "[%d %s] %s", self.pid, output.name, _log_safe(text))
+
+    # -- the end --------------------------------------------------------------------
+
+    def _check_exit(self):
+        if self.proc.poll() is not None:
+            self._finish()
+
+    def _poll(self):
+        self._poll_timer = None
+        if self._finished:
+            return
+        if self.proc.poll() is not None:
+            self._finish()
+        else:
+            self._poll_delay = min(0.25, self._poll_delay * 2)
+            self._poll_timer = self.loop.call_later(self._poll_delay, self._poll)
+
+    def _signal_group(self, signum):
+        """Send ``signum`` to the child's process group; False if nobody is left in it."""
+        try:
+            os.killpg(self.pid, signum)
+            return True
+        except (ProcessLookupError, PermissionError):
+            return False
+
+    def _group_alive(self):
+        """Is any process of the child's group still alive (zombies do not count)?"""
+        try:
+            names = os.listdir("/proc")
+        except OSError:             # no /proc: ask the kernel (zombies count there)
+            return self._signal_group(0)
+        for name in names:
+            if not name.isdigit():
+                continue
+            try:
+                with open("/proc/%s/stat" % name, "rb") as handle:
+                    fields = handle.read().rpartition(b")")[2].split()
+            except OSError:
+                continue
+            if len(fields) > 2 and fields[2] == b"%d" % self.pid and fields[0] != b"Z":
+                return True
+        return False
+
+    def _timed_out(self):
+        self._timeout_timer = None
+        if self._finished:
+            return
+        self.timed_out = True
+        self.log.warning("%s [pid %d] is still running after its timeout of %g s: "
+                         "SIGTERM to its process group", self.label, self.pid,
+                         self.timeout)
+        self._signal_group(signal.SIGTERM)
+        self._kill_deadline = time.monotonic() + self.grace
+        self._kill_timer = self.loop.call_later(min(0.05, self.grace), self._kill_group)
+
+    def _kill_group(self):
+        """During the grace after SIGTERM: done once the group is gone, else SIGKILL at its end."""
+        self._kill_timer = None
+        if not self._group_alive():
+            return
+        if time.monotonic() < self._kill_deadline:
+            self._kill_timer = self.loop.call_later(0.05, self._kill_group)
+            return
+        self.log.warning("Process group %d outlived SIGTERM by %g s: SIGKILL", self.pid, self.grace)
+        self._signal_group(signal.SIGKILL)
+
+    def _finish(self):
+        """The child ended: take the rest of its output, log the outcome, tell on_exit."""
+        if self._finished:
+            return
+        self._finished = True
+        self.returncode = self.proc.poll()
+        self.duration = time.monotonic() - self.started
+        for output in self._outputs:
+            # Everything it wrote before it ended is in the pipe now; a grandchild
+            # that keeps the pipe open is not waited for.
+            self._readable(output, final=True)
+            if output.dropped:
+                self.log.warning("[%d %s] ... %d more line(s) not logged", self.pid,
+                                 output.name, output.dropped)
+        self._release()
+        level = logging.INFO if self.ok else logging.WARNING
+        self.log.log(level, "%s [pid %d]: %s, %.2f s", self.label, self.pid,
+                     self.outcome(), self.duration)
+        callback, self.on_exit = self.on_exit, None
+        if callback is not None:
+            callback(self)
+
+    def _release(self):
+        for output in self._outputs:
+            if output.stream is not None:
+                self.loop.unwatch(output.stream)
+                output.stream.close()
+                output.stream = None
+        if self._pidfd is not None:
+            self.loop.unwatch(self._pidfd)
+            os.close(self._pidfd)
+            self._pidfd = None
+        for name in ("_poll_timer", "_timeout_timer"):
+            timer = getattr(self, name)
+            if timer is not None:
+                self.loop.cancel(timer)
+                setattr(self, name, None)
+
+    def kill(self, why, wait=2.0):
+        """End it now (SIGTERM to the group, SIGKILL after ``wait`` s at most) and reap it;
+        on_exit is not called."""
+        if self._kill_timer is not None:
+            self.loop.cancel(self._kill_timer)
+            self._kill_timer = None
+        if not self.running:
+            return
+        self.on_exit = None
+        self.log.warning("Stopping %s [pid %d] (%s): SIGTERM to its process group",
+                         self.label, self.pid, why)
+        self._signal_group(signal.SIGTERM)
+        deadline = time.monotonic() + min(self.grace, wait)
+        while self.proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        if self._signal_group(0):
+            self._signal_group(signal.SIGKILL)
+        try:
+            self.proc.wait(5.0)
+        except subprocess.TimeoutExpired:       # unkillable (D state): leave it to init
+            self.log.error("Process %d did not end even after SIGKILL", self.pid)
+        self._finish()
+
+    def run_blocking(self):
+        """Start it and wait for its end (and its group's SIGKILL), on a private loop;
+        the ``loop`` given to the constructor must be that _PrivateLoop."""
+        if self.start():
+            self.loop.run_until(lambda: not self.busy)
+        return self.ok
+
+
+def _command_argv(text, shell, key="command"):
+    """The argv of a command line: split like a shell would, or given to /bin/sh -c."""
+    text = str(text or "").strip()
+    if not text:
+        raise ConfigError("%s: no command given" % key)
+    if shell:
+        return ["/bin/sh", "-c", text]
+    try:
+        argv = shlex.split(text)
+    except ValueError as exc:
+        raise ConfigError("%s: %s in %r" % (key, exc, text)) from None
+    if not argv:
+        raise ConfigError("%s: no command given" % key)
+    return [os.path.expanduser(word) if word.startswith("~") else word for word in argv]
+
+
+@builtin_job
+class ExecCommand(Job):
+    """Runs a command on its schedule: cron for rTorrent housekeeping, in the daemon.
+
+    The command runs without a shell (unless ``shell = True``), in its own process
+    group; its output is logged line by line; a run that is still going when the
+    next one is due is not started twice.
+    """
+
+    PARAMS = {
+        "command": (str, "", "the command line; split as a shell would, run without one"),
+        "shell": (parse_bool, False, "run the command line with /bin/sh -c"),
+        "timeout": (non_negative(float), 0.0, "seconds after which the command's process "
+                    "group is killed (0: no limit)"),
+        "kill_grace": (non_negative(float), 5.0, "seconds from SIGTERM to SIGKILL on a timeout"),
+        "cwd": (str, "", "working directory (default: the daemon's)"),
+    }
+    PARAM_PREFIXES = ("env.",)
+    RPC_METHODS = ()
+
+    def __init__(self, config):
+        super().__init__(config)
+        if not str(config.get("command") or "").strip():
+            raise ConfigError("command: you need to set 'job.%s.command'" % self.name)
+        self.argv = _command_argv(config.command, config.get("shell", False))
+        self.label = _shown_command(self.argv)
+        self.cwd = _work_dir(config.get("cwd"))
+        self.env = _env_keys(config)
+        self.timeout = config.get("timeout") or 0.0
+        self.grace = config.get("kill_grace", 5.0)
+        self.child = None
+        self.runs = self.failures = self.overlaps = 0
+
+    def run(self):
+        if self.child is not None and self.child.running:
+            self.overlaps += 1
+            self.log.debug("Not starting %s again: the run started %.1f s ago (pid %d) is "
+                           "still going", self.label,
+                           time.monotonic() - self.child.started, self.child.pid)
+            return
+        if self.dry_run:
+            self.log.info("Would run %s%s", self.label,
+                          " in %s" % self.cwd if self.cwd else "")
+            return
+        self.runs += 1
+        serving = _loop_turns(self.daemon)
+        loop = self.daemon if serving else _PrivateLoop()
+        child = self.child = ChildProcess(self.argv, self.log, loop, env=self.env, cwd=self.cwd,
+                                          timeout=self.timeout, grace=self.grace,
+                                          on_exit=self._ended, label=self.label)
+        if serving:
+            if not child.start():
+                self.failures += 1
+            return
+        try:
+            child.run_blocking()        # --run-once: finish here, and say how it went
+        finally:
+            loop.close()
+        if not child.ok:
+            raise PyrotorqueError("%s %s" % (self.label, child.outcome()))
+
+    def _ended(self, child):
+        if not child.ok:
+            self.failures += 1
+
+    def status_text(self):
+        if self.child is not None and self.child.running:
+            return "running (pid %d)" % self.child.pid
+        return "%d run%s, %d failed" % (self.runs, "" if self.runs == 1 else "s", self.failures)
+
+    def close(self):
+        if self.child is not None:
+            self.child.kill("the job is closing")
+
+
+###############################################################################
+# Item templates ##############################################################
+###############################################################################
+
+class ItemTemplate(WatchTemplate):
+    """A WatchTemplate whose values go through ``escape`` (default: none) instead of
+    rTorrent's command escaping: for text that never becomes an rTorrent command
+    (an XML-RPC value, a whole argv word, a log line)."""
+
+    def __init__(self, text, name="template", escape=None):
+        self.escape = escape or (lambda text: text)
+        super().__init__(text, name)
+
+    def _render(self, nodes, ns, out):
+        for node in nodes:
+            if node[0] == "text":
+                out.append(node[1])
+            elif node[0] == "expr":
+                try:
+                    value = _eval(node[1], ns)
+                    for filt in node[2]:
+                        value = filt(value)
+                except TemplateError:
+                    raise
+                except Exception as exc:
+                    raise TemplateError("{{%s}}: %s: %s"
+                                        % (node[3], type(exc).__name__, exc)) from None
+                out.append(self.escape(_render_value(value)))
+            else:
+                for condition, body in node[1]:
+                    try:
+                        hit = _eval(condition, ns)
+                    except TemplateError:
+                        raise
+                    except Exception as exc:
+                        raise TemplateError("{{if}}: %s: %s" % (type(exc).__name__, exc)) from None
+                    if hit:
+                        self._render(body, ns, out)
+                        break
+                else:
+                    self._render(node[2], ns, out)
+
+    def names(self):
+        """(field names, other names) the template reads; 'd.X'/'item.X' count as field X."""
+        fields, others = set(), set()
+
+        def walk_expr(tree):
+            for sub in ast.walk(tree):
+                if isinstance(sub, ast.Attribute) and isinstance(sub.value, ast.Name) \
+                        and sub.value.id in _ITEM_NAMES and sub.attr not in _SAFE_METHODS[dict]:
+                    fields.add(sub.attr)
+                elif isinstance(sub, ast.Name):
+                    (others if sub.id in _ITEM_NAMES or sub.id in _TEMPLATE_BUILTINS
+                     else fields).add(sub.id)
+
+        def walk(nodes):
+            for node in nodes:
+                if node[0] == "expr":
+                    walk_expr(node[1])
+                elif node[0] == "if":
+                    for condition, body in node[1]:
+                        walk_expr(condition)
+                        walk(body)
+                    walk(node[2])
+        walk(self.nodes)
+        return fields, others
+
+
+#: Template names that mean the item itself: '{{d.name}}', '{{item.name}}'.
+_ITEM_NAMES = ("d", "item")
+
+
+class _ItemNamespace(dict):
+    """An item as template names: each field by its name, and 'd' / 'item' for the item."""
+
+    __slots__ = ("item",)
+
+    def __init__(self, item):
+        super().__init__()
+        self.item = item
+
+    def __contains__(self, name):
+        if name in _ITEM_NAMES:
+            return True
+        try:
+            field_for(name)
+        except (KeyError, TypeError):
+            return False
+        return True
+
+    def __getitem__(self, name):
+        if name in _ITEM_NAMES:
+            return self
+        if not self.__contains__(name):
+            raise KeyError(name)
+        return self.item[name]
+
+    def get(self, name, default=None):
+        try:
+            return self[name]
+        except KeyError:
+            return default
+
+
+def split_command_template(text, name="exec"):
+    """Split a command template into one ItemTemplate per argv word.
+
+    The line is split as a shell would split it (quotes, backslashes, a '~' that
+    starts a word), with each '{{...}}' kept whole inside its word; then each word
+    is a template whose values are not escaped or split again.  So '{{name}}' is exactly one argv
+    word whatever the name holds, and no shell ever sees it.
+    """
+    parts = []
+
+    def protect(found):
+        parts.append(found.group(0))
+        return "\x00%d\x00" % (len(parts) - 1)
+
+    if "\x00" in text:
+        raise TemplateError("a NUL character in %r" % text)
+    masked = _TEMPLATE_TOKEN.sub(protect, text)
+    try:
+        words = shlex.split(masked)
+    except ValueError as exc:
+        raise TemplateError("%s in %r" % (exc, text)) from None
+    if not words:
+        raise TemplateError("no command in %r" % text)
+    words = [re.sub("\x00(\\d+)\x00", lambda m: parts[int(m.group(1))], word) for word in words]
+    return [ItemTemplate(os.path.expanduser(word) if word.startswith("~") else word, name)
+            for word in words]
+
+
+###############################################################################
+# Action rules ################################################################
+###############################################################################
+
+#: Actions that can hang rTorrent 0.9.8 for good when sent during a hash check.
+_DANGEROUS = frozenset(("stop", "close", "pause", "erase"))
+_GERUNDS = {"start": "Starting", "stop": "Stopping", "close": "Closing", "pause": "Pausing",
+            "resume": "Resuming", "erase": "Erasing"}
+_PRIORITIES = {"off": 0, "low": 1, "normal": 2, "high": 3}
+_CUSTOM_KEY = re.compile(r"[A-Za-z0-9_.-]+\Z")
+_THROTTLE_NAME = re.compile(r"[A-Za-z0-9_.-]*\Z")
+_PLAIN_ACTIONS = ("start", "stop", "close", "pause", "resume", "erase")
+_VALUE_ACTIONS = ("priority", "tag", "untag", "custom.KEY", "throttle", "print", "exec")
+
+
+class _Action:
+    """One parsed line of 'action'."""
+
+    __slots__ = ("kind", "value", "key", "template", "words", "text")
+
+    def __init__(self, kind, text, value=None, key=None, template=None, words=None):
+        self.kind, self.text, self.value, self.key = kind, text, value, key
+        self.template, self.words = template, words
+
+    def __repr__(self):
+        return "<_Action %s>" % self.text
+
+    def templates(self):
+        return ([self.template] if self.template else []) + list(self.words or ())
+
+
+def parse_actions(text, allow_erase=False):
+    """The actions of an 'action' value: one per line (so that a template may hold any
+    character, commas and semicolons included); raise ConfigError('action: ...')."""
+    actions = []
+    for line in str(text or "").splitlines():
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        name, equals, value = line.partition("=")
+        name, value = name.strip(), value.strip()
+        try:
+            actions.append(_parse_action(name, equals, value, line, allow_erase))
+        except TemplateError as exc:
+            raise ConfigError("action: %r: %s" % (line, exc)) from None
+    if not actions:
+        raise ConfigError("action: no action given (one per line: %s)"
+                          % ", ".join(_PLAIN_ACTIONS + tuple(a + "=..." for a in _VALUE_ACTIONS)))
+    return actions
+
+
+def _parse_action(name, equals, value, line, allow_erase):
+    def bad(message):
+        return ConfigError("action: %r: %s" % (line, message))
+
+    if name in _PLAIN_ACTIONS:
+        if equals:
+            raise bad("'%s' takes no value" % name)
+        if name == "erase" and not allow_erase:
+            raise bad("'erase' removes items from rTorrent; set allow_erase = True to allow it "
+                      "(the data is never deleted)")
+        return _Action(name, line)
+    if not equals:
+        known = list(_PLAIN_ACTIONS) + [a.split(".")[0] for a in _VALUE_ACTIONS]
+        if name in known:
+            raise bad("'%s' needs a value: %s=..." % (name, name))
+        raise bad("unknown action%s (actions: %s)" % (
+            _did_you_mean(name, known), ", ".join(_PLAIN_ACTIONS + _VALUE_ACTIONS)))
+    if name == "priority":
+        number = _PRIORITIES.get(value.lower(), value)
+        try:
+            number = int(number)
+        except ValueError:
+            number = -1
+        if not 0 <= number <= 3:
+            raise bad("a priority is 0-3 or off, low, normal, high")
+        return _Action(name, line, value=number)
+    if name in ("tag", "untag"):
+        words = value.split()
+        if not words:
+            raise bad("give the tag word(s)")
+        return _Action(name, line, value=words)
+    if name == "throttle":
+        throttle = "" if value.lower() == "none" else value
+        if not _THROTTLE_NAME.match(throttle):
+            raise bad("%r is not a throttle name (letters, digits, '_.-'; NONE for none)" % value)
+        return _Action(name, line, value=throttle)
+    if name.startswith("custom.") or name.startswith("custom_"):
+        key = name[7:]
+        if not _CUSTOM_KEY.match(key):
+            raise bad("%r is not a custom key (letters, digits, '_.-')" % key)
+        return _Action("custom", line, key=key, template=ItemTemplate(value, name, _sendable))
+    if name == "print":
+        return _Action(name, line, template=ItemTemplate(value, name, _log_safe))
+    if name == "exec":
+        return _Action(name, line, words=split_command_template(value, name))
+    raise bad("unknown action%s (actions: %s)" % (
+        _did_you_mean(name, list(_PLAIN_ACTIONS) + ["priority", "tag", "untag", "custom",
+                                                    "throttle", "print", "exec"]),
+        ", ".join(_PLAIN_ACTIONS + _VALUE_ACTIONS)))
+
+
+class _Task:
+    """One matched item on its way through the actions."""
+
+    __slots__ = ("item", "index")
+
+    def __init__(self, item):
+        self.item, self.index = item, 0
+
+
+class _RunTally:
+    """What one run of a rule did."""
+
+    def __init__(self, matched, left):
+        self.matched, self.left = matched, left
+        self.acted = self.skipped = self.failed = 0
+        self.started = time.monotonic()
+
+
+@builtin_job
+class ActionRule(Job):
+    """rtcontrol as a job: does the actions to every item that matches the condition.
+
+    Each run fetches the view once (only the fields the matcher, the sort order and
+    the templates need), acts on the matches in ``sort_fields`` order, at most
+    ``max_items`` of them, and logs a summary.  The actions of one item are done in
+    the order given; an ``exec`` holds back the item's later actions (and the later
+    items) until its command ends, and if it fails those later actions are not done.
+    """
+
+    PARAMS = {
+        "matcher": (str, "", "which items to act on (a condition; required)"),
+        "view": (str, "main", "the rTorrent view to look at"),
+        "sort_fields": (str, "", "the order in which matches are acted on"),
+        "max_items": (non_negative(int), 0, "act on at most this many items per run (0: all)"),
+        "action": (str, "", "what to do to each match, one action per line"),
+        "allow_erase": (parse_bool, False, "allow the 'erase' action (the data is never deleted)"),
+        "exec_timeout": (non_negative(float), 60.0, "seconds an exec command may take "
+                         "(0: no limit)"),
+        "kill_grace": (non_negative(float), 5.0, "seconds from SIGTERM to SIGKILL on a timeout"),
+        "cwd": (str, "", "working directory of exec commands"),
+    }
+    PARAM_PREFIXES = ("env.",)
+    RPC_METHODS = ("d.multicall2", "system.multicall", "d.state", "d.is_open", "d.is_active",
+                   "d.hashing", "d.is_hash_checking", "d.open", "d.start", "d.stop", "d.close",
+                   "d.pause", "d.resume", "d.erase", "d.priority.set", "d.custom.set",
+                   "d.throttle_name.set")
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.items = config.get("items")
+        text = str(config.get("matcher") or "")
+        if not text.strip():
+            raise ConfigError("matcher: you need to set 'job.%s.matcher' (a condition)" % self.name)
+        try:
+            self.matcher = parse_condition(text)
+        except ConditionError as exc:
+            raise ConfigError("matcher: %s" % exc) from None
+        try:
+            self.sorter = parse_sort_fields(config.sort_fields) \
+                if str(config.get("sort_fields") or "").strip() else None
+        except ConfigError as exc:
+            raise ConfigError("sort_fields: %s" % exc) from None
+        self.actions = parse_actions(config.get("action"), config.get("allow_erase", False))
+        self._guarded = "/".join(sorted({a.kind for a in self.actions
+                                         if a.kind in _DANGEROUS or a.kind == "throttle"}))
+        fields = set(self.matcher.fields) | {"name"}
+        if self.sorter:
+            fields |= set(self.sorter.fields)
+        for action in self.actions:
+            for template in action.templates():
+                used, _ = template.names()
+                for name in used:
+                    try:
+                        field_for(name)
+                    except KeyError:
+                        raise ConfigError("action: %r: no field %r" % (action.text, name)) from None
+                fields |= used
+            if action.kind in ("tag", "untag"):
+                fields.add("custom_tags")
+        self.fields = fields
+        self.max_items = config.get("max_items", 0)
+        self.view = config.get("view") or "main"
+        self.exec_timeout = config.get("exec_timeout", 60.0)
+        self.grace = config.get("kill_grace", 5.0)
+        self.cwd = _work_dir(config.get("cwd"))
+        self.env = _env_keys(config)
+        self.child = None
+        self._queue = collections.deque()
+        self._tally = None
+        self._closed = False
+        self.totals = collections.Counter()
+        self.log.info("Rule '%s': [ %s ] in view %r -> %s", self.name, self.matcher, self.view,
+                      "; ".join(_log_safe(a.text) for a in self.actions))
+
+    # -- a run -------------------------------------------------------------------------
+
+    def run(self):
+        if self._queue:
+            self.log.debug("The previous run still works through %d item(s) (a command is "
+                           "running); not starting another", len(self._queue))
+            return
+        self.proxy.connect()
+        items = self.items.fetch(self.view, self.fields)
+        matched = [item for item in items if self.matcher.match(item)]
+        if self.sorter:
+            matched = self.sorter(matched)
+        chosen = matched[:self.max_items] if self.max_items else matched
+        self._tally = _RunTally(len(matched), len(matched) - len(chosen))
+        self._queue.extend(_Task(item) for item in chosen)
+        self._advance(raise_down=True)
+
+    def _advance(self, raise_down=False):
+        """Work through the items until all are done or one waits for its command."""
+        try:
+            while self._queue and not self._closed:
+                task = self._queue[0]
+                outcome = self._step(task)
+                if outcome == "wait":
+                    return
+                self._queue.popleft()
+                setattr(self._tally, outcome, getattr(self._tally, outcome) + 1)
+        except RtorrentUnavailable as exc:
+            left = len(self._queue)
+            self._queue.clear()
+            self._summary(" (rTorrent went away, %d item(s) not done)" % left)
+            if raise_down:
+                raise
+            self.log.warning("%s", exc)
+            return
+        except BaseException:       # never leave a queue behind that blocks all later runs
+            left = len(self._queue)
+            self._queue.clear()
+            self._summary(" (stopped by an error, %d item(s) not done)" % left)
+            raise
+        if not self._closed:
+            self._summary()
+
+    def _summary(self, extra=""):
+        tally, self._tally = self._tally, None
+        if tally is None:
+            return
+        self.totals.update(matched=tally.matched, acted=tally.acted, skipped=tally.skipped,
+                           failed=tally.failed)
+        level = logging.INFO if tally.matched else logging.DEBUG
+        self.log.log(level, "%s%d matched, %d %s, %d skipped, %d failed%s in %.2f s%s",
+                     "DRY RUN: " if self.dry_run else "", tally.matched, tally.acted,
+                     "would be acted on" if self.dry_run else "acted on", tally.skipped,
+                     tally.failed, ", %d left for later runs (max_items)" % tally.left
+                     if tally.left else "", time.monotonic() - tally.started, extra)
+
+    def _step(self, task):
+        """Do the item's actions from where it stands: 'acted', 'skipped', 'failed' or 'wait'."""
+        item = task.item
+        if task.index == 0 and self._guarded:
+            try:
+                if self._hash_checking(item):
+                    return "skipped"
+            except RtorrentUnavailable:
+                raise
+            except RtorrentError as exc:
+                self.log.warning("Checking %s failed: %s", self._where(item), exc)
+                return "failed"
+        while task.index < len(self.actions):
+            action = self.actions[task.index]
+            task.index += 1
+            try:
+                result = self._do(action, task)
+            except RtorrentUnavailable:
+                raise
+            except (RtorrentError, TemplateError) as exc:
+                self.log.warning("%s on %s failed: %s", _log_safe(action.text),
+                                 self._where(item), exc)
+                return "failed"
+            if result in ("wait", "skipped", "failed"):
+                return result
+        return "acted"
+
+    def _where(self, item):
+        return "'%s' [#%s]" % (_log_safe(item["name"]), item.hash)
+
+    def _fresh(self, item):
+        """The item's state now, not at the fetch: (state, open, active, hash-checking)."""
+        state, is_open, active, hashing, checking = self.proxy.multicall([
+            ("d.state", item.hash), ("d.is_open", item.hash), ("d.is_active", item.hash),
+            ("d.hashing", item.hash), ("d.is_hash_checking", item.hash)])
+        return int(state), bool(is_open), bool(active), bool(hashing or checking)
+
+    def _hash_checking(self, item):
+        if not self._fresh(item)[3]:
+            return False
+        self._skip_hashing(item, self._guarded)
+        return True
+
+    def _skip_hashing(self, item, action):
+        self.log.info("%sSkipping %s: it is hash-checking, and %s during a hash check can hang "
+                      "rTorrent", "DRY RUN: " if self.dry_run else "", self._where(item), action)
+
+    def _do(self, action, task):
+        """One action on one item; returns None, or 'wait' / 'skipped' / 'failed'."""
+        item, kind, h = task.item, action.kind, task.item.hash
+        where = self._where(item)
+        d = self.proxy.d
+        if kind == "print":
+            self.log.info("%s", action.template.render(_ItemNamespace(item)))
+            return None
+        if kind == "exec":
+            return self._exec(action, task)
+        if kind == "custom":
+            value = action.template.render(_ItemNamespace(item))
+            if self.dry_run:
+                self.log.info("Would set custom %r of %s to '%s'", action.key, where,
+                              _log_safe(value))
+            elif action.key in ("1", "2", "3", "4", "5"):
+                self.proxy.call("d.custom%s.set" % action.key, h, value)
+            else:
+                d.custom.set(h, action.key, value)
+            return None
+        if kind in ("tag", "untag"):
+            return self._tags(action, item)
+        if kind == "priority":
+            if self.dry_run:
+                self.log.info("Would set the priority of %s to %d", where, action.value)
+            else:
+                d.priority.set(h, action.value)
+            return None
+        state, is_open, active, checking = self._fresh(item)
+        if checking and (kind in _DANGEROUS or kind == "throttle" and active):
+            self._skip_hashing(item, "stop (to change the throttle)" if kind == "throttle"
+                               else kind)
+            return "skipped"
+        if kind == "throttle":
+            if self.dry_run:
+                self.log.info("Would set the throttle of %s to %r%s", where, action.value or "NONE",
+                              " (stopping and starting it)" if active else "")
+                return None
+            if active:      # rTorrent refuses to change the throttle of an active item
+                d.stop(h)
+                try:
+                    d.throttle_name.set(h, action.value)
+                finally:
+                    d.start(h)
+            else:
+                d.throttle_name.set(h, action.value)
+            return None
+        needed = {
+            "start": not active, "stop": state == 1, "close": state == 1 or is_open,
+            "pause": active, "resume": state == 1 and not active, "erase": True,
+        }[kind]
+        if not needed:
+            self.log.debug("%s: no need to %s it", where, kind)
+            return None
+        if self.dry_run:
+            self.log.info("Would %s %s", kind, where)
+            return None
+        self.log.info("%s %s", _GERUNDS[kind], where)
+        if kind == "start":
+            if not is_open:
+                d.open(h)
+            if state == 0:
+                d.start(h)
+            else:               # paused, or closed while started: start means go on
+                d.resume(h)
+        elif kind == "stop":
+            d.stop(h)
+        elif kind == "close":
+            if state == 1:
+                d.stop(h)
+            d.close(h)
+        elif kind == "pause":
+            d.pause(h)
+        elif kind == "resume":
+            if not is_open:
+                d.open(h)
+            d.resume(h)
+        elif kind == "erase":
+            d.erase(h)
+        return None
+
+    def _tags(self, action, item):
+        words = str(item["custom_tags"] or "").split()
+        lower = {w.lower() for w in words}
+        if action.kind == "tag":
+            new = words + [w for w in action.value if w.lower() not in lower]
+        else:
+            drop = {w.lower() for w in action.value}
+            new = [w for w in words if w.lower() not in drop]
+        if new == words:
+            self.log.debug("%s: tags already %r", self._where(item), " ".join(words))
+            return None
+        text = " ".join(new)
+        if self.dry_run:
+            self.log.info("Would set the tags of %s to %r", self._where(item), text)
+        else:
+            self.proxy.d.custom.set(item.hash, "tags", text)
+        item["custom_tags"] = text      # later actions of this run see the change
+        return None
+
+    def _exec(self, action, task):
+        item = task.item
+        ns = _ItemNamespace(item)
+        argv = [word.render(ns) for word in action.words]
+        if self.dry_run:
+            self.log.info("Would run %s for %s", _shown_command(argv), self._where(item))
+            return None
+        self.log.info("Running %s for %s", _shown_command(argv), self._where(item))
+        serving = _loop_turns(self.daemon)
+        loop = self.daemon if serving else _PrivateLoop()
+        child = self.child = ChildProcess(
+            argv, self.log, loop, env=self.env, cwd=self.cwd, timeout=self.exec_timeout,
+            grace=self.grace, label="exec for %s" % self._where(item),
+            on_exit=(lambda c: self._exec_ended(task, c)) if serving else None)
+        if serving:
+            return "wait" if child.start() else "failed"
+        try:
+            child.run_blocking()
+        finally:
+            loop.close()
+        return None if child.ok else "failed"
+
+    def _exec_ended(self, task, child):
+        """A command of an item ended (in the loop): go on with that item and the rest."""
+        if self._closed or not self._queue or self._queue[0] is not task:
+            return
+        if not child.ok:
+            self._queue.popleft()
+            self._tally.failed += 1
+        try:
+            self._advance()
+        except Exception:       # from a loop callback: log it, the next run starts afresh
+            self._queue.clear()
+            self._summary()
+            self.log.exception("While acting on the items")
+
+    def status_text(self):
+        return "%d acted on, %d skipped, %d failed" % (
+            self.totals["acted"], self.totals["skipped"], self.totals["failed"])
+
+    def close(self):
+        self._closed = True
+        if self._queue:
+            self.log.info("Closing with %d item(s) not done", len(self._queue))
+            self._queue.clear()
+        if self.child is not None:
+            self.child.kill("the job is closing")
 
 
 ###############################################################################
