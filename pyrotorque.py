@@ -2236,6 +2236,10 @@ _DIRECTIVE = re.compile(r"\s*(if|elif|else|endif)\b\s*(.*?)\s*:?\s*\Z", re.S)
 class WatchTemplate:
     """One compiled cmd.NAME template; ``render(namespace)`` returns the command text."""
 
+    #: Every value a template puts out goes through this: these templates become
+    #: rTorrent commands, so nothing in a value may be read as syntax.
+    escape = staticmethod(rtorrent_escape)
+
     def __init__(self, text, name="template"):
         self.text, self.name = text, name
         self.nodes = self._parse(self._tokens(text))
@@ -2336,7 +2340,7 @@ class WatchTemplate:
                     raise
                 except Exception as exc:
                     raise TemplateError("{{%s}}: %s: %s" % (node[3], type(exc).__name__, exc)) from None
-                out.append(rtorrent_escape(_render_value(value)))
+                out.append(self.escape(_render_value(value)))
             else:
                 for condition, body in node[1]:
                     try:
@@ -5067,7 +5071,7 @@ class TreeWatch(Job):
     def run(self):
         """The scheduled run: catch up with everything in the trees."""
         self.scan("scheduled run")
-        if self.daemon is None or getattr(self.daemon, "_wakeup", True) is None:
+        if self.daemon is None or not self.daemon.serving:
             self._drain_blocking()      # --run-once: the loop does not turn, finish here
 
     def _poll(self):
@@ -6495,7 +6499,7 @@ def _shown_command(argv, limit=300):
 
 def _loop_turns(daemon):
     """Does the main loop turn (the daemon), or must work finish inside run() (--run-once)?"""
-    return daemon is not None and getattr(daemon, "_wakeup", True) is not None
+    return daemon is not None and daemon.serving
 
 
 def _env_keys(config):
@@ -6981,35 +6985,6 @@ class ItemTemplate(WatchTemplate):
     def __init__(self, text, name="template", escape=None):
         self.escape = escape or (lambda text: text)
         super().__init__(text, name)
-
-    def _render(self, nodes, ns, out):
-        for node in nodes:
-            if node[0] == "text":
-                out.append(node[1])
-            elif node[0] == "expr":
-                try:
-                    value = _eval(node[1], ns)
-                    for filt in node[2]:
-                        value = filt(value)
-                except TemplateError:
-                    raise
-                except Exception as exc:
-                    raise TemplateError("{{%s}}: %s: %s"
-                                        % (node[3], type(exc).__name__, exc)) from None
-                out.append(self.escape(_render_value(value)))
-            else:
-                for condition, body in node[1]:
-                    try:
-                        hit = _eval(condition, ns)
-                    except TemplateError:
-                        raise
-                    except Exception as exc:
-                        raise TemplateError("{{if}}: %s: %s" % (type(exc).__name__, exc)) from None
-                    if hit:
-                        self._render(body, ns, out)
-                        break
-                else:
-                    self._render(node[2], ns, out)
 
     def names(self):
         """(field names, other names) the template reads; 'd.X'/'item.X' count as field X."""
@@ -7596,6 +7571,12 @@ class Daemon:
         self._timer_seq = 0
 
     # -- the interface jobs use -------------------------------------------------
+
+    @property
+    def serving(self):
+        """True in the running daemon; False for --run-once, whose jobs must not wait on
+        the loop (it never turns)."""
+        return self._wakeup is not None
 
     def add_reader(self, fileobj, callback):
         """Call ``callback()`` whenever ``fileobj`` (anything with fileno()) is readable."""

@@ -58,6 +58,8 @@ def write(path, data, mtime=None):
 class Loop:
     """The part of pyrotorque.Daemon that jobs use, turned by the test (``pump``)."""
 
+    serving = True
+
     def __init__(self):
         self.selector = selectors.DefaultSelector()
         self.timers = []
