@@ -69,25 +69,22 @@ import xmlrpc.client
 __version__ = "0.1.0"
 
 __all__ = [
-    # errors
     "PyrotorqueError", "ConfigError", "ConditionError", "RtorrentError", "RtorrentUnavailable",
-    "RtorrentFault", "HashNotFound", "MethodMissing",
-    # building blocks
-    "CronSchedule", "RpcEndpoint", "parse_rpc_url", "RtorrentProxy", "CallStats",
-    "scgi_request", "parse_scgi_response",
+    "RtorrentFault", "HashNotFound", "MethodMissing", "CronSchedule", "RpcEndpoint",
+    "parse_rpc_url", "RtorrentProxy", "CallStats", "scgi_request", "parse_scgi_response",
     "Condition", "parse_condition", "condition_fields", "ValueType", "PATTERN", "BOOL",
     "FLOAT", "BYTESIZE", "TIME", "TIME_NOT_NULL", "DURATION", "TAGGED", "FILES", "MAGIC",
     "Field", "FIELD_TABLE", "FIELDS", "field_for", "Item", "ItemSource", "build_alias_map",
     "tracker_alias", "detect_traits", "name_trait", "file_kinds", "activation_sum",
-    "display_value", "match_report", "parse_sort_fields", "Sorter",
-    "DEFAULT_CONFIG", "Settings", "JobSpec", "load_settings",
-    # jobs and the daemon
-    "BencodeError", "BencodeTruncated", "bencode", "bdecode", "MetafileError", "Metafile",
-    "check_metafile", "read_metafile", "parse_magnet", "INotify", "InotifyEvent", "InotifyLimit",
-    "filesystem_type", "TemplateError", "WatchTemplate", "rtorrent_escape",
-    "MetricFamily", "render_metrics", "format_metric_value", "MetricsServer",
-    "RtorrentExporter", "ChildProcess", "ItemTemplate", "split_command_template", "parse_actions", "ExecCommand",
-    "ActionRule", "SystemdNotifier", "Job", "EngineStats", "QueueManager", "TreeWatch", "resolve_handler", "Daemon", "main",
+    "display_value", "match_report", "parse_sort_fields", "Sorter", "DEFAULT_CONFIG",
+    "Settings", "JobSpec", "load_settings", "BencodeError", "BencodeTruncated", "bencode",
+    "bdecode", "MetafileError", "Metafile", "check_metafile", "read_metafile", "parse_magnet",
+    "INotify", "InotifyEvent", "InotifyLimit", "filesystem_type", "TemplateError",
+    "WatchTemplate", "rtorrent_escape", "MetricFamily", "render_metrics",
+    "format_metric_value", "MetricsServer", "RtorrentExporter", "ChildProcess", "ItemTemplate",
+    "split_command_template", "parse_actions", "ExecCommand", "ActionRule", "ItemPoller",
+    "SystemdNotifier", "Job", "EngineStats", "QueueManager", "TreeWatch", "resolve_handler",
+    "Daemon", "main",
 ]
 
 
@@ -3221,14 +3218,39 @@ class ItemSource:
         self.seen = {}  # hash → last time it was fetched
         self.unreadable = set()  # hashes whose rows break a d.multicall2
         self.fetch_state = None
+        self.wanted = {}  # view → every field asked for so far (what a poll fetches)
+        self.snapshots = {}  # view → (items, fields, monotonic time taken)
+        self.snapshot_age = None  # seconds a snapshot serves; None: no ItemPoller
 
     # Fetching rows ---------------------------------------------------------
 
     def fetch(self, view="main", fields=("name",)):
-        """The items of `view` as a list of `Item`, prepared for `fields`."""
+        """The items of `view` as a list of `Item`, prepared for `fields`.
+
+        With an ItemPoller active, a fresh enough snapshot that has the fields is
+        answered without calling rTorrent.
+        """
         fields = set(fields)
         for name in fields:
             field_for(name)  # an unknown field fails here, before any call
+        self.wanted.setdefault(view, set()).update(fields)
+        snapshot = self.snapshots.get(view)
+        if snapshot and self.snapshot_age is not None and fields <= snapshot[1] \
+                and time.monotonic() - snapshot[2] <= self.snapshot_age:
+            return list(snapshot[0])
+        return self._fetch(view, fields)
+
+    def poll(self):
+        """Fetch every view jobs asked for, once, with the union of their fields."""
+        for view, fields in sorted(self.wanted.items()):
+            taken = time.monotonic()
+            self.snapshots[view] = (self._fetch(view, fields), frozenset(fields), taken)
+
+    def invalidate(self):
+        """Forget the snapshots: a job just changed items, the next fetch asks rTorrent."""
+        self.snapshots.clear()
+
+    def _fetch(self, view, fields):
         sources = required_sources(fields | {"hash"})
         commands = ["d.hash="] + sorted(self.command(s) for s in sources
                                         if s != "d.hash=" and self.command(s))
@@ -4506,7 +4528,7 @@ class SystemdNotifier:
 BUILTIN_JOBS = {}
 
 #: Built-in jobs of pyrocore that this release does not have yet.
-PLANNED_JOBS = {"CompletionHandler", "ItemPoller", "StatsArchiver",
+PLANNED_JOBS = {"CompletionHandler", "StatsArchiver",
                 "RemoteWatch", "TorrentMirror"}
 
 #: Modules whose handler names mean our built-ins.
@@ -4718,6 +4740,7 @@ class QueueManager(Job):
             self.log.warning("Could not start '%s' [#%s]: %s", name, item.hash, exc)
             return False
         self.started += 1
+        self.items.invalidate()     # a shared snapshot no longer tells the truth
         return True
 
 
@@ -4761,6 +4784,55 @@ def _filesystem(directory):
         return None
     stat = os.statvfs(path)
     return os.stat(path).st_dev, stat.f_bavail * stat.f_frsize, path
+
+
+
+@builtin_job
+class ItemPoller(Job):
+    """Keeps one snapshot of the items that every job reads, fetched once per run.
+
+    Jobs ask the shared ItemSource for the fields they need; the poller fetches the
+    union of them with one d.multicall2 per view, and until the snapshot is older
+    than ``max_age`` the jobs are answered from it instead of calling rTorrent each.
+    A job that changes items (a start, a load, a rule) drops the snapshot, so the
+    next reader sees rTorrent's truth.
+    """
+
+    PARAMS = {
+        "max_age": (non_negative(float), None, "seconds a snapshot serves the jobs "
+                    "(default: the poller's own interval plus one second)"),
+    }
+    RPC_METHODS = ("d.multicall2",)
+    RUNS_FIRST = True       # at a shared second, poll before the jobs that read
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.items = config.get("items")
+        self.max_age = config.max_age
+        if self.max_age is None:
+            first = config.schedule.next_fire(datetime.datetime.now())
+            second = first and config.schedule.next_fire(
+                datetime.datetime.fromtimestamp(first.timestamp() + 1))
+            self.max_age = (second.timestamp() - first.timestamp() + 1) if second else 0.0
+        self.polls = 0
+
+    def run(self):
+        self.proxy.connect()
+        self.items.snapshot_age = self.max_age
+        self.items.poll()
+        self.polls += 1
+        self.log.debug("Polled %s", ", ".join("%s: %d item(s), %d field(s)"
+                                              % (view, len(snap[0]), len(snap[1]))
+                                              for view, snap in sorted(self.items.snapshots.items()))
+                       or "nothing yet (no job has asked for items)")
+
+    def status_text(self):
+        return "%d polls" % self.polls
+
+    def close(self):
+        if self.items is not None:
+            self.items.snapshot_age = None
+            self.items.invalidate()
 
 
 def resolve_handler(name, config_dir=None):
@@ -5797,6 +5869,8 @@ class TreeWatch(Job):
             self._requeue(self._blocked.pop(info_hash))
         for entry in loaded:
             self.stats["loaded"] += 1
+            if self.config.get("items") is not None:
+                self.config.get("items").invalidate()
             self._handled[entry.sig] = (entry.meta.info_hash, "loaded")
             self.log.info("Loaded %r #%s from %r%s", entry.meta.info_name, entry.meta.info_hash,
                           entry.path, self._suffix(entry))
@@ -7321,6 +7395,8 @@ class ActionRule(Job):
             return
         self.totals.update(matched=tally.matched, acted=tally.acted, skipped=tally.skipped,
                            failed=tally.failed)
+        if tally.acted and not self.dry_run and self.config.get("items") is not None:
+            self.config.get("items").invalidate()      # a shared snapshot no longer tells the truth
         level = logging.INFO if tally.matched else logging.DEBUG
         self.log.log(level, "%s%d matched, %d %s, %d skipped, %d failed%s in %.2f s%s",
                      "DRY RUN: " if self.dry_run else "", tally.matched, tally.acted,
@@ -7744,7 +7820,8 @@ class Daemon:
                         self._schedule(sj, now)
                 self._last_now = now
                 self._run_timers()
-                for sj in sorted(self.jobs.values(), key=lambda j: j.next_due or float("inf")):
+                for sj in sorted(self.jobs.values(), key=lambda j: (
+                        j.next_due or float("inf"), not getattr(j.job, "RUNS_FIRST", False))):
                     if sj.next_due is not None and sj.next_due <= time.time():
                         self.run_job(sj)
                         self.notifier.ping()     # a loop that is busy, not stuck
