@@ -16,7 +16,7 @@ import sys
 import pytest
 
 import pyrotorque
-from daemon_process import REPO, SCRIPT, run_cli
+from daemon_process import REPO, run_cli
 
 USER_UNIT = os.path.join(REPO, "pyrotorque.service")
 TEMPLATE = os.path.join(REPO, "contrib", "pyrotorque@.service")
