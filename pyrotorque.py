@@ -84,7 +84,7 @@ __all__ = [
     "format_metric_value", "MetricsServer", "RtorrentExporter", "ChildProcess", "ItemTemplate",
     "split_command_template", "parse_actions", "ExecCommand", "ActionRule", "ItemPoller",
     "SystemdNotifier", "Job", "EngineStats", "QueueManager", "TreeWatch", "resolve_handler",
-    "Daemon", "main",
+    "EventLoop", "Daemon", "main",
 ]
 
 
@@ -4513,6 +4513,93 @@ class SystemdNotifier:
 
 
 ###############################################################################
+# Event loop ##################################################################
+###############################################################################
+#
+# One thread, one selector, a heap of timers: the daemon's main loop is this plus
+# schedules and signals.  --run-once, whose daemon never turns, gives a job that
+# must wait on a child or a socket a private EventLoop instead.
+
+class EventLoop:
+    """Readers, writers and timers on one selector, called from one thread."""
+
+    def __init__(self, log=None):
+        self.log = log or logging.getLogger("pyrotorque")
+        self.selector = selectors.DefaultSelector()
+        self._timers = []           # heap of [monotonic due, seq, callback]
+        self._timer_seq = 0
+
+    def watch(self, fileobj, events, callback):
+        """Call ``callback()`` when ``fileobj`` is ready for ``events`` (selectors.EVENT_READ
+        and/or EVENT_WRITE); watching it again changes the events and the callback."""
+        try:
+            self.selector.modify(fileobj, events, callback)
+        except KeyError:
+            self.selector.register(fileobj, events, callback)
+
+    def unwatch(self, fileobj):
+        try:
+            self.selector.unregister(fileobj)
+        except (KeyError, ValueError):
+            pass
+
+    def add_reader(self, fileobj, callback):
+        """Call ``callback()`` whenever ``fileobj`` (anything with fileno()) is readable."""
+        self.watch(fileobj, selectors.EVENT_READ, callback)
+
+    def remove_reader(self, fileobj):
+        self.unwatch(fileobj)
+
+    def call_later(self, delay, callback):
+        """Call ``callback()`` from the loop after ``delay`` seconds; return a handle for cancel()."""
+        self._timer_seq += 1
+        timer = [time.monotonic() + max(0.0, delay), self._timer_seq, callback]
+        heapq.heappush(self._timers, timer)
+        return timer
+
+    @staticmethod
+    def cancel(timer):
+        timer[2] = None         # left in the heap, skipped when it comes up
+
+    def run_timers(self):
+        """Call the timers that are due."""
+        while self._timers and self._timers[0][0] <= time.monotonic():
+            callback = heapq.heappop(self._timers)[2]
+            if callback is not None:
+                try:
+                    callback()
+                except Exception:       # a broken callback must not take the loop down
+                    self.log.exception("Error in a timer callback %r", callback)
+
+    def timer_timeout(self, longest):
+        """Seconds select() may sleep: ``longest`` at most, less if a timer is due sooner."""
+        while self._timers and self._timers[0][2] is None:
+            heapq.heappop(self._timers)         # cancelled: they need not wake anybody
+        if self._timers:
+            return max(0.0, min(longest, self._timers[0][0] - time.monotonic()))
+        return max(0.0, longest)
+
+    def poll_once(self, timeout):
+        """Wait up to ``timeout`` seconds in select() and call the ready files' callbacks."""
+        for key, _ in self.selector.select(timeout):
+            try:
+                key.data()
+            except Exception:       # a broken reader must not take the loop down
+                self.log.exception("Error in the handler of %r", key.fileobj)
+
+    def run_until(self, done):
+        """Turn until ``done()`` is true (the private loop of --run-once)."""
+        while not done():
+            self.run_timers()
+            if done():
+                break
+            self.poll_once(self.timer_timeout(0.5))
+
+    def close(self):
+        self.selector.close()
+
+
+###############################################################################
 # Jobs ########################################################################
 ###############################################################################
 #
@@ -6603,57 +6690,6 @@ def _work_dir(text, key="cwd"):
     return path or None
 
 
-class _PrivateLoop:
-    """What a child needs of the main loop (watch, unwatch, call_later, cancel), on a
-    private selector, for when the main loop does not turn (--run-once)."""
-
-    def __init__(self):
-        self.selector = selectors.DefaultSelector()
-        self.timers = []
-        self.seq = 0
-
-    def watch(self, fileobj, events, callback):
-        try:
-            self.selector.modify(fileobj, events, callback)
-        except KeyError:
-            self.selector.register(fileobj, events, callback)
-
-    def unwatch(self, fileobj):
-        try:
-            self.selector.unregister(fileobj)
-        except (KeyError, ValueError):
-            pass
-
-    def call_later(self, delay, callback):
-        self.seq += 1
-        timer = [time.monotonic() + max(0.0, delay), self.seq, callback]
-        heapq.heappush(self.timers, timer)
-        return timer
-
-    @staticmethod
-    def cancel(timer):
-        timer[2] = None
-
-    def run_until(self, done):
-        """Turn until ``done()`` is true."""
-        while not done():
-            while self.timers and self.timers[0][0] <= time.monotonic():
-                callback = heapq.heappop(self.timers)[2]
-                if callback is not None:
-                    callback()
-            if done():
-                break
-            timeout = 0.5
-            live = [t for t in self.timers if t[2] is not None]
-            if live:
-                timeout = min(timeout, max(0.0, min(live)[0] - time.monotonic()))
-            for key, _ in self.selector.select(timeout):
-                key.data()
-
-    def close(self):
-        self.selector.close()
-
-
 class _Output:
     """One output pipe of a child: its buffer and what was logged of it."""
 
@@ -6668,7 +6704,7 @@ class _Output:
 class ChildProcess:
     """One command run in its own process group, without blocking the loop.
 
-    ``loop`` is the daemon (or a _PrivateLoop); ``env`` holds variables to add to
+    ``loop`` is the daemon (or a private EventLoop); ``env`` holds variables to add to
     the daemon's environment (see _child_env).  Output is logged line by line
     (stdout at info, stderr at warning level) as '[PID out] line' / '[PID err] line';
     the end is logged with the exit status and duration, and ``on_exit(child)`` is
@@ -6950,7 +6986,7 @@ class ChildProcess:
 
     def run_blocking(self):
         """Start it and wait for its end (and its group's SIGKILL), on a private loop;
-        the ``loop`` given to the constructor must be that _PrivateLoop."""
+        the ``loop`` given to the constructor must be that private EventLoop."""
         if self.start():
             self.loop.run_until(lambda: not self.busy)
         return self.ok
@@ -7018,7 +7054,7 @@ class ExecCommand(Job):
             return
         self.runs += 1
         serving = _loop_turns(self.daemon)
-        loop = self.daemon if serving else _PrivateLoop()
+        loop = self.daemon if serving else EventLoop()
         child = self.child = ChildProcess(self.argv, self.log, loop, env=self.env, cwd=self.cwd,
                                           timeout=self.timeout, grace=self.grace,
                                           on_exit=self._ended, label=self.label)
@@ -7560,7 +7596,7 @@ class ActionRule(Job):
             return None
         self.log.info("Running %s for %s", _shown_command(argv), self._where(item))
         serving = _loop_turns(self.daemon)
-        loop = self.daemon if serving else _PrivateLoop()
+        loop = self.daemon if serving else EventLoop()
         child = self.child = ChildProcess(
             argv, self.log, loop, env=self.env, cwd=self.cwd, timeout=self.exec_timeout,
             grace=self.grace, label="exec for %s" % self._where(item),
@@ -7627,24 +7663,21 @@ class ScheduledJob:
         return self.spec.name
 
 
-class Daemon:
+class Daemon(EventLoop):
     """The main loop: runs the jobs on their schedules until told to stop."""
 
     def __init__(self, options, settings, guard_file=None, notifier=None):
+        super().__init__(logging.getLogger("pyrotorque"))
         self.options = options
         self.notifier = notifier or SystemdNotifier({})
         self.settings = settings
         self.guard_file = guard_file
-        self.log = logging.getLogger("pyrotorque")
-        self.selector = selectors.DefaultSelector()
         self.jobs = {}
         self.proxy = self.items = self.conn_key = None
         self.exit_code = EX_OK
         self._signals = []
         self._wakeup = None
         self._last_now = time.time()
-        self._timers = []           # heap of [monotonic due, seq, callback]
-        self._timer_seq = 0
 
     # -- the interface jobs use -------------------------------------------------
 
@@ -7654,51 +7687,10 @@ class Daemon:
         the loop (it never turns)."""
         return self._wakeup is not None
 
-    def add_reader(self, fileobj, callback):
-        """Call ``callback()`` whenever ``fileobj`` (anything with fileno()) is readable."""
-        self.watch(fileobj, selectors.EVENT_READ, callback)
-
-    def remove_reader(self, fileobj):
-        self.unwatch(fileobj)
-
-    def watch(self, fileobj, events, callback):
-        """Call ``callback()`` when ``fileobj`` is ready for ``events`` (selectors.EVENT_READ
-        and/or EVENT_WRITE); watching it again changes the events and the callback."""
-        try:
-            self.selector.modify(fileobj, events, callback)
-        except KeyError:
-            self.selector.register(fileobj, events, callback)
-
-    def unwatch(self, fileobj):
-        try:
-            self.selector.unregister(fileobj)
-        except (KeyError, ValueError):
-            pass
-
     def run_soon(self, name):
         """Make job NAME run at the next turn of the loop (e.g. the queue after a load)."""
         if name in self.jobs and self.jobs[name].next_due is not None:
             self.jobs[name].next_due = min(self.jobs[name].next_due, time.time())
-
-    def call_later(self, delay, callback):
-        """Call ``callback()`` from the loop after ``delay`` seconds; return a handle for cancel()."""
-        self._timer_seq += 1
-        timer = [time.monotonic() + max(0.0, delay), self._timer_seq, callback]
-        heapq.heappush(self._timers, timer)
-        return timer
-
-    @staticmethod
-    def cancel(timer):
-        timer[2] = None         # left in the heap, skipped when it comes up
-
-    def _run_timers(self):
-        while self._timers and self._timers[0][0] <= time.monotonic():
-            callback = heapq.heappop(self._timers)[2]
-            if callback is not None:
-                try:
-                    callback()
-                except Exception:
-                    self.log.exception("Error in a timer callback %r", callback)
 
     # -- building jobs from settings --------------------------------------------
 
@@ -7819,7 +7811,7 @@ class Daemon:
                     for sj in self.jobs.values():
                         self._schedule(sj, now)
                 self._last_now = now
-                self._run_timers()
+                self.run_timers()
                 for sj in sorted(self.jobs.values(), key=lambda j: (
                         j.next_due or float("inf"), not getattr(j.job, "RUNS_FIRST", False))):
                     if sj.next_due is not None and sj.next_due <= time.time():
@@ -7842,15 +7834,9 @@ class Daemon:
         """Sleep in select() until the next job is due (at most 1 s: guard file, clock)."""
         dues = [sj.next_due for sj in self.jobs.values() if sj.next_due is not None]
         timeout = min([1.0] + [d - time.time() for d in dues])
-        if self._timers:
-            timeout = min(timeout, self._timers[0][0] - time.monotonic())
         if self.notifier.watchdog_timeout() is not None:
             timeout = min(timeout, self.notifier.watchdog_timeout())
-        for key, _ in self.selector.select(max(0.0, timeout)):
-            try:
-                key.data()
-            except Exception:       # a broken reader must not take the loop down
-                self.log.exception("Error in the handler of %r", key.fileobj)
+        self.poll_once(self.timer_timeout(timeout))
 
     def run_job(self, sj):
         """Run one job now; log and count what happened, then schedule its next run."""

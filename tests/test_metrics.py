@@ -184,7 +184,7 @@ class Loop:
 
     def _serve(self):
         while self.running:
-            self.daemon._run_timers()
+            self.daemon.run_timers()
             self.daemon._wait()
             self.ticks.append(time.monotonic())
 
