@@ -4615,8 +4615,7 @@ class EventLoop:
 BUILTIN_JOBS = {}
 
 #: Built-in jobs of pyrocore that this release does not have yet.
-PLANNED_JOBS = {"CompletionHandler", "StatsArchiver",
-                "RemoteWatch", "TorrentMirror"}
+PLANNED_JOBS = {"StatsArchiver", "RemoteWatch", "TorrentMirror"}
 
 #: Modules whose handler names mean our built-ins.
 BUILTIN_MODULES = ("pyrotorque", "pyrocore.", "pyrosimple.")
@@ -7634,6 +7633,785 @@ class ActionRule(Job):
             self._queue.clear()
         if self.child is not None:
             self.child.kill("the job is closing")
+
+
+###############################################################################
+# Completion handler ##########################################################
+###############################################################################
+#
+# Moving the data of a completed item is the one place where the daemon touches
+# payload data, so it is done like a database would: a small journal (one JSON
+# file per job, replaced atomically) records the move before any byte moves and
+# after each step that changes where the data is whole:
+#
+#   stop    the item is being stopped and closed; the data is at the source
+#   rename  os.rename (no-replace) source -> target; the data is at one of them
+#   copy    (across filesystems) copying into TARGETDIR/.pyrotorque-partial-HASH
+#           and comparing the copy with the source; the data is at the source
+#   place   the verified copy is renamed into place (no-replace)
+#   delete  the target is whole; the source is renamed to .pyrotorque-deleting-HASH
+#           in its folder and removed
+#   point   the data is at the target; rTorrent is told (d.directory.set /
+#           d.directory_base.set) and the item is started again if it was
+#
+# An interrupted move (a crash, SIGKILL, a failed copy, the job closing) is
+# finished from 'place' on and rolled back before: the partial copy is removed
+# and rTorrent is pointed at the source again.  So the data is whole in exactly
+# one place at every moment, and the journal says which.
+
+#: Names of the temporary paths a move makes (never a name rTorrent would use).
+_PARTIAL = ".pyrotorque-partial-"
+_DELETING = ".pyrotorque-deleting-"
+
+#: Seconds a failed move of an item waits before it is tried again.
+COMPLETION_RETRY = 3600.0
+
+_AT_FDCWD = -100
+_RENAME_NOREPLACE = 1
+
+
+def _rename_noreplace(source, target):
+    """Rename ``source`` to ``target``, never replacing an existing ``target``.
+
+    Uses renameat2(RENAME_NOREPLACE) (atomic); on a filesystem or libc without it,
+    a check for ``target`` right before os.rename.  EXDEV goes to the caller.
+    """
+    func = None
+    try:
+        libc = _libc()
+        func = getattr(libc, "renameat2", None)
+    except (OSError, AttributeError):
+        pass
+    if func is not None:
+        func.argtypes = [ctypes.c_int, ctypes.c_char_p, ctypes.c_int, ctypes.c_char_p,
+                         ctypes.c_uint]
+        if func(_AT_FDCWD, os.fsencode(source), _AT_FDCWD, os.fsencode(target),
+                _RENAME_NOREPLACE) == 0:
+            return
+        code = ctypes.get_errno()
+        if code not in (errno.EINVAL, errno.ENOSYS, errno.EOPNOTSUPP):
+            raise OSError(code, os.strerror(code), source, None, target)
+    if os.path.lexists(target):
+        raise OSError(errno.EEXIST, os.strerror(errno.EEXIST), source, None, target)
+    os.rename(source, target)
+
+
+def _fsync_dir(path):
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _remove_path(path):
+    """Remove a file, symlink or tree (no error if it is gone)."""
+    if os.path.isdir(path) and not os.path.islink(path):
+        shutil.rmtree(path)
+    elif os.path.lexists(path):
+        os.unlink(path)
+
+
+def _payload_entries(root):
+    """[(relpath, kind)] of a file or a tree, parents first; kind is file, dir or link."""
+    mode = os.lstat(root).st_mode
+    if stat.S_ISLNK(mode):
+        return [("", "link")]
+    if stat.S_ISREG(mode):
+        return [("", "file")]
+    if not stat.S_ISDIR(mode):
+        raise OSError(errno.EINVAL, "not a file, folder or symlink", root)
+    entries = [("", "dir")]
+    for dirpath, dirnames, filenames in os.walk(root):
+        rel = os.path.relpath(dirpath, root)
+        rel = "" if rel == "." else rel
+        dirnames.sort()
+        for name in list(dirnames):
+            if os.path.islink(os.path.join(dirpath, name)):
+                entries.append((os.path.join(rel, name), "link"))
+                dirnames.remove(name)
+            else:
+                entries.append((os.path.join(rel, name), "dir"))
+        for name in sorted(filenames):
+            full = os.path.join(dirpath, name)
+            if os.path.islink(full):
+                kind = "link"
+            elif stat.S_ISREG(os.lstat(full).st_mode):
+                kind = "file"
+            else:
+                raise OSError(errno.EINVAL, "not a file, folder or symlink", full)
+            entries.append((os.path.join(rel, name), kind))
+    return entries
+
+
+def _copy_steps(source, target, chunk):
+    """Copy a file or tree to ``target`` (which must not exist), fsynced, keeping modes and
+    times (so rTorrent needs no hash check); yields the bytes copied in each step."""
+    entries = _payload_entries(source)
+    for rel, kind in entries:
+        src = os.path.join(source, rel) if rel else source
+        dst = os.path.join(target, rel) if rel else target
+        if kind == "dir":
+            os.mkdir(dst, 0o700)
+        elif kind == "link":
+            os.symlink(os.readlink(src), dst)
+        else:
+            with open(src, "rb") as fin:
+                fd = os.open(dst, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+                with os.fdopen(fd, "wb") as fout:
+                    while True:
+                        block = fin.read(chunk)
+                        if not block:
+                            break
+                        fout.write(block)
+                        yield len(block)
+                    fout.flush()
+                    os.fsync(fout.fileno())
+            _copy_meta(src, dst)
+    for rel, kind in reversed(entries):
+        if kind == "dir":
+            dst = os.path.join(target, rel) if rel else target
+            _copy_meta(os.path.join(source, rel) if rel else source, dst)
+            _fsync_dir(dst)
+    _fsync_dir(os.path.dirname(target))
+
+
+def _tree_size(root):
+    """Bytes in the regular files of a file or tree (symlinks not followed)."""
+    if not os.path.isdir(root) or os.path.islink(root):
+        return os.lstat(root).st_size if not os.path.islink(root) else 0
+    return sum(os.lstat(os.path.join(folder, name)).st_size
+               for folder, _, names in os.walk(root) for name in names
+               if not os.path.islink(os.path.join(folder, name)))
+
+
+def _free_bytes(folder):
+    st = os.statvfs(folder)
+    return st.f_bavail * st.f_frsize
+
+
+def _copy_meta(src, dst):
+    shutil.copystat(src, dst)
+    if os.geteuid() == 0:
+        st = os.stat(src)
+        try:
+            os.chown(dst, st.st_uid, st.st_gid)
+        except OSError:
+            pass
+
+
+class CopyMismatch(OSError):
+    """The copy of an item's data differs from the original."""
+
+
+def _verify_steps(source, target, chunk):
+    """Compare a copy with its original: the same entries, sizes and bytes (the copy is
+    read back from the disk, not the page cache, where the kernel allows it)."""
+    entries = _payload_entries(source)
+    if _payload_entries(target) != entries:
+        raise CopyMismatch(errno.EIO, "the copy does not hold the same files", target)
+    for rel, kind in entries:
+        src = os.path.join(source, rel) if rel else source
+        dst = os.path.join(target, rel) if rel else target
+        if kind == "link":
+            if os.readlink(src) != os.readlink(dst):
+                raise CopyMismatch(errno.EIO, "symlink differs", dst)
+        elif kind == "file":
+            if os.path.getsize(src) != os.path.getsize(dst):
+                raise CopyMismatch(errno.EIO, "size differs", dst)
+            with open(src, "rb") as left, open(dst, "rb") as right:
+                if hasattr(os, "posix_fadvise"):
+                    os.posix_fadvise(right.fileno(), 0, 0, os.POSIX_FADV_DONTNEED)
+                while True:
+                    block = left.read(chunk)
+                    if block != right.read(chunk):
+                        raise CopyMismatch(errno.EIO, "content differs", dst)
+                    if not block:
+                        break
+                    yield len(block)
+
+
+class _TargetNamespace(_ItemNamespace):
+    """Template names for the target: the item's fields plus ``label`` and ``relpath``."""
+
+    __slots__ = ("extra",)
+
+    def __init__(self, item, extra):
+        super().__init__(item)
+        self.extra = extra
+
+    def __contains__(self, name):
+        return name in self.extra or super().__contains__(name)
+
+    def __getitem__(self, name):
+        if name in self.extra:
+            return self.extra[name]
+        return super().__getitem__(name)
+
+
+#: Template names the completion handler adds to the item's fields.
+_TARGET_NAMES = ("label", "relpath")
+
+
+@builtin_job
+class CompletionHandler(Job):
+    """Moves the data of completed items to their target folder and keeps them seeding.
+
+    The target folder of an item is its ``targetdir`` custom (set by a tree watch
+    ``cmd.target``), else the ``target`` template.  The item is stopped (never while
+    it hash-checks), its data renamed, or across filesystems copied, verified and
+    then deleted, rTorrent is pointed at the new place and the item started again.
+    An existing path at the target is never replaced.  Moves are journalled, so a
+    move cut short is finished or rolled back at the next run.
+    """
+
+    PARAMS = {
+        "matcher": (str, "", "which complete items to move (a condition; default: all)"),
+        "target": (str, "", "target folder template, for items without a targetdir custom"),
+        "view": (str, "main", "the rTorrent view to look at"),
+        "max_items": (non_negative(int), 0, "start at most this many moves per run (0: all)"),
+        "copy_chunk": (byte_size, 8 * 1024 * 1024, "bytes copied per step of the main loop"),
+        "copy_rate": (byte_size, 0, "limit copies across filesystems to this many bytes/s "
+                      "(0: no limit)"),
+        "journal": (str, "", "the journal file (default: <config dir>/run/completion-NAME.json)"),
+    }
+    RPC_METHODS = ("d.multicall2", "system.multicall", "d.state", "d.is_open", "d.is_active",
+                   "d.hashing", "d.is_hash_checking", "d.complete", "d.directory",
+                   "d.is_multi_file", "d.name", "d.base_path", "d.stop", "d.close", "d.open",
+                   "d.start", "d.directory.set", "d.directory_base.set", "d.custom.set",
+                   "directory.default")
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.items = config.get("items")
+        text = str(config.get("matcher") or "").strip()
+        condition = "is_complete=yes" + (" [ %s ]" % text if text else "")
+        try:
+            self.matcher = parse_condition(condition)
+        except ConditionError as exc:
+            raise ConfigError("matcher: %s" % exc) from None
+        self.template = None
+        fields = set(self.matcher.fields) | {"name", "directory", "is_multi_file",
+                                             "custom_targetdir"}
+        target = str(config.get("target") or "").strip()
+        if target:
+            try:
+                self.template = ItemTemplate(target, "target")
+                used, _ = self.template.names()
+            except TemplateError as exc:
+                raise ConfigError("target: %s" % exc) from None
+            for name in used - set(_TARGET_NAMES):
+                try:
+                    field_for(name)
+                except KeyError:
+                    raise ConfigError("target: no field or name %r (fields, label, relpath)"
+                                      % name) from None
+                fields.add(name)
+            if "label" in used:
+                fields.add("traits")
+        self.fields = fields
+        self.view = config.get("view") or "main"
+        self.max_items = config.get("max_items", 0)
+        self.chunk = max(64 * 1024, config.get("copy_chunk") or 8 * 1024 * 1024)
+        self.rate = config.get("copy_rate", 0)
+        journal = str(config.get("journal") or "").strip()
+        if journal:
+            self.journal = os.path.abspath(os.path.expanduser(journal))
+        else:
+            config_dir = getattr(config.get("settings"), "config_dir", None) \
+                or os.path.expanduser("~/.pyroscope")
+            self.journal = os.path.join(config_dir, "run", "completion-%s.json" % self.name)
+        self._gen = None            # the move going on (a generator of step delays)
+        self._moving = None         # its journal entry
+        self._timer = None
+        self._started = time.monotonic()
+        self._pending = collections.deque()     # (item, target dir) still to move this run
+        self._failed = {}           # hash -> monotonic time of a failed move
+        self._told = set()          # (hash, reason) said at info level already
+        self._download_root = None
+        self._closed = False
+        self.totals = collections.Counter()
+        self.log.info("Completion handler '%s': [ %s ] in view %r -> targetdir custom, else %s",
+                      self.name, self.matcher, self.view,
+                      repr(target) if target else "nothing (no 'target' template)")
+
+    # -- a run -------------------------------------------------------------------------
+
+    def run(self):
+        if self._gen is not None:
+            self.log.debug("Still moving %s; no new moves until it is done",
+                           self._where(self._moving))
+            return
+        self.proxy.connect()
+        if not self._recover_journal():
+            return
+        items = self.items.fetch(self.view, self.fields)
+        chosen = []
+        for item in items:
+            if not self.matcher.match(item):
+                continue
+            target_dir = self._target_dir(item)
+            if target_dir is None:
+                continue
+            if self.max_items and len(chosen) >= self.max_items:
+                self.log.debug("max_items %d reached; more items wait for the next run",
+                               self.max_items)
+                break
+            chosen.append((item, target_dir))
+        self._pending = collections.deque(chosen)
+        self._next()
+
+    def _target_dir(self, item):
+        """The item's target folder (absolute, normalized), or None: nothing to do."""
+        where = self._where(item)
+        target = str(item["custom_targetdir"] or "").strip()
+        origin = "targetdir custom"
+        if not target and self.template is not None:
+            origin = "target template"
+            try:
+                target = self.template.render(_TargetNamespace(item, self._extra(item))).strip()
+            except TemplateError as exc:
+                self._say(item, "template", logging.WARNING, "%s waits: the target template "
+                          "failed: %s", where, exc)
+                return None
+        if not target:
+            self.log.debug("%s has no target (no targetdir custom%s)", where,
+                           "" if self.template is None else ", the template gave ''")
+            return None
+        target = os.path.expanduser(target)
+        if not os.path.isabs(target):
+            self._say(item, "relative", logging.WARNING, "%s waits: its %s %r is not an "
+                      "absolute path", where, origin, target)
+            return None
+        target = os.path.normpath(target)
+        source = self._source_path(item["directory"], item["name"], item["is_multi_file"])
+        if source and os.path.realpath(os.path.dirname(source)) == os.path.realpath(target):
+            self.log.debug("%s is at its target %s already", where, target)
+            return None
+        return target
+
+    def _extra(self, item):
+        """'label' (e.g. tv/mkv) and 'relpath' (the data's folder below rTorrent's
+        directory.default, '' elsewhere) for the target template."""
+        extra = {"label": "", "relpath": ""}
+        try:
+            extra["label"] = "/".join(item["traits"] or ()).strip("/")
+        except KeyError:
+            pass
+        if self._download_root is None:
+            try:
+                self._download_root = os.path.expanduser(
+                    str(self.proxy.call("directory.default") or ""))
+            except RtorrentUnavailable:
+                raise
+            except RtorrentError:
+                self._download_root = ""
+        source = self._source_path(item["directory"], item["name"], item["is_multi_file"])
+        root = self._download_root.rstrip("/")
+        if root and source:
+            rel = os.path.relpath(os.path.dirname(source), root)
+            if rel != "." and not rel.startswith(".."):
+                extra["relpath"] = rel
+        return extra
+
+    @staticmethod
+    def _source_path(directory, name, multi):
+        """Where an item's data is: d.directory for a multi-file item (d.base_path is
+        stale while it is closed, and '' before it was ever opened), else dir/name."""
+        directory = os.path.expanduser(str(directory or ""))
+        if not directory:
+            return ""
+        return os.path.normpath(directory if multi else os.path.join(directory, str(name)))
+
+    def _where(self, item):
+        if item is None:
+            return "?"
+        return "'%s' [#%s]" % (_log_safe(item["name"]), item["hash"])
+
+    def _say(self, item, reason, level, message, *args):
+        """Log why an item waits: at ``level`` the first time, at debug after that."""
+        key = (item["hash"], reason)
+        if key in self._told:
+            level = logging.DEBUG
+        self._told.add(key)
+        self.log.log(level, message, *args)
+
+    # -- starting one move ------------------------------------------------------------
+
+    def _next(self):
+        """Start the next pending move (all of them, one by one, outside the daemon)."""
+        while self._pending and not self._closed and self._gen is None:
+            item, target_dir = self._pending.popleft()
+            entry = self._prepare(item, target_dir)
+            if entry is None:
+                continue
+            if self.dry_run:
+                self.log.info("WOULD move %s from %s to %s", self._where(entry),
+                              entry["source"], entry["target"])
+                self.totals["would move"] += 1
+                continue
+            self._begin(entry)
+
+    def _fresh(self, info_hash):
+        """The item's state now: a dict of the fields a move decides on."""
+        names = ("state", "is_open", "is_active", "hashing", "is_hash_checking", "complete",
+                 "directory", "is_multi_file", "name")
+        values = self.proxy.multicall([("d." + n, info_hash) for n in names])
+        return dict(zip(names, values))
+
+    def _prepare(self, item, target_dir):
+        """Check an item right before its move; its journal entry, or None if it waits."""
+        where = self._where(item)
+        failed = self._failed.get(item.hash)
+        if failed is not None and time.monotonic() - failed < COMPLETION_RETRY:
+            self.log.debug("%s waits: its last move failed %d s ago (retried after %d s)",
+                           where, time.monotonic() - failed, COMPLETION_RETRY)
+            return None
+        try:
+            now = self._fresh(item.hash)
+        except HashNotFound:
+            self.log.debug("%s is gone from rTorrent", where)
+            return None
+        except RtorrentUnavailable:
+            raise
+        except RtorrentError as exc:
+            self.log.warning("Checking %s failed: %s", where, exc)
+            return None
+        if now["hashing"] or now["is_hash_checking"]:
+            self.log.debug("%s waits: it is hash-checking (stopping it now can hang rTorrent)",
+                           where)
+            return None
+        if not now["complete"]:
+            self.log.debug("%s waits: it is not complete any more", where)
+            return None
+        if now["state"] == 1 and not now["is_active"]:
+            self.log.debug("%s waits: it is paused (resume or stop it to have it moved)", where)
+            return None
+        multi = bool(now["is_multi_file"])
+        source = self._source_path(now["directory"], now["name"], multi)
+        if not source or not os.path.lexists(source):
+            self._say(item, "ghost", logging.WARNING, "%s waits: its data %r is missing",
+                      where, source)
+            return None
+        target = os.path.join(target_dir, os.path.basename(source))
+        if os.path.realpath(os.path.dirname(source)) == os.path.realpath(target_dir):
+            self.log.debug("%s is at its target %s already", where, target_dir)
+            return None
+        real_source = os.path.realpath(source)
+        if os.path.realpath(target_dir) == real_source or \
+                os.path.realpath(target_dir).startswith(real_source.rstrip("/") + "/"):
+            self._say(item, "inside", logging.WARNING, "%s waits: its target %s is inside "
+                      "its own data", where, target_dir)
+            return None
+        if os.path.lexists(target):
+            self._say(item, "exists:" + target, logging.WARNING, "%s waits: %s exists already "
+                      "(a move never replaces anything)", where, target)
+            return None
+        partial = os.path.join(target_dir, _PARTIAL + item.hash)
+        return {
+            "hash": item.hash, "name": now["name"], "multi": multi, "source": source,
+            "target": target, "target_dir": target_dir, "partial": partial,
+            "deleting": os.path.join(os.path.dirname(source), _DELETING + item.hash),
+            "was": "started" if now["state"] == 1 else "open" if now["is_open"] else "closed",
+            "phase": "stop", "bytes": 0, "method": "",
+        }
+
+    def _begin(self, entry):
+        self._moving = entry
+        self._gen = self._move_steps(entry)
+        self._started = time.monotonic()
+        if _loop_turns(self.daemon):
+            self._timer = self.daemon.call_later(0, self._drive)
+            return
+        try:                    # --run-once, or a job without the loop: move right here
+            while self._gen is not None:
+                delay = self._drive()
+                if delay:
+                    time.sleep(delay)
+        finally:
+            self._gen = None
+
+    def _drive(self):
+        """One step of the move going on; schedules the next one in the daemon."""
+        self._timer = None
+        gen, entry = self._gen, self._moving
+        if gen is None:
+            return None
+        try:
+            delay = next(gen)
+        except StopIteration:
+            self._gen = self._moving = None
+            self.totals["moved"] += 1
+            self._after_move()
+            return None
+        except Exception as exc:
+            self._gen = self._moving = None
+            self._move_failed(entry, exc)
+            self._after_move()
+            return None
+        if _loop_turns(self.daemon) and not self._closed:
+            self._timer = self.daemon.call_later(delay, self._drive)
+        return delay
+
+    def _after_move(self):
+        if _loop_turns(self.daemon):
+            try:
+                self._next()
+            except RtorrentUnavailable as exc:
+                self._pending.clear()
+                self.log.warning("%s", exc)
+            except Exception:       # from a loop callback: log it, the next run starts afresh
+                self._pending.clear()
+                self.log.exception("While starting the next move")
+
+    def _move_failed(self, entry, exc):
+        if isinstance(exc, RtorrentUnavailable):
+            self.log.warning("Moving %s: rTorrent went away (%s); the move is settled when it "
+                             "is back", self._where(entry), exc)
+            return
+        self._failed[entry["hash"]] = time.monotonic()
+        self.totals["failed"] += 1
+        self.log.error("Moving %s from %s to %s failed in phase '%s': %s: %s",
+                       self._where(entry), entry["source"], entry["target"], entry["phase"],
+                       exc.__class__.__name__, exc)
+        try:
+            self._recover(entry)
+        except RtorrentUnavailable as down:
+            self.log.warning("Cannot tell rTorrent about %s now (%s); done at the next run",
+                             self._where(entry), down)
+        except Exception as again:
+            self.log.error("Recovering the move of %s failed: %s: %s (the journal %s keeps it "
+                           "for the next run)", self._where(entry), again.__class__.__name__,
+                           again, self.journal)
+
+    # -- the move, step by step -------------------------------------------------------
+
+    def _move_steps(self, entry):
+        """The move as a generator: each ``yield`` gives the seconds until the next step."""
+        where = self._where(entry)
+        self._write_journal(entry, "stop")
+        self._stop_item(entry)
+        os.makedirs(entry["target_dir"], exist_ok=True)
+        self._write_journal(entry, "rename")
+        try:
+            _rename_noreplace(entry["source"], entry["target"])
+            entry["method"] = "rename"
+            _fsync_dir(entry["target_dir"])
+        except OSError as exc:
+            if exc.errno != errno.EXDEV:
+                raise
+            entry["method"] = "copy"
+        self.log.info("Moving %s from %s to %s (%s)", where, entry["source"], entry["target"],
+                      "renamed" if entry["method"] == "rename" else "copying across filesystems")
+        if entry["method"] == "copy":
+            self._write_journal(entry, "copy")
+            if os.path.lexists(entry["partial"]):      # ours, left by an earlier attempt
+                _remove_path(entry["partial"])
+            need, free = _tree_size(entry["source"]), _free_bytes(entry["target_dir"])
+            if need > free:
+                raise OSError(errno.ENOSPC, "%s needed, %s free" % (human_size(need),
+                                                                 human_size(free)),
+                              entry["target_dir"])
+            for count in _copy_steps(entry["source"], entry["partial"], self.chunk):
+                entry["bytes"] += count
+                yield count / self.rate if self.rate else 0
+            for _ in _verify_steps(entry["source"], entry["partial"], self.chunk):
+                yield 0
+            self.log.debug("%s: copy of %s verified", where, human_size(entry["bytes"]))
+            self._write_journal(entry, "place")
+            _rename_noreplace(entry["partial"], entry["target"])
+            _fsync_dir(entry["target_dir"])
+            self._write_journal(entry, "delete")
+            self._delete_source(entry)
+            yield 0
+        self._write_journal(entry, "point")
+        self._settle(entry, entry["target"], "moved")
+
+    def _stop_item(self, entry):
+        """Stop and close the item (rTorrent keeps its files open until d.close)."""
+        h = entry["hash"]
+        now = self._fresh(h)
+        if now["hashing"] or now["is_hash_checking"]:
+            raise RtorrentError("it started a hash check; not stopping it")
+        if now["state"] == 1:
+            self.proxy.d.stop(h)
+        if now["state"] == 1 or now["is_open"]:
+            self.proxy.d.close(h)
+
+    def _delete_source(self, entry):
+        """Remove the source, first renamed so that its path is whole or gone."""
+        if os.path.lexists(entry["source"]):
+            os.rename(entry["source"], entry["deleting"])
+        if os.path.lexists(entry["deleting"]):
+            _remove_path(entry["deleting"])
+        _fsync_dir(os.path.dirname(entry["source"]))
+
+    def _settle(self, entry, path, outcome):
+        """Point rTorrent at ``path``, bring the item back to how it was, forget the move."""
+        h, where = entry["hash"], self._where(entry)
+        d = self.proxy.d
+        try:
+            if entry["multi"]:
+                d.directory_base.set(h, path)
+            else:
+                d.directory.set(h, os.path.dirname(path))
+            if outcome == "moved":
+                d.custom.set(h, "targetdir", entry["target_dir"])
+            d.open(h)           # opens the files at once, which refreshes d.base_path
+            if entry["was"] == "started":
+                d.start(h)
+            elif entry["was"] == "closed":
+                now = self._fresh(h)
+                if not (now["hashing"] or now["is_hash_checking"]):
+                    d.close(h)
+            base = d.base_path(h)
+        except HashNotFound:
+            self.log.warning("%s was removed from rTorrent during its move; its data is at %s",
+                             where, path)
+            self._clear_journal()
+            return
+        self._clear_journal()
+        if getattr(self.items, "invalidate", None):
+            self.items.invalidate()
+        if base and os.path.normpath(base) != os.path.normpath(path):
+            self.log.warning("%s: rTorrent says its data is at %r, expected %r", where, base, path)
+        took = time.monotonic() - getattr(self, "_started", time.monotonic())
+        if outcome == "moved":
+            self.log.info("Moved %s to %s (%s%s) in %.2f s%s", where, path, entry["method"],
+                          ", %s" % human_size(entry["bytes"]) if entry["bytes"] else "", took,
+                          ", seeding again" if entry["was"] == "started" else "")
+        else:
+            self.log.info("%s %s: its data is at %s%s", outcome, where, path,
+                          ", seeding again" if entry["was"] == "started" else "")
+
+    # -- the journal and recovery -----------------------------------------------------
+
+    def _write_journal(self, entry, phase):
+        entry["phase"] = phase
+        folder = os.path.dirname(self.journal)
+        os.makedirs(folder, exist_ok=True)
+        temp = "%s.%d.tmp" % (self.journal, os.getpid())
+        with open(temp, "w") as handle:
+            json.dump({"version": 1, "move": entry}, handle, indent=1, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.rename(temp, self.journal)
+        _fsync_dir(folder)
+        self.log.debug("Journal: %s %s", phase, self._where(entry))
+
+    def _clear_journal(self):
+        if os.path.exists(self.journal):
+            os.unlink(self.journal)
+            _fsync_dir(os.path.dirname(self.journal))
+
+    def _read_journal(self):
+        try:
+            with open(self.journal) as handle:
+                data = json.load(handle)
+            entry = data["move"]
+            for key in ("hash", "name", "source", "target", "target_dir", "partial", "deleting",
+                        "phase", "was", "multi"):
+                entry[key]
+        except FileNotFoundError:
+            return None
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            aside = self.journal + ".bad"
+            self.log.error("The journal %s is unreadable (%s); moved aside to %s. No data was "
+                           "deleted: look for %s* folders/files left behind", self.journal, exc,
+                           aside, _PARTIAL)
+            os.replace(self.journal, aside)
+            return None
+        entry.setdefault("bytes", 0)
+        entry.setdefault("method", "")
+        return entry
+
+    def _recover_journal(self):
+        """Finish or roll back a move the journal holds; True if the job may go on."""
+        entry = self._read_journal()
+        if entry is None:
+            return True
+        if self.dry_run:
+            self.log.info("WOULD finish or roll back the interrupted move of %s (phase '%s', "
+                          "from %s to %s)", self._where(entry), entry["phase"], entry["source"],
+                          entry["target"])
+            return False
+        self.log.info("Found an interrupted move of %s in phase '%s' (from %s to %s)",
+                      self._where(entry), entry["phase"], entry["source"], entry["target"])
+        self._started = time.monotonic()
+        self._recover(entry)
+        return True
+
+    def _recover(self, entry):
+        """Make a journal entry whole: roll back before the copy is in place, finish after.
+
+        Raises RtorrentUnavailable (the journal is kept) when rTorrent cannot be told.
+        """
+        phase = entry["phase"]
+        source, target, partial = entry["source"], entry["target"], entry["partial"]
+        exists = os.path.lexists
+        if phase in ("stop", "rename"):
+            if exists(source):
+                return self._settle(entry, source, "Rolled back the move of")
+            if phase == "rename" and exists(target):
+                return self._settle(entry, target, "Finished the move of")
+        elif phase == "copy":
+            if exists(partial):
+                _remove_path(partial)
+            if exists(source):
+                return self._settle(entry, source, "Rolled back the move of")
+        elif phase == "place":
+            if exists(partial) and not exists(target):
+                _rename_noreplace(partial, target)      # verified before 'place' was written
+                _fsync_dir(entry["target_dir"])
+            elif exists(partial):           # someone else's target: ours is the source
+                _remove_path(partial)
+                if exists(source):
+                    return self._settle(entry, source, "Rolled back the move of")
+            if exists(target):
+                self._write_journal(entry, "delete")
+                phase = "delete"
+            elif exists(source):
+                return self._settle(entry, source, "Rolled back the move of")
+        if phase == "delete":
+            self._delete_source(entry)
+            self._write_journal(entry, "point")
+            phase = "point"
+        if phase == "point" and exists(target):
+            return self._settle(entry, target, "Finished the move of")
+        self.log.error("The interrupted move of %s (phase '%s'): its data is neither at %s "
+                       "nor at %s; forgetting the move", self._where(entry), phase, source,
+                       target)
+        self._clear_journal()
+        return None
+
+    # -- status and closing -----------------------------------------------------------
+
+    def status_text(self):
+        text = "%d moved, %d failed" % (self.totals["moved"], self.totals["failed"])
+        if self._moving is not None:
+            text += ", moving %s" % self._moving["name"]
+        return text
+
+    def close(self):
+        """Stop a move going on: roll it back (or finish it, past the copy) right now."""
+        self._closed = True
+        self._pending.clear()
+        if self._timer is not None and self.daemon is not None:
+            self.daemon.cancel(self._timer)
+            self._timer = None
+        gen, entry = self._gen, self._moving
+        self._gen = self._moving = None
+        if gen is None:
+            return
+        gen.close()             # closes the files of the copy
+        self.log.info("Closing during the move of %s (phase '%s')", self._where(entry),
+                      entry["phase"])
+        try:
+            self._recover(entry)
+        except Exception as exc:
+            self.log.warning("Could not settle the move of %s now (%s: %s); the journal %s "
+                             "keeps it for the next start", self._where(entry),
+                             exc.__class__.__name__, exc, self.journal)
 
 
 ###############################################################################
