@@ -71,6 +71,7 @@ __version__ = "0.1.0"
 __all__ = [
     "PyrotorqueError", "ConfigError", "ConditionError", "RtorrentError", "RtorrentUnavailable",
     "RtorrentFault", "HashNotFound", "MethodMissing", "CronSchedule", "RpcEndpoint",
+    "fast_loads",
     "parse_rpc_url", "RtorrentProxy", "CallStats", "scgi_request", "parse_scgi_response",
     "Condition", "parse_condition", "condition_fields", "ValueType", "PATTERN", "BOOL",
     "FLOAT", "BYTESIZE", "TIME", "TIME_NOT_NULL", "DURATION", "TAGGED", "FILES", "MAGIC",
@@ -2354,6 +2355,239 @@ class WatchTemplate:
 
 
 ###############################################################################
+# Fast XML-RPC answers ########################################################
+###############################################################################
+#
+# A queue tick at 10,000 items reads a 3.5 MiB d.multicall2 answer, and
+# xmlrpc.client.loads spends ~155 ms on it: one Python call per element start,
+# end and text piece.  fast_loads() gives the same result in about a third of
+# that, still with the standard library only, by letting C code do all the
+# per-element work:
+#
+# 1. expat parses the whole body with no handlers set (C speed).  It raises the
+#    same ExpatError (same message) as xmlrpc.client.loads for a body that is
+#    not well-formed XML, e.g. one with a control character from a torrent name,
+#    and afterwards everything below may take well-formedness for granted.  The
+#    one difference: where such a body also has an XML-RPC error *before* the
+#    XML error (say <i4></i4>), xmlrpc.client raises that one (ValueError) and
+#    fast_loads the ExpatError.
+# 2. A handful of bytes.replace passes turn the tag groups XML-RPC is made of
+#    into JSON: "<value><string>" becomes '"', "</i8></value>\r\n" ends a number,
+#    and so on.  Every token carries marker bytes that XML forbids (so they
+#    cannot come from the body): \x02 starts a value, \x01 ends one, \x03 ends
+#    a "[", "{" or "key:" and \x04 starts a "]" or "}".  Only a marker pair with
+#    nothing between becomes JSON ("\x01\x02" is ","), so any text left between
+#    two tokens (text XML-RPC ignores, or whitespace we do not expect) and any
+#    token that ended up inside a string (an element inside <string>) leaves a
+#    marker behind, which json.loads refuses.
+# 3. The content of strings and names is escaped for JSON (\\, ", tab,
+#    newline after XML's line-end normalisation, entities and character
+#    references), integer content is checked to be digits, and json.loads
+#    (C speed) builds the lists, dicts, strs and ints.
+#
+# Anything else -- a fault, <double>, <base64>, <dateTime.iso8601>, a bare
+# <value>text</value>, CDATA, comments, attributes, namespaces, another
+# encoding, odd whitespace -- makes fast_loads hand the body to
+# xmlrpc.client.loads, so the result (or the exception) is always the one that
+# function gives (but for the ExpatError above).  rTorrent 0.9.8 sends only strings, i8/i4, arrays and
+# structs, so its answers take the fast path.
+
+_FP_WS = rb"[ \t\r\n]*"
+#: What may come before the first <value>: an XML declaration in UTF-8 (the
+#: default) and the methodResponse/params/param frame.  Anything else is left
+#: to xmlrpc.client.
+_FP_PROLOG = re.compile(
+    rb"(?:<\?xml[ \t\r\n]+version[ \t\r\n]*=[ \t\r\n]*(?:\"1\.[0-9]+\"|'1\.[0-9]+')"
+    rb"(?:[ \t\r\n]+encoding[ \t\r\n]*=[ \t\r\n]*(?:\"[Uu][Tt][Ff]-8\"|'[Uu][Tt][Ff]-8'))?"
+    rb"(?:[ \t\r\n]+standalone[ \t\r\n]*=[ \t\r\n]*(?:\"(?:yes|no)\"|'(?:yes|no)'))?"
+    rb"[ \t\r\n]*\?>)?" + _FP_WS +
+    rb"<methodResponse>" + _FP_WS + rb"<params>" + _FP_WS + rb"<param>" + _FP_WS +
+    rb"(?=<value>)")
+_FP_EPILOG = re.compile(
+    rb"</param>" + _FP_WS + rb"</params>" + _FP_WS + rb"</methodResponse>" + _FP_WS + rb"\Z")
+#: Integer content other than -?digits (xmlrpc.client takes " 7", "+7", "0_7" too:
+#: those bodies are left to it; JSON would read "true" or "[]" as something else).
+_FP_BAD_INT = re.compile(rb"<(?:i8|i4|int)>(?!-?[0-9]+</)")
+_FP_REFERENCE = re.compile(rb"&(?:(amp|lt|gt|quot|apos)|#([0-9]+)|#x([0-9a-fA-F]+));")
+_FP_ENTITIES = {b"amp": b"&", b"lt": b"<", b"gt": b">", b"quot": b'\\"', b"apos": b"'"}
+
+
+def _fp_refuse(text):
+    raise ValueError("not an XML-RPC number: %r" % text)
+
+
+#: Strict: a marker or a raw control character is an error.  NaN and Infinity
+#: cannot get here (integer content is checked), the hook only makes sure.
+_FP_JSON = json.JSONDecoder(parse_constant=_fp_refuse)
+
+
+def _fp_families(gaps):
+    """The tag groups of XML-RPC and their JSON tokens, for whitespace ``gaps``.
+
+    A family is (triggers, patterns): its patterns are replaced in order, and only
+    if one of its tag groups is in the text.  A
+    pattern ending in a gap also eats the whitespace after its last tag (a
+    separate gap-less pattern takes the rest).  No pattern of one family matches
+    text of another, so the families may run in any order: the common ones first.
+    """
+    def opened(tags, token):
+        return [(tags + gap, token) for gap in gaps] + [(tags, token)]
+
+    closed = opened
+    families = [
+        # \x02 starts a value, \x01 ends one: "\x01\x02" becomes ","
+        (b"<value><string>", [(b"<value><string>", b'\x02"')]
+         + closed(b"</string></value>", b'"\x01')),
+        (b"<value><i8>", [(b"<value><i8>", b"\x02")] + closed(b"</i8></value>", b"\x01")),
+        # \x03 ends an opening "[", "{" or "key:", \x04 starts a closing "]" or "}"
+        (b"<value><array><data>", opened(b"<value><array><data>", b"\x02[\x03")
+         + closed(b"</data></array></value>", b"\x04]\x01")),
+        (b"<value><i4>", [(b"<value><i4>", b"\x02")] + closed(b"</i4></value>", b"\x01")),
+        (b"<value><struct>", opened(b"<value><struct>", b"\x02{\x03")
+         + closed(b"</struct></value>", b"\x04}\x01")),
+        (b"<member>", [(b"<member>" + gap + b"<name>", b'\x02"') for gap in gaps + (b"",)]
+         + closed(b"</name>", b'":\x03') + closed(b"</member>", b"")),
+        (b"<value><int>", [(b"<value><int>", b"\x02")] + closed(b"</int></value>", b"\x01")),
+        (b"<value><boolean>", closed(b"<value><boolean>0</boolean></value>", b"\x02false\x01")
+         + closed(b"<value><boolean>1</boolean></value>", b"\x02true\x01")),
+        (b"<value><nil", closed(b"<value><nil/></value>", b"\x02null\x01")
+         + closed(b"<value><nil></nil></value>", b"\x02null\x01")),
+        (b"<value><string/>", closed(b"<value><string/></value>", b'\x02""\x01')),
+        (b"<value><array><data/>", closed(b"<value><array><data/></array></value>",
+                                          b"\x02[]\x01")),
+        (b"<value><struct/>", closed(b"<value><struct/></value>", b"\x02{}\x01")),
+    ]
+    # The passes before may have taken any tag group of a family but not the others.
+    return [({pattern for pattern, _ in family if not pattern.endswith(gaps)}, family)
+            for _, family in families]
+
+
+
+
+def _fp_passes(gap):
+    """Every replacement, in order, for bodies whose lines end with ``gap``.
+
+    First the common neighbours of rTorrent's answers in one go (a string
+    followed by a number, the end of one row and the start of the next, ...):
+    each is exactly the two tokens of its tag groups with the joint between
+    them, so it needs no markers.  Then the families of single tag groups.
+    """
+    scalars = [(b"string", b'"'), (b"i8", b"")]
+    end = b"</%s></value>" + gap                    # a scalar's end and the gap after it
+    rows = b"</data></array></value>" + gap + b"<value><array><data>" + gap
+    passes = []
+    for left, quote in scalars:                     # two scalars in a row
+        for right, quote2 in scalars:
+            passes.append((end % left + b"<value><%s>" % right, quote + b"," + quote2))
+    for left, quote in scalars:                     # one row ends, the next one starts
+        for right, quote2 in scalars:
+            passes.append((end % left + rows + b"<value><%s>" % right, quote + b"],[" + quote2))
+    for right, quote2 in scalars:                   # the first row starts
+        passes.append((b"<value><array><data>" + gap + b"<value><%s>" % right, b"\x02[" + quote2))
+    for left, quote in scalars:                     # the last row ends
+        passes.append((end % left + b"</data></array></value>" + gap, quote + b"]\x01"))
+        passes.append((end % left + b"</data></array></value>", quote + b"]\x01"))
+    # an array around arrays, e.g. d.multicall2's
+    passes.append((b"<value><array><data>%s\x02" % gap, b"\x02["))
+    passes.append((b"\x01</data></array></value>%s" % gap, b"]\x01"))
+    passes.append((b"\x01</data></array></value>", b"]\x01"))
+    return passes, _fp_families((gap,))
+
+
+_FP_CRLF = _fp_passes(b"\r\n")   # rTorrent (xmlrpc-c) ends its lines with CRLF
+_FP_LF = _fp_passes(b"\n")        # xmlrpc.client.dumps and most others with LF
+#: Joints: two tokens with nothing between them.
+_FP_JOINTS = ((b"\x01\x02", b","), (b"\x03\x02", b""), (b"\x01\x04", b""), (b"\x03\x04", b""))
+
+
+def _fp_reference(match):
+    """An entity or character reference as JSON string content."""
+    name, decimal, hexa = match.groups()
+    if name:
+        return _FP_ENTITIES[name]
+    char = chr(int(decimal) if decimal else int(hexa, 16))
+    if char < " " or char in '"\\':
+        return ("\\u%04x" % ord(char)).encode()
+    return char.encode("utf-8")
+
+
+def _fp_translate(body):
+    """The methodResponse ``body`` (well-formed XML) as JSON text, or None.
+
+    None means: not (only) what this translator knows; xmlrpc.client decides.
+    """
+    prolog = _FP_PROLOG.match(body)
+    end = body.rfind(b"</param>")
+    if not prolog or end < prolog.end() or not _FP_EPILOG.match(body, end):
+        return None
+    start = prolog.end()
+    if _FP_BAD_INT.search(body, start, end):
+        return None
+    text = body[start:end]
+    if b"\\" in text:
+        text = text.replace(b"\\", b"\\\\")
+    if b'"' in text:
+        text = text.replace(b'"', b'\\"')
+    passes, families = _FP_CRLF if b"\r" in prolog.group() else _FP_LF
+    for pattern, token in passes:
+        text = text.replace(pattern, token)
+    if b"<" in text:
+        for triggers, family in families:
+            if any(trigger in text for trigger in triggers):
+                for pattern, token in family:
+                    text = text.replace(pattern, token)
+                if b"<" not in text:
+                    break
+        else:
+            return None                 # a tag we do not translate (or in an odd place)
+    if not (text.startswith(b"\x02") and text.endswith(b"\x01")):
+        return None
+    text = b"".join((b"[", memoryview(text)[1:-1], b"]"))
+    if b"\x01" in text or b"\x03" in text:   # rarely: joints the passes did not make
+        for joint, separator in _FP_JOINTS:
+            text = text.replace(joint, separator)
+    # What is left of CR, LF and tab is string content (or text XML-RPC ignores,
+    # which left its markers behind): XML turns CRLF and CR into LF.
+    if b"\r" in text:
+        text = text.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+    if b"\n" in text:
+        text = text.replace(b"\n", b"\\n")
+    if b"\t" in text:
+        text = text.replace(b"\t", b"\\t")
+    if b"&" in text:
+        text = _FP_REFERENCE.sub(_fp_reference, text)
+    return text
+
+
+def _fp_fast(body):
+    """fast_loads' own answer for a well-formed ``body``, or None for xmlrpc.client."""
+    text = _fp_translate(body)
+    if text is not None:
+        try:
+            return tuple(_FP_JSON.decode(text.decode("utf-8")))
+        except (ValueError, RecursionError):
+            pass                                    # e.g. a marker left: ask xmlrpc.client
+    return None
+
+
+def fast_loads(body):
+    """``xmlrpc.client.loads(body, use_builtin_types=True)[0]``, three times as fast.
+
+    Returns the params tuple of a methodResponse; raises ``xmlrpc.client.Fault``
+    for a fault answer and ``xml.parsers.expat.ExpatError`` for a body that is not
+    well-formed XML (e.g. a control character XML forbids, or bytes that are not
+    UTF-8) -- even where xmlrpc.client would have stopped earlier at an XML-RPC
+    error -- and otherwise whatever ``xmlrpc.client.loads`` raises.
+    """
+    if type(body) is bytes:                         # noqa: E721 (not a subclass)
+        xml.parsers.expat.ParserCreate().Parse(body, True)  # ExpatError as xmlrpc.client's
+        params = _fp_fast(body)
+        if params is not None:
+            return params
+    return xmlrpc.client.loads(body, use_builtin_types=True)[0]
+
+
+###############################################################################
 # rTorrent proxy ##############################################################
 ###############################################################################
 #
@@ -2493,10 +2727,10 @@ _XML_FORBIDDEN = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\ud800-\udfff\ufffe\uff
 def _parse_xmlrpc_response(body):
     """Parse an answer; a name rTorrent sent as broken XML costs one item its name, not the call."""
     try:
-        return xmlrpc.client.loads(body, use_builtin_types=True)[0]
+        return fast_loads(body)
     except xml.parsers.expat.ExpatError:
         text = _XML_FORBIDDEN.sub("\ufffd", body.decode("utf-8", "replace"))
-        return xmlrpc.client.loads(text.encode("utf-8"), use_builtin_types=True)[0]
+        return fast_loads(text.encode("utf-8"))
 
 
 class RtorrentInfo:
