@@ -22,6 +22,7 @@ skipping would let a CI without the packages pass green.
 against a stand-in module during development.
 """
 
+import os
 import pathlib
 import shutil
 import sys
@@ -118,3 +119,12 @@ def leecher(swarm):
         yield rt
     finally:
         rt.cleanup()
+
+
+@pytest.fixture(autouse=True)
+def script_under_test(monkeypatch):
+    """Subprocess tests run the module named by $PYROTORQUE_SCRIPT (a development build with
+    a new section spliced in) when it is set, else the repository's pyrotorque.py."""
+    import daemon_process
+    monkeypatch.setattr(daemon_process, "SCRIPT",
+                        os.environ.get("PYROTORQUE_SCRIPT", daemon_process.SCRIPT))

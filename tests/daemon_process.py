@@ -82,3 +82,20 @@ class DaemonProcess:
             self.process.kill()
             self.process.wait()
         self._log.close()
+
+
+def torque_config(tmp, jobs, handler, extra=()):
+    """A config dir under ``tmp`` whose torque.ini has ``jobs`` ({name: {param: value}},
+    multi-line values allowed) with ``handler`` and ``second=*`` unless given, the default
+    jobs switched off, and ``extra`` lines; return its path."""
+    lines = ["[TORQUE]", "job.connstats.active = no", "job.queue.active = no",
+             "job.treewatch.active = no"] + list(extra)
+    for name, params in jobs.items():
+        params = dict({"handler": handler, "schedule": "second=*"}, **params)
+        for key, value in params.items():
+            lines.append("job.%s.%s = %s" % (name, key, str(value).replace("\n", "\n    ")))
+    cfg = os.path.join(str(tmp), "cfg")
+    os.makedirs(cfg, exist_ok=True)
+    with open(os.path.join(cfg, "torque.ini"), "w") as handle:
+        handle.write("\n".join(lines) + "\n")
+    return cfg

@@ -27,25 +27,8 @@ HOSTILE = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def script_under_test(monkeypatch):
-    """Run the module named by $PYROTORQUE_SCRIPT (a development build) if set."""
-    monkeypatch.setattr(daemon_process, "SCRIPT",
-                        os.environ.get("PYROTORQUE_SCRIPT", daemon_process.SCRIPT))
-
-
 def write_config(tmp, jobs):
-    lines = ["[TORQUE]", "job.connstats.active = no", "job.queue.active = no",
-             "job.treewatch.active = no"]
-    for name, params in jobs.items():
-        params = dict({"handler": "pyrotorque:ActionRule", "schedule": "second=*"}, **params)
-        for key, value in params.items():
-            lines.append("job.%s.%s = %s" % (name, key, str(value).replace("\n", "\n    ")))
-    cfg = os.path.join(str(tmp), "cfg")
-    os.makedirs(cfg, exist_ok=True)
-    with open(os.path.join(cfg, "torque.ini"), "w") as handle:
-        handle.write("\n".join(lines) + "\n")
-    return cfg
+    return daemon_process.torque_config(tmp, jobs, "pyrotorque:ActionRule")
 
 
 def rule_job(tmp, url, **params):

@@ -24,13 +24,6 @@ DEAD_TRACKER = "http://127.0.0.1:9/announce"
 MULTI = ["a.bin", "sub/b.bin", "c.txt"]
 
 
-@pytest.fixture(autouse=True)
-def script_under_test(monkeypatch):
-    """Run the module named by $PYROTORQUE_SCRIPT (a development build) if set."""
-    monkeypatch.setattr(daemon_process, "SCRIPT",
-                        os.environ.get("PYROTORQUE_SCRIPT", daemon_process.SCRIPT))
-
-
 @pytest.fixture
 def other_fs(short_tmp):
     """A folder on another filesystem than /tmp: a fresh tmpfs if we may mount one, else
@@ -57,16 +50,7 @@ def other_fs(short_tmp):
 
 
 def write_config(tmp, params, name="done", extra=()):
-    lines = ["[TORQUE]", "job.connstats.active = no", "job.queue.active = no",
-             "job.treewatch.active = no"] + list(extra)
-    params = dict({"handler": "pyrotorque:CompletionHandler", "schedule": "second=*"}, **params)
-    for key, value in params.items():
-        lines.append("job.%s.%s = %s" % (name, key, value))
-    cfg = os.path.join(str(tmp), "cfg")
-    os.makedirs(cfg, exist_ok=True)
-    with open(os.path.join(cfg, "torque.ini"), "w") as handle:
-        handle.write("\n".join(lines) + "\n")
-    return cfg
+    return daemon_process.torque_config(tmp, {name: params}, "pyrotorque:CompletionHandler", extra)
 
 
 def completion_job(tmp, url, **params):

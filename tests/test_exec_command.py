@@ -14,27 +14,8 @@ from daemon_process import DaemonProcess, run_cli
 NO_RTORRENT = "scgi://127.0.0.1:9"
 
 
-@pytest.fixture(autouse=True)
-def script_under_test(monkeypatch):
-    """Run the module named by $PYROTORQUE_SCRIPT (a development build) if set."""
-    monkeypatch.setattr(daemon_process, "SCRIPT",
-                        os.environ.get("PYROTORQUE_SCRIPT", daemon_process.SCRIPT))
-
-
 def write_config(tmp, jobs):
-    """A config dir whose torque.ini has ``jobs``: {name: {param: value}} (multi-line ok)."""
-    lines = ["[TORQUE]", "job.connstats.active = no", "job.queue.active = no",
-             "job.treewatch.active = no"]
-    for name, params in jobs.items():
-        params = dict({"handler": "pyrotorque:ExecCommand", "schedule": "second=*"}, **params)
-        for key, value in params.items():
-            value = str(value).replace("\n", "\n    ")
-            lines.append("job.%s.%s = %s" % (name, key, value))
-    cfg = os.path.join(str(tmp), "cfg")
-    os.makedirs(cfg, exist_ok=True)
-    with open(os.path.join(cfg, "torque.ini"), "w") as handle:
-        handle.write("\n".join(lines) + "\n")
-    return cfg
+    return daemon_process.torque_config(tmp, jobs, "pyrotorque:ExecCommand")
 
 
 def exec_job(tmp, **params):
