@@ -6,11 +6,9 @@ cases (SIGKILL during a burst, rTorrent down while files arrive) run the daemon 
 process; set PYROTORQUE_SCRIPT to test another copy of pyrotorque.py.
 """
 import hashlib
-import heapq
 import logging
 import os
 import re
-import selectors
 import shutil
 import signal
 import textwrap
@@ -55,50 +53,30 @@ def write(path, data, mtime=None):
         return None
 
 
-class Loop:
-    """The part of pyrotorque.Daemon that jobs use, turned by the test (``pump``)."""
+class _RaiseErrors:
+    """A log for the loop that lets a callback's error fail the test instead of logging it."""
+
+    def exception(self, *args):
+        raise       # re-raises the error being handled
+
+
+class Loop(pyrotorque.EventLoop):
+    """The daemon's own event loop, turned by the test (``pump``), with the rest of what
+    jobs use of the daemon."""
 
     serving = True
 
     def __init__(self):
-        self.selector = selectors.DefaultSelector()
-        self.timers = []
-        self.seq = 0
+        super().__init__(log=_RaiseErrors())
         self.jobs = {}
         self.soon = []
-
-    def add_reader(self, fileobj, callback):
-        self.selector.register(fileobj, selectors.EVENT_READ, callback)
-
-    def remove_reader(self, fileobj):
-        try:
-            self.selector.unregister(fileobj)
-        except (KeyError, ValueError):
-            pass
-
-    def call_later(self, delay, callback):
-        self.seq += 1
-        timer = [time.monotonic() + max(0.0, delay), self.seq, callback]
-        heapq.heappush(self.timers, timer)
-        return timer
-
-    @staticmethod
-    def cancel(timer):
-        timer[2] = None
 
     def run_soon(self, name):
         self.soon.append(name)
 
     def turn(self, wait=0.02):
-        while self.timers and self.timers[0][0] <= time.monotonic():
-            callback = heapq.heappop(self.timers)[2]
-            if callback is not None:
-                callback()
-        timeout = wait
-        if self.timers:
-            timeout = max(0.0, min(timeout, self.timers[0][0] - time.monotonic()))
-        for key, _ in self.selector.select(timeout):
-            key.data()
+        self.run_timers()
+        self.poll_once(self.timer_timeout(wait))
 
     def pump(self, until, timeout=10.0, what="condition"):
         deadline = time.monotonic() + timeout
