@@ -17,22 +17,19 @@ pyrotorque.py next to contrib/).  Both proxies are measured: rtlab's plain
 `--proxy-module`, by default the same file).
 """
 import argparse
-import hashlib
 import importlib.util
 import os
-import random
 import statistics
 import sys
 import time
-import xmlrpc.client
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import rtlab  # noqa: E402
+from bench import load_items  # noqa: E402  (the same synthetic two-file items)
 
 STARTABLE = ("is_ignored=0 message= prio>0 "
              "[ prio>2 OR [ NOT [ traits=audio kind_25=jpg,png,tif,bmp ] ] ]")
-KINDS = ["flac", "mp3", "mkv", "avi", "iso", "epub", "bin"]
 
 
 def load_module(path, name="pyrotorque"):
@@ -41,33 +38,6 @@ def load_module(path, name="pyrotorque"):
     sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
-
-
-def metafile(index, rng):
-    """A tiny two-file metafile: a main file and a picture of random share."""
-    kind = KINDS[index % len(KINDS)]
-    main, picture = rng.randint(1000, 100000), rng.randint(0, 60000)
-    name = "Synthetic.Item.%05d.%s" % (index, kind)
-    info = {"name": name, "piece length": 1 << 18,
-            "pieces": hashlib.sha1(name.encode()).digest(),
-            "files": [{"length": main, "path": ["main.%s" % kind]},
-                      {"length": picture, "path": ["cover.jpg"]}]}
-    return rtlab.bencode({"announce": "http://tracker%d.example.org/announce" % (index % 5),
-                          "info": info})
-
-
-def load_items(proxy, count, batch=250):
-    rng = random.Random(42)
-    started = time.monotonic()
-    for first in range(0, count, batch):
-        calls = [{"methodName": "load.raw",
-                  "params": ["", xmlrpc.client.Binary(metafile(i, rng)),
-                             "d.priority.set=%d" % rng.randint(0, 3)]}
-                 for i in range(first, min(first + batch, count))]
-        proxy.system.multicall(calls)
-    while proxy.view.size("", "main") < count:
-        time.sleep(0.1)
-    return time.monotonic() - started
 
 
 def median_time(action, rounds):
@@ -114,7 +84,7 @@ def main():
     proxy_module = load_module(args.proxy_module, "pyrotorque_proxy") if args.proxy_module \
         else module
     with rtlab.RTorrent(rpc_timeout=120) as rt:
-        print("loading %d items ... %.1fs" % (args.items, load_items(rt.proxy, args.items)))
+        print("loading %d items ... %.1fs" % (args.items, load_items(rt, args.items)))
         proxies = [("xmlrpc.client.ServerProxy", rt.proxy)]
         if hasattr(proxy_module, "RtorrentProxy"):
             proxies.append(("pyrotorque.RtorrentProxy", proxy_module.RtorrentProxy(rt.url, 120)))
