@@ -4957,7 +4957,7 @@ class QueueManager(Job):
 
     def __init__(self, config):
         super().__init__(config)
-        self.items = config.get("items")
+        self.items = config.get("item_source")
         base = (config.get("settings") and config.settings.get("queue_startable_base")
                 or "is_open=no is_active=no is_complete=no")
         self.startable = self._condition("startable", "[ %s ] [ %s ]" % (base, config.startable))
@@ -5127,7 +5127,7 @@ class ItemPoller(Job):
 
     def __init__(self, config):
         super().__init__(config)
-        self.items = config.get("items")
+        self.items = config.get("item_source")
         self.max_age = config.max_age
         if self.max_age is None:
             first = config.schedule.next_fire(datetime.datetime.now())
@@ -6189,8 +6189,8 @@ class TreeWatch(Job):
             self._requeue(self._blocked.pop(info_hash))
         for entry in loaded:
             self.stats["loaded"] += 1
-            if self.config.get("items") is not None:
-                self.config.get("items").invalidate()
+            if self.config.get("item_source") is not None:
+                self.config.get("item_source").invalidate()
             self._handled[entry.sig] = (entry.meta.info_hash, "loaded")
             self.log.info("Loaded %r #%s from %r%s", entry.meta.info_name, entry.meta.info_hash,
                           entry.path, self._suffix(entry))
@@ -6726,7 +6726,7 @@ class RtorrentExporter(Job):
                            "d_is_hash_checking"}
             if "tracker" in self.collectors:
                 fields |= {"alias", "message"}
-            source = self.config.get("items") or ItemSource(self.proxy)
+            source = self.config.get("item_source") or ItemSource(self.proxy)
             self.fetched = source.fetch("main", fields)
         return self.fetched
 
@@ -7570,7 +7570,7 @@ class ActionRule(Job):
 
     def __init__(self, config):
         super().__init__(config)
-        self.items = config.get("items")
+        self.items = config.get("item_source")
         text = str(config.get("matcher") or "")
         if not text.strip():
             raise ConfigError("matcher: you need to set 'job.%s.matcher' (a condition)" % self.name)
@@ -7664,8 +7664,8 @@ class ActionRule(Job):
             return
         self.totals.update(matched=tally.matched, acted=tally.acted, skipped=tally.skipped,
                            failed=tally.failed)
-        if tally.acted and not self.dry_run and self.config.get("items") is not None:
-            self.config.get("items").invalidate()      # a shared snapshot no longer tells the truth
+        if tally.acted and not self.dry_run and self.config.get("item_source") is not None:
+            self.config.get("item_source").invalidate()      # a shared snapshot no longer tells the truth
         level = logging.INFO if tally.matched else logging.DEBUG
         self.log.log(level, "%s%d matched, %d %s, %d skipped, %d failed%s in %.2f s%s",
                      "DRY RUN: " if self.dry_run else "", tally.matched, tally.acted,
@@ -8117,7 +8117,7 @@ class CompletionHandler(Job):
 
     def __init__(self, config):
         super().__init__(config)
-        self.items = config.get("items")
+        self.items = config.get("item_source")
         text = str(config.get("matcher") or "").strip()
         condition = "is_complete=yes" + (" [ %s ]" % text if text else "")
         try:
@@ -8741,7 +8741,7 @@ class Daemon(EventLoop):
                     continue
                 handler = spec.value("handler", lambda n: resolve_handler(n, settings.config_dir))
                 config = job_config(spec, handler, settings, warn=self.log.warning,
-                                    proxy=proxy, items=items, daemon=self, schedule=schedule)
+                                    proxy=proxy, item_source=items, daemon=self, schedule=schedule)
                 if self.options.dry_run:
                     config.dry_run = True
                 try:
@@ -9207,7 +9207,7 @@ def run_check(options, settings, log):
                 needed.update(getattr(handler, "RPC_METHODS", ()))
                 config = job_config(spec, handler, settings,
                                     warn=lambda m: out.write("  warning: %s\n" % m),
-                                    schedule=schedule, proxy=None, items=None, daemon=None)
+                                    schedule=schedule, proxy=None, item_source=None, daemon=None)
                 try:        # built without a daemon, a job only checks its settings
                     _close_job(handler(config), log)
                 except ConfigError as exc:

@@ -311,3 +311,12 @@ def test_any_torque_ini_loads_or_fails_with_a_config_error_naming_the_file(tmp_p
         daemon.build_jobs(settings)
     except ConfigError as exc:
         assert path in str(exc) or "torque.ini.default" in str(exc) or "-U" in str(exc), exc
+
+
+def test_a_job_config_carries_the_shared_item_source_under_a_name_no_dict_method_hides(
+        tmp_path):
+    settings = load_settings(str(tmp_path))
+    _, jobs = pyrotorque.Daemon(_options(tmp_path), settings).build_jobs(settings)
+    config = jobs["connstats"].job.config
+    assert isinstance(config.item_source, pyrotorque.ItemSource)
+    assert config.item_source.proxy is config.proxy

@@ -508,7 +508,7 @@ def exporter_config(tmp_path, **params):
     settings = pyrotorque.load_settings(str(tmp_path))
     spec = settings.jobs["exporter"]
     handler = pyrotorque.resolve_handler(spec.params["handler"])
-    config = pyrotorque.job_config(spec, handler, settings, proxy=None, items=None, daemon=None,
+    config = pyrotorque.job_config(spec, handler, settings, proxy=None, item_source=None, daemon=None,
                                    schedule=None)
     try:
         return handler(config)
