@@ -7241,6 +7241,13 @@ def _command_argv(text, shell, key="command"):
     return [os.path.expanduser(word) if word.startswith("~") else word for word in argv]
 
 
+#: What every job that runs commands knows; the environment comes from 'env.NAME' keys.
+_CHILD_PARAMS = {
+    "kill_grace": (non_negative(float), 5.0, "seconds from SIGTERM to SIGKILL on a timeout"),
+    "cwd": (str, "", "working directory of the commands (default: the daemon's)"),
+}
+
+
 @builtin_job
 class ExecCommand(Job):
     """Runs a command on its schedule: cron for rTorrent housekeeping, in the daemon.
@@ -7255,8 +7262,7 @@ class ExecCommand(Job):
         "shell": (parse_bool, False, "run the command line with /bin/sh -c"),
         "timeout": (non_negative(float), 0.0, "seconds after which the command's process "
                     "group is killed (0: no limit)"),
-        "kill_grace": (non_negative(float), 5.0, "seconds from SIGTERM to SIGKILL on a timeout"),
-        "cwd": (str, "", "working directory (default: the daemon's)"),
+        **_CHILD_PARAMS,
     }
     PARAM_PREFIXES = ("env.",)
     RPC_METHODS = ()
@@ -7559,8 +7565,7 @@ class ActionRule(Job):
         "allow_erase": (parse_bool, False, "allow the 'erase' action (the data is never deleted)"),
         "exec_timeout": (non_negative(float), 60.0, "seconds an exec command may take "
                          "(0: no limit)"),
-        "kill_grace": (non_negative(float), 5.0, "seconds from SIGTERM to SIGKILL on a timeout"),
-        "cwd": (str, "", "working directory of exec commands"),
+        **_CHILD_PARAMS,
     }
     PARAM_PREFIXES = ("env.",)
     RPC_METHODS = ("d.multicall2", "system.multicall", "d.state", "d.is_open", "d.is_active",
