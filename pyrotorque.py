@@ -8841,7 +8841,8 @@ class Daemon(EventLoop):
                     self.notifier.stopping()
                     break
                 self.notifier.ping()
-                self.notifier.status(self.status_line())
+                if self.notifier.address:        # the line is built only for somebody who listens
+                    self.notifier.status(self.status_line())
                 self._wait()
         finally:
             self.close()
