@@ -3433,6 +3433,98 @@ class _Unreadable:
 UNREADABLE = _Unreadable()
 
 
+# Letting rTorrent filter ---------------------------------------------------------
+#
+# Most of a big tick's cost is rTorrent writing, and us reading, one XML row per
+# item.  `d.multicall.filtered` lets rTorrent drop items first, so a condition is
+# translated into rTorrent's filter language where it can be done without doubt:
+# the translation may keep items the condition would reject (they are matched in
+# Python anyway), never the other way round.  Only integer fields whose value is a
+# d.* command as it is are translated, and the filter text is built from this
+# table and integers alone, so nothing a user writes can reach rTorrent as a command.
+
+#: Fields whose item value is exactly the integer a d.* command returns.
+FILTERABLE_FIELDS = {
+    "prio": "d.priority=", "size": "d.size_bytes=", "left": "d.left_bytes=",
+    "fno": "d.size_files=", "uploaded": "d.up.total=", "up": "d.up.rate=",
+    "down": "d.down.rate=", "is_open": "d.is_open=", "is_active": "d.is_active=",
+    "is_complete": "d.complete=", "is_ignored": "d.ignore_commands=",
+    "is_private": "d.is_private=", "is_multi_file": "d.is_multi_file=",
+}
+
+#: rTorrent compares 64-bit integers; thresholds beyond this are left to Python.
+_FILTER_INT_MAX = 1 << 62
+
+
+def rtorrent_filter(condition):
+    """A `d.multicall.filtered` expression that keeps every item `condition` can
+    match (and maybe a few more), or None when it cannot narrow anything down."""
+    return _filter_of(condition, False)
+
+
+def _filter_of(condition, negated):
+    """Filter for `condition`, or for its negation; NOT is pushed down to the terms."""
+    if isinstance(condition, Term):
+        return _term_filter(condition, condition.negated != negated)
+    if isinstance(condition, Not):
+        return _filter_of(condition.inner, not negated)
+    if isinstance(condition, AnyValue):
+        parts, all_needed = condition.terms, negated
+    elif isinstance(condition, AllOf):
+        parts, all_needed = condition.parts, not negated
+    elif isinstance(condition, AnyOf):
+        parts, all_needed = condition.parts, negated
+    else:
+        return None
+    filters = [_filter_of(part, negated) for part in parts]
+    if all_needed:         # AND: a conjunct left out only lets more items through
+        filters = [f for f in filters if f is not None]
+        return _filter_list("and", filters) if filters else None
+    if not filters or None in filters:      # OR: one unknown branch may match anything
+        return None
+    return _filter_list("or", filters)
+
+
+def _filter_list(operation, filters):
+    if len(filters) == 1:
+        return filters[0]
+    # rTorrent reads list elements as quoted strings; quotes nest by backslashes.
+    quoted = ('"%s"' % f.replace("\\", "\\\\").replace('"', '\\"') for f in filters)
+    return "%s={%s}" % (operation, ",".join(quoted))
+
+
+def _term_filter(term, negated):
+    """Filter for one `field=value` term (or its negation), None if not translatable."""
+    command = FILTERABLE_FIELDS.get(term.field)
+    if command is None:
+        return None
+    value_type = field_for(term.field).type
+    if isinstance(value_type, BoolType):
+        if (term.value == "yes") != negated:
+            return command      # the flag itself: the cheapest test rTorrent runs
+        return "equal=%s,value=0" % command
+    sign, rest = _comparison(term.value)
+    try:
+        threshold = value_type.number(rest)
+    except BadValue:
+        return None
+    if not math.isfinite(threshold) or abs(threshold) > _FILTER_INT_MAX:
+        return None
+    low, high = math.floor(threshold), math.ceil(threshold)
+    if sign == ">":     # v > t  <=>  v > floor(t);  not: v <= t  <=>  v < floor(t) + 1
+        return ("less=%s,value=%d" % (command, low + 1) if negated
+                else "greater=%s,value=%d" % (command, low))
+    if sign == "<":     # v < t  <=>  v < ceil(t);  not: v >= t  <=>  v > ceil(t) - 1
+        return ("greater=%s,value=%d" % (command, high - 1) if negated
+                else "less=%s,value=%d" % (command, high))
+    if low != high:     # an integer never equals a fraction: leave it to Python
+        return None
+    if negated:
+        return _filter_list("or", ["less=%s,value=%d" % (command, low),
+                                   "greater=%s,value=%d" % (command, low)])
+    return "equal=%s,value=%d" % (command, low)
+
+
 class ItemSource:
     """Fetches the items of a view from rTorrent, with only the fields asked for.
 
@@ -3455,14 +3547,17 @@ class ItemSource:
         self.wanted = {}  # view → every field asked for so far (what a poll fetches)
         self.snapshots = {}  # view → (items, fields, monotonic time taken)
         self.snapshot_age = None  # seconds a snapshot serves; None: no ItemPoller
+        self.view_size = None  # items in the view at the last fetch, filtered or not
 
     # Fetching rows ---------------------------------------------------------
 
-    def fetch(self, view="main", fields=("name",)):
+    def fetch(self, view="main", fields=("name",), prefilter=None):
         """The items of `view` as a list of `Item`, prepared for `fields`.
 
         With an ItemPoller active, a fresh enough snapshot that has the fields is
-        answered without calling rTorrent.
+        answered without calling rTorrent.  Otherwise a `prefilter` (see
+        `rtorrent_filter`) lets rTorrent leave out items the caller has no use for;
+        the caller still matches what comes back.
         """
         fields = set(fields)
         for name in fields:
@@ -3471,8 +3566,13 @@ class ItemSource:
         snapshot = self.snapshots.get(view)
         if snapshot and self.snapshot_age is not None and fields <= snapshot[1] \
                 and time.monotonic() - snapshot[2] <= self.snapshot_age:
+            self.view_size = len(snapshot[0])
             return list(snapshot[0])
-        return self._fetch(view, fields)
+        if prefilter and "d.multicall.filtered" not in self.known_methods():
+            prefilter = None    # rTorrent before 0.9.7
+        items = self._fetch(view, fields, prefilter)
+        self.view_size = self.proxy.view.size("", view) if prefilter else len(items)
+        return items
 
     def poll(self):
         """Fetch every view jobs asked for, once, with the union of their fields."""
@@ -3484,11 +3584,11 @@ class ItemSource:
         """Forget the snapshots: a job just changed items, the next fetch asks rTorrent."""
         self.snapshots.clear()
 
-    def _fetch(self, view, fields):
+    def _fetch(self, view, fields, prefilter=None):
         sources = required_sources(fields | {"hash"})
         commands = ["d.hash="] + sorted(self.command(s) for s in sources
                                         if s != "d.hash=" and self.command(s))
-        rows = self.rows(view, commands)
+        rows = self.rows(view, commands, prefilter)
         self.fetch_state = _FetchState(self, commands, view)
         items = [Item(row, self.fetch_state) for row in rows]
         self.fetch_state.items = items
@@ -3529,14 +3629,18 @@ class ItemSource:
                 return "d.%s=" % name
         return None
 
-    def rows(self, view, commands):
-        """One `d.multicall2`.  If odd bytes make its reply unreadable, the data comes
-        column by column, and later ticks fetch the culprits apart from the rest."""
+    def rows(self, view, commands, prefilter=None):
+        """One `d.multicall2` (filtered by `prefilter`).  If odd bytes make its reply
+        unreadable, the data comes column by column (unfiltered: more is fine), and
+        later ticks fetch the culprits apart from the rest."""
         skip = self.unreadable_filter()
         try:
-            if skip:
-                rows = self.proxy.d.multicall.filtered("", view, skip, *commands)
-                return rows + self.rows_one_by_one(self.present_unreadable(view), commands)
+            if skip or prefilter:
+                where = _filter_list("and", [f for f in (prefilter, skip) if f])
+                rows = self.proxy.d.multicall.filtered("", view, where, *commands)
+                if skip:
+                    rows += self.rows_one_by_one(self.present_unreadable(view), commands)
+                return rows
             return self.proxy.d.multicall2("", view, *commands)
         except UNREADABLE_ERRORS:
             self.log.debug("Unreadable reply for view %r, fetching it column by column", view)
@@ -4971,6 +5075,8 @@ class QueueManager(Job):
             raise ConfigError("sort_fields: %s" % exc) from None
         self.fields = (self.startable.fields | self.downloading.fields | {"name"}
                        | (self.sorter.fields if self.sorter else set()))
+        # rTorrent sends only what may be startable or downloading (all, if unsure).
+        self.prefilter = rtorrent_filter(AnyOf([self.startable, self.downloading]))
         if config.downloading_traffic_max:
             self.fields |= {"down"}
         if config.diskspace_min:
@@ -4979,6 +5085,8 @@ class QueueManager(Job):
         self.started = 0
         self.log.info("Startable matcher for '%s' is: [ %s ]", self.name, self.startable)
         self.log.info("Downloading matcher for '%s' is: [ %s ]", self.name, self.downloading)
+        self.log.debug("rTorrent pre-filters for '%s' with: %s", self.name,
+                       self.prefilter or "nothing (no condition it can check)")
 
     def _condition(self, key, text):
         try:
@@ -4989,11 +5097,13 @@ class QueueManager(Job):
     def run(self):
         config = self.config
         self.proxy.connect()
-        items = self.items.fetch(config.view, self.fields)
+        items = self.items.fetch(config.view, self.fields, self.prefilter)
         startable = [item for item in items if self.startable.match(item)]
         if not startable:
-            self.log.debug("Checked %d item(s), none startable according to [ %s ]",
-                           len(items), self.startable)
+            self.log.debug("Checked %d item(s), none startable according to [ %s ]%s",
+                           self.items.view_size, self.startable,
+                           "" if len(items) == self.items.view_size else
+                           " (%d passed rTorrent's filter)" % len(items))
             return
         if self.sorter:
             startable = self.sorter(startable)
@@ -5005,7 +5115,7 @@ class QueueManager(Job):
                 return
         downloading = [item for item in items if self.downloading.match(item)]
         self.log.debug("%d of %d item(s) startable, %d downloading (min %d, max %d)",
-                       len(startable), len(items), len(downloading),
+                       len(startable), self.items.view_size, len(downloading),
                        config.downloading_min, config.downloading_max)
         budget = min(len(startable), max(config.start_at_once,
                                          config.downloading_min - len(downloading)))
@@ -7628,7 +7738,7 @@ class ActionRule(Job):
                            "running); not starting another", len(self._queue))
             return
         self.proxy.connect()
-        items = self.items.fetch(self.view, self.fields)
+        items = self.items.fetch(self.view, self.fields, rtorrent_filter(self.matcher))
         matched = [item for item in items if self.matcher.match(item)]
         if self.sorter:
             matched = self.sorter(matched)
@@ -8184,7 +8294,7 @@ class CompletionHandler(Job):
         self.proxy.connect()
         if not self._recover_journal():
             return
-        items = self.items.fetch(self.view, self.fields)
+        items = self.items.fetch(self.view, self.fields, rtorrent_filter(self.matcher))
         chosen = []
         for item in items:
             if not self.matcher.match(item):
