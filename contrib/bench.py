@@ -271,15 +271,18 @@ class Side:
     ITEMS = None            # a fetch of the view's items; group 1 = how many (see items_checked)
     SKIPPED = None          # a queue run dropped because the previous one still ran
     STATS = None            # the connstats job ran
-    # kind -> what the configuration does; "watch" and "exporter" are to come.
-    CONFIGS = ("queue", "idle")
+    WATCH_READY = None      # the tree watch is set up (a short settle follows)
+    LOADED = None           # the tree watch loaded a file
+    # The configurations write_config knows: see the module docstring.
+    CONFIGS = ("queue", "idle", "watch", "exporter")
 
     def available(self):
         """None if it can be measured, else the reason why not (printed in its column)."""
         return None
 
-    def write_config(self, config_dir, kind):
-        """Write the configuration for ``kind`` (one of CONFIGS) into ``config_dir``."""
+    def write_config(self, config_dir, kind, **params):
+        """Write the configuration for ``kind`` (one of CONFIGS) into ``config_dir``;
+        ``params``: ``root`` for "watch", ``port`` for "exporter"."""
         raise NotImplementedError
 
     def command(self, config_dir, url, run_once=None):
@@ -305,6 +308,7 @@ class Pyrotorque(Side):
     CONNECTED = r"Connected to rTorrent"
     TICK_DONE = r"Checked (\d+) item\(s\), none startable"
     STATS = r"Stats for "
+    WATCH_READY = r"Watching /"
 
     QUEUE_CONFIG = ("[TORQUE]\n"
                     "job.queue.active = True\n"
@@ -312,6 +316,18 @@ class Pyrotorque(Side):
                     "job.queue.startable = prio>3\n"
                     "job.connstats.active = False\n")
     IDLE_CONFIG = "[TORQUE]\n"      # the defaults: connstats every minute, nothing else
+    WATCH_CONFIG = ("[TORQUE]\n"
+                    "job.connstats.active = False\n"
+                    "job.treewatch.active = True\n"
+                    "job.treewatch.path = {root}\n"
+                    "job.treewatch.quiet = True\n")
+    EXPORTER_CONFIG = ("[TORQUE]\n"
+                       "job.connstats.active = False\n"
+                       "job.exporter.handler = pyrotorque:RtorrentExporter\n"
+                       "job.exporter.schedule = second=*/10\n"
+                       "job.exporter.addr = 127.0.0.1\n"
+                       "job.exporter.port = {port}\n"
+                       "job.exporter.jobs = system,tracker,item\n")
 
     def __init__(self, script):
         self.script = script
@@ -321,9 +337,9 @@ class Pyrotorque(Side):
             return "not found: %s" % self.script
         return None
 
-    def write_config(self, config_dir, kind):
+    def write_config(self, config_dir, kind, **params):
         with open(os.path.join(config_dir, "torque.ini"), "w") as handle:
-            handle.write(self.QUEUE_CONFIG if kind == "queue" else self.IDLE_CONFIG)
+            handle.write(getattr(self, kind.upper() + "_CONFIG").format(**params))
 
     def command(self, config_dir, url, run_once=None):
         argv = [sys.executable, self.script, "--config-dir", config_dir, "-U", url]
@@ -349,12 +365,12 @@ class Pyrosimple(Side):
     ITEMS = r"Got (\d+) items with \d+ attributes"
     SKIPPED = r'Execution of job "queue .* skipped|Run time of job "queue .* was missed'
     STATS = None                                      # it has no stats job
+    WATCH_READY = r'Added job "watch" to job store'   # its inotify thread started before
 
     REQUIREMENT = "pyrosimple[torque]==%s" % PYROSIMPLE_VERSION   # [torque]: APScheduler, inotify
     HANDLERS = {"queue": "pyrosimple.job.queue:QueueManager",
-                # to come: "watch": "pyrosimple.job.watch:TreeWatch",
-                #          "exporter": "pyrosimple.job.metrics:RtorrentExporter"
-                }
+                "watch": "pyrosimple.job.watch:TreeWatch",
+                "exporter": "pyrosimple.job.metrics:RtorrentExporter"}
     # Its normal entry point (what the ``pyrotorque`` console script runs), with two loggers
     # raised so that every queue run shows in the log; see the module docstring.
     SHIM = ("import logging, sys\n"
@@ -369,6 +385,20 @@ class Pyrosimple(Side):
                     'schedule = "second=*"\n'
                     'matcher = "prio>3"\n' % HANDLERS["queue"])
     IDLE_CONFIG = ""                # the defaults: no jobs at all
+    # check_unhandled: its only way to load what came while it was down (at start and
+    # on every run; the hourly schedule keeps it to the start here).
+    WATCH_CONFIG = ('[TORQUE.watch]\n'
+                    'handler = "%s"\n'
+                    'schedule = "hour=*"\n'
+                    'path = "{root}"\n'
+                    'print_to_client = false\n'
+                    'check_unhandled = true\n' % HANDLERS["watch"])
+    EXPORTER_CONFIG = ('[TORQUE.exporter]\n'
+                       'handler = "%s"\n'
+                       'schedule = "second=*/10"\n'
+                       'addr = "127.0.0.1"\n'
+                       'port = {port}\n'
+                       'jobs = "system,tracker,item"\n' % HANDLERS["exporter"])
 
     def __init__(self, venv=None, install=True, skip=None):
         self.venv = venv or os.path.join(cache_dir(), "pyrosimple-%s-py%d.%d" % (
@@ -440,9 +470,9 @@ class Pyrosimple(Side):
         self.installed_now = True
         return None
 
-    def write_config(self, config_dir, kind):
+    def write_config(self, config_dir, kind, **params):
         with open(os.path.join(config_dir, "config.toml"), "w") as handle:
-            handle.write(self.QUEUE_CONFIG if kind == "queue" else self.IDLE_CONFIG)
+            handle.write(getattr(self, kind.upper() + "_CONFIG").format(**params))
 
     @staticmethod
     def pyro_url(url):
@@ -678,6 +708,214 @@ def measure_raw(rt, commands, count, calls):
             "raw_parse": statistics.median(parses), "raw_rt_cpu": (cpu_r1 - cpu_r0) / calls}
 
 
+# ─── Watch: metafiles landing in a watched folder ─────────────────────────────────
+#
+# Each daemon watches a folder of its own on a fresh, empty rTorrent (the same
+# binary and settings each time: what one side loaded would be a duplicate for the
+# other).  Latency: a metafile is written there (closed) or renamed into it, every
+# other one, then d.hash is polled every millisecond until it answers.  Burst:
+# 1,000 files written at once, until view.size shows them all.  Catch-up: 50 files
+# put into the folder before the daemon starts, from launch until all are loaded.
+# The raw rows do the same loads with a minimal client and no daemon: the file is
+# read and sent with load.raw_verbose (one call per file), which is the floor.
+
+def watch_metafile(name):
+    info = {"name": name, "piece length": 16384, "length": 1000,
+            "pieces": hashlib.sha1(name.encode()).digest()}
+    return rtlab.bencode({"announce": "http://127.0.0.1:6969/announce", "info": info})
+
+
+def percentile(values, pct):
+    values = sorted(values)
+    return values[min(len(values) - 1, int(round(pct / 100.0 * (len(values) - 1))))]
+
+
+def answers(address, info_hash):
+    reply = scgi_exchange(address, scgi_request("d.hash", [info_hash]), timeout=10)
+    return b"<fault>" not in reply
+
+
+def wait_loaded(address, count, started, timeout, what):
+    """Poll view.size until it reaches ``count``; seconds since ``started``."""
+    request = scgi_request("view.size", ["", "main"])
+    while True:
+        reply = scgi_exchange(address, request, timeout=30)
+        (size,), _ = xmlrpc.client.loads(reply[reply.index(b"\r\n\r\n") + 4:])
+        if size >= count:
+            return time.monotonic() - started
+        if time.monotonic() - started > timeout:
+            raise BenchError("%s: %d of %d loaded after %.0f s" % (what, size, count, timeout))
+        time.sleep(0.01)
+
+
+def drop_files(folder, prefix, count, how=None):
+    """Write ``count`` metafiles into ``folder``; yield (info-hash, moment it was there)."""
+    staging = folder + ".staging"
+    os.makedirs(staging, exist_ok=True)
+    for index in range(count):
+        data = watch_metafile("%s%05d" % (prefix, index))
+        target = os.path.join(folder, "%s%05d.torrent" % (prefix, index))
+        if (how or ("rename" if index % 2 else "close")) == "rename":
+            temp = os.path.join(staging, "tmp")
+            with open(temp, "wb") as out:
+                out.write(data)
+            os.rename(temp, target)
+        else:
+            with open(target, "wb") as out:
+                out.write(data)
+        yield rtlab.infohash(data), time.monotonic(), target
+
+
+def latency_run(address, folder, count, load=None):
+    """Per-file latency: drop a file, poll d.hash every ms until it answers."""
+    latencies = []
+    for info_hash, there, path in drop_files(folder, "lat", count):
+        if load:
+            load(path)
+        while not answers(address, info_hash):
+            if time.monotonic() - there > 10:
+                raise BenchError("%s did not load within 10 s" % path)
+            time.sleep(0.001)
+        latencies.append(time.monotonic() - there)
+    return {"watch_p50": percentile(latencies, 50), "watch_p99": percentile(latencies, 99)}
+
+
+def raw_loader(address):
+    def load(path):
+        with open(path, "rb") as handle:
+            data = handle.read()
+        scgi_exchange(address, scgi_request("load.raw_verbose", ["", xmlrpc.client.Binary(data)]))
+    return load
+
+
+def measure_watch(side, tmp, files, burst, catchup):
+    """Latency, burst and catch-up of ``side``'s tree watch (``side`` None: the raw floor)."""
+    run = {}
+    with rtlab.RTorrent(parent=tmp, prefix="w") as rt:
+        address = rtlab.parse_scgi_url(rt.url)
+        root = tempfile.mkdtemp(prefix="watch", dir=tmp)
+        loaded = 0
+        if side is None:
+            load = raw_loader(address)
+            run.update(latency_run(address, root, files, load))
+            loaded += files
+            started = time.monotonic()
+            for _, _, path in drop_files(root, "burst", burst, how="close"):
+                load(path)
+            loaded += burst
+            run["watch_burst"] = wait_loaded(address, loaded, started, 600, "raw burst")
+            started = time.monotonic()
+            for _, _, path in list(drop_files(root, "late", catchup, how="close")):
+                load(path)
+            loaded += catchup
+            run["watch_catchup"] = wait_loaded(address, loaded, started, 600, "raw catch-up")
+            return run
+        config_dir = tempfile.mkdtemp(prefix="cfg", dir=tmp)
+        side.write_config(config_dir, "watch", root=root)
+        with DaemonProcess(side.command(config_dir, rt.url), env=side.env(config_dir),
+                           cwd=config_dir) as daemon:
+            daemon.wait_line(side.WATCH_READY)
+            time.sleep(1.0)         # both: the watches are set a moment after that line
+            run.update(latency_run(address, root, files))
+            loaded += files
+            burst_dir = os.path.join(root, "burst")
+            os.makedirs(burst_dir)
+            started = time.monotonic()
+            list(drop_files(burst_dir, "burst", burst, how="close"))
+            loaded += burst
+            run["watch_burst"] = wait_loaded(address, loaded, started, 600,
+                                             "%s burst" % side.name)
+        # A new folder: pyrosimple's catch-up would load every file of the old one again.
+        root = tempfile.mkdtemp(prefix="late", dir=tmp)
+        list(drop_files(os.path.join(root), "late", catchup, how="close"))
+        loaded += catchup
+        config_dir = tempfile.mkdtemp(prefix="cfg", dir=tmp)
+        side.write_config(config_dir, "watch", root=root)
+        with DaemonProcess(side.command(config_dir, rt.url), env=side.env(config_dir),
+                           cwd=config_dir) as daemon:
+            run["watch_catchup"] = wait_loaded(address, loaded, daemon.launched, 600,
+                                               "%s catch-up" % side.name)
+            run["watch_rss"] = rss_mib(daemon.pid)
+    return run
+
+
+# ─── Exporter: /metrics ──────────────────────────────────────────────────────────
+
+def scrape(port, timeout=60.0):
+    """(status, body, seconds) of one GET /metrics on 127.0.0.1:port."""
+    started = time.perf_counter()
+    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
+        sock.sendall(b"GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n\r\n")
+        chunks = []
+        while True:
+            chunk = sock.recv(1 << 20)
+            if not chunk:
+                break
+            chunks.append(chunk)
+    took = time.perf_counter() - started
+    head, _, body = b"".join(chunks).partition(b"\r\n\r\n")
+    status = int(head.split(None, 2)[1]) if head else 0
+    if b"chunked" in head.lower():
+        body = _unchunk(body)
+    return status, body, took
+
+
+def _unchunk(data):
+    out, pos = [], 0
+    while True:
+        end = data.index(b"\r\n", pos)
+        size = int(data[pos:end].split(b";")[0], 16)
+        if not size:
+            return b"".join(out)
+        out.append(data[end + 2:end + 2 + size])
+        pos = end + 4 + size
+
+
+def promtool_findings(body):
+    """Lines ``promtool check metrics`` prints about ``body``; None without promtool."""
+    if shutil.which("promtool") is None:
+        return None
+    done = subprocess.run(["promtool", "check", "metrics"], input=body, stdout=subprocess.PIPE,
+                          stderr=subprocess.STDOUT, timeout=120)
+    return len([line for line in done.stdout.decode(errors="replace").splitlines()
+                if line.strip()])
+
+
+def measure_exporter(side, rt, count, scrapes, tmp):
+    """First full collection, then ``scrapes`` sequential scrapes: p50/p99, series, promtool."""
+    config_dir = tempfile.mkdtemp(prefix="cfg", dir=tmp)
+    port = rtlab.free_port()
+    side.write_config(config_dir, "exporter", port=port)
+    with DaemonProcess(side.command(config_dir, rt.url), env=side.env(config_dir),
+                       cwd=config_dir) as daemon:
+        body = b""
+        while body.count(b'hash="') < 2 * count:     # down.total and up.total per item
+            if time.monotonic() - daemon.launched > 300:
+                raise BenchError("%s: no full /metrics within 300 s\n%s"
+                                 % (side.name, daemon.tail()))
+            if daemon.eof:
+                raise BenchError("%s exited\n%s" % (side.name, daemon.tail()))
+            time.sleep(0.2)
+            try:
+                status, body, _ = scrape(port)
+            except OSError:
+                continue
+        first = time.monotonic() - daemon.launched
+        times = []
+        for _ in range(scrapes):
+            status, body, took = scrape(port)
+            if status != 200:
+                raise BenchError("%s: /metrics answered %d" % (side.name, status))
+            times.append(took)
+        series = sum(1 for line in body.splitlines() if line and not line.startswith(b"#"))
+        run = {"scrape_p50": percentile(times, 50), "scrape_p99": percentile(times, 99),
+               "scrape_first": first, "series": series, "scrape_rss": rss_mib(daemon.pid)}
+    findings = promtool_findings(body)
+    if findings is not None:
+        run["promtool"] = findings
+    return run
+
+
 # ─── The table ───────────────────────────────────────────────────────────────────
 
 def _s(v):
@@ -727,8 +965,23 @@ ROWS = [
     ("round trip (minimal SCGI client)", "raw_trip", _ms),
     ("parse (xmlrpc.client.loads)", "raw_parse", _ms),
     ("rTorrent CPU per call", "raw_rt_cpu", _ms),
+    ("exporter: /metrics with system,tracker,item (collecting every 10 s)", None, None),
+    ("launch -> first complete /metrics", "scrape_first", _s),
+    ("scrape p50 (sequential scrapes)", "scrape_p50", _ms),
+    ("scrape p99", "scrape_p99", _ms),
+    ("series", "series", _n),
+    ("promtool check metrics: findings", "promtool", _n),
+    ("RSS after the scrapes", "scrape_rss", _mib),
 ]
-NO_RATIO = {"multicalls", "ticks", "skipped", "idle_stats_runs"}     # counts, not costs
+NO_RATIO = {"multicalls", "ticks", "skipped", "idle_stats_runs", "series", "promtool"}
+
+WATCH_ROWS = [
+    ("close/rename -> d.hash answers, p50", "watch_p50", _ms),
+    ("close/rename -> d.hash answers, p99", "watch_p99", _ms),
+    ("burst: all loaded, from the first write", "watch_burst", _s),
+    ("catch-up: files put in while down, launch -> all loaded", "watch_catchup", _s),
+    ("RSS after the catch-up", "watch_rss", _mib),
+]
 
 # The issue's targets: (what, key, largest ratio ours / pyrosimple that meets it), at N = 10,000.
 TARGETS = [
@@ -742,6 +995,15 @@ TARGETS = [
     ("  same, without the common wait for x+1.00 s", "startup_work", 0.25),
 ]
 TARGET_N = 10000
+EXPORTER_TARGETS = [
+    ("exporter: scrape p99", "scrape_p99", 0.25),
+]
+# Watch targets: (what, key, largest ratio against pyrosimple, largest ratio against raw).
+WATCH_TARGETS = [
+    ("watch: latency p99", "watch_p99", 1.0, None),
+    ("watch: burst of files", "watch_burst", None, 1.5),
+    ("watch: catch-up", "watch_catchup", 0.2, None),
+]
 
 
 def median_of(runs, key):
@@ -811,7 +1073,7 @@ def print_targets(sides, counts, results, out=sys.stdout):
     out.write("\nTargets (issue 10), at N = {:,}{}: ratio {} / {} of the medians\n".format(
         n, "" if n == TARGET_N else " (the issue sets them at N = 10,000: not run)",
         ours.name, theirs.name))
-    for label, key, limit in TARGETS:
+    for label, key, limit in TARGETS + EXPORTER_TARGETS:
         mine = median_of(results[ours.name].get(n, []), key)
         other = median_of(results[theirs.name].get(n, []), key)
         value = ratio(mine, other)
@@ -821,6 +1083,46 @@ def print_targets(sides, counts, results, out=sys.stdout):
         out.write("  %-44s <= %-4s %6s  %-6s  (each repetition: %s)\n"
                   % (label, "1/%d" % round(1 / limit), _ratio(value), verdict,
                      ", ".join(_ratio(r) for r in per_rep)))
+
+
+def print_watch(sides, watch, args, out=sys.stdout):
+    """The watch table: each side, the raw floor, and the ratios; then its targets."""
+    measured = [side for side in sides if not side.available()]
+    columns = [side.name for side in measured] + ["raw"]
+    out.write("\nwatch (%d files one by one, a burst of %d, catch-up of %d; a fresh rTorrent "
+              "each)\n" % (args.watch_files, args.burst, args.catchup))
+    width = max(len(label) for label, _, _ in WATCH_ROWS) + 4
+    ratios = (["%s/%s" % (measured[0].name[:6], measured[1].name[:6])] if len(measured) == 2
+              else []) + ["%s/raw" % measured[0].name[:6]]
+    out.write(" " * width + "".join("%12s" % c for c in columns + ratios) + "\n")
+    for label, key, fmt in WATCH_ROWS:
+        values = [median_of(watch.get(c, []), key) for c in columns]
+        cells = ["%12s" % ("-" if v is None else fmt(v)) for v in values]
+        if len(measured) == 2:
+            cells.append("%12s" % _ratio(ratio(values[0], values[1])))
+        cells.append("%12s" % _ratio(ratio(values[0], values[-1])))
+        out.write("  %-*s" % (width - 2, label) + "".join(cells) + "\n")
+    ours = measured[0].name
+    p99, raw_p99 = median_of(watch.get(ours, []), "watch_p99"), median_of(watch.get("raw", []),
+                                                                           "watch_p99")
+    out.write("\nWatch targets (issue 10):\n")
+    for label, key, limit, raw_limit in WATCH_TARGETS:
+        mine = median_of(watch.get(ours, []), key)
+        if limit is not None and len(measured) == 2:
+            value = ratio(mine, median_of(watch.get(measured[1].name, []), key))
+            verdict = "-" if value is None else ("met" if value <= limit else "MISSED")
+            out.write("  %-44s <= %-5s %6s  %s (vs %s)\n" % (label, _ratio(limit), _ratio(value),
+                                                            verdict, measured[1].name))
+        if raw_limit is not None:
+            value = ratio(mine, median_of(watch.get("raw", []), key))
+            verdict = "-" if value is None else ("met" if value <= raw_limit else "MISSED")
+            out.write("  %-44s <= %-5s %6s  %s (vs raw load.raw)\n"
+                      % (label, _ratio(raw_limit), _ratio(value), verdict))
+    if p99 is not None and raw_p99 is not None:
+        gap = p99 - raw_p99
+        out.write("  %-44s <= 2 ms %5.1f ms %s (vs raw load.raw)\n"
+                  % ("watch: latency p99 above the raw floor", gap * 1000,
+                     "met" if gap <= 0.002 else "MISSED"))
 
 
 def print_details(sides, counts, results, extra, out=sys.stdout):
@@ -857,6 +1159,13 @@ def parse_args(argv=None):
                         help="length of the queue-tick window (default: 20)")
     parser.add_argument("--idle-seconds", type=float, default=10.0,
                         help="length of the idle window (default: 10)")
+    parser.add_argument("--scrapes", type=int, default=50, help="scrapes of /metrics (default: 50)")
+    parser.add_argument("--watch-files", type=int, default=200,
+                        help="files for the watch latency (default: 200)")
+    parser.add_argument("--burst", type=int, default=1000, help="files in the burst (default: 1000)")
+    parser.add_argument("--catchup", type=int, default=50,
+                        help="files put in while the daemon is down (default: 50)")
+    parser.add_argument("--no-watch", action="store_true", help="leave out the watch section")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: N = 1000, one repetition")
     parser.add_argument("--fields", help="the commands of the raw d.multicall2, separated by "
@@ -872,6 +1181,7 @@ def parse_args(argv=None):
     args = parser.parse_args(argv)
     if args.quick:
         args.items, args.repeat = "1000", 1
+        args.watch_files, args.burst, args.scrapes = 50, 200, 10
     try:
         args.counts = [int(n.replace("_", "")) for n in args.items.split(",") if n.strip()]
     except ValueError:
@@ -902,6 +1212,7 @@ def main(argv=None):
     begun = time.monotonic()
     tmp = tempfile.mkdtemp(prefix="bench")
     results = {side.name: {} for side in sides}
+    watch = {}                  # side name or "raw" -> list of per-repetition dicts
     extra = []
     rt_version = "?"
     try:
@@ -943,12 +1254,22 @@ def main(argv=None):
                         time.sleep(0.5)
                         run.update(measure_raw(rt, commands[side.name], count,
                                                calls=max(3, -(-20000 // count))))
+                        run.update(measure_exporter(side, rt, count, args.scrapes, tmp))
                         results[side.name].setdefault(count, []).append(run)
                         print("  %s run %d/%d: first tick %.2f s, %d ticks, daemon CPU/tick "
                               "%.0f ms, rTorrent CPU/tick %.0f ms  (%.0f s so far)"
                               % (side.name, rep + 1, args.repeat, run["launch_first_tick"],
                                  run["ticks"], run["daemon_cpu_tick"] * 1000,
                                  run["rt_cpu_tick"] * 1000, time.monotonic() - begun), flush=True)
+        for rep in range(0 if args.no_watch else args.repeat):
+            for side in measured + [None]:
+                name = side.name if side else "raw"
+                run = measure_watch(side, tmp, args.watch_files, args.burst, args.catchup)
+                watch.setdefault(name, []).append(run)
+                print("  watch, %s run %d/%d: p99 %.1f ms, burst %.1f s, catch-up %.2f s  "
+                      "(%.0f s so far)" % (name, rep + 1, args.repeat, run["watch_p99"] * 1000,
+                                           run["watch_burst"], run["watch_catchup"],
+                                           time.monotonic() - begun), flush=True)
     except KeyboardInterrupt:
         sys.stderr.write("\nbench.py: interrupted, stopping what it started\n")
         return 130
@@ -965,6 +1286,12 @@ def main(argv=None):
         print("  %-9s %s" % (label + ":", value))
     print_table(sides, args.counts, results)
     print_targets(sides, args.counts, results)
+    if watch:
+        print_watch(sides, watch, args)
+        for name, runs in sorted(watch.items()):
+            extra.append("watch, %s: %s" % (name, "; ".join(
+                ", ".join("%s %s" % (key, fmt(run[key])) for _, key, fmt in WATCH_ROWS
+                          if key in run) for run in runs)))
     print_details(sides, args.counts, results, extra)
     print("\nTotal run time: %.0f s" % (time.monotonic() - begun))
     return 0
