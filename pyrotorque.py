@@ -40,6 +40,7 @@ import gzip
 import hashlib
 import heapq
 import hmac
+import html
 import http.client
 import http.server
 import importlib
@@ -55,6 +56,7 @@ import shlex
 import shutil
 import signal
 import socket
+import sqlite3
 import ssl
 import stat
 import struct
@@ -85,6 +87,7 @@ __all__ = [
     "WatchTemplate", "rtorrent_escape", "MetricFamily", "render_metrics",
     "format_metric_value", "MetricsServer", "RtorrentExporter", "ChildProcess", "ItemTemplate",
     "split_command_template", "parse_actions", "ExecCommand", "ActionRule", "ItemPoller",
+    "StatsArchiver", "StatsArchive", "parse_tiers", "render_chart",
     "SystemdNotifier", "Job", "EngineStats", "QueueManager", "TreeWatch", "resolve_handler",
     "EventLoop", "Daemon", "main",
 ]
@@ -4374,8 +4377,35 @@ _LINGER_SECONDS = 2.0
 
 _INDEX_PAGE = """<!DOCTYPE html>
 <html><head><meta charset="utf-8"><title>pyrotorque exporter</title></head>
-<body><h1>pyrotorque %s</h1><p><a href="/metrics">Metrics</a></p></body></html>
+<body><h1>pyrotorque %s</h1><p><a href="/metrics">Metrics</a>%s</p></body></html>
 """
+
+
+def job_pages(daemon):
+    """{path: (title, page function)} of the pages the running jobs offer through an
+    ``http_pages()`` method (StatsArchiver's /graphs); the exporter serves them too."""
+    pages = {}
+    for sj in list(getattr(daemon, "jobs", {}).values()):
+        offer = getattr(sj.job, "http_pages", None)
+        if callable(offer):
+            for path, entry in offer().items():
+                pages.setdefault(path, entry)
+    return pages
+
+
+def job_page(daemon, path, gzip_ok):
+    """The answer of the job page at ``path`` or above it, None (404) if there is none."""
+    for prefix, (_, function) in job_pages(daemon).items():
+        if path == prefix or path.startswith(prefix + "/"):
+            return function(path, gzip_ok)
+    return None
+
+
+def index_page(daemon):
+    """The exporter's / page: a link to /metrics and to each page the jobs offer."""
+    links = "".join(' | <a href="%s">%s</a>' % (html.escape(path), html.escape(title))
+                    for path, (title, _) in sorted(job_pages(daemon).items()))
+    return (_INDEX_PAGE % (__version__, links)).encode("utf-8")
 
 
 class _Request(http.server.BaseHTTPRequestHandler):
@@ -4954,7 +4984,7 @@ class EventLoop:
 BUILTIN_JOBS = {}
 
 #: Built-in jobs of pyrocore that this release does not have yet.
-PLANNED_JOBS = {"StatsArchiver", "RemoteWatch", "TorrentMirror"}
+PLANNED_JOBS = {"RemoteWatch", "TorrentMirror"}
 
 #: Modules whose handler names mean our built-ins.
 BUILTIN_MODULES = ("pyrotorque", "pyrocore.", "pyrosimple.")
@@ -6711,9 +6741,9 @@ class RtorrentExporter(Job):
     def page(self, path, gzip_ok):
         """(code, body, content type, headers) for a path, or None (404)."""
         if path == "/":
-            return 200, (_INDEX_PAGE % __version__).encode(), "text/html; charset=utf-8", ()
+            return 200, index_page(self.daemon), "text/html; charset=utf-8", ()
         if path != "/metrics":
-            return None
+            return job_page(self.daemon, path, gzip_ok)
         if self.body is None:
             return (503, b"No metrics yet: the first collection has not run.\n",
                     "text/plain; charset=utf-8", [("Retry-After", "5")])
@@ -8762,6 +8792,731 @@ class CompletionHandler(Job):
             self.log.warning("Could not settle the move of %s now (%s: %s); the journal %s "
                              "keeps it for the next start", self._where(entry),
                              exc.__class__.__name__, exc, self.journal)
+
+
+###############################################################################
+# Statistics archive ##########################################################
+###############################################################################
+#
+# A round-robin store in SQLite: every series (up_rate, count.view.main,
+# count.alias.NAME...) has, per tier, a fixed ring of slots, slot =
+# (t // step) % count.  Each sample updates the current slot of every tier
+# at once: rates are averaged over the slot's period, totals and counts keep
+# their last value.  A slot whose period passed is overwritten in place and
+# points older than their tier's span are deleted, so the number of rows, and
+# with it the file, stays the same once the rings are full.
+#
+# The graphs are SVG written by hand, rendered on request from the archive and
+# cached until the next sample.  A corrupt database file is moved aside and a
+# new one started; a locked one costs a sample, never more than the busy timeout.
+
+#: How the samples of one slot's period become its value.
+_AVERAGED, _LAST = "avg", "last"
+
+DEFAULT_TIERS = "1m:2d,1h:60d,1d:5y"
+
+_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
+_DURATION_NAMES = {"s": "second", "m": "minute", "h": "hour", "d": "day", "w": "week",
+                   "y": "year"}
+
+#: Where the graphs are served (by the exporter, or by the job itself on its port).
+GRAPHS_PATH = "/graphs"
+
+#: Ranges the /graphs page links to (its default is the first).
+GRAPH_RANGES = ("1d", "2w", "1y")
+
+#: Slots a tier may have: 5 years of minutes, at most.
+_MAX_SLOTS = 5 * 366 * 1440
+
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS series (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE IF NOT EXISTS points (
+    series INTEGER NOT NULL, step INTEGER NOT NULL, slot INTEGER NOT NULL,
+    t INTEGER NOT NULL, value REAL NOT NULL, n INTEGER NOT NULL,
+    PRIMARY KEY (series, step, slot)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS points_by_time ON points (step, t);
+"""
+
+# The clock is trusted: a sample replaces whatever its slot held from another period.
+_UPSERT = """
+INSERT INTO points (series, step, slot, t, value, n) VALUES (?, ?, ?, ?, ?, 1)
+ON CONFLICT (series, step, slot) DO UPDATE SET
+    value = CASE WHEN t = excluded.t THEN %s ELSE excluded.value END,
+    n = CASE WHEN t = excluded.t THEN n + 1 ELSE 1 END,
+    t = excluded.t
+"""
+_UPSERTS = {_AVERAGED: _UPSERT % "(value * n + excluded.value) / (n + 1)",
+            _LAST: _UPSERT % "excluded.value"}
+
+
+def parse_duration(text):
+    """'90s', '5m', '2d', '1y' -> seconds (a year is 365 days)."""
+    found = re.fullmatch(r"\s*(\d+)\s*([smhdwy])\s*", str(text))
+    if not found or int(found.group(1)) == 0:
+        raise ConfigError("%r is not a duration such as 90s, 5m, 2h, 2d, 2w or 1y" % text)
+    return int(found.group(1)) * _DURATION_UNITS[found.group(2)]
+
+
+def duration_text(seconds):
+    """86400 -> '1 day', 1209600 -> '2 weeks': the largest unit that divides evenly."""
+    for unit in "ywdhms":
+        size = _DURATION_UNITS[unit]
+        if seconds % size == 0:
+            number = seconds // size
+            return "%d %s%s" % (number, _DURATION_NAMES[unit], "" if number == 1 else "s")
+    return "%d seconds" % seconds
+
+
+def parse_tiers(text):
+    """'1m:2d,1h:60d,1d:5y' -> [(60, 2880), (3600, 1440), (86400, 1825)]: (step, slots)
+    per tier, finest first; each must keep more time than the one before."""
+    tiers = []
+    for word in re.split(r"[\s,]+", str(text).strip()):
+        if not word:
+            continue
+        step, colon, span = word.partition(":")
+        if not colon:
+            raise ConfigError("%r is not STEP:SPAN (e.g. 1m:2d)" % word)
+        step, span = parse_duration(step), parse_duration(span)
+        if span < 2 * step:
+            raise ConfigError("%r keeps fewer than 2 points" % word)
+        count = -(-span // step)
+        if count > _MAX_SLOTS:
+            raise ConfigError("%r has %d slots, more than %d" % (word, count, _MAX_SLOTS))
+        if tiers and (step <= tiers[-1][0] or step * count <= tiers[-1][0] * tiers[-1][1]):
+            raise ConfigError("%r must have a longer step and span than the tier before it" % word)
+        tiers.append((step, count))
+    if not tiers:
+        raise ConfigError("no tiers (e.g. %s)" % DEFAULT_TIERS)
+    return tiers
+
+
+def _graph_range(text):
+    seconds = parse_duration(text)
+    if seconds > 10 * 365 * 86400:
+        raise ConfigError("%r is longer than 10 years" % text)
+    return seconds
+
+
+class ArchiveBusy(PyrotorqueError):
+    """Another process holds the database locked longer than our busy timeout."""
+
+
+class StatsArchive:
+    """The round-robin store of one StatsArchiver, in one SQLite file.
+
+    ``add(now, samples)`` stores (name, kind, value) samples; ``points()`` reads a
+    time range from one tier.  Both raise ArchiveBusy when the file stays locked, and
+    sqlite3.OperationalError for trouble that moving the file would not mend (I/O,
+    permissions); a corrupt file is renamed to ``<path>.corrupt-<time>`` and recreated.
+    """
+
+    def __init__(self, path, tiers, log, busy_timeout=0.25):
+        self.path, self.tiers, self.log = path, tiers, log
+        self.busy_timeout = busy_timeout
+        self.db = None
+        self.series_ids = {}
+        self.last_prune = None
+
+    def close(self):
+        if self.db is not None:
+            self.db.close()
+            self.db = None
+        self.series_ids = {}
+
+    # -- opening, and the ways it goes wrong -------------------------------------------
+
+    def _open(self):
+        folder = os.path.dirname(self.path)
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+        # One thread at a time uses it (the main loop), not always the one that opened it.
+        self.db = sqlite3.connect(self.path, timeout=self.busy_timeout, isolation_level=None,
+                                  check_same_thread=False)
+        try:
+            check = self.db.execute("PRAGMA quick_check").fetchone()[0]
+            if check != "ok":
+                raise sqlite3.DatabaseError("quick_check: %s" % check)
+            self.db.executescript(_SCHEMA)
+            self._forget_changed_tiers()
+        except BaseException:
+            self.close()
+            raise
+
+    def _forget_changed_tiers(self):
+        """Slots mean other times after a tier's slot count changed: drop those points."""
+        spec = ",".join("%d:%d" % tier for tier in self.tiers)
+        row = self.db.execute("SELECT value FROM meta WHERE key = 'tiers'").fetchone()
+        if row and row[0] == spec:
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            if row:
+                kept = [step for step, count in self.tiers if "%d:%d" % (step, count)
+                        in row[0].split(",")]
+                self.db.execute("DELETE FROM points WHERE step NOT IN (%s)"
+                                % ",".join("?" * len(kept)) if kept else "DELETE FROM points",
+                                kept)
+                self.log.info("Tiers changed from %s to %s: points of the changed tiers dropped",
+                              row[0], spec)
+            self.db.execute("INSERT OR REPLACE INTO meta (key, value) VALUES ('tiers', ?)",
+                            (spec,))
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    def _rotate(self, exc):
+        """Move a corrupt file (and its journal) aside, so that a new one can start."""
+        self.close()
+        aside = "%s.corrupt-%s" % (self.path, time.strftime("%Y%m%d-%H%M%S"))
+        self.log.warning("Statistics archive %s is damaged (%s); moved aside to %s, "
+                         "starting a new one", self.path, exc, aside)
+        for suffix in ("", "-journal", "-wal", "-shm"):
+            # A stale journal next to a new file would be "rolled back" into it.
+            try:
+                os.replace(self.path + suffix, aside + suffix)
+            except FileNotFoundError:
+                pass
+
+    def _use(self, action):
+        """``action()`` on an open database: busy -> ArchiveBusy, corrupt -> rotate and retry."""
+        for attempt in (1, 2):
+            try:
+                if self.db is None:
+                    self._open()
+                return action()
+            except sqlite3.OperationalError as exc:
+                if "locked" in str(exc):
+                    raise ArchiveBusy("%s is locked by another process (%s)"
+                                      % (self.path, exc)) from None
+                self.close()        # reopened next time: the trouble may pass
+                raise
+            except sqlite3.DatabaseError as exc:    # not a database, malformed
+                if attempt == 2:
+                    raise
+                self._rotate(exc)
+        raise AssertionError("unreachable")
+
+    # -- writing and reading ---------------------------------------------------------------
+
+    def add(self, now, samples):
+        """Store ``samples`` ((name, kind, value)...) taken at epoch ``now``, in one transaction."""
+        self._use(lambda: self._add(int(now), samples))
+
+    def _add(self, now, samples):
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            for name, kind, value in samples:
+                series = self._series_id(name)
+                for step, count in self.tiers:
+                    start = now - now % step
+                    db.execute(_UPSERTS[kind], (series, step, start // step % count, start,
+                                                float(value)))
+            later = 0
+            for step, count in self.tiers:
+                db.execute("DELETE FROM points WHERE step = ? AND t <= ?",
+                           (step, now - step * count))
+                later += db.execute("DELETE FROM points WHERE step = ? AND t > ?",
+                                    (step, now)).rowcount
+            if later:
+                self.log.info("The clock went back: %d archived point%s later than now dropped",
+                              later, "" if later == 1 else "s")
+            if self.last_prune is None or abs(now - self.last_prune) >= 3600:
+                db.execute("DELETE FROM series WHERE id NOT IN (SELECT series FROM points)")
+                self.last_prune = now
+                self.series_ids = {}
+            db.execute("COMMIT")
+        except BaseException:
+            self.series_ids = {}
+            if db.in_transaction:
+                try:
+                    db.execute("ROLLBACK")
+                except sqlite3.Error:   # the file is in trouble: the first error says why
+                    pass
+            raise
+
+    def _series_id(self, name):
+        if name not in self.series_ids:
+            self.db.execute("INSERT OR IGNORE INTO series (name) VALUES (?)", (name,))
+            self.series_ids[name] = self.db.execute(
+                "SELECT id FROM series WHERE name = ?", (name,)).fetchone()[0]
+        return self.series_ids[name]
+
+    def tier_for(self, seconds):
+        """The finest tier that keeps ``seconds`` (the coarsest if none does)."""
+        for step, count in self.tiers:
+            if step * count >= seconds:
+                return step, count
+        return self.tiers[-1]
+
+    def points(self, step, start, end):
+        """{series name: [(t, value)...]} of tier ``step`` with start <= t <= end, in time order."""
+        def read():
+            found = {}
+            for name, t, value in self.db.execute(
+                    "SELECT s.name, p.t, p.value FROM points p JOIN series s ON s.id = p.series "
+                    "WHERE p.step = ? AND p.t >= ? AND p.t <= ? ORDER BY s.name, p.t",
+                    (step, int(start), int(end))):
+                found.setdefault(name, []).append((t, value))
+            return found
+        return self._use(read)
+
+    def row_count(self):
+        return self._use(lambda: self.db.execute("SELECT COUNT(*) FROM points").fetchone()[0])
+
+
+# Drawing ---------------------------------------------------------------------
+
+#: Curve colours, distinct from each other and from the greys of axes and text.
+CURVE_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#ff7f0e", "#9467bd", "#8c564b",
+                 "#e377c2", "#17becf", "#bcbd22", "#393b79", "#ad494a", "#637939")
+
+#: Chart geometry: the plot area's margins inside each chart, in pixels.
+CHART_WIDTH, CHART_HEIGHT = 1180, 270
+PLOT_LEFT, PLOT_TOP, PLOT_BOTTOM_MARGIN, LEGEND_WIDTH = 80, 34, 30, 230
+
+_LEGEND_CHARS = 24
+_RATE_UNITS = ("B/s", "KiB/s", "MiB/s", "GiB/s", "TiB/s")
+_TIME_STEPS = (60, 300, 600, 900, 1800, 3600, 7200, 10800, 21600, 43200)
+_DAY_STEPS = (1, 2, 7, 14)
+_MONTH_STEPS = (1, 2, 3, 6, 12)
+
+
+def human_rate(value):
+    """Bytes per second with a 1024-based unit: '0 B/s', '1.5 KiB/s', '12 MiB/s'."""
+    power = 0
+    while abs(value) >= 1024 and power < len(_RATE_UNITS) - 1:
+        value /= 1024.0
+        power += 1
+    return "%s %s" % (_short_number(value), _RATE_UNITS[power])
+
+
+def _short_number(value):
+    return "%d" % round(value) if abs(value) >= 100 or value == int(value) else "%.3g" % value
+
+
+def _nice_axis(top, whole):
+    """(tick step, axis top) for values up to ``top``: a 1/2/2.5/5 x 10^n step, 2-6 ticks."""
+    if top <= 0:
+        return 1.0, 1.0
+    raw = top / 4.0
+    magnitude = 10 ** math.floor(math.log10(raw))
+    step = next(m * magnitude for m in (1, 2, 2.5, 5, 10) if m * magnitude >= raw)
+    if whole:
+        step = max(1.0, float(math.ceil(step)))
+    return step, step * math.ceil(top / step - 1e-9)
+
+
+def _rate_axis(top):
+    """(scale, unit, tick step, axis top) for a rate axis: ticks are round in the unit."""
+    power = 0
+    while top / 1024 ** power >= 1024 and power < len(_RATE_UNITS) - 1:
+        power += 1
+    scale = 1024 ** power
+    step, axis_top = _nice_axis(top / scale, False)
+    return scale, _RATE_UNITS[power], step, axis_top
+
+
+def time_ticks(start, end, most=8):
+    """[(t, label)] for an x axis from ``start`` to ``end`` (epoch, local time): clock times
+    for short ranges, dates for weeks and months, months for years; at most ``most``."""
+    span = end - start
+    for step in _TIME_STEPS:
+        if span / step <= most:
+            # Aligned in local time, so that 3-hour ticks fall on 00:00, 03:00...
+            t = start - (start + time.localtime(start).tm_gmtoff) % step
+            t += step if t < start else 0
+            ticks = []
+            while t <= end:
+                ticks.append((t, time.strftime("%H:%M", time.localtime(t))))
+                t += step
+            return ticks
+    for days in _DAY_STEPS:
+        if span / (days * 86400) <= most:
+            day = datetime.date.fromtimestamp(start)
+            ticks = []
+            while True:
+                t = time.mktime(day.timetuple())
+                if t > end:
+                    return ticks
+                if t >= start and day.toordinal() % days == 0:
+                    ticks.append((t, day.strftime("%b %d")))
+                day += datetime.timedelta(days=1)
+    for months in _MONTH_STEPS:
+        if span / (months * 30.5 * 86400) <= most or months == _MONTH_STEPS[-1]:
+            day = datetime.date.fromtimestamp(start).replace(day=1)
+            ticks = []
+            while True:
+                t = time.mktime(day.timetuple())
+                if t > end:
+                    return ticks
+                if t >= start and (day.month - 1) % months == 0:
+                    ticks.append((t, day.strftime("%b %Y")))
+                day = (day + datetime.timedelta(days=31)).replace(day=1)
+    return []
+
+
+def _runs(points, step):
+    """The points cut into runs at gaps: a gap is a missing stretch of more than 2.5
+    times the usual distance between points (never less than the tier's step)."""
+    if len(points) < 2:
+        return [points] if points else []
+    gaps = sorted(b[0] - a[0] for a, b in zip(points, points[1:]))
+    limit = 2.5 * max(step, gaps[len(gaps) // 2])
+    runs, run = [], [points[0]]
+    for before, point in zip(points, points[1:]):
+        if point[0] - before[0] > limit:
+            runs.append(run)
+            run = []
+        run.append(point)
+    runs.append(run)
+    return runs
+
+
+def _svg_attr(value):
+    return '"%s"' % html.escape(str(value))
+
+
+def _svg_text(value):
+    return html.escape(str(value), quote=False)
+
+
+def render_chart(title, lines, start, end, step, rate=False, width=CHART_WIDTH):
+    """One chart as an SVG document (text): ``lines`` is [(label, colour, [(t, value)...])]
+    drawn from epoch ``start`` to ``end``; ``step`` is the points' tier step (for gaps).
+    ``rate`` puts bytes/s units on the y axis, else the values are counts."""
+    legend_rows = max(1, len(lines))
+    height = max(CHART_HEIGHT, PLOT_TOP + 10 + 20 * legend_rows + PLOT_BOTTOM_MARGIN)
+    left, top = PLOT_LEFT, PLOT_TOP
+    right, bottom = width - LEGEND_WIDTH, height - PLOT_BOTTOM_MARGIN
+    values = [v for _, _, points in lines for _, v in points]
+    peak = max(values) * 1.05 if values else 0     # headroom: a curve at the top stays visible
+    if rate:
+        scale, unit, tick, axis_top = _rate_axis(peak)
+    else:
+        scale, unit = 1, ""
+        tick, axis_top = _nice_axis(peak, True)
+    span = max(1, end - start)
+
+    def x_of(t):
+        return left + (t - start) * (right - left) / span
+
+    def y_of(value):
+        return bottom - min(value / scale, axis_top) * (bottom - top) / axis_top
+
+    out = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" '
+           'font-family="sans-serif" font-size="12">' % (width, height, width, height),
+           '<title>%s</title>' % _svg_text(title),
+           '<rect width="%d" height="%d" fill="#ffffff"/>' % (width, height),
+           '<text x="%d" y="20" font-size="15" font-weight="bold" fill="#222222">%s</text>'
+           % (left, _svg_text(title))]
+    grid = ['<g stroke="#dddddd" stroke-width="1">']
+    labels = ['<g fill="#444444">']
+    for index in range(int(round(axis_top / tick)) + 1):
+        level = index * tick
+        y = bottom - level * (bottom - top) / axis_top
+        grid.append('<line x1="%d" y1="%.1f" x2="%d" y2="%.1f"/>' % (left, y, right, y))
+        text = "%s %s" % (_short_number(level), unit) if rate else _short_number(level)
+        labels.append('<text x="%d" y="%.1f" text-anchor="end">%s</text>'
+                      % (left - 6, y + 4, _svg_text(text)))
+    for t, label in time_ticks(start, end):
+        x = x_of(t)
+        grid.append('<line x1="%.1f" y1="%d" x2="%.1f" y2="%d"/>' % (x, top, x, bottom))
+        labels.append('<text x="%.1f" y="%d" text-anchor="middle">%s</text>'
+                      % (x, bottom + 18, _svg_text(label)))
+    out += grid + ["</g>"] + labels + ["</g>"]
+    out.append('<rect x="%d" y="%d" width="%d" height="%d" fill="none" stroke="#999999"/>'
+               % (left, top, right - left, bottom - top))
+    if not values:
+        out.append('<text x="%d" y="%d" text-anchor="middle" fill="#888888">'
+                   'no data in this range</text>' % ((left + right) // 2, (top + bottom) // 2))
+    for label, colour, points in lines:
+        parts, dots = [], []
+        for run in _runs(points, step):
+            if len(run) == 1:       # a lone point between gaps: a dot, or it would not show
+                dots.append('<circle cx="%.1f" cy="%.1f" r="2.5" fill=%s/>'
+                            % (x_of(run[0][0]), y_of(run[0][1]), _svg_attr(colour)))
+                continue
+            parts.append("M" + " L".join("%.1f %.1f" % (x_of(t), y_of(v)) for t, v in run))
+        if parts:
+            out.append('<path d="%s" fill="none" stroke=%s stroke-width="2" '
+                       'stroke-linejoin="round"/>' % (" ".join(parts), _svg_attr(colour)))
+        out += dots
+    for row, (label, colour, points) in enumerate(lines):
+        y = top + 8 + 20 * row
+        last = points[-1][1] if points else None
+        shown = "-" if last is None else human_rate(last) if rate else _short_number(last)
+        out.append('<rect x="%d" y="%d" width="14" height="14" fill=%s/>'
+                   % (right + 14, y, _svg_attr(colour)))
+        if len(label) > _LEGEND_CHARS:      # alias names can be long: the legend has a width
+            label = label[:_LEGEND_CHARS - 1] + "\u2026"
+        out.append('<text x="%d" y="%d" fill="#222222">%s: %s</text>'
+                   % (right + 34, y + 12, _svg_text(label), _svg_text(shown)))
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+@builtin_job
+class StatsArchiver(Job):
+    """Keeps a round-robin archive of rTorrent's rates and item counts, and draws it.
+
+    Each run takes one sample: one system.multicall for the global rates, totals and
+    view sizes, and one ItemSource fetch of 'main' for the counts per tracker alias.
+    The graphs are served at /graphs by the exporter (or on ``port`` by the job
+    itself) and written to ``graph_file`` after each sample when that is set.
+    """
+
+    PARAMS = {
+        "db": (str, "", "the archive file (default: <config dir>/run/stats-NAME.sqlite)"),
+        "tiers": (parse_tiers, parse_tiers(DEFAULT_TIERS),
+                  "STEP:SPAN per tier, finest first (default %s)" % DEFAULT_TIERS),
+        "views": (str, "main,started,stopped,complete,incomplete",
+                  "views whose item counts are archived"),
+        "aliases": (parse_bool, True, "archive the item counts per tracker alias"),
+        "graph_file": (str, "", "write the graphs here after each sample (.svg: one SVG "
+                       "image, else an HTML page)"),
+        "graph_range": (_graph_range, 86400, "the time range of graph_file (e.g. 1d, 2w, 1y)"),
+        "addr": (str, "127.0.0.1", "address for port"),
+        "port": (int, 0, "serve /graphs on this port (0: only through the exporter)"),
+        "busy_timeout": (non_negative(float), 0.25,
+                         "seconds to wait for a database another process locked"),
+    }
+    RPC_METHODS = ("system.multicall", "throttle.global_up.rate", "throttle.global_down.rate",
+                   "throttle.global_up.total", "throttle.global_down.total", "view.size",
+                   "d.multicall2")
+
+    #: rTorrent's global figures: (method, series name, kind).
+    GLOBALS = (("throttle.global_up.rate", "up_rate", _AVERAGED),
+               ("throttle.global_down.rate", "down_rate", _AVERAGED),
+               ("throttle.global_up.total", "up_total", _LAST),
+               ("throttle.global_down.total", "down_total", _LAST))
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.clock = time.time      # tests set their own
+        self.views = [v for v in re.split(r"[\s,]+", config.views.strip()) if v]
+        for view in self.views:
+            if not re.fullmatch(r"[\w.-]+", view):
+                raise ConfigError("views: %r is not a view name" % view)
+        if not 0 <= config.port < 65536:
+            raise ConfigError("port: %d is not a port number (0-65535)" % config.port)
+        path = str(config.db or "").strip()
+        if path:
+            path = os.path.expanduser(path)
+        else:
+            config_dir = getattr(config.get("settings"), "config_dir", None) \
+                or os.path.expanduser("~/.pyroscope")
+            path = os.path.join(config_dir, "run", "stats-%s.sqlite" % self.name)
+        self.graph_file = os.path.expanduser(config.graph_file) if config.graph_file else ""
+        self.archive = StatsArchive(path, config.tiers, self.log, config.busy_timeout)
+        self.missing_views = set()
+        self.busy_since = None      # the first sample lost to a lock, in a row of them
+        self.generation = 0         # samples taken: the page cache is of one generation
+        self.cache = {}             # (seconds, kind) -> (generation, body, gzipped body)
+        self.server = None
+        if self.daemon is None:     # --check: validate only
+            return
+        if config.port:
+            self.server = MetricsServer(self.daemon, self.serve_page, self.log)
+            listener = self._running_listener(config.addr, config.port)
+            if listener is not None:
+                self.server.use(listener)
+            else:
+                try:
+                    self.server.listen(config.addr, config.port)
+                except OSError as exc:
+                    raise ConfigError("port: cannot listen on %s:%s (%s)"
+                                      % (config.addr, config.port, exc.strerror or exc)) from None
+            host, port = self.server.address
+            self.log.info("Serving graphs on http://%s:%d%s", "[%s]" % host if ":" in host
+                          else host, port, GRAPHS_PATH)
+        self.log.info("Archiving statistics in %s (tiers %s)", path, ", ".join(
+            "%s for %s" % (duration_text(step), duration_text(step * count))
+            for step, count in config.tiers))
+
+    def _running_listener(self, addr, port):
+        """The socket of the archiver this one replaces on a reload, if on the same port."""
+        for sj in list(getattr(self.daemon, "jobs", {}).values()):
+            other = getattr(sj, "job", None)
+            server = getattr(other, "server", None)
+            if (isinstance(other, StatsArchiver) and other is not self and server is not None
+                    and server.listener is not None and other.config.port == port
+                    and other.config.addr == addr):
+                return server.listener
+        return None
+
+    def close(self):
+        if self.server is not None:
+            self.server.close()
+            self.server = None
+        self.archive.close()
+
+    def status_text(self):
+        return "archive busy" if self.busy_since is not None else ""
+
+    # -- sampling ----------------------------------------------------------------------
+
+    def run(self):
+        now = self.clock()
+        samples = self.collect()
+        try:
+            self.archive.add(now, samples)
+        except ArchiveBusy as exc:
+            if self.busy_since is None:
+                self.busy_since = now
+                self.log.warning("Sample skipped: %s", exc)
+            else:
+                self.log.debug("Sample skipped: %s", exc)
+            return
+        if self.busy_since is not None:
+            self.log.info("Statistics archive usable again after %.0f s of locks",
+                          now - self.busy_since)
+            self.busy_since = None
+        self.generation += 1
+        self.log.debug("Archived %d values", len(samples))
+        if self.graph_file:
+            self.write_graph_file(now)
+
+    def collect(self):
+        """[(series name, kind, value)] from rTorrent: one system.multicall, one item fetch."""
+        self.proxy.connect()
+        calls = [(method,) for method, _, _ in self.GLOBALS]
+        calls += [("view.size", "", view) for view in self.views]
+        answers = self.proxy.call("system.multicall",
+                                  [{"methodName": c[0], "params": list(c[1:])} for c in calls])
+        samples = []
+        names = [(name, kind) for _, name, kind in self.GLOBALS]
+        names += [("count.view." + view, _LAST) for view in self.views]
+        for (name, kind), call, answer in zip(names, calls, answers):
+            value = answer[0] if isinstance(answer, list) and answer else None
+            if isinstance(value, (int, float)) and not isinstance(value, bool):
+                samples.append((name, kind, value))
+            elif call[0] == "view.size" and call[2] not in self.missing_views:
+                self.missing_views.add(call[2])
+                self.log.warning("rTorrent has no view %r; its count is not archived (%s)",
+                                 call[2], answer.get("faultString") if isinstance(answer, dict)
+                                 else answer)
+        if self.config.aliases:
+            source = self.config.get("item_source") or ItemSource(self.proxy)
+            per_alias = collections.Counter(item["alias"] or "none"
+                                            for item in source.fetch("main", {"alias"}))
+            samples += [("count.alias." + alias, _LAST, count)
+                        for alias, count in sorted(per_alias.items())]
+        return samples
+
+    # -- graphs ------------------------------------------------------------------------
+
+    def charts(self, seconds, now=None):
+        """The SVG charts (texts) of the last ``seconds``: rates, views, aliases."""
+        end = self.clock() if now is None else now
+        start = end - seconds
+        step, _ = self.archive.tier_for(seconds)
+        found = self.archive.points(step, start, end)
+        colours = iter(CURVE_COLOURS * 100)
+        rates = [(label, next(colours), found.get(name, []))
+                 for name, label in (("up_rate", "upload"), ("down_rate", "download"))]
+        views = [(view, next(colours), found.get("count.view." + view, []))
+                 for view in self.views]
+        aliases = [(name[len("count.alias."):], next(colours), points)
+                   for name, points in sorted(found.items()) if name.startswith("count.alias.")]
+        span = duration_text(seconds)
+        charts = [render_chart("Transfer rates, last %s" % span, rates, start, end, step, True),
+                  render_chart("Items per view, last %s" % span, views, start, end, step)]
+        if self.config.aliases:
+            charts.append(render_chart("Items per tracker, last %s" % span, aliases,
+                                       start, end, step))
+        return charts
+
+    def html_page(self, seconds, now=None):
+        links = " ".join('<a href="%s/%s">%s</a>' % (GRAPHS_PATH, key, duration_text(
+            parse_duration(key))) for key in GRAPH_RANGES)
+        return ('<!DOCTYPE html>\n<html><head><meta charset="utf-8">'
+                '<title>pyrotorque statistics, last %s</title>\n<style>body{margin:0;'
+                'font-family:sans-serif}header{height:40px;display:flex;align-items:center;'
+                'gap:24px;padding:0 12px}h1{font-size:18px;margin:0}svg{display:block}'
+                '</style></head>\n<body><header><h1>Statistics, last %s</h1><nav>%s</nav>'
+                '</header>\n%s\n</body></html>\n'
+                % (duration_text(seconds), duration_text(seconds), links,
+                   "\n".join(self.charts(seconds, now))))
+
+    def svg_image(self, seconds, now=None):
+        """All charts stacked in one standalone SVG image."""
+        parts, height = [], 0
+        for chart in self.charts(seconds, now):
+            chart_height = int(re.search(r'height="(\d+)"', chart).group(1))
+            parts.append(chart.replace("<svg ", '<svg y="%d" ' % height, 1))
+            height += chart_height
+        return ('<?xml version="1.0" encoding="UTF-8"?>\n<svg xmlns="http://www.w3.org/2000/svg"'
+                ' width="%d" height="%d" viewBox="0 0 %d %d">\n%s\n</svg>\n'
+                % (CHART_WIDTH, height, CHART_WIDTH, height, "\n".join(parts)))
+
+    def write_graph_file(self, now):
+        svg = self.graph_file.endswith(".svg")
+        try:
+            text = (self.svg_image if svg else self.html_page)(self.config.graph_range, now)
+        except ArchiveBusy as exc:
+            self.log.debug("Graph file not written: %s", exc)
+            return
+        temporary = "%s.tmp-%d" % (self.graph_file, os.getpid())
+        try:
+            with open(temporary, "w", encoding="utf-8") as handle:
+                handle.write(text)
+            os.replace(temporary, self.graph_file)
+        except OSError as exc:
+            self.log.warning("Cannot write the graph file %s: %s", self.graph_file,
+                             exc.strerror or exc)
+
+    # -- serving -----------------------------------------------------------------------
+
+    def http_pages(self):
+        """The pages this job offers the exporter's HTTP server: {path: (title, page)}."""
+        return {GRAPHS_PATH: ("Graphs", self.graphs_page)}
+
+    def serve_page(self, path, gzip_ok):
+        """The page function of the job's own server (``port``): an index and /graphs."""
+        if path == "/":
+            return 200, ('<!DOCTYPE html>\n<html><head><meta charset="utf-8"><title>pyrotorque'
+                         '</title></head><body><p><a href="%s">Graphs</a></p></body></html>\n'
+                         % GRAPHS_PATH).encode(), "text/html; charset=utf-8", ()
+        if path == GRAPHS_PATH or path.startswith(GRAPHS_PATH + "/"):
+            return self.graphs_page(path, gzip_ok)
+        return None
+
+    def graphs_page(self, path, gzip_ok):
+        """/graphs, /graphs/RANGE (an HTML page) and /graphs/RANGE.svg (one SVG image);
+        RANGE is a duration such as 1d, 2w, 1y.  Rendered once per sample."""
+        rest = path[len(GRAPHS_PATH):].strip("/") or GRAPH_RANGES[0]
+        kind = "svg" if rest.endswith(".svg") else "html"
+        try:
+            seconds = _graph_range(rest[:-4] if kind == "svg" else rest)
+        except ConfigError:
+            return None
+        key = (seconds, kind)
+        cached = self.cache.get(key)
+        if cached is None or cached[0] != self.generation:
+            try:
+                text = self.svg_image(seconds) if kind == "svg" else self.html_page(seconds)
+            except ArchiveBusy:
+                if cached is None:
+                    return (503, b"The statistics archive is locked; try again.\n",
+                            "text/plain; charset=utf-8", [("Retry-After", "5")])
+            except sqlite3.Error as exc:
+                self.log.warning("Cannot read the statistics archive: %s", exc)
+                return 500, b"The statistics archive cannot be read.\n", \
+                    "text/plain; charset=utf-8", ()
+            else:
+                if len(self.cache) >= 16:       # any range may be asked for: keep a few
+                    self.cache.clear()
+                cached = self.cache[key] = (self.generation, text.encode("utf-8"),
+                                            gzip.compress(text.encode("utf-8"), compresslevel=3))
+        content_type = "image/svg+xml" if kind == "svg" else "text/html; charset=utf-8"
+        if gzip_ok:
+            return 200, cached[2], content_type, [("Content-Encoding", "gzip"),
+                                                  ("Vary", "Accept-Encoding")]
+        return 200, cached[1], content_type, [("Vary", "Accept-Encoding")]
 
 
 ###############################################################################

@@ -130,8 +130,8 @@ ERRORS = [
      ["torque.ini:2", "job.connstats.handler", "no built-in job 'NoSuchJob'"]),
     ("[TORQUE]\njob.connstats.log_level = LOUD\n",
      ["torque.ini:2", "job.connstats.log_level", "not a log level"]),
-    ("[TORQUE]\njob.stats.handler = pyrotorque:StatsArchiver\njob.stats.schedule = hour=*\n",
-     ["torque.ini:2", "job.stats.handler", "StatsArchiver is not available"]),
+    ("[TORQUE]\njob.mirror.handler = pyrotorque:TorrentMirror\njob.mirror.schedule = hour=*\n",
+     ["torque.ini:2", "job.mirror.handler", "TorrentMirror is not available"]),
     ("[TORQUE]\njob.treewatch.active = True\n",
      ["torque.ini.default:", "job.treewatch.path", "job.treewatch.path"]),
     ("[TORQUE]\nrpc_timeout = soon\n", ["torque.ini:2", "rpc_timeout", "positive number"]),
@@ -206,7 +206,7 @@ def test_pyrotorque_pyrocore_and_pyrosimple_handler_names_resolve_to_the_built_i
 
 
 @pytest.mark.parametrize("name", [
-    "pyrotorque:StatsArchiver", "pyrotorque:TorrentMirror",
+    "pyrotorque:RemoteWatch", "pyrotorque:TorrentMirror",
 ])
 def test_the_other_known_handler_names_are_recognised(name):
     with pytest.raises(ConfigError, match="is not available in pyrotorque"):
