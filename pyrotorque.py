@@ -36,6 +36,7 @@ import difflib
 import errno
 import fcntl
 import fnmatch
+import ftplib
 import gzip
 import hashlib
 import heapq
@@ -48,6 +49,7 @@ import io
 import json
 import logging
 import math
+import netrc
 import operator
 import os
 import re
@@ -62,6 +64,7 @@ import stat
 import struct
 import subprocess
 import sys
+import threading
 import time
 import traceback
 import urllib.parse
@@ -89,6 +92,7 @@ __all__ = [
     "split_command_template", "parse_actions", "ExecCommand", "ActionRule", "ItemPoller",
     "StatsArchiver", "StatsArchive", "parse_tiers", "render_chart",
     "SystemdNotifier", "Job", "EngineStats", "QueueManager", "TreeWatch", "resolve_handler",
+    "RemoteWatch", "RemoteError", "parse_remote_url", "TorrentMirror", "mirror_piece_size",
     "EventLoop", "Daemon", "main",
 ]
 
@@ -4931,8 +4935,10 @@ class EventLoop:
         timer[2] = None         # left in the heap, skipped when it comes up
 
     def run_timers(self):
-        """Call the timers that are due."""
-        while self._timers and self._timers[0][0] <= time.monotonic():
+        """Call the timers that are due.  A timer that a callback adds runs at the next
+        turn, after select(): work split into call_later(0) steps never starves the loop."""
+        now = time.monotonic()
+        while self._timers and self._timers[0][0] <= now:
             callback = heapq.heappop(self._timers)[2]
             if callback is not None:
                 try:
@@ -4982,9 +4988,6 @@ class EventLoop:
 #: Built-in jobs by class name; the handler names of pyrotorque, pyrocore and
 #: pyrosimple all resolve here.
 BUILTIN_JOBS = {}
-
-#: Built-in jobs of pyrocore that this release does not have yet.
-PLANNED_JOBS = {"RemoteWatch", "TorrentMirror"}
 
 #: Modules whose handler names mean our built-ins.
 BUILTIN_MODULES = ("pyrotorque", "pyrocore.", "pyrosimple.")
@@ -5311,9 +5314,6 @@ def resolve_handler(name, config_dir=None):
         class_name = attr.rsplit(".", 1)[-1]
         if class_name in BUILTIN_JOBS:
             return BUILTIN_JOBS[class_name]
-        if class_name in PLANNED_JOBS:
-            raise ConfigError("%s is not available in pyrotorque %s yet; set this job's "
-                              "'active' to False" % (class_name, __version__))
         raise ConfigError("no built-in job %r (built-in: %s)"
                           % (class_name, ", ".join(sorted(BUILTIN_JOBS))))
     if config_dir and config_dir not in sys.path:
@@ -9517,6 +9517,1517 @@ class StatsArchiver(Job):
             return 200, cached[2], content_type, [("Content-Encoding", "gzip"),
                                                   ("Vary", "Accept-Encoding")]
         return 200, cached[1], content_type, [("Vary", "Accept-Encoding")]
+
+
+###############################################################################
+# Torrent mirror ##############################################################
+###############################################################################
+#
+# Life of a mirror, one entry per mirrored item in a JSON state file (replaced
+# atomically, so a restart never mirrors an item twice):
+#
+#   hash    the item's files (in rTorrent's order) are SHA1-hashed in steps of the
+#           main loop; a file that changes meanwhile fails the mirror cleanly
+#   made    the new metafile (announce = 'tracker', private by default) is saved in
+#           metafile_dir and loaded into the local rTorrent, pointed at the item's
+#           own data: it hash-checks and seeds without a copy
+#   seeding the local mirror is complete and announced: only now are the remotes
+#           sent the metafile (one that announces before a seeder is known gets no
+#           peers for half an hour)
+#   remotes each remote is 'pending' (down, or not sent yet), 'loaded' (followed
+#           at every run), 'complete' or 'gone' (refused it or had it removed,
+#           after three loads)
+#   done    every remote is complete or gone; the local mirror keeps seeding,
+#           unless remove_mirrored erases it (the data stays)
+#
+# The original item gets the custom 'mirror' (the mirror's info-hash) and the
+# mirror the custom 'mirror_of' (the original's), so conditions can tell them
+# apart and a mirror is never mirrored again.
+
+#: Automatic piece sizes stay within these bounds, aiming at this many pieces.
+MIRROR_PIECE_MIN = 32 * 1024
+MIRROR_PIECE_MAX = 16 * 1024 * 1024
+MIRROR_PIECES = 2048
+
+#: Seconds an item whose hashing failed (its data changed, a read error) waits.
+MIRROR_RETRY = 600.0
+
+#: How often a remote that keeps losing the mirror is sent it before it counts as gone.
+MIRROR_MAX_LOADS = 3
+
+_MIRROR_URL_SPLIT = re.compile(r"[\s,]+")
+
+
+def mirror_piece_size(total):
+    """The piece size for ``total`` bytes: a power of two giving at most about
+    MIRROR_PIECES pieces, between MIRROR_PIECE_MIN and MIRROR_PIECE_MAX."""
+    size = MIRROR_PIECE_MIN
+    while size < MIRROR_PIECE_MAX and size * MIRROR_PIECES < total:
+        size *= 2
+    return size
+
+
+def _piece_size(text):
+    """'auto' (or empty) -> 0; else a power of two from 16 KiB to 64 MiB."""
+    if str(text).strip().lower() in ("", "auto", "0"):
+        return 0
+    size = byte_size(text)
+    if size < 16 * 1024 or size > 64 * 1024 * 1024 or size & (size - 1):
+        raise ConfigError("%r is not a power of two from 16K to 64M (or 'auto')" % text)
+    return size
+
+
+def _shown_url(url):
+    """A remote's URL as logs show it: without the password of an http(s) URL."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme.lower() not in ("http", "https") or parts.password is None:
+        return url
+    host = parts.netloc.rpartition("@")[2]
+    return urllib.parse.urlunsplit(parts._replace(netloc="%s:***@%s" % (parts.username, host)))
+
+
+def _remote_urls(text):
+    urls = [url for url in _MIRROR_URL_SPLIT.split(str(text or "").strip()) if url]
+    for url in urls:
+        parse_rpc_url(url)          # raises ConfigError for a URL no proxy can use
+    return urls
+
+
+class MirrorDataError(OSError):
+    """The item's data is not what rTorrent says, or changed while it was hashed."""
+
+
+def _file_stamp(path):
+    stat = os.stat(path)
+    return stat.st_size, stat.st_mtime_ns, stat.st_ino, stat.st_dev
+
+
+def _piece_steps(files, piece_size, digests, step):
+    """Hash ``files`` ([(path, size)], concatenated) into ``digests`` (SHA1 per piece).
+
+    A generator that yields after about ``step`` bytes, so the caller decides when
+    to go on.  Sizes are checked against rTorrent's before, and size, mtime and
+    inode after: data that changed raises MirrorDataError.
+    """
+    stamps = []
+    for path, size in files:
+        stamp = _file_stamp(path)
+        if stamp[0] != size:
+            raise MirrorDataError("%s has %d bytes, rTorrent says %d" % (path, stamp[0], size))
+        stamps.append(stamp)
+    piece, filled, since = hashlib.sha1(), 0, 0
+    for path, size in files:
+        with open(path, "rb") as handle:
+            left = size
+            while left:
+                chunk = handle.read(min(piece_size - filled, left, 1024 * 1024))
+                if not chunk:
+                    raise MirrorDataError("%s ended early while it was hashed" % path)
+                piece.update(chunk)
+                filled += len(chunk)
+                left -= len(chunk)
+                since += len(chunk)
+                if filled == piece_size:
+                    digests.append(piece.digest())
+                    piece, filled = hashlib.sha1(), 0
+                if since >= step:
+                    yield since
+                    since = 0
+    if filled:
+        digests.append(piece.digest())
+    for (path, _), stamp in zip(files, stamps):
+        try:
+            changed = _file_stamp(path) != stamp
+        except OSError:
+            changed = True
+        if changed:
+            raise MirrorDataError("%s changed while it was hashed" % path)
+
+
+def mirror_info(name, files, piece_size, pieces, multi, private=True, source=""):
+    """The info dict of a mirror: ``files`` are [(relative path parts, size)] in the
+    item's order; a single-file item has one, whose parts are just its name."""
+    info = {"name": name, "piece length": piece_size, "pieces": b"".join(pieces)}
+    if multi:
+        info["files"] = [{"length": size, "path": parts} for parts, size in files]
+    else:
+        info["length"] = files[0][1]
+    if private:
+        info["private"] = 1
+    if source:
+        info["source"] = source
+    return info
+
+
+@builtin_job
+class TorrentMirror(Job):
+    """Sends the data of complete items to remote rTorrents by BitTorrent.
+
+    For each matching complete item a new metafile is made for its data (announcing
+    to ``tracker``, private unless told otherwise), seeded from the local rTorrent
+    in place, and loaded into every remote rTorrent in ``remotes``, which then fetch
+    the data from the local one.  Later runs follow the remotes' progress and log
+    when each has the data complete.  What was mirrored is kept in a state file.
+    """
+
+    PARAMS = {
+        "matcher": (str, "", "which complete items to mirror (a condition; required)"),
+        "view": (str, "main", "the rTorrent view to look at"),
+        "tracker": (str, "", "announce URL of the mirror metafiles (required)"),
+        "remotes": (str, "", "XML-RPC URLs of the remote rTorrents, separated by spaces, "
+                    "commas or lines (required)"),
+        "remote_dir": (str, "", "download folder on the remotes (default: theirs)"),
+        "remote_timeout": (non_negative(float), 0.0, "seconds one call to a remote may take "
+                           "(0: rpc_timeout)"),
+        "piece_size": (_piece_size, 0, "piece size of the mirrors: a power of two, or auto"),
+        "private": (parse_bool, True, "mark the mirrors private (no DHT, no PEX)"),
+        "source": (str, "", "info.source of the mirrors (makes their info-hash differ from "
+                   "an otherwise identical metafile's)"),
+        "max_items": (non_negative(int), 1, "start at most this many new mirrors per run "
+                      "(0: all)"),
+        "hash_chunk": (byte_size, 4 * 1024 * 1024, "bytes hashed per step of the main loop"),
+        "metafile_dir": (str, "", "where the made metafiles are kept "
+                         "(default: <config dir>/mirror-NAME)"),
+        "state_file": (str, "", "what was mirrored (default: <config dir>/run/mirror-NAME.json)"),
+        "remove_mirrored": (parse_bool, False, "erase the local mirror item once every remote "
+                            "has the data (its data stays)"),
+    }
+    RPC_METHODS = ("d.multicall2", "system.multicall", "d.complete", "d.hashing",
+                   "d.is_hash_checking", "d.is_multi_file", "d.directory", "d.name",
+                   "d.size_bytes", "d.bytes_done", "f.multicall", "t.multicall",
+                   "load.raw_start_verbose", "d.custom.set", "d.erase")
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.items = config.get("item_source")
+        text = str(config.get("matcher") or "").strip()
+        if not text:
+            raise ConfigError("matcher: you need to set 'job.%s.matcher' (a condition)" % self.name)
+        try:
+            self.matcher = parse_condition("is_complete=yes [ %s ]" % text)
+        except ConditionError as exc:
+            raise ConfigError("matcher: %s" % exc) from None
+        self.tracker = str(config.get("tracker") or "").strip()
+        if not re.match(r"(?i)(https?|udp)://[^\s/]+", self.tracker):
+            raise ConfigError("tracker: %s (an http://, https:// or udp:// announce URL)"
+                              % ("you need to set 'job.%s.tracker'" % self.name
+                                 if not self.tracker else "%r is not an announce URL"
+                                 % self.tracker))
+        self.remote_urls = _remote_urls(config.get("remotes"))
+        if not self.remote_urls:
+            raise ConfigError("remotes: you need to set 'job.%s.remotes' (XML-RPC URLs of "
+                              "the remote rTorrents)" % self.name)
+        settings = config.get("settings")
+        timeout = config.get("remote_timeout") or float(
+            settings.get("rpc_timeout", "30") if settings is not None else 30)
+        remote_log = logging.getLogger("pyrotorque.job.%s.remote" % self.name)
+        self.remotes = {}
+        for url in self.remote_urls:
+            endpoint = parse_rpc_url(url)
+            endpoint.url = _shown_url(url)      # what the proxy's own log lines show
+            self.remotes[url] = RtorrentProxy(endpoint, timeout, log=remote_log)
+        self.remote_dir = str(config.get("remote_dir") or "").strip()
+        self.view = config.get("view") or "main"
+        self.max_items = config.get("max_items", 1)
+        self.step = max(64 * 1024, config.get("hash_chunk") or 4 * 1024 * 1024)
+        config_dir = getattr(settings, "config_dir", None) or os.path.expanduser("~/.pyroscope")
+        self.metafile_dir = os.path.abspath(os.path.expanduser(
+            str(config.get("metafile_dir") or "").strip()
+            or os.path.join(config_dir, "mirror-%s" % self.name)))
+        self.state_path = os.path.abspath(os.path.expanduser(
+            str(config.get("state_file") or "").strip()
+            or os.path.join(config_dir, "run", "mirror-%s.json" % self.name)))
+        self.fields = set(self.matcher.fields) | {"name", "custom_mirror", "custom_mirror_of"}
+        self.state = self._read_state()
+        self._pending = collections.deque()     # items still to hash in this run
+        self._gen = None            # the hashing going on (a generator)
+        self._hashing = None        # what it hashes: a dict
+        self._timer = None
+        self._retry_at = {}         # hash -> monotonic time its next try may start
+        self._closed = False
+        self.totals = collections.Counter()
+        self.log.info("Mirror '%s': [ %s ] in view %r -> %s via %s", self.name, self.matcher,
+                      self.view, ", ".join(map(_shown_url, self.remote_urls)), self.tracker)
+
+    # -- the state file ------------------------------------------------------------------
+
+    def _read_state(self):
+        try:
+            with open(self.state_path) as handle:
+                data = json.load(handle)
+            mirrors, failed = data["mirrors"], data.get("failed", {})
+            for entry in mirrors.values():
+                entry["hash"], entry["remotes"], entry["local"]
+        except FileNotFoundError:
+            return {"version": 1, "mirrors": {}, "failed": {}}
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            aside = self.state_path + ".bad"
+            self.log.error("The state file %s is unreadable (%s); moved aside to %s. Items "
+                           "with a 'mirror' custom are still not mirrored again",
+                           self.state_path, exc, aside)
+            os.replace(self.state_path, aside)
+            return {"version": 1, "mirrors": {}, "failed": {}}
+        return {"version": 1, "mirrors": mirrors, "failed": failed}
+
+    def _save_state(self):
+        folder = os.path.dirname(self.state_path)
+        os.makedirs(folder, exist_ok=True)
+        temp = "%s.%d.tmp" % (self.state_path, os.getpid())
+        with open(temp, "w") as handle:
+            json.dump(self.state, handle, indent=1, sort_keys=True)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.rename(temp, self.state_path)
+        _fsync_dir(folder)
+
+    # -- a run ---------------------------------------------------------------------------
+
+    def run(self):
+        self.proxy.connect()
+        self._follow()
+        if self._gen is not None:
+            self.log.debug("Still hashing %s; no new mirrors until it is done",
+                           self._where(self._hashing))
+            return
+        mirrors = self.state["mirrors"]
+        made = {entry["hash"] for entry in mirrors.values()}
+        chosen, matched, before = [], 0, 0
+        for item in self.items.fetch(self.view, self.fields):
+            if not self.matcher.match(item) or item.hash in made or item["custom_mirror_of"]:
+                continue
+            matched += 1
+            if item.hash in mirrors:
+                before += 1
+                continue
+            if item.hash in self.state["failed"]:
+                self.log.debug("%s: its mirror failed before (%s)", self._where(item),
+                               self.state["failed"][item.hash])
+                continue
+            if self._retry_at.get(item.hash, 0) > time.monotonic():
+                self.log.debug("%s waits %d s more after a failed try", self._where(item),
+                               self._retry_at[item.hash] - time.monotonic())
+                continue
+            if item["custom_mirror"]:
+                self.log.debug("%s is mirrored already (custom mirror=%s)", self._where(item),
+                               _log_safe(item["custom_mirror"]))
+                continue
+            if self.max_items and len(chosen) >= self.max_items:
+                self.log.debug("max_items %d reached; more items wait for the next run",
+                               self.max_items)
+                break
+            chosen.append(item)
+        self.log.debug("%d item(s) match, %d mirrored before, %d to mirror now", matched, before,
+                       len(chosen))
+        self._pending = collections.deque(chosen)
+        self._next()
+
+    @staticmethod
+    def _where(thing):
+        """An item, a mirror being made or a state entry, as a log shows it: by the
+        original item's name and info-hash."""
+        if thing is None:
+            return "?"
+        origin = thing.hash if isinstance(thing, Item) else thing["source"]
+        return "'%s' [#%s]" % (_log_safe(thing["name"]), origin)
+
+    # -- making a mirror -----------------------------------------------------------------
+
+    def _next(self):
+        """Start hashing the next pending item (all of them, one by one, outside the daemon)."""
+        while self._pending and not self._closed and self._gen is None:
+            job = self._prepare(self._pending.popleft())
+            if job is None:
+                continue
+            if self.dry_run:
+                self.log.info("WOULD mirror %s (%s in %d file(s)) to %s", self._where(job),
+                              human_size(job["size"]), len(job["files"]),
+                              ", ".join(map(_shown_url, self.remote_urls)))
+                continue
+            self._begin(job)
+
+    def _prepare(self, item):
+        """The item's files as rTorrent sees them right now, or None if it cannot be mirrored."""
+        where = self._where(item)
+        names = ("complete", "hashing", "is_hash_checking", "is_multi_file", "directory",
+                 "name", "size_bytes")
+        try:
+            now = dict(zip(names, self.proxy.multicall([("d." + n, item.hash) for n in names])))
+            rows = self.proxy.call("f.multicall", item.hash, "", "f.path=", "f.size_bytes=")
+        except HashNotFound:
+            self.log.debug("%s is gone from rTorrent", where)
+            return None
+        if not now["complete"] or now["hashing"] or now["is_hash_checking"]:
+            self.log.debug("%s waits: it is not complete, or hash-checking", where)
+            return None
+        directory = os.path.expanduser(str(now["directory"] or ""))
+        if not directory or not rows or not now["size_bytes"]:
+            self.log.debug("%s has no data to mirror", where)
+            return None
+        files = [(str(path).split("/"), os.path.join(directory, str(path)), int(size))
+                 for path, size in rows]
+        return {"source": item.hash, "name": str(now["name"]), "directory": directory,
+                "multi": bool(now["is_multi_file"]), "files": files,
+                "size": sum(size for _, _, size in files)}
+
+    def _begin(self, job):
+        job["piece_size"] = self.config.get("piece_size") or mirror_piece_size(job["size"])
+        job["pieces"] = []
+        job["started"] = time.monotonic()
+        self._hashing = job
+        self._gen = _piece_steps([(path, size) for _, path, size in job["files"]],
+                                 job["piece_size"], job["pieces"], self.step)
+        self.log.info("Hashing %s for its mirror (%s, %s pieces)", self._where(job),
+                      human_size(job["size"]), human_size(job["piece_size"]))
+        if _loop_turns(self.daemon):
+            self._timer = self.daemon.call_later(0, self._drive)
+            return
+        while self._gen is not None:        # --run-once, or no loop: hash right here
+            self._drive()
+
+    def _drive(self):
+        """One step of the hashing going on; the next one comes after the loop turned."""
+        self._timer = None
+        gen, job = self._gen, self._hashing
+        if gen is None:
+            return
+        try:
+            next(gen)
+        except StopIteration:
+            pass
+        except Exception as exc:
+            self._gen = self._hashing = None
+            self._failed(job, exc)
+            self._after_hashing()
+            return
+        else:
+            if _loop_turns(self.daemon) and not self._closed:
+                self._timer = self.daemon.call_later(0, self._drive)
+            return
+        self._gen = self._hashing = None
+        try:
+            self._finish(job)
+        except Exception as exc:
+            self._failed(job, exc)
+        self._after_hashing()
+
+    def _after_hashing(self):
+        if _loop_turns(self.daemon):
+            try:
+                self._next()
+            except RtorrentUnavailable as exc:
+                self._pending.clear()
+                self.log.warning("%s", exc)
+            except Exception:       # from a loop callback: log it, the next run starts afresh
+                self._pending.clear()
+                self.log.exception("While starting the next mirror")
+
+    def _failed(self, job, error):
+        """Log a failed mirror; remember it (never tried again) unless the error may pass:
+        an OSError (the data changed, a read failed) or rTorrent being away."""
+        self.totals["failed"] += 1
+        reason = _log_safe("%s: %s" % (error.__class__.__name__, error))
+        if isinstance(error, (OSError, RtorrentUnavailable)):
+            self._retry_at[job["source"]] = time.monotonic() + MIRROR_RETRY
+            self.log.warning("Mirroring %s failed: %s (tried again in %d s)",
+                             self._where(job), reason, MIRROR_RETRY)
+            return
+        self.log.error("Mirroring %s failed: %s (not tried again; remove it from %s to retry)",
+                       self._where(job), reason, self.state_path)
+        self.state["failed"][job["source"]] = reason
+        self._save_state()
+
+    def _finish(self, job):
+        """Write the mirror's metafile, remember it, and seed it locally."""
+        info = mirror_info(job["name"], [(parts, size) for parts, _, size in job["files"]],
+                           job["piece_size"], job["pieces"], job["multi"],
+                           self.config.get("private", True), str(self.config.get("source") or ""))
+        data = bencode({"announce": self.tracker, "created by": "pyrotorque/" + __version__,
+                        "creation date": int(time.time()), "info": info})
+        meta = read_metafile(data)          # our own rules for metafiles, as for any other
+        if meta.info_hash == job["source"]:
+            raise MetafileError("its mirror would have the same info-hash as the item itself; "
+                                "set 'source' to make it differ")
+        os.makedirs(self.metafile_dir, exist_ok=True)
+        path = os.path.join(self.metafile_dir, meta.info_hash + ".torrent")
+        temp = "%s.%d.tmp" % (path, os.getpid())
+        with open(temp, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.rename(temp, path)
+        entry = {"hash": meta.info_hash, "name": job["name"], "source": job["source"],
+                 "metafile": path, "size": job["size"], "directory": job["directory"],
+                 "multi": job["multi"], "made": int(time.time()), "local": "new",
+                 "remotes": {url: {"state": "pending", "loads": 0}
+                             for url in self.remote_urls}}
+        self.state["mirrors"][job["source"]] = entry
+        self._save_state()
+        self.totals["made"] += 1
+        self.log.info("Made the mirror %s of %s (%d pieces in %.2f s): %s", meta.info_hash,
+                      self._where(job), len(job["pieces"]), time.monotonic() - job["started"],
+                      path)
+        try:
+            self.proxy.d.custom.set(job["source"], "mirror", meta.info_hash)
+            self._load_local(entry)
+        except RtorrentUnavailable as exc:
+            self.log.warning("%s; the mirror is loaded at the next run", exc)
+        except RtorrentError as exc:
+            self.log.warning("Loading the mirror of %s: %s (tried again at the next run)",
+                             self._where(entry), exc)
+
+    def _metafile(self, entry):
+        with open(entry["metafile"], "rb") as handle:
+            return handle.read()
+
+    def _load_local(self, entry):
+        """Load the mirror into the local rTorrent, pointed at the item's data."""
+        h = entry["hash"]
+        try:
+            self.proxy.d.complete(h)
+            present = True
+        except HashNotFound:
+            present = False
+        if not present and self.dry_run:
+            self.log.info("WOULD seed the mirror of %s locally", self._where(entry))
+            return
+        if not present:
+            # Values inside a load command are parsed by rTorrent: escaped, never raw.
+            where = ("d.directory_base.set=" if entry["multi"] else "d.directory.set=") \
+                + rtorrent_escape(entry["directory"])
+            self.proxy.call("load.raw_start_verbose", "", self._metafile(entry), where,
+                            "d.custom.set=mirror_of," + entry["source"])
+            self.log.info("Seeding the mirror of %s locally from %s", self._where(entry),
+                          _log_safe(entry["directory"]))
+        entry["local"] = "loaded"
+        self._save_state()
+        if self.items is not None:
+            self.items.invalidate()
+
+    # -- following the mirrors -----------------------------------------------------------
+
+    def _follow(self):
+        """Move every unfinished mirror on: local seeding, sending, remote progress."""
+        for entry in list(self.state["mirrors"].values()):
+            if entry.get("done") or self._closed:
+                continue
+            try:
+                if entry["local"] == "new":
+                    self._load_local(entry)
+                    continue
+                if entry["local"] == "loaded" and not self._seeding(entry):
+                    continue
+            except RtorrentUnavailable:
+                raise
+            except (RtorrentError, OSError) as exc:
+                self.log.warning("Checking the local mirror of %s: %s", self._where(entry), exc)
+                continue
+            for url, remote in entry["remotes"].items():
+                if url in self.remotes and remote["state"] in ("pending", "loaded"):
+                    self._follow_remote(entry, url, remote)
+            self._check_done(entry)
+
+    def _seeding(self, entry):
+        """True once the local mirror is complete and announced (said once at info)."""
+        h = entry["hash"]
+        try:
+            complete, hashing, checking = self.proxy.multicall([
+                ("d.complete", h), ("d.hashing", h), ("d.is_hash_checking", h)])
+        except HashNotFound:
+            self.log.warning("The mirror of %s is gone from the local rTorrent; loading it "
+                             "again", self._where(entry))
+            entry["local"] = "new"
+            self._load_local(entry)
+            return False
+        if hashing or checking or not complete:
+            self.log.debug("The local mirror of %s is %s", self._where(entry),
+                           "hash-checking" if hashing or checking else "not complete (its "
+                           "data differs from what was hashed?)")
+            return False
+        rows = self.proxy.call("t.multicall", h, "", "t.success_counter=")
+        if not any(int(row[0] or 0) for row in rows):
+            self.log.debug("The local mirror of %s waits for its first announce to %s",
+                           self._where(entry), self.tracker)
+            return False
+        entry["local"] = "seeding"
+        self._save_state()
+        self.log.info("The mirror of %s is seeding and announced; sending it to %d remote(s)",
+                      self._where(entry), len(entry["remotes"]))
+        return True
+
+    def _follow_remote(self, entry, url, remote):
+        proxy, h, where = self.remotes[url], entry["hash"], self._where(entry)
+        shown = proxy.endpoint.url
+        try:
+            if remote["state"] == "pending":
+                self._send(entry, url, remote, proxy)
+                return
+            try:
+                complete, done, size = proxy.multicall([
+                    ("d.complete", h), ("d.bytes_done", h), ("d.size_bytes", h)])
+            except HashNotFound:
+                if remote["loads"] >= MIRROR_MAX_LOADS:
+                    remote["state"] = "gone"
+                    self.log.warning("%s does not have the mirror of %s after %d loads "
+                                     "(refused, or removed there); not sent again", shown,
+                                     where, remote["loads"])
+                else:
+                    remote["state"] = "pending"
+                    self.log.warning("%s does not have the mirror of %s (refused, or removed "
+                                     "there); sending it again", shown, where)
+                self._save_state()
+                return
+        except RtorrentUnavailable as exc:
+            self.log.debug("%s: %s (%s); tried again at the next run", where, exc,
+                           remote["state"])
+            return
+        except RtorrentError as exc:
+            self.log.warning("%s at %s: %s", where, shown, exc)
+            return
+        if complete:
+            remote["state"] = "complete"
+            remote["completed"] = int(time.time())
+            self._save_state()
+            self.totals["complete"] += 1
+            took = remote["completed"] - remote.get("sent", remote["completed"])
+            self.log.info("The mirror of %s is complete at %s (%s in %s)", where, shown,
+                          human_size(size), human_duration(took))
+        else:
+            self.log.debug("The mirror of %s at %s: %.1f%% (%s of %s)", where, shown,
+                           100.0 * done / size if size else 0.0, human_size(done),
+                           human_size(size))
+
+    def _send(self, entry, url, remote, proxy):
+        """Load the mirror into one remote (idempotent: a remote that has it is followed)."""
+        h, shown = entry["hash"], proxy.endpoint.url
+        try:
+            proxy.call("d.complete", h)
+            self.log.info("%s has the mirror of %s already", shown, self._where(entry))
+        except HashNotFound:
+            if self.dry_run:
+                self.log.info("WOULD send the mirror of %s to %s", self._where(entry), shown)
+                return
+            commands = ["d.custom.set=mirror_of," + entry["source"]]
+            if self.remote_dir:
+                commands.insert(0, "d.directory.set=" + rtorrent_escape(self.remote_dir))
+            proxy.call("load.raw_start_verbose", "", self._metafile(entry), *commands)
+            remote["loads"] += 1
+            self.log.info("Sent the mirror of %s to %s%s", self._where(entry), shown,
+                          " (into %s)" % _log_safe(self.remote_dir) if self.remote_dir else "")
+        remote["state"] = "loaded"
+        remote["sent"] = int(time.time())
+        self._save_state()
+
+    def _check_done(self, entry):
+        states = [remote["state"] for url, remote in entry["remotes"].items()
+                  if url in self.remotes]
+        if any(state in ("pending", "loaded") for state in states):
+            return
+        if self.config.get("remove_mirrored") and not self.dry_run and not self._erase(entry):
+            return
+        entry["done"] = True
+        self._save_state()
+        self.log.info("%s is mirrored: complete at %d of %d remote(s)", self._where(entry),
+                      states.count("complete"), len(states))
+
+    def _erase(self, entry):
+        """Remove the local mirror item (never during a hash check, which can hang
+        rTorrent); True once it is gone."""
+        h = entry["hash"]
+        try:
+            if any(self.proxy.multicall([("d.hashing", h), ("d.is_hash_checking", h)])):
+                self.log.debug("The local mirror of %s is removed after its hash check",
+                               self._where(entry))
+                return False
+            self.proxy.d.erase(h)
+            self.log.info("Removed the local mirror of %s (its data stays)", self._where(entry))
+        except HashNotFound:
+            pass
+        entry["local"] = "removed"
+        return True
+
+    # -- status and closing --------------------------------------------------------------
+
+    def status_text(self):
+        text = "%d made, %d complete at remotes, %d failed" % (
+            self.totals["made"], self.totals["complete"], self.totals["failed"])
+        if self._hashing is not None:
+            text += ", hashing %s" % _log_safe(self._hashing["name"])
+        return text
+
+    def close(self):
+        self._closed = True
+        self._pending.clear()
+        if self._timer is not None and self.daemon is not None:
+            self.daemon.cancel(self._timer)
+            self._timer = None
+        if self._gen is not None:
+            self._gen.close()       # closes the file being read
+            self.log.info("Closing while hashing %s; it is hashed again at the next start",
+                          self._where(self._hashing))
+        self._gen = self._hashing = None
+
+
+###############################################################################
+# Remote watch ################################################################
+###############################################################################
+#
+# A remote folder (FTP, FTPS or SFTP) is mirrored into a local spool folder that a
+# tree watch loads from, so loading, validation, duplicates, failed_dir, cmd.NAME
+# templates and the path flags (start/load/queue) are the tree watch's.  A poll
+# lists the remote tree, fetches each new metafile into a dot-file (which the tree
+# watch ignores), checks its byte count against the listed size, and only then
+# renames it into place.  What was fetched is remembered by remote path and
+# (size, mtime) in a small JSON state file, so a restart fetches nothing again.
+#
+# The network is blocking (ftplib, the sftp program), so a poll runs in one worker
+# thread that only touches the spool and its own result; the main loop takes the
+# result when the thread is done and owns the state and everything else.
+
+#: URL schemes and their default ports.
+REMOTE_SCHEMES = {"ftp": 21, "ftps": 21, "sftp": 22}
+#: Temporary download names in the spool (dot-files: the tree watch never sees them).
+_REMOTE_PARTIAL = ".pyrotorque-remote-"
+#: Deepest folder level a recursive poll goes down to.
+REMOTE_MAX_DEPTH = 8
+_REMOTE_UNSAFE = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+#: What gets a backslash in an sftp batch word: all but letters, digits, '/._-' and non-ASCII.
+_SFTP_PLAIN = re.compile(r"([^A-Za-z0-9/._\x80-\U0010ffff-])")
+#: One line of 'ls -ln': mode, links, owner, group, size, date (3 words), name.  Of the
+#: date only month and day are kept: the third word is the time for recent files and the
+#: year for old ones, and a signature must not change because a file grew old.
+_SFTP_LS = re.compile(r"([-dlpscb])[-rwxsStT]{9}\S*\s+\S+\s+\S+\s+\S+\s+(\d+)\s+"
+                      r"(\w+\s+\d+)\s+[\d:]+ (.+)\Z")
+
+
+class RemoteError(PyrotorqueError):
+    """A remote server could not be reached or did not do what it was asked."""
+
+
+class _RemoteFileRefused(RemoteError):
+    """The server refused one file (e.g. no permission): the others can still be fetched."""
+
+
+class _RemoteUrl:
+    """What a job's 'url' says: scheme, host, port, user, password and folder."""
+
+    __slots__ = ("scheme", "host", "port", "user", "password", "folder")
+
+    def shown(self):
+        """The URL without its password, for logs and the state file."""
+        user = urllib.parse.quote(self.user, safe="") + "@" if self.user else ""
+        host = "[%s]" % self.host if ":" in self.host else self.host
+        return "%s://%s%s:%d/%s" % (self.scheme, user, host, self.port,
+                                    urllib.parse.quote(self.folder))
+
+
+def parse_remote_url(text):
+    """'ftp://user:pass@host:port/dir' (also ftps://, sftp://) -> _RemoteUrl.
+
+    The folder is relative to the login (home) folder; '//dir' makes it absolute.
+    """
+    parts = urllib.parse.urlsplit(str(text).strip())
+    if parts.scheme not in REMOTE_SCHEMES:
+        raise ConfigError("%r is not an ftp://, ftps:// or sftp:// URL" % text)
+    if parts.query or parts.fragment:
+        raise ConfigError("%r: a remote URL has no '?' or '#' part" % text)
+    url = _RemoteUrl()
+    url.scheme = parts.scheme
+    try:
+        url.host, url.port = parts.hostname, parts.port or REMOTE_SCHEMES[parts.scheme]
+    except ValueError as exc:
+        raise ConfigError("%r: %s" % (text, exc)) from None
+    if not url.host:
+        raise ConfigError("%r has no host name" % text)
+    url.user = urllib.parse.unquote(parts.username or "")
+    url.password = urllib.parse.unquote(parts.password) if parts.password is not None else None
+    path = urllib.parse.unquote(parts.path)[1:]     # the '/' after the host is not in it
+    url.folder = path.rstrip("/") or path[:1]       # '//' is the root folder '/'
+    for value in (url.user, url.password or "", url.folder):
+        if _REMOTE_UNSAFE.search(value):
+            raise ConfigError("%r: control characters are not allowed" % text)
+    return url
+
+
+def _remote_join(folder, rel):
+    return "%s/%s" % (folder.rstrip("/"), rel) if folder else rel
+
+
+def _unsafe_remote_name(rel):
+    """Why a remote relative path must not be fetched, or None if it is fine."""
+    if _REMOTE_UNSAFE.search(rel):
+        return "it has control characters"
+    for part in rel.split("/"):
+        if part in ("", ".", ".."):
+            return "it has an empty, '.' or '..' path part"
+        if part.startswith("."):
+            return "hidden names (starting with '.') are not fetched"
+        if len(os.fsencode(part)) > 255:
+            return "a name is longer than 255 bytes"
+    return None
+
+
+def _remote_candidate(name):
+    """A metafile name; dot-files are ignored as in the tree watch (uploads in progress)."""
+    return not name.startswith(".") and name.lower().endswith(METAFILE_SUFFIXES)
+
+
+class _RemoteFile:
+    """One remote metafile: its path below the watched folder, size and mtime text."""
+
+    __slots__ = ("rel", "size", "stamp")
+
+    def __init__(self, rel, size, stamp):
+        self.rel, self.size, self.stamp = rel, size, stamp
+
+    @property
+    def sig(self):
+        return [self.size, self.stamp]
+
+
+class _FtpSource:
+    """FTP and FTPS (explicit, AUTH TLS, with a protected data channel) with ftplib."""
+
+    def __init__(self, url, password, timeout, context, log):
+        self.url, self.password, self.timeout = url, password, timeout
+        self.context, self.log = context, log
+        self.ftp = None
+        self.mlsd = True
+        self.cancelled = threading.Event()
+
+    def open(self):
+        try:
+            if self.url.scheme == "ftps":
+                ftp = ftplib.FTP_TLS(context=self.context, timeout=self.timeout)
+            else:
+                ftp = ftplib.FTP(timeout=self.timeout)
+            ftp.connect(self.url.host, self.url.port)
+            self.ftp = ftp
+            if self.url.scheme == "ftps":
+                ftp.auth()
+            ftp.login(self.url.user or "anonymous", self.password or "")
+            if self.url.scheme == "ftps":
+                ftp.prot_p()
+            ftp.voidcmd("TYPE I")
+        except (OSError, EOFError, ftplib.Error) as exc:
+            self.close()
+            raise RemoteError("cannot log in to %s: %s" % (self.url.shown(), _ftp_reason(exc))) \
+                from None
+
+    def close(self):
+        ftp, self.ftp = self.ftp, None
+        if ftp is not None:
+            try:
+                ftp.quit()
+            except (OSError, EOFError, ftplib.Error):
+                ftp.close()
+
+    def abort(self):
+        """From the main thread: make the worker's transfer fail at once."""
+        self.cancelled.set()
+        ftp = self.ftp
+        if ftp is not None and ftp.sock is not None:
+            try:
+                ftp.sock.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def listing(self, recursive):
+        """The metafiles below the folder: [_RemoteFile]."""
+        found, folders = [], [("", 0)]
+        while folders:
+            rel_dir, depth = folders.pop(0)
+            path = _remote_join(self.url.folder, rel_dir) or "."
+            try:
+                entries = self._entries(path)
+            except (OSError, EOFError, ftplib.Error) as exc:
+                raise RemoteError("cannot list %s: %s" % (path, _ftp_reason(exc))) from None
+            for name, kind, size, stamp in entries:
+                rel = _remote_join(rel_dir, name)
+                if kind == "dir":
+                    if recursive and depth < REMOTE_MAX_DEPTH and not name.startswith("."):
+                        folders.append((rel, depth + 1))
+                elif kind == "file" and _remote_candidate(name):
+                    found.append(_RemoteFile(rel, size, stamp))
+        return found
+
+    def _entries(self, path):
+        """(name, 'file'/'dir'/'other', size, mtime text) of one folder."""
+        if self.mlsd:
+            try:
+                rows = list(self.ftp.mlsd(path, ["type", "size", "modify"]))
+            except ftplib.error_perm as exc:
+                if not str(exc).startswith(("500", "501", "502")):
+                    raise
+                self.mlsd = False
+                self.log.info("%s has no MLSD; listing with NLST, SIZE and MDTM (only the top "
+                              "folder)", self.url.shown())
+            else:
+                return [(name.rsplit("/", 1)[-1], facts.get("type", "").lower(),
+                         int(facts.get("size") or 0), facts.get("modify", ""))
+                        for name, facts in rows]
+        entries = []
+        names = self.ftp.nlst(path)
+        self.ftp.voidcmd("TYPE I")      # NLST switched to ASCII, where SIZE is refused
+        for name in names:
+            name = name.rsplit("/", 1)[-1]
+            if not _remote_candidate(name):
+                continue
+            full = _remote_join(path if path != "." else "", name)
+            try:
+                size = self.ftp.size(full)
+                stamp = self.ftp.sendcmd("MDTM " + full).split()[-1]
+            except ftplib.error_perm:       # a folder, or gone meanwhile
+                continue
+            entries.append((name, "file", int(size or 0), stamp))
+        return entries
+
+    def fetch(self, remote, handle):
+        """Copy a remote file into ``handle``; more bytes than listed is an error."""
+        received = [0]
+
+        def write(block):
+            if self.cancelled.is_set():
+                raise RemoteError("the job is closing")
+            handle.write(block)
+            received[0] += len(block)
+            if received[0] > remote.size:
+                raise RemoteError("more bytes than the listed %d (still being written?)"
+                                  % remote.size)
+        try:
+            self.ftp.retrbinary("RETR " + _remote_join(self.url.folder, remote.rel), write)
+        except ftplib.error_perm as exc:
+            raise _RemoteFileRefused(_ftp_reason(exc)) from None
+        except (OSError, EOFError, ftplib.Error) as exc:
+            raise RemoteError(_ftp_reason(exc)) from None
+
+    def delete(self, rel):
+        self._command(self.ftp.delete, _remote_join(self.url.folder, rel))
+
+    def rename(self, rel, new_rel):
+        self._command(self.ftp.rename, _remote_join(self.url.folder, rel),
+                      _remote_join(self.url.folder, new_rel))
+
+    @staticmethod
+    def _command(method, *args):
+        try:
+            method(*args)
+        except (OSError, EOFError, ftplib.Error) as exc:
+            raise RemoteError(_ftp_reason(exc)) from None
+
+
+def _ftp_reason(exc):
+    text = str(exc).strip() or type(exc).__name__
+    if isinstance(exc, socket.timeout):
+        text = "timed out"
+    return _log_safe(text)
+
+
+def _sftp_word(path):
+    """A path as one word of an sftp batch command: every special character escaped, so
+    neither globbing nor quoting nor '#' can change what it names; './' in front of a
+    leading '-' keeps it from being read as an option."""
+    if path.startswith("-"):
+        path = "./" + path
+    return _SFTP_PLAIN.sub(r"\\\1", path)
+
+
+class _SftpSource:
+    """SFTP through the system's sftp program in batch mode, one session per step."""
+
+    def __init__(self, url, program, timeout, identity, options, log):
+        self.url, self.program, self.timeout = url, program, timeout
+        self.log = log
+        self.argv = [program, "-b", "-", "-P", str(url.port),
+                     "-o", "BatchMode=yes", "-o", "ConnectTimeout=%d" % max(1, round(timeout)),
+                     "-o", "ServerAliveInterval=%d" % max(1, round(timeout / 3)),
+                     "-o", "ServerAliveCountMax=3"]
+        if identity:
+            self.argv += ["-i", identity, "-o", "IdentitiesOnly=yes"]
+        for option in options:
+            self.argv += ["-o", option]
+        host = "[%s]" % url.host if ":" in url.host else url.host
+        self.argv.append("%s@%s" % (url.user, host) if url.user else host)
+        self.proc = None
+        self.cancelled = threading.Event()
+
+    def open(self):
+        """Sessions are opened per step; nothing to do."""
+
+    def close(self):
+        """Sessions end with their batch; nothing to do."""
+
+    def abort(self):
+        """From the main thread: end the running sftp session at once."""
+        self.cancelled.set()
+        proc = self.proc
+        if proc is not None and proc.poll() is None:
+            proc.kill()
+
+    def session(self, commands, seconds):
+        """Run sftp with these batch commands; its standard output, or RemoteError."""
+        if self.cancelled.is_set():
+            raise RemoteError("the job is closing")
+        batch = "".join(command + "\n" for command in commands)
+        try:
+            self.proc = subprocess.Popen(self.argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                         stderr=subprocess.PIPE, start_new_session=True)
+        except OSError as exc:
+            raise RemoteError("cannot run %s: %s" % (self.program, exc.strerror)) from None
+        try:
+            out, err = self.proc.communicate(batch.encode("utf-8", "surrogateescape"),
+                                             timeout=seconds)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.communicate()
+            raise RemoteError("sftp to %s did not finish within %.0f s"
+                              % (self.url.shown(), seconds)) from None
+        finally:
+            returncode, self.proc = self.proc.returncode, None
+        if returncode != 0:
+            lines = [line for line in err.decode("utf-8", "replace").splitlines()
+                     if line.strip() and not line.startswith("Warning: Permanently added")]
+            raise RemoteError("sftp to %s: %s" % (
+                self.url.shown(), _log_safe(" / ".join(lines[-3:]) or "exit status %d"
+                                            % returncode)))
+        return out.decode("utf-8", "surrogateescape")
+
+    def listing(self, recursive):
+        found, level, depth = [], [""], 0
+        while level:
+            commands = ["-ls -ln %s" % _sftp_word(_remote_join(self.url.folder, rel) or ".")
+                        for rel in level]
+            output = self.session(commands, self.timeout * (1 + len(commands)))
+            subfolders = []
+            for rel_dir, kind, size, stamp, name in self._parse(output, level):
+                rel = _remote_join(rel_dir, name)
+                if kind == "d":
+                    if recursive and depth < REMOTE_MAX_DEPTH and not name.startswith("."):
+                        subfolders.append(rel)
+                elif kind == "-" and _remote_candidate(name):
+                    found.append(_RemoteFile(rel, size, stamp))
+            level, depth = subfolders, depth + 1
+        return found
+
+    def _parse(self, output, level):
+        """(folder rel, kind, size, date text, name) of each listed entry.
+
+        Each 'ls' output block follows its own echoed command line; names are shown
+        with the listed path in front, which is cut off.  A name with a newline
+        breaks its line in two, so it never parses as the name it is.
+        """
+        block = -1
+        for line in output.split("\n"):
+            if line.startswith("sftp> "):
+                block += 1
+                continue
+            found = _SFTP_LS.match(line)
+            if not found or not 0 <= block < len(level):
+                continue
+            kind, size, stamp, path = found.groups()
+            prefix = _remote_join(self.url.folder, level[block])
+            prefix = ("./" + prefix if prefix.startswith("-") else prefix or ".").rstrip("/") + "/"
+            name = path[len(prefix):] if path.startswith(prefix) else ""
+            if name and "/" not in name:
+                yield level[block], kind, int(size), " ".join(stamp.split()), name
+
+    def fetch_all(self, wanted, targets):
+        """Get each wanted file into its target path in one session."""
+        commands = ["-get %s %s" % (_sftp_word(_remote_join(self.url.folder, remote.rel)),
+                                    _sftp_word(target)) for remote, target in zip(wanted, targets)]
+        seconds = self.timeout * (1 + len(commands))
+        self.session(commands, seconds)
+
+    def actions(self, actions):
+        """Delete or rename files in one session; unsuccessful ones are seen at the next
+        listing (a rename or delete that did not happen leaves the file listed)."""
+        commands = []
+        for rel, new_rel in actions:
+            source = _sftp_word(_remote_join(self.url.folder, rel))
+            if new_rel is None:
+                commands.append("-rm %s" % source)
+            else:
+                commands.append("-rename %s %s" % (
+                    source, _sftp_word(_remote_join(self.url.folder, new_rel))))
+        self.session(commands, self.timeout * (1 + len(commands)))
+
+
+class _RemotePoll:
+    """One poll of the remote folder, run in a worker thread (or inline with --run-once).
+
+    Reads only what it was given and writes only the spool (through the job's place(),
+    which also records each file in the state) and its own results: ``done`` (remote
+    paths whose after-action succeeded), ``fetched`` (remote paths), ``listed``
+    ({rel: sig} of a complete listing, else None) and ``error``.
+    """
+
+    def __init__(self, job, known, actions):
+        self.job, self.log = job, job.log
+        self.source = job.source
+        self.known = known          # rel -> sig fetched before
+        self.actions = actions      # [(rel, new rel or None for delete)]
+        self.done, self.fetched = [], []
+        self.listed = None
+        self.error = None
+        self.thread = None
+
+    def start(self):
+        self.thread = threading.Thread(target=self.run, name="pyrotorque-%s" % self.job.name,
+                                       daemon=True)
+        self.thread.start()
+
+    def run(self):
+        try:
+            self.source.open()
+            try:
+                if self.actions:
+                    self._act()
+                self._poll()
+            finally:
+                self.source.close()
+        except RemoteError as exc:
+            self.error = exc
+        except Exception as exc:        # a bug must not leave the job waiting forever
+            self.log.exception("Remote poll failed")
+            self.error = exc
+
+    def _act(self):
+        if isinstance(self.source, _SftpSource):
+            self.source.actions(self.actions)       # the listing that follows tells how it went
+            return
+        for rel, new_rel in self.actions:
+            try:
+                if new_rel is None:
+                    self.source.delete(rel)
+                else:
+                    self.source.rename(rel, new_rel)
+            except RemoteError as exc:
+                self.log.warning("Cannot %s remote %r: %s; trying again at the next poll",
+                                 "delete" if new_rel is None else "rename", rel, exc)
+                continue
+            self.log.info("%s remote %r%s", "Deleted" if new_rel is None else "Renamed",
+                          rel, "" if new_rel is None else " to %r" % new_rel)
+            self.done.append(rel)
+
+    def _poll(self):
+        job = self.job
+        files = self.source.listing(job.recursive)
+        self.listed = {remote.rel: remote.sig for remote in files}
+        if isinstance(self.source, _SftpSource):
+            for rel, new_rel in self.actions:
+                if rel in self.listed:
+                    self.log.warning("Remote %r is still there after the %s; trying again at "
+                                     "the next poll", rel, "delete" if new_rel is None
+                                     else "rename")
+                else:
+                    self.log.info("%s remote %r%s", "Deleted" if new_rel is None else "Renamed",
+                                  rel, "" if new_rel is None else " to %r" % new_rel)
+        wanted, targets = [], []
+        for remote in sorted(files, key=lambda r: r.rel):
+            if self.known.get(remote.rel) == remote.sig:
+                continue
+            why = _unsafe_remote_name(remote.rel)
+            if why is None and remote.size > job.max_size:
+                why = "%s is larger than max_size (%s)" % (human_size(remote.size),
+                                                           human_size(job.max_size))
+            if why is None and remote.size == 0:
+                continue        # being created; a later poll sees it written
+            if why:
+                job.refuse(remote, why)
+                continue
+            if job.dry_run:
+                self.log.info("Would fetch %r (%s) (dry run)", remote.rel,
+                              human_size(remote.size))
+                continue
+            if job.max_files and len(wanted) >= job.max_files:
+                self.log.info("Fetching %d file(s) per poll (max_files); the rest come with "
+                              "the next polls", job.max_files)
+                break
+            wanted.append(remote)
+            targets.append(job.partial_path(remote.rel))
+        if not wanted:
+            return
+        if isinstance(self.source, _SftpSource):
+            session_ok = False
+            try:
+                self.source.fetch_all(wanted, targets)
+                session_ok = True
+            finally:
+                for remote, partial in zip(wanted, targets):
+                    if os.path.exists(partial):
+                        self._place(remote, partial)
+                    elif session_ok:        # 'get' failed for this one file
+                        job.refuse(remote, "the server did not send it (see its permissions)")
+            return
+        for remote, partial in zip(wanted, targets):
+            try:
+                with open(partial, "wb") as handle:
+                    self.source.fetch(remote, handle)
+            except _RemoteFileRefused as exc:
+                os.remove(partial)
+                job.refuse(remote, "the server did not send it: %s" % exc)
+                continue
+            except RemoteError as exc:
+                os.remove(partial)
+                raise RemoteError("fetching %r failed: %s" % (remote.rel, exc)) from None
+            self._place(remote, partial)
+
+    def _place(self, remote, partial):
+        """Rename a complete download into place; anything else is removed."""
+        try:
+            size = os.path.getsize(partial)
+            if size != remote.size:
+                self.log.warning("Download of %r not used: got %d of %d bytes; it is fetched "
+                                 "again at the next poll", remote.rel, size, remote.size)
+                return
+            if not remote.rel.lower().endswith(".magnet"):
+                with open(partial, "rb") as handle:
+                    data = handle.read(self.job.max_size + 1)
+                try:
+                    read_metafile(data, self.job.max_size)
+                except MetafileError as exc:
+                    if exc.truncated:       # uploaded in place and not finished yet
+                        self.log.info("Download of %r not used: incomplete (%s), still being "
+                                      "uploaded?; it is fetched again at the next poll",
+                                      remote.rel, exc)
+                        return
+            target = self.job.place(partial, remote)
+            partial = None
+            self.fetched.append(remote.rel)
+            self.log.info("Fetched %r (%s) into %s", remote.rel, human_size(remote.size),
+                          os.path.dirname(target))
+        except OSError as exc:
+            self.log.error("Cannot place the download of %r: %s", remote.rel, exc)
+        finally:
+            if partial is not None:
+                try:
+                    os.remove(partial)
+                except OSError:
+                    pass
+
+
+@builtin_job
+class RemoteWatch(TreeWatch):
+    """Fetches new metafiles from an FTP, FTPS or SFTP folder, once, and loads them.
+
+    The remote tree is mirrored into a local spool folder that is watched like a
+    TreeWatch root, so folder names (start/load/queue) and cmd.NAME templates work
+    as there.  Each poll runs in a worker thread; the main loop never waits for it.
+    """
+
+    PARAMS = {
+        "url": (str, "", "ftp://[user[:password]@]host[:port]/folder, ftps://..., "
+                "sftp://[user@]host[:port]/folder ('//folder': absolute)"),
+        "password_file": (str, "", "a file whose first line is the FTP password"),
+        "netrc": (str, "~/.netrc", "a netrc file with the FTP password ('' to not read one)"),
+        "identity": (str, "", "the SSH private key for sftp:// (default: ssh's own)"),
+        "ssh_options": (str, "", "more 'Key=Value' ssh options for sftp://, space-separated"),
+        "cafile": (str, "", "CA certificates (or the server's own) to verify an FTPS server"),
+        "tls_verify": (parse_bool, True, "verify the FTPS server's certificate and host name"),
+        "after": (str, "keep", "what to do with a remote file once its item is in rTorrent: "
+                  "keep, delete or rename:SUFFIX"),
+        "recursive": (parse_bool, False, "also fetch from sub-folders (mirrored in the spool)"),
+        "timeout": (non_negative(float), 30.0, "seconds any one network step may take"),
+        "max_files": (non_negative(int), 50, "files fetched per poll at most (0: no limit)"),
+        "spool": (str, "", "local folder the files are fetched into (default: "
+                  "<config dir>/run/remote-<job>)"),
+        "state_file": (str, "", "where fetched files are remembered (default: "
+                       "<config dir>/run/remote-<job>.json)"),
+        "load_mode": TreeWatch.PARAMS["load_mode"],
+        "queued": TreeWatch.PARAMS["queued"],
+        "remove_loaded": (parse_bool, True, "delete the spool copy once its item is in "
+                          "rTorrent"),
+        "move_loaded_to": TreeWatch.PARAMS["move_loaded_to"],
+        "failed_dir": TreeWatch.PARAMS["failed_dir"],
+        "max_size": TreeWatch.PARAMS["max_size"],
+    }
+    RUN_AT_START = True     # like the tree watch's scan at start: what came meanwhile comes now
+
+    def __init__(self, config):
+        self.name = config.job_name
+        # The tree watch's constructor comes last (it needs the spool); Job's sets the same.
+        self.log = logging.getLogger("pyrotorque.job." + self.name)
+        url = str(config.get("url") or "").strip()
+        if not url:
+            raise ConfigError("url: you need to set 'job.%s.url'" % self.name)
+        try:
+            self.url = parse_remote_url(url)
+        except ConfigError as exc:
+            raise ConfigError("url: %s" % exc) from None
+        config_dir = getattr(config.get("settings"), "config_dir", None) \
+            or getattr(getattr(config.get("daemon"), "settings", None), "config_dir", None) \
+            or os.path.expanduser(os.environ.get("PYRO_CONFIG_DIR") or "~/.pyroscope")
+        run_dir = os.path.join(config_dir, "run")
+        self.spool = self._abs(str(config.get("spool") or "")) \
+            or os.path.join(run_dir, "remote-%s" % self.name)
+        self.state_file = self._abs(str(config.get("state_file") or "")) \
+            or os.path.join(run_dir, "remote-%s.json" % self.name)
+        self.after = self._after_action(str(config.get("after") or "keep"))
+        self.recursive = config.get("recursive", False)
+        self.max_files = config.get("max_files", 50)
+        timeout = config.get("timeout") or 30.0
+        self.source = self._source(config, timeout)
+        try:
+            os.makedirs(self.spool, exist_ok=True)
+        except OSError as exc:
+            raise ConfigError("spool: cannot make %r (%s)" % (self.spool, exc.strerror)) from None
+        self._remove_partials()
+        config = type(config)(config)
+        config["path"] = self.spool
+        config["poll_interval"] = 0.0
+        self._state = self._load_state()
+        self._remote_poll = None
+        self._down_since = None
+        self._refused = set()       # (rel, sig) refused and said so
+        # The worker records each file as it places it, so the main loop may load it
+        # before the poll is over; both sides change the state under this lock.
+        self._state_lock = threading.Lock()
+        self._partials = 0
+        self.polls = self.fetches = 0
+        super().__init__(config)
+        self.log.info("Remote watch %s -> %s (after loading: %s%s)", self.url.shown(),
+                      self.spool, config.get("after") or "keep",
+                      ", recursive" if self.recursive else "")
+
+    # -- configuration -------------------------------------------------------------
+
+    @staticmethod
+    def _after_action(text):
+        """'keep' -> None, 'delete' -> '', 'rename:SUFFIX' -> SUFFIX."""
+        text = text.strip()
+        if text == "keep":
+            return None
+        if text == "delete":
+            return ""
+        if text.startswith("rename:"):
+            suffix = text[7:]
+            if not suffix or "/" in suffix or _REMOTE_UNSAFE.search(suffix):
+                raise ConfigError("after: 'rename:SUFFIX' needs a suffix without '/', "
+                                  "e.g. rename:.loaded")
+            if _remote_candidate("x" + suffix):
+                raise ConfigError("after: the suffix %r would make the renamed file a "
+                                  "metafile name that is fetched again" % suffix)
+            return suffix
+        raise ConfigError("after: %r is not keep, delete or rename:SUFFIX" % text)
+
+    def _source(self, config, timeout):
+        url = self.url
+        if url.scheme == "sftp":
+            if url.password is not None:
+                raise ConfigError("url: sftp:// logs in with a key (see 'identity'), "
+                                  "not a password")
+            program = shutil.which("sftp")
+            if not program:
+                raise ConfigError("url: sftp:// needs the 'sftp' program, which is not on "
+                                  "PATH (install openssh-client)")
+            identity = os.path.expanduser(str(config.get("identity") or "").strip())
+            if identity and not os.path.isfile(identity):
+                raise ConfigError("identity: %r is not a file" % identity)
+            try:
+                options = shlex.split(str(config.get("ssh_options") or ""))
+            except ValueError as exc:
+                raise ConfigError("ssh_options: %s" % exc) from None
+            for option in options:
+                if "=" not in option:
+                    raise ConfigError("ssh_options: %r is not Key=Value" % option)
+            return _SftpSource(url, program, timeout, identity, options, self.log)
+        context = None
+        if url.scheme == "ftps":
+            cafile = os.path.expanduser(str(config.get("cafile") or "").strip())
+            try:
+                context = ssl.create_default_context(cafile=cafile or None)
+            except (OSError, ssl.SSLError) as exc:
+                raise ConfigError("cafile: cannot read %r (%s)" % (cafile, exc)) from None
+            if not config.get("tls_verify", True):
+                context.check_hostname = False
+                context.verify_mode = ssl.CERT_NONE
+        return _FtpSource(url, self._password(config), timeout, context, self.log)
+
+    def _password(self, config):
+        """The FTP password: from the URL, password_file or netrc, else none (anonymous)."""
+        if self.url.password is not None:
+            return self.url.password
+        name = os.path.expanduser(str(config.get("password_file") or "").strip())
+        if name:
+            try:
+                with open(name, encoding="utf-8") as handle:
+                    return handle.readline().rstrip("\r\n")
+            except (OSError, UnicodeDecodeError) as exc:
+                raise ConfigError("password_file: cannot read %r (%s)" % (name, exc)) from None
+        name = os.path.expanduser(str(config.get("netrc", "~/.netrc") or "").strip())
+        if name and os.path.isfile(name):
+            try:
+                found = netrc.netrc(name).authenticators(self.url.host)
+            except (OSError, netrc.NetrcParseError) as exc:
+                raise ConfigError("netrc: %s" % exc) from None
+            if found and (not self.url.user or found[0] in (self.url.user, None, "")):
+                if not self.url.user:
+                    self.url.user = found[0] or ""
+                return found[2]
+        return None
+
+    # -- state ---------------------------------------------------------------------------
+
+    def _load_state(self):
+        """{remote rel: {"sig": [size, mtime], "loaded": bool, "acted": bool}} for this URL."""
+        try:
+            with open(self.state_file, encoding="utf-8") as handle:
+                data = json.load(handle)
+            if data.get("url") != self.url.shown():
+                self.log.info("Remote state %s was for another URL; starting afresh",
+                              self.state_file)
+                return {}
+            return {rel: value for rel, value in data["files"].items()
+                    if isinstance(value, dict) and isinstance(value.get("sig"), list)}
+        except FileNotFoundError:
+            return {}
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            aside = self.state_file + ".bad"
+            self.log.error("Remote state %s is unreadable (%s); moved to %s, starting afresh "
+                           "(what is fetched again is a duplicate to the tree watch)",
+                           self.state_file, exc, aside)
+            try:
+                os.replace(self.state_file, aside)
+            except OSError:
+                pass
+            return {}
+
+    def _save_state(self):
+        """Replace the state file atomically (called with the state lock held)."""
+        temp = "%s.%d.tmp" % (self.state_file, os.getpid())
+        try:
+            os.makedirs(os.path.dirname(self.state_file), exist_ok=True)
+            with open(temp, "w", encoding="utf-8") as handle:
+                json.dump({"url": self.url.shown(), "files": self._state}, handle, indent=0,
+                          sort_keys=True)
+                handle.flush()
+                os.fsync(handle.fileno())
+            os.replace(temp, self.state_file)
+        except OSError as exc:
+            self.log.error("Cannot save remote state %s: %s", self.state_file, exc)
+
+    def place(self, partial, remote):
+        """Rename a complete download into the spool and remember it (called by the worker).
+
+        Renamed first, remembered right after: a crash in between fetches the file again,
+        which the tree watch then finds already in rTorrent; the other order could lose it.
+        """
+        target = os.path.join(self.spool, *remote.rel.split("/"))
+        with self._state_lock:
+            os.replace(partial, target)
+            self._state[remote.rel] = {"sig": remote.sig, "loaded": False}
+            self._save_state()
+        return target
+
+    def _remove_partials(self):
+        """Downloads a killed daemon left behind are never used (live ones are not ours)."""
+        for folder, _, files in os.walk(self.spool):
+            for name in files:
+                pid = name[len(_REMOTE_PARTIAL):].partition("-")[0]
+                if name.startswith(_REMOTE_PARTIAL) and pid.isdigit() \
+                        and not _process_alive(int(pid)):
+                    try:
+                        os.remove(os.path.join(folder, name))
+                    except OSError:
+                        pass
+
+    def partial_path(self, rel):
+        """A fresh dot-file beside where ``rel`` goes in the spool (called by the worker)."""
+        parts = rel.split("/")
+        folder = os.path.join(self.spool, *parts[:-1])
+        os.makedirs(folder, exist_ok=True)
+        self._partials += 1
+        return os.path.join(folder, "%s%d-%d" % (_REMOTE_PARTIAL, os.getpid(), self._partials))
+
+    def refuse(self, remote, why):
+        """Say once per file version why it is not fetched (called by the worker)."""
+        key = (remote.rel, tuple(remote.sig))
+        if key not in self._refused:
+            self._refused.add(key)
+            self.log.warning("Not fetching remote %r: %s", _log_safe(remote.rel), why)
+
+    # -- polls ---------------------------------------------------------------------------
+
+    def run(self):
+        """The scheduled run: poll the remote folder, then load what came."""
+        if self._remote_poll is not None:
+            self.log.debug("The previous poll of %s is still going; not starting another",
+                           self.url.shown())
+            return
+        with self._state_lock:
+            known = {rel: value["sig"] for rel, value in self._state.items()}
+            actions = self._due_actions()
+        poll = self._remote_poll = _RemotePoll(self, known, actions)
+        self.polls += 1
+        if _loop_turns(self.daemon):
+            poll.start()
+            self._later(0.05, self._check_poll)
+            return
+        poll.run()          # --run-once: finish here
+        self._finish_poll()
+        super().run()
+
+    def _due_actions(self):
+        if self.after is None or self.dry_run:
+            return []
+        return [(rel, None if self.after == "" else rel + self.after)
+                for rel, value in sorted(self._state.items())
+                if value.get("loaded") and not value.get("acted")]
+
+    def _check_poll(self):
+        if self._remote_poll.thread.is_alive():
+            self._later(0.05, self._check_poll)
+            return
+        self._finish_poll()
+        self.scan("fetched")
+
+    def _finish_poll(self):
+        poll, self._remote_poll = self._remote_poll, None
+        self.fetches += len(poll.fetched)
+        with self._state_lock:
+            for rel in poll.done:
+                if rel in self._state:
+                    self._state[rel]["acted"] = True
+            if poll.listed is not None:
+                # Forget what is gone remotely, so the state stays as big as the folder.
+                self._state = {rel: value for rel, value in self._state.items()
+                               if rel in poll.listed}
+            self._save_state()
+        if poll.error is None:
+            if self._down_since is not None:
+                self.log.info("%s is reachable again", self.url.shown())
+                self._down_since = None
+            self.log.debug("Polled %s: %d metafile(s) listed, %d fetched", self.url.shown(),
+                           len(poll.listed or ()), len(poll.fetched))
+        elif self._down_since is None:
+            self._down_since = time.monotonic()
+            self.log.warning("Remote poll of %s failed: %s; trying again at the next run",
+                             self.url.shown(), poll.error)
+        else:
+            self.log.debug("Remote poll of %s failed again: %s", self.url.shown(), poll.error)
+
+    # -- after loading -------------------------------------------------------------------
+
+    def _after_load(self, entry):
+        """The item is in rTorrent: mark its remote file for the after-action, then let the
+        tree watch remove (or move) the spool copy."""
+        rel = os.path.relpath(entry.path, self.spool).replace(os.sep, "/")
+        with self._state_lock:
+            value = self._state.get(rel)
+            if value is not None and not value.get("loaded"):
+                value["loaded"] = True
+                self._save_state()
+        super()._after_load(entry)
+
+    def status_text(self):
+        return "%d polls, %d fetched%s" % (self.polls, self.fetches,
+                                           ", server unreachable" if self._down_since else "")
+
+    def close(self):
+        poll = self._remote_poll
+        if poll is not None and poll.thread is not None:
+            self.source.abort()
+            poll.thread.join(5.0)       # aborted, it ends at once; it must not outlive us long
+        super().close()
 
 
 ###############################################################################

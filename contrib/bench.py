@@ -323,6 +323,7 @@ class Pyrotorque(Side):
                     "job.treewatch.quiet = True\n")
     EXPORTER_CONFIG = ("[TORQUE]\n"
                        "job.connstats.active = False\n"
+                       "job.exporter.active = True\n"
                        "job.exporter.handler = pyrotorque:RtorrentExporter\n"
                        "job.exporter.schedule = second=*/10\n"
                        "job.exporter.addr = 127.0.0.1\n"

@@ -1020,7 +1020,9 @@ class OpenTracker:
             params["event"] = event
         conn = http.client.HTTPConnection(self.ip, self.port, timeout=2.0)
         try:
-            conn.request("GET", "/announce?" + urllib.parse.urlencode(params))
+            # quote, not quote_plus: a 0x20 byte of the hash as '+' would be a plus sign
+            conn.request("GET", "/announce?" + urllib.parse.urlencode(
+                params, quote_via=urllib.parse.quote))
             body = conn.getresponse().read()
         finally:
             conn.close()

@@ -130,8 +130,6 @@ ERRORS = [
      ["torque.ini:2", "job.connstats.handler", "no built-in job 'NoSuchJob'"]),
     ("[TORQUE]\njob.connstats.log_level = LOUD\n",
      ["torque.ini:2", "job.connstats.log_level", "not a log level"]),
-    ("[TORQUE]\njob.mirror.handler = pyrotorque:TorrentMirror\njob.mirror.schedule = hour=*\n",
-     ["torque.ini:2", "job.mirror.handler", "TorrentMirror is not available"]),
     ("[TORQUE]\njob.treewatch.active = True\n",
      ["torque.ini.default:", "job.treewatch.path", "job.treewatch.path"]),
     ("[TORQUE]\nrpc_timeout = soon\n", ["torque.ini:2", "rpc_timeout", "positive number"]),
@@ -200,17 +198,12 @@ def test_an_unknown_top_level_key_and_a_repeated_key_are_warnings(tmp_path):
     ("pyrotorque:RtorrentExporter", "RtorrentExporter"),
     ("pyrocore.daemon.exporter:RtorrentExporter", "RtorrentExporter"),
     ("pyrosimple.job.metrics:RtorrentExporter", "RtorrentExporter"),
+    ("pyrotorque:StatsArchiver", "StatsArchiver"),
+    ("pyrocore.torrent.watch:RemoteWatch", "RemoteWatch"),
+    ("pyrocore.torrent.filter:TorrentMirror", "TorrentMirror"),
 ])
 def test_pyrotorque_pyrocore_and_pyrosimple_handler_names_resolve_to_the_built_in(name, job):
     assert pyrotorque.resolve_handler(name) is getattr(pyrotorque, job)
-
-
-@pytest.mark.parametrize("name", [
-    "pyrotorque:RemoteWatch", "pyrotorque:TorrentMirror",
-])
-def test_the_other_known_handler_names_are_recognised(name):
-    with pytest.raises(ConfigError, match="is not available in pyrotorque"):
-        pyrotorque.resolve_handler(name)
 
 
 def test_a_custom_job_is_imported_from_the_config_dir_with_pyrocore_typed_values(tmp_path):
