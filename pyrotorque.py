@@ -7037,6 +7037,22 @@ def _loop_turns(daemon):
     return daemon is not None and daemon.serving
 
 
+def _start_next(job, what):
+    """From a loop callback, when one piece of a job's stepped work is done: start the
+    next one (``job._next()``).  An error drops what was pending, since nothing calls
+    back into a loop callback; the job's next run starts afresh."""
+    if not _loop_turns(job.daemon):
+        return
+    try:
+        job._next()
+    except RtorrentUnavailable as exc:
+        job._pending.clear()
+        job.log.warning("%s", exc)
+    except Exception:       # noqa: BLE001 - logged with its traceback
+        job._pending.clear()
+        job.log.exception("While starting the next %s", what)
+
+
 def _env_keys(config):
     """The env.NAME keys of a job's config as {NAME: value}; raise ConfigError('env.NAME: ...')."""
     env = {}
@@ -8522,27 +8538,16 @@ class CompletionHandler(Job):
         except StopIteration:
             self._gen = self._moving = None
             self.totals["moved"] += 1
-            self._after_move()
+            _start_next(self, "move")
             return None
         except Exception as exc:
             self._gen = self._moving = None
             self._move_failed(entry, exc)
-            self._after_move()
+            _start_next(self, "move")
             return None
         if _loop_turns(self.daemon) and not self._closed:
             self._timer = self.daemon.call_later(delay, self._drive)
         return delay
-
-    def _after_move(self):
-        if _loop_turns(self.daemon):
-            try:
-                self._next()
-            except RtorrentUnavailable as exc:
-                self._pending.clear()
-                self.log.warning("%s", exc)
-            except Exception:       # from a loop callback: log it, the next run starts afresh
-                self._pending.clear()
-                self.log.exception("While starting the next move")
 
     def _move_failed(self, entry, exc):
         if isinstance(exc, RtorrentUnavailable):
@@ -9897,7 +9902,7 @@ class TorrentMirror(Job):
         except Exception as exc:
             self._gen = self._hashing = None
             self._failed(job, exc)
-            self._after_hashing()
+            _start_next(self, "mirror")
             return
         else:
             if _loop_turns(self.daemon) and not self._closed:
@@ -9908,18 +9913,7 @@ class TorrentMirror(Job):
             self._finish(job)
         except Exception as exc:
             self._failed(job, exc)
-        self._after_hashing()
-
-    def _after_hashing(self):
-        if _loop_turns(self.daemon):
-            try:
-                self._next()
-            except RtorrentUnavailable as exc:
-                self._pending.clear()
-                self.log.warning("%s", exc)
-            except Exception:       # from a loop callback: log it, the next run starts afresh
-                self._pending.clear()
-                self.log.exception("While starting the next mirror")
+        _start_next(self, "mirror")
 
     def _failed(self, job, error):
         """Log a failed mirror; remember it (never tried again) unless the error may pass:
