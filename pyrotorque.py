@@ -23,6 +23,25 @@ process control, and the command line.
 """
 from __future__ import annotations
 
+import os
+import sys
+
+# Run as a script, CPython keeps the parse tree of the whole file until the script's
+# top-level code returns, which for a daemon is never: some 20 MiB for its whole life.
+# So the script hands over at once to a fresh interpreter in the same process (same
+# pid, arguments and environment) that imports this file as a module: an import frees
+# the parse tree right after compiling, and Python caches the bytecode beside the file.
+_AS_MODULE = ("import importlib.util as u, os, sys; p = sys.argv[1]; sys.argv[:2] = [p]; "
+              "sys.path[0] = os.path.dirname(os.path.abspath(p)); "
+              "s = u.spec_from_file_location('pyrotorque', p); "
+              "m = sys.modules['pyrotorque'] = u.module_from_spec(s); "
+              "s.loader.exec_module(m); sys.exit(m.main())")
+if __name__ == "__main__" and sys.executable:
+    try:
+        os.execv(sys.executable, [sys.executable, "-c", _AS_MODULE, __file__] + sys.argv[1:])
+    except OSError:
+        pass        # run as the script it is
+
 import argparse
 import ast
 import base64
@@ -51,7 +70,6 @@ import logging
 import math
 import netrc
 import operator
-import os
 import re
 import selectors
 import shlex
@@ -63,7 +81,6 @@ import ssl
 import stat
 import struct
 import subprocess
-import sys
 import threading
 import time
 import traceback
