@@ -3,8 +3,10 @@
 
 It runs beside rTorrent and drives jobs on cron-like schedules: the queue
 manager starts queued downloads in a controlled way, the tree watch loads
-metafiles the instant they land in a watched folder tree, the exporter serves
-statistics to Prometheus, and EngineStats logs how rTorrent is doing.
+metafiles the instant they land in a watched folder tree (the remote watch
+fetches them from FTP and SFTP servers), the exporter serves statistics to
+Prometheus and the statistics archive draws their history, the torrent mirror
+sends finished data to other rTorrents, and EngineStats logs how rTorrent is doing.
 
 One file, standard library only, Python 3.9+. Drop it on a seedbox and::
 
