@@ -57,20 +57,15 @@ import difflib
 import errno
 import fcntl
 import fnmatch
-import ftplib
 import gzip
-import hashlib
 import heapq
-import hmac
 import html
-import http.client
-import http.server
 import importlib
+import importlib.util
 import io
 import json
 import logging
 import math
-import netrc
 import operator
 import re
 import selectors
@@ -78,8 +73,6 @@ import shlex
 import shutil
 import signal
 import socket
-import sqlite3
-import ssl
 import stat
 import struct
 import subprocess
@@ -88,14 +81,43 @@ import time
 import traceback
 import urllib.parse
 import xml.parsers.expat
-import xmlrpc.client
+
+
+def _on_first_use(name):
+    """Module ``name``, imported when one of its attributes is first used.
+
+    The TLS, HTTP and XML-RPC client stacks, OpenSSL's hashes, FTP and SQLite
+    together map some 10 MiB that a daemon running only the queue never needs;
+    an exporter, a tree watch or an HTTPS rTorrent pays for what it uses.
+    """
+    module = sys.modules.get(name)
+    if module is None:
+        spec = importlib.util.find_spec(name)
+        spec.loader = importlib.util.LazyLoader(spec.loader)
+        module = sys.modules[name] = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    package, _, attribute = name.rpartition(".")
+    if package:
+        setattr(sys.modules[package], attribute, module)
+    return module
+
+
+ftplib = _on_first_use("ftplib")
+hashlib = _on_first_use("hashlib")
+hmac = _on_first_use("hmac")
+netrc = _on_first_use("netrc")
+sqlite3 = _on_first_use("sqlite3")
+ssl = _on_first_use("ssl")
+http = _on_first_use("http.client") and sys.modules["http"]
+_on_first_use("http.server")
+xmlrpc = _on_first_use("xmlrpc.client") and sys.modules["xmlrpc"]
 
 __version__ = "0.1.0"
 
 __all__ = [
     "PyrotorqueError", "ConfigError", "ConditionError", "RtorrentError", "RtorrentUnavailable",
     "RtorrentFault", "HashNotFound", "MethodMissing", "CronSchedule", "RpcEndpoint",
-    "fast_loads",
+    "fast_loads", "XmlRpcFault", "UnreadableAnswer", "xmlrpc_request",
     "parse_rpc_url", "RtorrentProxy", "CallStats", "scgi_request", "parse_scgi_response",
     "Condition", "parse_condition", "condition_fields", "ValueType", "PATTERN", "BOOL",
     "FLOAT", "BYTESIZE", "TIME", "TIME_NOT_NULL", "DURATION", "TAGGED", "FILES", "MAGIC",
@@ -2597,21 +2619,58 @@ def _fp_fast(body):
     return None
 
 
+class XmlRpcFault(PyrotorqueError):
+    """A fault answer: ``faultCode`` and ``faultString``, as xmlrpc.client's Fault has."""
+
+    def __init__(self, code, text):
+        super().__init__(code, text)
+        self.faultCode, self.faultString = code, text
+
+    def __str__(self):
+        return "<Fault %s: %r>" % (self.faultCode, self.faultString)
+
+
+class UnreadableAnswer(PyrotorqueError):
+    """Well-formed XML that is no XML-RPC answer (xmlrpc.client's ResponseError)."""
+
+
+def _fp_fault(body):
+    """The XmlRpcFault of a fault answer the translator reads, else None."""
+    if body.count(b"<fault>") != 1 or b"<params>" in body:
+        return None
+    params = _fp_fast(body.replace(b"<fault>", b"<params><param>")
+                      .replace(b"</fault>", b"</param></params>"))
+    if params and len(params) == 1 and isinstance(params[0], dict) \
+            and set(params[0]) == {"faultCode", "faultString"}:
+        return XmlRpcFault(params[0]["faultCode"], params[0]["faultString"])
+    return None
+
+
 def fast_loads(body):
     """``xmlrpc.client.loads(body, use_builtin_types=True)[0]``, three times as fast.
 
-    Returns the params tuple of a methodResponse; raises ``xmlrpc.client.Fault``
-    for a fault answer and ``xml.parsers.expat.ExpatError`` for a body that is not
+    Returns the params tuple of a methodResponse; raises ``XmlRpcFault`` for a
+    fault answer, ``xml.parsers.expat.ExpatError`` for a body that is not
     well-formed XML (e.g. a control character XML forbids, or bytes that are not
     UTF-8) -- even where xmlrpc.client would have stopped earlier at an XML-RPC
-    error -- and otherwise whatever ``xmlrpc.client.loads`` raises.
+    error -- ``UnreadableAnswer`` for XML that is no answer, and otherwise whatever
+    ``xmlrpc.client.loads`` raises.  xmlrpc.client is only imported for answers
+    the translator leaves to it.
     """
     if type(body) is bytes:                         # noqa: E721 (not a subclass)
         xml.parsers.expat.ParserCreate().Parse(body, True)  # ExpatError as xmlrpc.client's
         params = _fp_fast(body)
         if params is not None:
             return params
-    return xmlrpc.client.loads(body, use_builtin_types=True)[0]
+        fault = _fp_fault(body)
+        if fault is not None:
+            raise fault
+    try:
+        return xmlrpc.client.loads(body, use_builtin_types=True)[0]
+    except xmlrpc.client.Fault as fault:
+        raise XmlRpcFault(fault.faultCode, fault.faultString) from None
+    except xmlrpc.client.ResponseError as exc:
+        raise UnreadableAnswer(str(exc)) from None
 
 
 ###############################################################################
@@ -2732,14 +2791,62 @@ class CallStats:
             1000 * self.net_seconds / calls, 1000 * self.total_seconds / calls)
 
 
+def _xml_text(text):
+    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+
+
+def _marshal(value, out):
+    """Append ``value`` as an XML-RPC <value> to the list ``out`` (xmlrpc.client's
+    encoding of the same types, without importing it and its HTTP stack)."""
+    if isinstance(value, bool):
+        out.append("<value><boolean>%d</boolean></value>\n" % value)
+    elif isinstance(value, int):
+        if not -2**31 <= value < 2**31:
+            raise OverflowError("int exceeds XML-RPC limits")
+        out.append("<value><int>%d</int></value>\n" % value)
+    elif isinstance(value, float):
+        out.append("<value><double>%r</double></value>\n" % value)
+    elif isinstance(value, str):
+        out.append("<value><string>%s</string></value>\n" % _xml_text(value))
+    elif isinstance(value, (bytes, bytearray)):
+        out.append("<value><base64>\n%s</base64></value>\n"
+                   % base64.encodebytes(bytes(value)).decode("ascii"))
+    elif isinstance(value, (list, tuple)):
+        out.append("<value><array><data>\n")
+        for item in value:
+            _marshal(item, out)
+        out.append("</data></array></value>\n")
+    elif isinstance(value, dict):
+        out.append("<value><struct>\n")
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise TypeError("dictionary key must be string")
+            out.append("<member>\n<name>%s</name>\n" % _xml_text(key))
+            _marshal(item, out)
+            out.append("</member>\n")
+        out.append("</struct></value>\n")
+    else:
+        raise TypeError("cannot marshal %s objects" % type(value).__name__)
+
+
+def xmlrpc_request(method, params):
+    """The UTF-8 body of an XML-RPC call of ``method`` with ``params``."""
+    out = ["<?xml version='1.0'?>\n<methodCall>\n<methodName>%s</methodName>\n<params>\n"
+           % _xml_text(method)]
+    for param in params:
+        out.append("<param>\n")
+        _marshal(param, out)
+        out.append("</param>\n")
+    out.append("</params>\n</methodCall>\n")
+    return "".join(out).encode("utf-8")
+
+
 def _xmlrpc_safe(value):
-    """Make a value sendable: big ints as strings (rTorrent parses them), bytes as Binary."""
+    """Make a value sendable: big ints as strings (rTorrent parses them)."""
     if isinstance(value, bool):
         return value
     if isinstance(value, int) and not -2**31 <= value < 2**31:
         return str(value)
-    if isinstance(value, (bytes, bytearray)):
-        return xmlrpc.client.Binary(bytes(value))
     if isinstance(value, (list, tuple)):
         return [_xmlrpc_safe(v) for v in value]
     if isinstance(value, dict):
@@ -2816,11 +2923,10 @@ class RtorrentProxy:
     def call(self, method, *params):
         """Call one method; return its result or raise an RtorrentError."""
         started = time.monotonic()
-        request = xmlrpc.client.dumps(tuple(_xmlrpc_safe(p) for p in params), method,
-                                      encoding="utf-8", allow_none=False).encode("utf-8")
+        request = xmlrpc_request(method, [_xmlrpc_safe(p) for p in params])
         try:
             answer = self._exchange(request)
-        except (OSError, http.client.HTTPException) as exc:     # socket.timeout is an OSError
+        except OSError as exc:      # socket.timeout too, and HTTP trouble (see _exchange_http)
             self._count(method, len(request), 0, started, started, failed=True)
             self._went_down(exc)
             raise RtorrentUnavailable("%s: rTorrent at %s is unreachable (%s)"
@@ -2829,7 +2935,7 @@ class RtorrentProxy:
         self._came_back()           # any answer, even a fault, means rTorrent is there
         try:
             result = _parse_xmlrpc_response(answer)[0]
-        except xmlrpc.client.Fault as exc:
+        except XmlRpcFault as exc:
             self._count(method, len(request), len(answer), started, answered, failed=True)
             raise self._fault(method, exc) from None
         except (xml.parsers.expat.ExpatError, ValueError) as exc:
@@ -2847,8 +2953,8 @@ class RtorrentProxy:
         results = []
         for (method, *_), answer in zip(calls, answers):
             if isinstance(answer, dict):
-                raise self._fault(method, xmlrpc.client.Fault(answer.get("faultCode", 0),
-                                                              answer.get("faultString", "")))
+                raise self._fault(method, XmlRpcFault(answer.get("faultCode", 0),
+                                                      answer.get("faultString", "")))
             results.append(answer[0])
         return results
 
@@ -2908,6 +3014,8 @@ class RtorrentProxy:
             conn.request("POST", parts.path or "/RPC2", body=request, headers=headers)
             response = conn.getresponse()
             body = response.read()
+        except http.client.HTTPException as exc:    # a broken answer: as good as no answer
+            raise ConnectionError("HTTP: %s" % (exc or exc.__class__.__name__)) from None
         finally:
             conn.close()
         if response.status != 200:
@@ -3431,7 +3539,7 @@ class Item(dict):
 
 #: Errors that mean "this reply could not be read" (odd bytes in a name or path), as
 #: opposed to a lost connection or a fault, which must reach the caller.
-UNREADABLE_ERRORS = (xml.parsers.expat.ExpatError, xmlrpc.client.ResponseError, UnicodeError)
+UNREADABLE_ERRORS = (xml.parsers.expat.ExpatError, UnreadableAnswer, UnicodeError)
 
 #: Calls per `system.multicall` when fetching per-item data.
 BATCH_SIZE = 500
@@ -4431,68 +4539,78 @@ def index_page(daemon):
     return (_INDEX_PAGE % (__version__, links)).encode("utf-8")
 
 
-class _Request(http.server.BaseHTTPRequestHandler):
-    """http.server's request parser, fed from memory; writes its answer to ``wfile``.
+def _request_class():
+    """The HTTP request parser (a class), made when the first request comes: a daemon
+    that serves nothing never imports http.server."""
+    if not _REQUEST_CLASS:
+        class _Request(http.server.BaseHTTPRequestHandler):
+            """http.server's request parser, fed from memory; writes its answer to ``wfile``.
 
-    Never instantiated through ``__init__`` (that would read a socket): see ``parse()``.
-    """
+            Never instantiated through ``__init__`` (that would read a socket): see ``parse()``.
+            """
 
-    protocol_version = "HTTP/1.1"
-    default_request_version = "HTTP/1.0"      # so that errors about garbage get a status line
-    server_version = "pyrotorque/" + __version__
-    sys_version = ""
+            protocol_version = "HTTP/1.1"
+            default_request_version = "HTTP/1.0"      # so that errors about garbage get a status line
+            server_version = "pyrotorque/" + __version__
+            sys_version = ""
 
-    @classmethod
-    def parse(cls, data, peer, log):
-        request = cls.__new__(cls)
-        request.rfile, request.wfile = io.BytesIO(data), io.BytesIO()
-        request.client_address, request.log = peer, log
-        request.requestline = request.command = ""
-        request.request_version = "HTTP/1.0"
-        request.close_connection = True
-        request.raw_requestline = request.rfile.readline(65537)
-        request.ok = len(request.raw_requestline) <= 65536 and request.parse_request()
-        if len(request.raw_requestline) > 65536:
-            request.send_error(414)
-        elif not request.ok and not request.wfile.getvalue():
-            request.send_error(400)         # an empty request line
-        return request
+            @classmethod
+            def parse(cls, data, peer, log):
+                request = cls.__new__(cls)
+                request.rfile, request.wfile = io.BytesIO(data), io.BytesIO()
+                request.client_address, request.log = peer, log
+                request.requestline = request.command = ""
+                request.request_version = "HTTP/1.0"
+                request.close_connection = True
+                request.raw_requestline = request.rfile.readline(65537)
+                request.ok = len(request.raw_requestline) <= 65536 and request.parse_request()
+                if len(request.raw_requestline) > 65536:
+                    request.send_error(414)
+                elif not request.ok and not request.wfile.getvalue():
+                    request.send_error(400)         # an empty request line
+                return request
 
-    @classmethod
-    def failed(cls, code, peer, log):
-        """A request that could not be read: only the error answer."""
-        request = cls.parse(b"GET / HTTP/1.0\r\n\r\n", peer, log)
-        request.wfile, request.ok = io.BytesIO(), False
-        request.send_error(code)
-        return request
+            @classmethod
+            def failed(cls, code, peer, log):
+                """A request that could not be read: only the error answer."""
+                request = cls.parse(b"GET / HTTP/1.0\r\n\r\n", peer, log)
+                request.wfile, request.ok = io.BytesIO(), False
+                request.send_error(code)
+                return request
 
-    def handle_expect_100(self):
-        return True         # no body is ever read: nothing to continue to
+            def handle_expect_100(self):
+                return True         # no body is ever read: nothing to continue to
 
-    def send_error(self, code, message=None, explain=None, headers=()):
-        short = self.responses.get(code, ("Error", ""))[0]
-        body = ("%d %s\n" % (code, message or short)).encode("utf-8", "replace")
-        self.reply(code, body, "text/plain; charset=utf-8", headers)
+            def send_error(self, code, message=None, explain=None, headers=()):
+                short = self.responses.get(code, ("Error", ""))[0]
+                body = ("%d %s\n" % (code, message or short)).encode("utf-8", "replace")
+                self.reply(code, body, "text/plain; charset=utf-8", headers)
 
-    def reply(self, code, body, content_type, headers=()):
-        self.send_response(code)
-        self.send_header("Content-Type", content_type)
-        self.send_header("Content-Length", str(len(body)))
-        self.send_header("Connection", "close")
-        for name, value in headers:
-            self.send_header(name, value)
-        self.end_headers()
-        if self.command != "HEAD" and code >= 200 and code not in (204, 304):
-            self.wfile.write(body)
+            def reply(self, code, body, content_type, headers=()):
+                self.send_response(code)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.send_header("Connection", "close")
+                for name, value in headers:
+                    self.send_header(name, value)
+                self.end_headers()
+                if self.command != "HEAD" and code >= 200 and code not in (204, 304):
+                    self.wfile.write(body)
 
-    def log_message(self, format, *args):  # noqa: A002
-        self.log.debug("HTTP %s %s", self.address_string(), format % args)
+            def log_message(self, format, *args):  # noqa: A002
+                self.log.debug("HTTP %s %s", self.address_string(), format % args)
 
-    def version_string(self):
-        return self.server_version
+            def version_string(self):
+                return self.server_version
 
-    def address_string(self):
-        return str(self.client_address[0]) if self.client_address else "-"
+            def address_string(self):
+                return str(self.client_address[0]) if self.client_address else "-"
+
+        _REQUEST_CLASS.append(_Request)
+    return _REQUEST_CLASS[0]
+
+
+_REQUEST_CLASS = []
 
 
 class _Listener:
@@ -4751,12 +4869,12 @@ class _Connection:
             self.buffer += chunk
             head = self.request_head()
             if head is not None:
-                self.answer(_Request.parse(head, (self.peer,), self.server.log))
+                self.answer(_request_class().parse(head, (self.peer,), self.server.log))
                 return
             if len(self.buffer) > self.server.max_request:
                 first = self.buffer.find(b"\n")
                 code = 431 if 0 <= first <= self.server.max_request else 414
-                self.answer(_Request.failed(code, (self.peer,), self.server.log))
+                self.answer(_request_class().failed(code, (self.peer,), self.server.log))
                 return
 
     def request_head(self):

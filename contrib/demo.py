@@ -58,11 +58,12 @@ TORQUE_INI = """\
 [TORQUE]
 scgi_url = {url}
 
-# start the demo items (stopped, priority 1) one by one
+# start the demo items (stopped, priority 1) one by one: at start, then one per run
+# (the dropped one at once, as it comes with priority 2)
 job.queue.active = True
 job.queue.schedule = second=*/5
 job.queue.downloading_min = 1
-job.queue.downloading_max = 2
+job.queue.downloading_max = 3
 job.queue.start_at_once = 1
 
 # load metafiles that land below the watch folder (stopped: the queue starts them)

@@ -7,6 +7,8 @@ import time
 import xmlrpc.client
 
 import pytest
+from hypothesis import assume, given, settings
+from hypothesis import strategies as st
 
 import pyrotorque
 from pyrotorque import (ConfigError, HashNotFound, MethodMissing, RtorrentError,
@@ -89,11 +91,46 @@ def test_a_malformed_response_is_an_rtorrent_error(data, message):
         pyrotorque.parse_scgi_response(data)
 
 
-def test_ints_beyond_32_bits_are_sent_as_strings_and_bytes_as_binary():
+def test_ints_beyond_32_bits_are_sent_as_strings_and_bytes_as_base64():
     safe = pyrotorque._xmlrpc_safe(["", 5_000_000_000, -2**31, True, b"d4:infod", {"k": 2**40}])
-    assert safe[:4] == ["", "5000000000", -2**31, True]
-    assert isinstance(safe[4], xmlrpc.client.Binary)
-    assert safe[5] == {"k": str(2**40)}
+    assert safe == ["", "5000000000", -2**31, True, b"d4:infod", {"k": str(2**40)}]
+    request = pyrotorque.xmlrpc_request("load.raw", safe)
+    assert b"<base64>\nZDQ6aW5mb2Q=\n</base64>" in request
+    assert xmlrpc.client.loads(request, use_builtin_types=True) == (tuple(safe), "load.raw")
+
+
+XMLRPC_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers(-2**31, 2**31 - 1) | st.text() | st.binary()
+    | st.floats(allow_nan=False),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(), inner, max_size=4),
+    max_leaves=12).filter(lambda v: v is not None)
+
+
+def _xml_safe(value):
+    """Text that XML 1.0 can carry (rTorrent's names are made safe before sending)."""
+    if isinstance(value, str):
+        return not pyrotorque._XML_FORBIDDEN.search(value) and "\r" not in value
+    if isinstance(value, list):
+        return all(_xml_safe(v) for v in value)
+    if isinstance(value, dict):
+        return all(_xml_safe(k) and _xml_safe(v) for k, v in value.items())
+    return value is not None
+
+
+@settings(max_examples=300, deadline=None)
+@given(method=st.sampled_from(["d.multicall2", "load.raw_verbose", "a<&>b"]),
+       params=st.lists(XMLRPC_VALUES, max_size=5))
+def test_a_request_reads_back_as_what_was_sent_the_way_xmlrpc_client_reads_it(method, params):
+    assume(_xml_safe(params))
+    assert xmlrpc.client.loads(pyrotorque.xmlrpc_request(method, params),
+                               use_builtin_types=True) == (tuple(params), method)
+
+
+@pytest.mark.parametrize("value, error", [(2**31, OverflowError), (None, TypeError),
+                                          ({1: 2}, TypeError), (object(), TypeError)])
+def test_a_value_xml_rpc_cannot_carry_is_refused_before_sending(value, error):
+    with pytest.raises(error):
+        pyrotorque.xmlrpc_request("x", [value])
 
 
 def test_an_answer_with_characters_xml_forbids_still_parses():
