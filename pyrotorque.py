@@ -7877,6 +7877,7 @@ class ActionRule(Job):
             self.matcher = parse_condition(text)
         except ConditionError as exc:
             raise ConfigError("matcher: %s" % exc) from None
+        self.prefilter = rtorrent_filter(self.matcher)
         try:
             self.sorter = parse_sort_fields(config.sort_fields) \
                 if str(config.get("sort_fields") or "").strip() else None
@@ -7922,7 +7923,7 @@ class ActionRule(Job):
                            "running); not starting another", len(self._queue))
             return
         self.proxy.connect()
-        items = self.items.fetch(self.view, self.fields, rtorrent_filter(self.matcher))
+        items = self.items.fetch(self.view, self.fields, self.prefilter)
         matched = [item for item in items if self.matcher.match(item)]
         if self.sorter:
             matched = self.sorter(matched)
@@ -8423,6 +8424,7 @@ class CompletionHandler(Job):
             self.matcher = parse_condition(condition)
         except ConditionError as exc:
             raise ConfigError("matcher: %s" % exc) from None
+        self.prefilter = rtorrent_filter(self.matcher)
         self.template = None
         fields = set(self.matcher.fields) | {"name", "directory", "is_multi_file",
                                              "custom_targetdir"}
@@ -8478,7 +8480,7 @@ class CompletionHandler(Job):
         self.proxy.connect()
         if not self._recover_journal():
             return
-        items = self.items.fetch(self.view, self.fields, rtorrent_filter(self.matcher))
+        items = self.items.fetch(self.view, self.fields, self.prefilter)
         chosen = []
         for item in items:
             if not self.matcher.match(item):
