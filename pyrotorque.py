@@ -11530,13 +11530,13 @@ def io_problem(what, path, exc, option=None):
     most often is a file or folder that root created (a run with sudo).
     """
     import pwd      # a builtin module, only needed here
-    other = " or choose another path with %s" % option if option else ""
-    reason = exc.strerror or str(exc)
-    number = exc.errno
-    blocker = path
-    while blocker and not os.path.lexists(blocker) and os.path.dirname(blocker) != blocker:
+    other = ", or choose another path with %s" % option if option else ""
+    path = os.path.abspath(path)
+    blocker = path      # the nearest part of the path that is there
+    while not os.path.lexists(blocker) and os.path.dirname(blocker) != blocker:
         blocker = os.path.dirname(blocker)
-    if number in (errno.EACCES, errno.EPERM):
+    reason = exc.strerror or str(exc)
+    if exc.errno in (errno.EACCES, errno.EPERM):
         def name(uid):
             try:
                 return pwd.getpwuid(uid).pw_name
@@ -11547,24 +11547,20 @@ def io_problem(what, path, exc, option=None):
         except OSError:
             owner = "?"
         user = name(os.geteuid())
-        fix = ("%s is owned by %s, pyrotorque runs as %s; fix: chown -R %s '%s'%s"
-               % (blocker, owner, user, user, blocker, other))
-        if owner == user:
-            fix = "check the mode of '%s' and its folders%s" % (blocker, other)
-    elif number == errno.ENOTDIR or (number == errno.EEXIST and not os.path.isdir(blocker)):
-        while blocker and os.path.isdir(blocker):
-            blocker = os.path.dirname(blocker)
-        parent = path
-        while parent != os.path.dirname(parent) and not (
-                os.path.lexists(parent) and not os.path.isdir(parent)):
-            parent = os.path.dirname(parent)
-        fix = "'%s' is a file where a folder is needed; move it away%s" % (parent, other)
-        reason = "Not a directory"
-    elif number == errno.EISDIR:
-        fix = "'%s' is a folder where a file is needed; move it away%s" % (path, other)
-    elif number == errno.EROFS:
-        fix = "the file system is mounted read-only; remount it%s" % (other or " read-write")
-    elif number in (errno.ENOSPC, errno.EDQUOT):
+        if owner != user:
+            reason += " ('%s' is owned by %s, pyrotorque runs as %s)" % (blocker, owner, user)
+            fix = "fix: sudo chown -R %s '%s'%s" % (user, blocker, other)
+        else:
+            fix = "check the mode of '%s' and of the folders above it%s" % (blocker, other)
+    elif exc.errno == errno.ENOTDIR or (exc.errno == errno.EEXIST and not os.path.isdir(blocker)):
+        reason = "'%s' is a file, not a folder" % blocker
+        fix = "move it away%s" % other
+    elif exc.errno == errno.EISDIR:
+        reason = "it is a folder, not a file"
+        fix = "move it away%s" % other
+    elif exc.errno == errno.EROFS:
+        fix = "remount the file system read-write%s" % other
+    elif exc.errno in (errno.ENOSPC, errno.EDQUOT):
         fix = "free some space%s" % other
     else:
         fix = "check the path%s" % other
@@ -12090,9 +12086,15 @@ def main(argv=None):
     # Being called every few minutes by rTorrent's watchdog schedule is normal in
     # cron mode, so "won't start" is only worth a debug line there.
     quiet_level = logging.DEBUG if options.cron else logging.WARNING
-    if options.guard_file and not os.path.exists(options.guard_file):
-        log.log(quiet_level, "Guard file '%s' not found, won't start!", options.guard_file)
-        return EX_TEMPFAIL
+    if options.guard_file:
+        try:
+            os.stat(options.guard_file)
+        except FileNotFoundError:
+            log.log(quiet_level, "Guard file '%s' not found, won't start!", options.guard_file)
+            return EX_TEMPFAIL
+        except OSError as exc:      # e.g. run/ is a file: no guard file could ever be there
+            log.error("%s", io_problem("the guard file", options.guard_file, exc, "--guard-file"))
+            return EX_IOERR
     try:
         pid_file.acquire()
     except AlreadyRunning as exc:

@@ -191,3 +191,119 @@ def test_an_empty_match_or_run_once_is_a_usage_error_not_a_daemon_start(short_tm
     assert code == 2 and words in err, err
     assert time.monotonic() - started < 10
     assert not os.path.exists(os.path.join(cfg, "run"))     # no pid file: nothing started
+
+
+# --- files and folders the daemon cannot use: a sentence and exit 74 ---------------
+#
+# The tests run as root, who may write nearly anywhere, so the table uses what
+# stops root too: a folder where a file belongs, a file where a folder belongs,
+# and /sys, which nobody may write into.  The cases of a file that root left
+# behind (a run with sudo) run the daemon as 'nobody'.
+
+def cron_ready(cfg):
+    """A config dir with the guard file, as the watchdog finds it."""
+    os.makedirs(os.path.join(cfg, "run"), exist_ok=True)
+    open(os.path.join(cfg, "run", "pyrotorque"), "w").close()
+
+
+def make_folder(path):
+    os.makedirs(path)
+
+
+def make_file(path):
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    open(path, "w").close()
+
+
+FAULTS = [
+    # (mode, what to break under the config dir, extra arguments, the words that tell the fix)
+    ("--cron", ("log/torque.log", make_folder), [],
+     r"Cannot use the log file '\S+/log/torque\.log': it is a folder, not a file; move it "
+     r"away, or choose another path with --log-file"),
+    ("background", ("log", make_file), [],
+     r"Cannot use the log file '\S+/log/torque\.log': '\S+/log' is a file, not a folder; "
+     r"move it away, or choose another path with --log-file"),
+    ("--fg", None, ["--log-file", "/sys/pyrotorque-test.log"],
+     r"Cannot use the log file '/sys/pyrotorque-test\.log': Permission denied; check the mode "
+     r"of '/sys' .*--log-file"),
+    ("--fg", ("run", make_file), [],
+     r"Cannot use the pid file '\S+/run/pyrotorque\.pid': '\S+/run' is a file, not a folder; "
+     r"move it away, or choose another path with --pid-file"),
+    ("--cron", None, ["--pid-file", "/sys/run/pyrotorque.pid"],
+     r"Cannot use the pid file '/sys/run/pyrotorque\.pid': Operation not permitted; .*"
+     r"--pid-file"),
+    ("--cron", ("run", make_file), [],
+     r"Cannot use the guard file '\S+/run/pyrotorque': '\S+/run' is a file, not a folder; "
+     r"move it away, or choose another path with --guard-file"),
+    ("--fg", ("torque.ini", lambda path: (os.remove(path), os.mkdir(path))), [],
+     r"Cannot use the configuration file '\S+/torque\.ini': it is a folder, not a file; "
+     r"move it away"),
+]
+
+
+@pytest.mark.parametrize("mode, breakage, args, sentence", FAULTS)
+def test_an_unusable_path_stops_the_start_with_a_sentence_and_exit_74(short_tmp, mode, breakage,
+                                                                      args, sentence):
+    cfg = config_dir(short_tmp)
+    if breakage:
+        breakage[1](os.path.join(cfg, breakage[0]))
+    if mode != "--fg" and not (breakage and breakage[0] == "run"):
+        cron_ready(cfg)
+    mode_args = [] if mode == "background" else [mode]
+    code, out, err = run_cli("--config-dir", cfg, "-U", "/nowhere.sock", *mode_args, *args,
+                             command=install(short_tmp, "a copy named pyrotorque"), env=env_for())
+    log = read(os.path.join(cfg, "log", "torque.log"))
+    assert code == 74, out + err + log
+    # With --cron the log file hears it when it can be opened (stderr may be lost), else stderr.
+    where = log if mode == "--cron" and os.path.isfile(os.path.join(cfg, "log", "torque.log")) \
+        else err
+    assert re.search(sentence, where), (err, log)
+    assert "Traceback" not in err + log
+    if where is log:
+        assert err == ""
+
+
+def as_nobody(command, *args):
+    """Run the script as 'nobody' with the system's python3 (/root is not open to others)."""
+    done = subprocess.run(["/usr/bin/python3", command[-1], *args], capture_output=True,
+                          text=True, user="nobody", group="nogroup", timeout=30,
+                          env={"PATH": "/usr/bin:/bin", "HOME": "/nonexistent"})
+    return done.returncode, done.stdout, done.stderr
+
+
+@pytest.fixture
+def owned_by_nobody(short_tmp):
+    """(script command, config dir) with everything owned by 'nobody' but what a test chowns."""
+    if os.geteuid() != 0 or not os.path.exists("/usr/bin/python3"):
+        pytest.skip("needs root (to leave files another user cannot write) and /usr/bin/python3")
+    os.chmod(str(short_tmp), 0o755)
+    command = install(short_tmp, "a copy named pyrotorque")
+    cfg = config_dir(short_tmp)
+    cron_ready(cfg)
+    os.makedirs(os.path.join(cfg, "log"))
+    for folder, dirs, files in os.walk(cfg):
+        for name in [folder] + [os.path.join(folder, f) for f in files]:
+            os.chown(name, 65534, 65534)
+    return command, cfg
+
+
+@pytest.mark.parametrize("left_by_sudo, args, what, option", [
+    ("log", ["--cron"], "the log file '{cfg}/log/torque.log'", "--log-file"),
+    ("log", [], "the log file '{cfg}/log/torque.log'", "--log-file"),
+    ("run", ["--fg"], "the pid file '{cfg}/run/pyrotorque.pid'", "--pid-file"),
+    ("torque.ini", ["--check"], "the configuration file '{cfg}/torque.ini'", None),
+])
+def test_a_path_that_root_left_behind_names_its_owner_and_the_chown(owned_by_nobody, left_by_sudo,
+                                                                     args, what, option):
+    command, cfg = owned_by_nobody
+    path = os.path.join(cfg, left_by_sudo)
+    os.chown(path, 0, 0)
+    os.chmod(path, 0o600 if os.path.isfile(path) else 0o755)
+    code, out, err = as_nobody(command, "--config-dir", cfg, "-U", "/nowhere.sock", *args)
+    assert code == 74, out + err
+    expected = ("Cannot use %s: Permission denied ('%s' is owned by root, pyrotorque runs as "
+                "nobody); fix: sudo chown -R nobody '%s'" % (what.format(cfg=cfg), path, path))
+    if option:
+        expected += ", or choose another path with %s" % option
+    assert expected in err
+    assert "Traceback" not in err
