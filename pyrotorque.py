@@ -11669,12 +11669,16 @@ def setup_logging(level, log_file=None, console=True, logging_ini=None):
 def _file_config(path):
     """Apply pyrocore's logging.torque.ini as pyrocore did; StartupError if it cannot be."""
     import logging.config       # 0.9 MiB, only for those who have the file
+    here = os.path.dirname(os.path.abspath(path))
     try:
-        logging.config.fileConfig(path, defaults={"HERE": os.path.dirname(os.path.abspath(path))},
-                                  disable_existing_loggers=False)
+        os.makedirs(os.path.join(here, "log"), exist_ok=True)     # pyroadmin made it
+    except OSError:
+        pass        # fileConfig says what is wrong, if its handlers need the folder
+    try:
+        logging.config.fileConfig(path, defaults={"HERE": here}, disable_existing_loggers=False)
     except OSError as exc:      # its log file, most often
-        raise io_problem("a log file of %s" % path, getattr(exc, "filename", None) or path,
-                         exc) from None
+        raise io_problem("the log file that %s names," % path,
+                         getattr(exc, "filename", None) or path, exc) from None
     except Exception as exc:    # fileConfig raises whatever the file's text leads to
         raise ConfigError("%s: %s: %s (pyrocore's logging configuration; fix it or "
                           "move it away)" % (path, exc.__class__.__name__, exc)) from None

@@ -307,3 +307,137 @@ def test_a_path_that_root_left_behind_names_its_owner_and_the_chown(owned_by_nob
         expected += ", or choose another path with %s" % option
     assert expected in err
     assert "Traceback" not in err
+
+
+# --- the log file: --log-file, logrotate, SIGHUP, pyrocore's logging.torque.ini -----
+
+STATS = r"Stats for \S+ - up"
+
+#: pyrocore's logging.torque.ini as `pyroadmin --create-config` wrote it, with a format
+#: of our own so that its use shows.
+PYROCORE_LOGGING_INI = """\
+[loggers]
+keys = root, apscheduler
+
+[handlers]
+keys = logfile
+
+[formatters]
+keys = generic
+
+[logger_root]
+level = INFO
+handlers = logfile
+
+[logger_apscheduler]
+level = WARN
+handlers =
+qualname = apscheduler.scheduler
+
+[handler_logfile]
+class = FileHandler
+args = ('%(HERE)s/log/torque.log', 'a')
+formatter = generic
+
+[formatter_generic]
+format = INI|%(levelname)s|%(name)s|%(message)s
+"""
+
+
+def lines_matching(path, pattern):
+    return re.findall(pattern, read(path))
+
+
+def test_lines_go_to_the_new_file_after_logrotate_moves_the_log(rtorrent, short_tmp):
+    cfg = config_dir(short_tmp)
+    log_path = os.path.join(str(short_tmp), "logs", "pyrotorque.log")
+    with DaemonProcess("--fg", "--config-dir", cfg, "-U", rtorrent.url, "--log-file", log_path,
+                       workdir=short_tmp) as daemon:
+        daemon.wait_for(STATS)                  # the terminal hears it ...
+        rtlab.wait_for(lambda: lines_matching(log_path, STATS), 10, 0.1, "a line in the file")
+        os.rename(log_path, log_path + ".1")    # ... and logrotate without copytruncate
+        rotated = len(lines_matching(log_path + ".1", STATS))
+        rtlab.wait_for(lambda: len(lines_matching(log_path, STATS)) >= 2, 10, 0.1,
+                       "new lines in a new file")
+        assert len(lines_matching(log_path + ".1", STATS)) <= rotated + 1
+        os.remove(log_path)                     # removed: a new one is made as well
+        rtlab.wait_for(lambda: lines_matching(log_path, STATS), 10, 0.1, "a file made anew")
+        assert daemon.stop() == 0
+    assert "Termination request received" in read(log_path)
+
+
+def test_a_background_daemon_follows_logrotate_and_reopens_on_sighup(rtorrent, short_tmp):
+    cfg = config_dir(short_tmp)
+    cron_ready(cfg)
+    log_path = os.path.join(cfg, "log", "torque.log")
+    command = install(short_tmp, "a copy named pyrotorque")
+    code, _, err = run_cli("--config-dir", cfg, "-U", rtorrent.url, command=command, env=env_for())
+    assert code == 0, err
+    try:
+        pid = int(rtlab.wait_for(lambda: lines_matching(log_path, STARTED), 15, 0.1,
+                                 "the start-up line")[0])
+        os.rename(log_path, log_path + ".1")
+        rtlab.wait_for(lambda: lines_matching(log_path, STATS), 10, 0.1, "a new torque.log")
+        # The daemon's stdout and stderr (where a stray traceback would go) follow it.
+        assert os.path.realpath("/proc/%d/fd/2" % pid) == os.path.realpath(log_path)
+        os.kill(pid, signal.SIGHUP)
+        rtlab.wait_for(lambda: lines_matching(log_path, r"Reloaded: 1 job"), 10, 0.1,
+                       "the reload in the log")
+    finally:
+        assert run_cli("--config-dir", cfg, "--stop", command=command, env=env_for())[0] == 0
+    assert "Traceback" not in read(log_path) + read(log_path + ".1")
+
+
+def test_pyrocores_logging_torque_ini_is_honoured_in_cron_mode(rtorrent, short_tmp):
+    cfg = config_dir(short_tmp)
+    cron_ready(cfg)
+    with open(os.path.join(cfg, "logging.torque.ini"), "w") as handle:
+        handle.write(PYROCORE_LOGGING_INI)
+    log_path = os.path.join(cfg, "log", "torque.log")
+    command = install(short_tmp, "a copy named pyrotorque")
+    code, _, err = run_cli("--config-dir", cfg, "-U", rtorrent.url, "--cron", command=command,
+                           env=env_for())
+    assert code == 0 and err == "", err
+    try:
+        pid = int(rtlab.wait_for(lambda: lines_matching(log_path, r"INI\|INFO\|pyrotorque\|"
+                                                        + STARTED), 15, 0.1, "the start")[0])
+        assert lines_matching(log_path, r"INI\|INFO\|pyrotorque\|Logging as \S+logging\."
+                              r"torque\.ini says")
+        rtlab.wait_for(lambda: lines_matching(log_path, r"INI\|INFO\|pyrotorque\.job\.connstats"
+                                              r"\|Stats for"), 10, 0.1, "the job's line")
+        # A plain FileHandler does not notice logrotate; SIGHUP (logrotate's postrotate)
+        # makes it write a new file.
+        os.rename(log_path, log_path + ".1")
+        os.kill(pid, signal.SIGHUP)
+        rtlab.wait_for(lambda: lines_matching(log_path, r"INI\|INFO\|pyrotorque\|Reloaded"),
+                       10, 0.1, "the reload in a new torque.log")
+    finally:
+        assert run_cli("--config-dir", cfg, "--stop", command=command, env=env_for())[0] == 0
+
+
+def test_a_broken_logging_torque_ini_is_named_in_the_default_log_and_stops_the_start(short_tmp):
+    cfg = config_dir(short_tmp)
+    cron_ready(cfg)
+    ini = os.path.join(cfg, "logging.torque.ini")
+    with open(ini, "w") as handle:
+        handle.write(PYROCORE_LOGGING_INI.replace("class = FileHandler", "class = NoSuchHandler"))
+    code, _, err = run_cli("--config-dir", cfg, "-U", "/nowhere.sock", "--cron")
+    log = read(os.path.join(cfg, "log", "torque.log"))
+    assert code == 70, err + log
+    assert re.search(r"ERROR +%s: \w+: .*NoSuchHandler.* \(pyrocore's logging configuration; "
+                     r"fix it or move it away\)" % re.escape(ini), log), (err, log)
+    assert "Traceback" not in err + log
+
+
+def test_in_the_foreground_logging_scripts_ini_is_named_and_not_used(rtorrent, short_tmp):
+    cfg = config_dir(short_tmp)
+    scripts_ini = os.path.join(cfg, "logging.scripts.ini")
+    with open(scripts_ini, "w") as handle:
+        handle.write(PYROCORE_LOGGING_INI)
+    with DaemonProcess("--fg", "--config-dir", cfg, "-U", rtorrent.url,
+                       workdir=short_tmp) as daemon:
+        daemon.wait_for(STATS)
+        assert daemon.stop() == 0
+    text = daemon.text()
+    assert "%s (pyrocore's logging of its terminal tools) is not used" % scripts_ini in text
+    assert "INI|" not in text and not os.path.exists(os.path.join(cfg, "log"))
