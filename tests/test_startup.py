@@ -6,6 +6,7 @@ users keep it in ~/bin), linked, or run by ``python3 FILE``; every way must run
 as ``pyrotorque`` in ps/top/pgrep, and log the daemon's own pid.  Files and
 folders the daemon cannot use stop the start with a sentence and exit 74.
 """
+import errno
 import os
 import re
 import shutil
@@ -17,6 +18,7 @@ import time
 import pytest
 
 import daemon_process
+import pyrotorque
 import rtlab
 from daemon_process import DaemonProcess, run_cli
 
@@ -261,6 +263,21 @@ def test_an_unusable_path_stops_the_start_with_a_sentence_and_exit_74(short_tmp,
     assert "Traceback" not in err + log
     if where is log:
         assert err == ""
+
+
+@pytest.mark.parametrize("number, words", [
+    (errno.EROFS, "Read-only file system; remount the file system read-write, or choose another "
+                  "path with --log-file"),
+    (errno.ENOSPC, "No space left on device; free some space, or choose another path with "
+                   "--log-file"),
+    (errno.EIO, "Input/output error; check the path, or choose another path with --log-file"),
+])
+def test_errors_no_test_can_provoke_still_read_as_a_sentence_with_a_fix(short_tmp, number, words):
+    path = os.path.join(str(short_tmp), "log", "torque.log")
+    problem = pyrotorque.io_problem("the log file", path, OSError(number, os.strerror(number)),
+                                    "--log-file")
+    assert isinstance(problem, pyrotorque.StartupError)
+    assert str(problem) == "Cannot use the log file '%s': %s" % (path, words)
 
 
 def as_nobody(command, *args):
