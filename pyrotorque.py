@@ -11727,6 +11727,17 @@ class PidFile:
     def acquire(self):
         """Take the lock or raise AlreadyRunning; call write() once the pid is final.
         StartupError says why the file cannot be used and how to fix that."""
+        # The daemon overwrites its pid file and removes it at the end: a path that
+        # holds anything else (--pid-file ~/.rtorrent.rc, /dev/null) is refused.
+        if os.path.lexists(self.path) and not os.path.isdir(self.path):
+            text = "?"
+            if os.path.isfile(self.path) and os.path.getsize(self.path) <= 32:
+                with open(self.path, errors="replace") as handle:
+                    text = handle.read().strip() or "0"
+            if not text.isdigit():
+                raise StartupError("Cannot use the pid file '%s': it is there and holds no pid, "
+                                   "and the daemon would overwrite and then remove it; choose "
+                                   "another path with --pid-file" % self.path)
         try:
             os.makedirs(os.path.dirname(self.path), exist_ok=True)
             handle = open(self.path, "a+")
@@ -11739,7 +11750,7 @@ class PidFile:
             if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
                 raise AlreadyRunning("Daemon process #%s still running, won't start!"
                                      % (self.read_pid() or "?")) from None
-            raise
+            raise io_problem("the pid file", self.path, exc, "--pid-file") from None
         self.handle = handle
         self.write(os.getpid())
 

@@ -280,6 +280,26 @@ def test_errors_no_test_can_provoke_still_read_as_a_sentence_with_a_fix(short_tm
     assert str(problem) == "Cannot use the log file '%s': %s" % (path, words)
 
 
+@pytest.mark.parametrize("what", ["a config file", "a named pipe"])
+def test_a_pid_file_path_that_holds_something_else_is_refused_and_left_alone(short_tmp, what):
+    cfg = config_dir(short_tmp)
+    target = os.path.join(str(short_tmp), "rtorrent.rc")
+    if what == "a named pipe":      # as /dev/null would be, but harmless if the test fails
+        os.mkfifo(target)
+    else:
+        with open(target, "w") as handle:
+            handle.write("network.scgi.open_local = /tmp/rpc.sock\n")
+    before = os.stat(target)
+    code, out, err = run_cli("--config-dir", cfg, "-U", "/nowhere.sock", "--fg", "--pid-file",
+                             target)
+    assert code == 74, out + err
+    assert ("Cannot use the pid file '%s': it is there and holds no pid, and the daemon would "
+            "overwrite and then remove it; choose another path with --pid-file" % target) in err
+    after = os.stat(target)
+    assert (after.st_ino, after.st_mode, after.st_size) == (before.st_ino, before.st_mode,
+                                                           before.st_size)
+
+
 def as_nobody(command, *args):
     """Run the script as 'nobody' with the system's python3 (/root is not open to others)."""
     done = subprocess.run(["/usr/bin/python3", command[-1], *args], capture_output=True,
