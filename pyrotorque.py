@@ -35,11 +35,11 @@ import sys
 # an import frees the parse tree right after compiling.  SourceFileLoader takes a file
 # of any name (~/bin/pyrotorque, a symlink to it); the bytecode is cached in the
 # __pycache__ beside the real file, or not at all where that cannot be written.
-_AS_MODULE = ("import importlib.util as u, os, sys; from importlib.machinery import "
-              "SourceFileLoader as L; sys.argv[:2] = [sys.argv[1]]; "
+_AS_MODULE = ("import os, sys; from importlib import util, machinery; sys.argv.pop(0); "
               "p = os.path.realpath(sys.argv[0]); sys.path[0] = os.path.dirname(p); "
-              "s = u.spec_from_file_location('pyrotorque', p, loader=L('pyrotorque', p)); "
-              "m = sys.modules['pyrotorque'] = u.module_from_spec(s); "
+              "s = util.spec_from_loader('pyrotorque', "
+              "machinery.SourceFileLoader('pyrotorque', p)); "
+              "m = sys.modules['pyrotorque'] = util.module_from_spec(s); "
               "s.loader.exec_module(m); sys.exit(m.main())")
 if __name__ == "__main__" and sys.executable and "__file__" in globals():
     try:
