@@ -31,14 +31,17 @@ import sys
 # Run as a script, CPython keeps the parse tree of the whole file until the script's
 # top-level code returns, which for a daemon is never: some 20 MiB for its whole life.
 # So the script hands over at once to a fresh interpreter in the same process (same
-# pid, arguments and environment) that imports this file as a module: an import frees
-# the parse tree right after compiling, and Python caches the bytecode beside the file.
-_AS_MODULE = ("import importlib.util as u, os, sys; p = sys.argv[1]; sys.argv[:2] = [p]; "
-              "sys.path[0] = os.path.dirname(os.path.abspath(p)); "
-              "s = u.spec_from_file_location('pyrotorque', p); "
-              "m = sys.modules['pyrotorque'] = u.module_from_spec(s); "
+# pid, arguments and environment) that imports this file as the module 'pyrotorque':
+# an import frees the parse tree right after compiling.  SourceFileLoader takes a file
+# of any name (~/bin/pyrotorque, a symlink to it); the bytecode is cached in the
+# __pycache__ beside the real file, or not at all where that cannot be written.
+_AS_MODULE = ("import os, sys; from importlib import util, machinery; sys.argv.pop(0); "
+              "p = os.path.realpath(sys.argv[0]); sys.path[0] = os.path.dirname(p); "
+              "s = util.spec_from_loader('pyrotorque', "
+              "machinery.SourceFileLoader('pyrotorque', p)); "
+              "m = sys.modules['pyrotorque'] = util.module_from_spec(s); "
               "s.loader.exec_module(m); sys.exit(m.main())")
-if __name__ == "__main__" and sys.executable:
+if __name__ == "__main__" and sys.executable and "__file__" in globals():
     try:
         os.execv(sys.executable, [sys.executable, "-c", _AS_MODULE, __file__] + sys.argv[1:])
     except OSError:
@@ -4288,7 +4291,7 @@ def _read_text(path):
     except UnicodeDecodeError as exc:
         raise ConfigError("%s: not UTF-8 text (%s)" % (path, exc)) from None
     except OSError as exc:
-        raise ConfigError("%s: cannot read (%s)" % (path, exc.strerror)) from None
+        raise io_problem("the configuration file", path, exc) from None
 
 
 def _group_jobs(settings):
@@ -11294,12 +11297,16 @@ class Daemon(EventLoop):
             self._schedule(sj, now, at_start=True)
         self._install_signals()
         release_memory()
+
+    def log_started(self):
+        """The start-up line; main() logs it once detached, so that the pid is the daemon's."""
         self.log.info("pyrotorque %s started (pid %d) with %d job%s: %s", __version__, os.getpid(),
                       len(self.jobs), "" if len(self.jobs) == 1 else "s",
                       ", ".join(sorted(self.jobs)) or "none")
 
     def reload(self):
         """Re-read the configuration; a broken one is logged and the old one keeps running."""
+        reopen_log_files()
         self.log.info("Reloading the configuration (SIGHUP)")
         try:
             settings = load_settings(self.options.config_dir, self.options.config_file,
@@ -11493,8 +11500,123 @@ def _close_job(job, log):
 #
 # Three destinations: a terminal gets a human format; the systemd journal
 # gets '<N>' priority prefixes on every line and no timestamps (journald adds
-# its own); background and cron mode append to <config dir>/log/torque.log.
+# its own); background and cron mode append to <config dir>/log/torque.log
+# (--log-file chooses another file, also beside the terminal with --fg).
+#
+# The log file is reopened when logrotate (or anybody) moved or removed it, as
+# logging.handlers.WatchedFileHandler does (that module costs 0.6 MiB), and on
+# SIGHUP.  In the background stderr is the log file as well (tracebacks that
+# escape logging), and it follows the file when that is reopened.
+#
+# pyrocore configured the logging of its cron mode with logging.torque.ini in the
+# config dir (logging.config.fileConfig, HERE = the file's folder): that file is
+# honoured where pyrotorque writes its log file by default, in the background
+# and with --cron.  pyrocore's logging.scripts.ini served its terminal tools; the
+# daemon keeps its own terminal and journal format and names the file once.
 
+LOG_FILE_FORMAT = "%(asctime)s %(levelname)-8s %(message)s [%(name)s]"    # pyrocore's
+
+
+class StartupError(ConfigError):
+    """A file or folder the daemon needs cannot be used; the message names the fix (exit 74).
+    A ConfigError as well, so that a reload keeps the old configuration on it."""
+
+
+def io_problem(what, path, exc, option=None):
+    """The sentence for an OSError ``exc`` on ``path``: what failed, why, and the fix.
+
+    ``what`` is e.g. "the log file"; ``option`` the command-line option that picks
+    another path.  As root can write nearly everything, a permission problem
+    most often is a file or folder that root created (a run with sudo).
+    """
+    import pwd      # a builtin module, only needed here
+    other = ", or choose another path with %s" % option if option else ""
+    path = os.path.abspath(path)
+    blocker = path      # the nearest part of the path that is there
+    while not os.path.lexists(blocker) and os.path.dirname(blocker) != blocker:
+        blocker = os.path.dirname(blocker)
+    reason = exc.strerror or str(exc)
+    if exc.errno in (errno.EACCES, errno.EPERM):
+        def name(uid):
+            try:
+                return pwd.getpwuid(uid).pw_name
+            except KeyError:
+                return str(uid)
+        try:
+            owner = name(os.stat(blocker).st_uid)
+        except OSError:
+            owner = "?"
+        user = name(os.geteuid())
+        if owner != user:
+            reason += " ('%s' is owned by %s, pyrotorque runs as %s)" % (blocker, owner, user)
+            fix = "fix: sudo chown -R %s '%s'%s" % (user, blocker, other)
+        else:
+            fix = "check the mode of '%s' and of the folders above it%s" % (blocker, other)
+    elif exc.errno == errno.ENOTDIR or (exc.errno == errno.EEXIST and not os.path.isdir(blocker)):
+        reason = "'%s' is a file, not a folder" % blocker
+        fix = "move it away%s" % other
+    elif exc.errno == errno.EISDIR:
+        reason = "it is a folder, not a file"
+        fix = "move it away%s" % other
+    elif exc.errno == errno.EROFS:
+        fix = "remount the file system read-write%s" % other
+    elif exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        fix = "free some space%s" % other
+    else:
+        fix = "check the path%s" % other
+    return StartupError("Cannot use %s '%s': %s; %s" % (what, path, reason, fix))
+
+
+class LogFile(logging.FileHandler):
+    """Appends to a log file and reopens it when it was moved or removed (logrotate),
+    as logging.handlers.WatchedFileHandler does; ``std_streams`` makes fd 1 and 2
+    follow it (the daemon's stdout and stderr)."""
+
+    def __init__(self, path):
+        self.identity = None
+        self.std_streams = False
+        super().__init__(path, encoding="utf-8")
+
+    def _open(self):
+        stream = super()._open()
+        st = os.fstat(stream.fileno())
+        self.identity = (st.st_dev, st.st_ino)
+        if self.std_streams:
+            os.dup2(stream.fileno(), 1)
+            os.dup2(stream.fileno(), 2)
+        return stream
+
+    def reopen(self):
+        """Close the file; the next line opens it anew (SIGHUP)."""
+        with self.lock:
+            if self.stream is not None:
+                self.stream.close()
+                self.stream = None
+
+    def emit(self, record):
+        try:
+            st = os.stat(self.baseFilename)
+            moved = (st.st_dev, st.st_ino) != self.identity
+        except FileNotFoundError:
+            moved = True
+        except OSError:
+            moved = False
+        if moved:
+            self.reopen()
+        super().emit(record)
+
+
+def _open_log_file(path):
+    """A LogFile handler for ``path``, its folder made; StartupError names the fix."""
+    try:
+        folder = os.path.dirname(path)
+        if folder:
+            os.makedirs(folder, exist_ok=True)
+        handler = LogFile(path)
+    except OSError as exc:
+        raise io_problem("the log file", path, exc, "--log-file") from None
+    handler.setFormatter(logging.Formatter(LOG_FILE_FORMAT, "%Y-%m-%d %H:%M:%S"))
+    return handler
 
 
 class JournalFormatter(logging.Formatter):
@@ -11516,18 +11638,22 @@ def stderr_is_journal():
     return dev.isdigit() and ino.isdigit() and (st.st_dev, st.st_ino) == (int(dev), int(ino))
 
 
-def setup_logging(level, log_file=None, console=True):
-    """Send the root logger to the journal or a terminal (``console``), and/or to ``log_file``."""
+def setup_logging(level, log_file=None, console=True, logging_ini=None):
+    """Send the root logger to the journal or a terminal (``console``), and/or to ``log_file``.
+
+    ``logging_ini``, a pyrocore logging.torque.ini, takes the place of ``log_file``
+    (its handlers, formats and levels; ``level`` is set when not None).  An
+    unusable log file raises StartupError before anything is changed.
+    """
+    file_handler = _open_log_file(log_file) if log_file and not logging_ini else None
     root = logging.getLogger()
     for handler in root.handlers[:]:
         root.removeHandler(handler)
         handler.close()
-    if log_file:
-        os.makedirs(os.path.dirname(log_file), exist_ok=True)
-        handler = logging.FileHandler(log_file, encoding="utf-8")
-        handler.setFormatter(logging.Formatter(
-            "%(asctime)s %(levelname)-8s %(message)s [%(name)s]", "%Y-%m-%d %H:%M:%S"))
-        root.addHandler(handler)
+    if logging_ini:
+        _file_config(logging_ini)
+    if file_handler is not None:
+        root.addHandler(file_handler)
     if console:
         handler = logging.StreamHandler(sys.stderr)
         if stderr_is_journal():
@@ -11536,7 +11662,46 @@ def setup_logging(level, log_file=None, console=True):
             handler.setFormatter(logging.Formatter(
                 "%(asctime)s %(levelname)-7s %(message)s [%(name)s]", "%H:%M:%S"))
         root.addHandler(handler)
-    root.setLevel(level)
+    if level is not None or not logging_ini:
+        root.setLevel(logging.INFO if level is None else level)
+
+
+def _file_config(path):
+    """Apply pyrocore's logging.torque.ini as pyrocore did; StartupError if it cannot be."""
+    import logging.config       # 0.9 MiB, only for those who have the file
+    here = os.path.dirname(os.path.abspath(path))
+    try:
+        os.makedirs(os.path.join(here, "log"), exist_ok=True)     # pyroadmin made it
+    except OSError:
+        pass        # fileConfig says what is wrong, if its handlers need the folder
+    try:
+        logging.config.fileConfig(path, defaults={"HERE": here}, disable_existing_loggers=False)
+    except OSError as exc:      # its log file, most often
+        raise io_problem("the log file that %s names," % path,
+                         getattr(exc, "filename", None) or path, exc) from None
+    except Exception as exc:    # fileConfig raises whatever the file's text leads to
+        raise ConfigError("%s: %s: %s (pyrocore's logging configuration; fix it or "
+                          "move it away)" % (path, exc.__class__.__name__, exc)) from None
+
+
+def stop_console_logging():
+    """After detaching: stderr is the log file now, so only the files keep logging."""
+    root = logging.getLogger()
+    for handler in root.handlers[:]:
+        if not isinstance(handler, logging.FileHandler):
+            root.removeHandler(handler)
+
+
+def reopen_log_files():
+    """SIGHUP: close every log file; each is opened anew with its next line."""
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, LogFile):
+            handler.reopen()
+        elif isinstance(handler, logging.FileHandler):      # from logging.torque.ini
+            with handler.lock:
+                if handler.stream is not None:
+                    handler.stream.close()
+                    handler.stream = None
 
 
 ###############################################################################
@@ -11560,9 +11725,24 @@ class PidFile:
         self.handle = None
 
     def acquire(self):
-        """Take the lock or raise AlreadyRunning; call write() once the pid is final."""
-        os.makedirs(os.path.dirname(self.path), exist_ok=True)
-        handle = open(self.path, "a+")
+        """Take the lock or raise AlreadyRunning; call write() once the pid is final.
+        StartupError says why the file cannot be used and how to fix that."""
+        # The daemon overwrites its pid file and removes it at the end: a path that
+        # holds anything else (--pid-file ~/.rtorrent.rc, /dev/null) is refused.
+        if os.path.lexists(self.path) and not os.path.isdir(self.path):
+            text = "?"
+            if os.path.isfile(self.path) and os.path.getsize(self.path) <= 32:
+                with open(self.path, errors="replace") as handle:
+                    text = handle.read().strip() or "0"
+            if not text.isdigit():
+                raise StartupError("Cannot use the pid file '%s': it is there and holds no pid, "
+                                   "and the daemon would overwrite and then remove it; choose "
+                                   "another path with --pid-file" % self.path)
+        try:
+            os.makedirs(os.path.dirname(self.path), exist_ok=True)
+            handle = open(self.path, "a+")
+        except OSError as exc:
+            raise io_problem("the pid file", self.path, exc, "--pid-file") from None
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError as exc:
@@ -11570,15 +11750,18 @@ class PidFile:
             if exc.errno in (errno.EAGAIN, errno.EACCES, errno.EWOULDBLOCK):
                 raise AlreadyRunning("Daemon process #%s still running, won't start!"
                                      % (self.read_pid() or "?")) from None
-            raise
+            raise io_problem("the pid file", self.path, exc, "--pid-file") from None
         self.handle = handle
         self.write(os.getpid())
 
     def write(self, pid):
-        self.handle.seek(0)
-        self.handle.truncate()
-        self.handle.write("%d\n" % pid)
-        self.handle.flush()
+        try:
+            self.handle.seek(0)
+            self.handle.truncate()
+            self.handle.write("%d\n" % pid)
+            self.handle.flush()
+        except OSError as exc:
+            raise io_problem("the pid file", self.path, exc, "--pid-file") from None
 
     def release(self):
         """Remove the file; False if that failed."""
@@ -11616,7 +11799,8 @@ class PidFile:
 
 
 def daemonize(pid_file, log_file):
-    """Detach from the terminal (double fork); the grandchild returns, holding the pid file."""
+    """Detach from the terminal (double fork); the grandchild returns, holding the pid
+    file, with stdout and stderr appended to ``log_file`` (None: /dev/null)."""
     if os.fork():
         os._exit(EX_OK)
     os.setsid()
@@ -11625,11 +11809,29 @@ def daemonize(pid_file, log_file):
     pid_file.write(os.getpid())
     null = os.open(os.devnull, os.O_RDWR)
     os.dup2(null, 0)
-    out = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+    out = null
+    if log_file:
+        try:
+            out = os.open(log_file, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        except OSError:
+            pass        # the log handler said why, before the fork
     os.dup2(out, 1)
     os.dup2(out, 2)     # tracebacks that escape logging end up in the log too
+    for handler in logging.getLogger().handlers:
+        if isinstance(handler, LogFile):
+            handler.std_streams = True      # and follow it when logrotate moves it
+    if out != null:
+        os.close(out)
     os.close(null)
-    os.close(out)
+
+
+def name_process(name="pyrotorque"):
+    """Set the kernel's name of this process (ps -e, top, pgrep NAME), best-effort:
+    the hand-over to an import leaves it at "python3"."""
+    try:
+        _libc().prctl(15, name.encode()[:15], 0, 0, 0)     # 15: PR_SET_NAME
+    except (OSError, AttributeError):
+        pass
 
 
 def stop_daemon(pid_file, log, timeout=10.0):
@@ -11686,6 +11888,9 @@ def _parser():
     add("-U", "--url", metavar="URL", help="rTorrent's XML-RPC endpoint (overrides scgi_url)")
     add("-n", "--dry-run", action="store_true", help="every job only logs what it would do")
     add("--fg", "--no-fork", dest="fg", action="store_true", help="stay in the foreground")
+    add("--log-file", metavar="PATH", help="append the log to PATH, reopened when logrotate "
+        "moves it and on SIGHUP (default in background and cron mode: <config dir>/log/"
+        "torque.log, or what <config dir>/logging.torque.ini says; with --fg: none)")
     add("--pid-file", metavar="PATH", help="default: <config dir>/run/pyrotorque.pid")
     add("--guard-file", metavar="PATH", help="default in background mode: <config dir>/run/pyrotorque")
     what = parser.add_mutually_exclusive_group()
@@ -11708,16 +11913,34 @@ def _parse_options(argv):
     options = parser.parse_args(argv)
     if options.quiet and (options.verbose or options.debug):
         parser.error("Don't know how to be quietly verbose!")
+    # An empty value must not fall through to starting the daemon.
+    if options.run_once is not None and not options.run_once.strip():
+        parser.error("--run-once needs the name of a job (--check lists them)")
+    if options.match is not None and not options.match.strip():
+        parser.error("--match needs a condition, e.g. --match 'name=*ubuntu*' "
+                     "(--match 'is_open=1' lists the open items)")
     options.config_dir = os.path.expanduser(
         options.config_dir or os.environ.get("PYRO_CONFIG_DIR") or "~/.pyroscope")
     run_dir = os.path.join(options.config_dir, "run")
     options.pid_file = os.path.expanduser(options.pid_file or os.path.join(run_dir, "pyrotorque.pid"))
-    if options.guard_file is None and not (options.fg or options.run_once or options.check
-                                           or options.match):
+    command = (options.status or options.stop or options.check or options.run_once is not None
+               or options.match is not None)
+    options.background = not options.fg and not command
+    if options.guard_file is None and not (options.fg or command):
         options.guard_file = os.path.join(run_dir, "pyrotorque")
-    options.log_file = os.path.join(options.config_dir, "log", "torque.log")
+    # pyrocore's logging.torque.ini, where pyrotorque would write its default log file.
+    options.logging_ini = None
+    if options.log_file:
+        options.log_file = os.path.abspath(os.path.expanduser(options.log_file))
+    elif options.background or options.cron:
+        options.log_file = os.path.join(options.config_dir, "log", "torque.log")
+        ini = os.path.join(options.config_dir, "logging.torque.ini")
+        if os.path.isfile(ini):
+            options.logging_ini = ini
     options.level = (TRACE if options.debug else logging.DEBUG if options.verbose
                      else logging.WARNING if options.quiet else logging.INFO)
+    if options.logging_ini and not (options.debug or options.verbose or options.quiet):
+        options.level = None        # the file's levels, as pyrocore had it
     return options
 
 
@@ -11830,11 +12053,26 @@ def run_once(options, settings, log):
 
 def main(argv=None):
     """The pyrotorque command; returns the exit code."""
+    if argv is None:
+        name_process()
     options = _parse_options(sys.argv[1:] if argv is None else argv)
-    background = not options.fg and not (options.status or options.stop or options.check
-                                         or options.run_once or options.match)
-    setup_logging(options.level)
+    background = options.background
     log = logging.getLogger("pyrotorque")
+    # With --cron, stderr may go nowhere (rTorrent's watchdog), so the log file hears
+    # everything from the start, a broken configuration too; what keeps the log file
+    # from being used goes to stderr, the only place left.
+    try:
+        setup_logging(options.level, options.log_file, console=not options.cron,
+                      logging_ini=options.logging_ini)
+    except (StartupError, ConfigError) as exc:
+        code = EX_IOERR if isinstance(exc, StartupError) else EX_SOFTWARE
+        try:        # a broken logging.torque.ini: the default log file still hears it
+            setup_logging(options.level or logging.INFO,
+                          options.log_file if options.logging_ini else None, console=True)
+        except StartupError:
+            setup_logging(options.level or logging.INFO)
+        log.error("%s", exc)
+        return code
     pid_file = PidFile(options.pid_file)
 
     if options.status:
@@ -11848,13 +12086,13 @@ def main(argv=None):
         settings = load_settings(options.config_dir, options.config_file, options.define)
         if options.check:
             return run_check(options, settings, log)
-        if options.run_once:
+        if options.run_once is not None:
             return run_once(options, settings, log)
-        if options.match:
+        if options.match is not None:
             return run_match(options, settings, log)
     except ConfigError as exc:
         log.error("%s", exc)
-        return EX_SOFTWARE
+        return EX_IOERR if isinstance(exc, StartupError) else EX_SOFTWARE
 
     if options.restart and pid_file.status()[0]:
         code = stop_daemon(pid_file, log)
@@ -11863,35 +12101,48 @@ def main(argv=None):
     # Being called every few minutes by rTorrent's watchdog schedule is normal in
     # cron mode, so "won't start" is only worth a debug line there.
     quiet_level = logging.DEBUG if options.cron else logging.WARNING
-    if options.guard_file and not os.path.exists(options.guard_file):
-        log.log(quiet_level, "Guard file '%s' not found, won't start!", options.guard_file)
-        return EX_TEMPFAIL
+    if options.guard_file:
+        try:
+            os.stat(options.guard_file)
+        except FileNotFoundError:
+            log.log(quiet_level, "Guard file '%s' not found, won't start!", options.guard_file)
+            return EX_TEMPFAIL
+        except OSError as exc:      # e.g. run/ is a file: no guard file could ever be there
+            log.error("%s", io_problem("the guard file", options.guard_file, exc, "--guard-file"))
+            return EX_IOERR
     try:
         pid_file.acquire()
     except AlreadyRunning as exc:
         log.log(quiet_level, "%s", exc)
         return EX_TEMPFAIL
+    except StartupError as exc:
+        log.error("%s", exc)
+        return EX_IOERR
 
-    if background or options.cron:
-        # From here on the log file hears everything, also what is said before detaching
-        # (under rTorrent's watchdog schedule, stderr goes nowhere).
-        setup_logging(options.level, options.log_file, console=not options.cron)
+    if options.logging_ini:
+        log.info("Logging as %s says (pyrocore's logging configuration)", options.logging_ini)
+    scripts_ini = os.path.join(options.config_dir, "logging.scripts.ini")
+    if not background and not options.cron and os.path.isfile(scripts_ini):
+        log.info("%s (pyrocore's logging of its terminal tools) is not used: pyrotorque logs to "
+                 "the terminal or journal in its own format; -v/-q set the level, --log-file "
+                 "adds a file", scripts_ini)
     notifier = SystemdNotifier(log=log)
     daemon = Daemon(options, settings, guard_file=options.guard_file, notifier=notifier)
     code = EX_SOFTWARE
     try:
         daemon.start()      # config errors show on the terminal, before detaching
         if background:
-            os.makedirs(os.path.dirname(options.log_file), exist_ok=True)
-            daemonize(pid_file, options.log_file)
-        if background and not options.cron:
-            setup_logging(options.level, options.log_file, console=False)
+            daemonize(pid_file, next((h.baseFilename for h in logging.getLogger().handlers
+                                      if isinstance(h, logging.FileHandler)), None))
+            stop_console_logging()
+        daemon.log_started()
         notifier.ready(daemon.status_line())
         started = time.monotonic()
         code = daemon.serve()
         log.info("Total time: %.3f seconds.", time.monotonic() - started)
     except ConfigError as exc:
         log.error("%s", exc)
+        code = EX_IOERR if isinstance(exc, StartupError) else EX_SOFTWARE
     finally:
         if not pid_file.release():
             log.warning("Failed to remove pid file '%s'", options.pid_file)

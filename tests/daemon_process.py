@@ -10,10 +10,11 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SCRIPT = os.path.join(REPO, "pyrotorque.py")
 
 
-def run_cli(*args, env=None, timeout=30):
-    """Run the command to its end; return (exit code, stdout, stderr)."""
-    done = subprocess.run([sys.executable, SCRIPT, *args], capture_output=True, text=True,
-                          timeout=timeout, env=_env(env), stdin=subprocess.DEVNULL)
+def run_cli(*args, env=None, timeout=30, command=None):
+    """Run the command to its end; return (exit code, stdout, stderr).  ``command``
+    (a list) replaces ``python3 pyrotorque.py``, e.g. a renamed copy of the script."""
+    done = subprocess.run((command or [sys.executable, SCRIPT]) + list(args), capture_output=True,
+                          text=True, timeout=timeout, env=_env(env), stdin=subprocess.DEVNULL)
     return done.returncode, done.stdout, done.stderr
 
 
@@ -26,12 +27,14 @@ def _env(extra):
 
 
 class DaemonProcess:
-    """``pyrotorque.py ARGS`` in the foreground, its stderr collected in a file."""
+    """``pyrotorque.py ARGS`` in the foreground, its stderr collected in a file;
+    ``command`` (a list) replaces ``python3 pyrotorque.py``."""
 
-    def __init__(self, *args, workdir, env=None):
+    def __init__(self, *args, workdir, env=None, command=None):
         self.log_path = os.path.join(str(workdir), "daemon-%d.log" % time.monotonic_ns())
         self._log = open(self.log_path, "w+")
-        self.process = subprocess.Popen([sys.executable, SCRIPT, *args], stdout=self._log,
+        self.process = subprocess.Popen((command or [sys.executable, SCRIPT]) + list(args),
+                                        stdout=self._log,
                                         stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                         env=_env(env), start_new_session=True)
 
