@@ -4471,7 +4471,9 @@ def load_settings(config_dir=None, config_files=(), defines=(), strict=True):
         settings.torque[key.strip()] = _expand(value.strip())
         settings.origins[key.strip()] = "-D %s" % key.strip()
 
-    _group_jobs(settings)
+    used = _interpolated_names(v for _, v in parser.items("TORQUE", raw=True)) \
+        if parser.has_section("TORQUE") else ()
+    _group_jobs(settings, used)
     _note_conditions(settings)
     if strict and settings.errors:
         raise ConfigError("\n".join(settings.errors))
@@ -4550,11 +4552,11 @@ def _read_text(path):
         raise ConfigError("%s: cannot read (%s)" % (path, exc.strerror)) from None
 
 
-def _group_jobs(settings):
-    """Split 'job.NAME.PARAM' keys into JobSpecs; check the other keys.  A job whose keys
-    cannot make a job is left out, with an error in ``settings.errors``."""
+def _group_jobs(settings, used=()):
+    """Split 'job.NAME.PARAM' keys into JobSpecs; check the other keys (those in ``used``
+    are referenced as '%(key)s').  A job whose keys cannot make a job is left out, with an
+    error in ``settings.errors``."""
     broken = set()
-    used = _interpolated_names(settings.torque.values())
     for key, value in settings.torque.items():
         if key.startswith("job."):
             parts = key.split(".", 2)
@@ -5752,8 +5754,6 @@ def job_config(spec, handler, settings, warn=None, **extra):
     declared = getattr(handler, "PARAMS", None)
     if declared is not None:
         known.update(declared)
-    for param, (converter, default, _) in known.items():
-        config[param] = spec.value(param, converter, default)
     prefixes = getattr(handler, "PARAM_PREFIXES", ())     # families such as 'cmd.NAME'
     for param in spec.params:
         if param in known:
@@ -5766,6 +5766,14 @@ def job_config(spec, handler, settings, warn=None, **extra):
             warn("%s: unknown key for %s%s" % (spec.where(param), handler.__name__,
                                                _did_you_mean(param, list(known))))
             config[param] = typed_value(spec.params[param])
+    errors = []         # every bad value of the job, not just the first
+    for param, (converter, default, _) in known.items():
+        try:
+            config[param] = spec.value(param, converter, default)
+        except ConfigError as exc:
+            errors.append(str(exc))
+    if errors:
+        raise ConfigError("\n".join(errors))
     config.update(extra)
     return config
 
@@ -12005,33 +12013,40 @@ def run_check(options, settings, log):
     needed = set()
     out.write("Jobs:\n")
     for name, spec in sorted(settings.jobs.items()):
-        try:
-            schedule = spec.value("schedule", CronSchedule)
-            active = spec.value("active", parse_bool, True)
-            line = "  %-12s %-40s %s" % (name, spec.params["handler"],
-                                         "active" if active else "inactive")
-            if active:
-                handler = spec.value("handler", lambda n: resolve_handler(n, settings.config_dir))
+        failed = []
+
+        def attempt(step):      # one broken value hides nothing else, in this job or others
+            try:
+                return step()
+            except ConfigError as exc:
+                failed.append(exc)
+                found.extend(ConfigProblem(line, ERROR) for line in str(exc).splitlines())
+        schedule = attempt(lambda: spec.value("schedule", CronSchedule))
+        active = attempt(lambda: spec.value("active", parse_bool, True)) is not False
+        line = "  %-12s %-40s %s" % (name, spec.params["handler"],
+                                     "active" if active else "inactive")
+        if active:
+            handler = attempt(lambda: spec.value(
+                "handler", lambda n: resolve_handler(n, settings.config_dir)))
+            if handler is not None:
                 needed.update(getattr(handler, "RPC_METHODS", ()))
-                config = job_config(spec, handler, settings,
-                                    warn=lambda m: found.append(ConfigProblem(m)),
-                                    schedule=schedule, proxy=None, item_source=None, daemon=None)
-                try:        # built without a daemon, a job only checks its settings
-                    _close_job(handler(config), log)
-                except ConfigError as exc:
-                    raise spec.constructor_error(exc) from None
-                fires, after = [], datetime.datetime.now()
-                for _ in range(3):
-                    after = schedule.next_fire(after)
-                    if after is None:
-                        break
-                    fires.append(after.strftime("%Y-%m-%d %H:%M:%S"))
-                    after = datetime.datetime.fromtimestamp(after.timestamp() + 1)
-                line += ", schedule %s, next: %s" % (schedule, ", ".join(fires) or "never")
-            out.write(line + "\n")
-        except ConfigError as exc:     # one broken job hides nothing of the others
-            found.append(ConfigProblem(str(exc), ERROR))
-            out.write("  %-12s %-40s ERROR (see below)\n" % (name, spec.params.get("handler")))
+                config = attempt(lambda: job_config(
+                    spec, handler, settings, warn=lambda m: found.append(ConfigProblem(m)),
+                    schedule=schedule, proxy=None, item_source=None, daemon=None))
+                if config is not None and not failed:
+                    attempt(lambda: _check_job(spec, handler, config, log))
+        if failed:
+            line = "  %-12s %-40s ERROR (see below)" % (name, spec.params["handler"])
+        elif active:
+            fires, after = [], datetime.datetime.now()
+            for _ in range(3):
+                after = schedule.next_fire(after)
+                if after is None:
+                    break
+                fires.append(after.strftime("%Y-%m-%d %H:%M:%S"))
+                after = datetime.datetime.fromtimestamp(after.timestamp() + 1)
+            line += ", schedule %s, next: %s" % (schedule, ", ".join(fires) or "never")
+        out.write(line + "\n")
     try:
         url = find_rpc_url(settings, options.url)
         proxy = RtorrentProxy(url, float(settings.get("rpc_timeout", "30")))
@@ -12070,6 +12085,14 @@ def run_check(options, settings, log):
     else:
         out.write("%s; exit %d\n" % (summary or "rTorrent unavailable", code))
     return code
+
+
+def _check_job(spec, handler, config, log):
+    """Build a job without a daemon: it only checks its settings."""
+    try:
+        _close_job(handler(config), log)
+    except ConfigError as exc:
+        raise spec.constructor_error(exc) from None
 
 
 def run_match(options, settings, log):
