@@ -4297,6 +4297,7 @@ class Settings:
         self.warnings = []      # ConfigProblems (or plain text) the daemon logs as warnings
         self.errors = []        # ConfigProblems that stop the daemon (load_settings raises)
         self.notes = []         # worth knowing, logged at INFO (sections for other tools)
+        self.defaults = {}      # [TORQUE] key -> the built-in default's text
         self.jobs = {}          # NAME -> JobSpec
 
     def get(self, key, default=None):
@@ -4439,6 +4440,8 @@ def load_settings(config_dir=None, config_files=(), defines=(), strict=True):
                 settings.errors.append(ConfigProblem(str(exc), ERROR))
                 continue
         found = _read_ini(parser, text, source, settings)
+        if source == "torque.ini.default":
+            settings.defaults = dict(parser.items("TORQUE", raw=True))
         for (section, key), line in found.items():
             if key is None:
                 headers.append((section, "%s:%d" % (source, line)))
@@ -4500,6 +4503,14 @@ def _check_sections(parser, origins, headers, settings):
                 where, section, len(keys), " is" if len(keys) == 1 else "s are",
                 hint or " (pyrotorque reads [TORQUE])")))
     defaults = parser.defaults()
+    referenced = _interpolated_names(v for section in parser.sections()
+                                     for _, v in parser.items(section, raw=True))
+    for key in defaults:
+        if key not in referenced:
+            settings.warnings.append(ConfigProblem(
+                "%s: %s: in [DEFAULT], which pyrotorque reads only for '%%(%s)s' references, "
+                "and nothing refers to it (a job key belongs in [TORQUE])"
+                % (origins.get(("DEFAULT", key), "<config>"), key, key)))
     for section in parser.sections():
         if section == "TORQUE":
             continue
@@ -4572,6 +4583,14 @@ def _group_jobs(settings, used=()):
             settings.warnings.append(ConfigProblem(
                 "%s: pyrocore's web server is not part of pyrotorque; use the exporter job "
                 "for metrics" % settings.where(key)))
+        elif key.startswith(COMPAT_PREFIXES) and key != "httpd.active" and \
+                value != settings.defaults.get(key, value + "?"):
+            settings.warnings.append(ConfigProblem(
+                "%s: pyrocore's %s setting; pyrotorque does not use it (%s), delete the line"
+                % (settings.where(key), "scheduler" if key.startswith("apscheduler.")
+                   else "web server", "it runs one job at a time, never overlapping, and "
+                   "merges missed runs" if key.startswith("apscheduler.")
+                   else "use the exporter job for metrics")))
         elif key not in TOP_LEVEL_KEYS and not key.startswith(COMPAT_PREFIXES) \
                 and key not in used:
             settings.warnings.append(ConfigProblem("%s: unknown key%s" % (

@@ -1,5 +1,6 @@
 """Configuration: pyrocore's torque.ini read as pyrocore read it, errors that say where."""
 import os
+import re
 import textwrap
 
 import pytest
@@ -366,6 +367,18 @@ PROBLEMS = [
      ["note:    {d}/torque.ini:3: job.queue.startable: in the regex /S\\d+E\\d+/ an unquoted "
       "'\\\\' is read as one backslash, as pyrocore read it; a single backslash means the "
       "same now (write \\d, not \\\\d)"], 69),
+    ({"torque.ini": "[DEFAULT]\nroot = /srv\njob.queue.active = True\n[TORQUE]\n"
+                    "job.treewatch.path = %(root)s/w\n"},
+     ["ignored: {d}/torque.ini:3: job.queue.active: in [DEFAULT], which pyrotorque reads only "
+      "for '%(job.queue.active)s' references, and nothing refers to it (a job key belongs "
+      "in [TORQUE])"], 78),
+    ({"torque.ini": "[TORQUE]\napscheduler.threadpool.max_threads = 4\n"
+                    "apscheduler.coalesce = True\nhttpd.waitress.port = 9000\n"},
+     ["ignored: {d}/torque.ini:2: apscheduler.threadpool.max_threads: pyrocore's scheduler "
+      "setting; pyrotorque does not use it (it runs one job at a time, never overlapping, "
+      "and merges missed runs), delete the line",
+      "ignored: {d}/torque.ini:4: httpd.waitress.port: pyrocore's web server setting; "
+      "pyrotorque does not use it (use the exporter job for metrics), delete the line"], 78),
     # two broken jobs and a misspelled key: all three, one run
     ({"torque.ini": QUEUE_ON + "job.queue.schedule = hour=25\njob.queue.sort_feilds = name\n"
                     "job.connstats.schedule = minute=61\njob.x.handler = pyrotorque:EngineStats\n"
@@ -381,13 +394,16 @@ PROBLEMS = [
 
 @pytest.mark.parametrize("files, lines, code", PROBLEMS, ids=[p[1][-1][9:60] for p in PROBLEMS])
 def test_check_lists_every_problem_with_file_line_and_fix(tmp_path, files, lines, code):
+    """Each broken config gives exactly these problem lines (and the exit code)."""
     for name, text in files.items():
         write(tmp_path, name, text)
     got_code, out = _problems(tmp_path)
     listed = [l.strip() for l in out.splitlines() if l.startswith("  ") and ": " in l]
+    problems = [l for l in listed if re.match(r"(error|ignored|note): ", l)]
+    assert len(problems) == len(lines), out
     for line in lines:
         line = line.format(d=tmp_path)
-        assert any(l.startswith(line) for l in listed), (line, out)
+        assert any(l.startswith(line) for l in problems), (line, out)
     assert got_code == code, out
 
 
