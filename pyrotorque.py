@@ -12090,10 +12090,8 @@ def run_check(options, settings, log):
     counts[ERROR] += problems
     if found:
         out.write("Configuration problems:\n")
-        for kind in (ERROR, IGNORED, NOTE):
-            for problem in found:
-                if problem_kind(problem) == kind:
-                    out.write("  %-8s %s\n" % (kind + ":", problem))
+        for problem in sorted(found, key=lambda p: _problem_order(p, settings.files)):
+            out.write("  %-8s %s\n" % (problem_kind(problem) + ":", problem))
     code = (EX_SOFTWARE if counts[ERROR] else EX_CONFIG if counts[IGNORED]
             else EX_UNAVAILABLE if unavailable else EX_OK)
     summary = ", ".join("%d %s%s" % (counts[kind], label, "s"[:counts[kind] != 1])
@@ -12104,6 +12102,16 @@ def run_check(options, settings, log):
     else:
         out.write("%s; exit %d\n" % (summary or "rTorrent unavailable", code))
     return code
+
+
+def _problem_order(problem, files):
+    """Errors first, then what is ignored, then notes; each in file and line order."""
+    kind = (ERROR, IGNORED, NOTE).index(problem_kind(problem))
+    found = re.match(r"(.*?):(\d+): ", problem)
+    if not found:
+        return kind, -1, 0
+    path = found.group(1)
+    return kind, files.index(path) if path in files else len(files), int(found.group(2))
 
 
 def _check_job(spec, handler, config, log):

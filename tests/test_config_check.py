@@ -36,12 +36,12 @@ def pyrocore_config(base, rtorrent_url):
     problems = [
         ("error", "%s: a symbolic link to %s, which does not exist; fix the link or remove it"
          % (os.path.join(cfg, "torque.ini"), os.path.join(cfg, "torque.ini.mine"))),
-        ("ignored", "%s:14: [TORQE]: unknown section, its 1 key is ignored (did you mean "
-         "[TORQUE]?)" % ini),
         ("ignored", "%s:3: job.queue.active: in [GLOBAL], where pyrotorque does not look for "
          "it; move it to [TORQUE]" % ini),
         ("ignored", "%s:9: job.queue.downlaoding_max: unknown key for QueueManager (did you "
          "mean 'downloading_max'?)" % ini),
+        ("ignored", "%s:14: [TORQE]: unknown section, its 1 key is ignored (did you mean "
+         "[TORQUE]?)" % ini),
     ]
     return cfg, problems
 
