@@ -4429,6 +4429,11 @@ def load_settings(config_dir=None, config_files=(), defines=(), strict=True):
         extra = os.path.expanduser(extra)
         if _config_file(extra, "--config-file", settings):
             sources.append((extra, None))
+    script = os.path.join(config_dir, "config.py")
+    if os.path.exists(script):
+        settings.notes.append("%s is used by pyrocore's other tools, not by pyrotorque (custom "
+                              "fields defined there are unknown here; conditions can use "
+                              "custom_KEY and d_METHOD)" % script)
 
     origins = {}            # (section, key) -> "file:line" of the value that counts
     headers = []            # (section, "file:line") of every file's section headers

@@ -470,12 +470,15 @@ def test_sections_for_pyrocores_other_tools_are_named_once_and_are_no_problem(tm
         [SWEEP_RULES_BUILTIN]
         bluray.prio = 100
         """)
+    write(tmp_path, "config.py", "# pyrocore's custom fields\n")
     code, out = _problems(tmp_path)
     config_ini = os.path.join(str(tmp_path), "config.ini")
     assert "info: %s:7: [FORMATS] is used by pyrocore's rtcontrol (output formats), not by " \
            "pyrotorque" % config_ini in out
     assert "info: %s:10: [SWEEP] is used by pyrocore's rtsweep, not by pyrotorque" % config_ini \
         in out
+    assert "info: %s is used by pyrocore's other tools, not by pyrotorque" \
+        % tmp_path.joinpath("config.py") in out
     assert "Configuration problems" not in out and code == 69, out   # only rTorrent is missing
 
 
