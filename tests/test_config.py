@@ -379,6 +379,10 @@ PROBLEMS = [
       "and merges missed runs), delete the line",
       "ignored: {d}/torque.ini:4: httpd.waitress.port: pyrocore's web server setting; "
       "pyrotorque does not use it (use the exporter job for metrics), delete the line"], 78),
+    # two bad values of one job: both
+    ({"torque.ini": QUEUE_ON + "job.queue.downloading_max = many\njob.queue.intermission = -\n"},
+     ["error:   {d}/torque.ini:3: job.queue.downloading_max: ",
+      "error:   {d}/torque.ini:4: job.queue.intermission: "], 70),
     # two broken jobs and a misspelled key: all three, one run
     ({"torque.ini": QUEUE_ON + "job.queue.schedule = hour=25\njob.queue.sort_feilds = name\n"
                     "job.connstats.schedule = minute=61\njob.x.handler = pyrotorque:EngineStats\n"
