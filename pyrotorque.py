@@ -11972,7 +11972,7 @@ def _parser():
         "tree watch, statistics and any scheduled job.",
         epilog="Exit codes: 0 ok, 69 not running / rTorrent unavailable, 70 bad "
         "configuration or failure, 74 I/O error, 75 try again later (already running, "
-        "no guard file).")
+        "no guard file), 78 (--check) the daemon would ignore part of the configuration.")
     add = parser.add_argument
     add("--version", action="version", version="pyrotorque %s on Python %s"
         % (__version__, sys.version.split()[0]))
