@@ -4482,6 +4482,7 @@ def load_settings(config_dir=None, config_files=(), defines=(), strict=True):
     used = _interpolated_names(v for _, v in parser.items("TORQUE", raw=True)) \
         if parser.has_section("TORQUE") else ()
     _group_jobs(settings, used)
+    _check_inactive_jobs(settings)
     _note_conditions(settings)
     if strict and settings.errors:
         raise ConfigError("\n".join(settings.errors))
@@ -4542,6 +4543,22 @@ def _check_sections(parser, origins, headers, settings):
 def _interpolated_names(values):
     """The keys that '%(name)s' references in some values refer to."""
     return {name for value in values for name in re.findall(r"%\(([^)]+)\)s", value)}
+
+
+def _check_inactive_jobs(settings):
+    """The unknown keys of an inactive built-in job are named too (an active job's are named
+    when it is built): switched on later, it would ignore them."""
+    for spec in settings.jobs.values():
+        module = str(spec.params.get("handler")).partition(":")[0].strip()
+        if module != "pyrotorque" and not module.startswith(BUILTIN_MODULES[1:]):
+            continue        # a custom job: importing it is for when it runs
+        try:
+            if spec.value("active", parse_bool, True):
+                continue
+            job_config(spec, resolve_handler(spec.params["handler"]), settings,
+                       warn=lambda m: settings.warnings.append(ConfigProblem(m)))
+        except ConfigError:
+            continue        # a bad value of an inactive job harms nothing until it is on
 
 
 def _note_conditions(settings):

@@ -357,6 +357,9 @@ PROBLEMS = [
     ({"torque.ini": QUEUE_ON + "job.queue.downlaoding_max = 3\n"},
      ["ignored: {d}/torque.ini:3: job.queue.downlaoding_max: unknown key for QueueManager "
       "(did you mean 'downloading_max'?)"], 78),
+    ({"torque.ini": "[TORQUE]\njob.queue.downlaoding_max = 3\n"},        # queue inactive
+     ["ignored: {d}/torque.ini:2: job.queue.downlaoding_max: unknown key for QueueManager "
+      "(did you mean 'downloading_max'?)"], 78),
     ({"torque.ini": "[TORQUE]\nqueue_startable_bas = x\n"},
      ["ignored: {d}/torque.ini:2: queue_startable_bas: unknown key (did you mean "
       "'queue_startable_base'?)"], 78),
