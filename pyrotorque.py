@@ -151,6 +151,7 @@ EX_UNAVAILABLE = 69     # service unavailable: daemon not running, rTorrent down
 EX_SOFTWARE = 70        # fatal error, most often a bad configuration
 EX_IOERR = 74           # e.g. the pid file could not be removed
 EX_TEMPFAIL = 75        # try again later: already running, guard file missing
+EX_CONFIG = 78          # --check: the daemon would run, but ignore part of the configuration
 
 #: Log record levels as syslog priorities, for journald's ``<N>`` prefixes.
 SYSLOG_PRIORITY = {
@@ -897,6 +898,7 @@ def _bisect_change(low, high, zone):
 #
 # Words are split like a POSIX shell.  Terms side by side are AND-ed, `OR` separates
 # AND-runs, `[ ]` groups, and `NOT` negates a group when it is the group's first word.
+#
 # A term is `FIELD=VALUES`, `FIELD<op>VALUE`, or a bare word that means `name=WORD`.
 # VALUES is a comma list (OR-ed); `!` in front of one value negates it.
 #
@@ -906,7 +908,19 @@ def _bisect_change(low, high, zone):
 #   - an empty time value (`completed=`) means "never happened" instead of "exactly now";
 #   - ByteSize also takes `t`; Duration takes plain seconds;
 #   - `prio=1 ]` is an error;
+#   - an unquoted backslash inside a regex is kept (see below);
 #   - str() quotes a term with blanks or quotes, so that str() always parses back.
+#
+# Backslashes in a regex: outside quotes, a shell eats the backslash of `\d`, so
+# `/S\d+E\d+/` matched `Sd+Ed+` in pyrocore, and its users learned to write `\\d`.
+# Here an unquoted backslash inside a `/regex/` value (or after `~`) still escapes a
+# blank or a quote as in a shell, but `\\` is one backslash and any other backslash is
+# kept with the character after it (re reads `\ `, `\'` or `\,` as that character).
+# So `/S\d+/` and pyrocore's `/S\\d+/` both mean `S\d+`, and a regex for a literal
+# backslash is `\\\\`, as in pyrocore.  Quoted text is split exactly as a shell splits
+# it: '\d' and "\d" are `\d`, "\\d" is `\d`, '\\d' stays `\\d`.  An unquoted `\\` in a
+# regex is the one spelling whose reading depends on habit (in re's own syntax it is a
+# literal backslash), so the parser notes it, and the note names the plain spelling.
 
 #: Words of a condition that are syntax, not terms.
 OPEN, CLOSE, OR, NOT = "[", "]", "OR", "NOT"
@@ -942,13 +956,21 @@ def tokenize(text):
     Quotes and backslashes work as in a shell; there are no comments, so an indented
     multi-line INI value is fine.  The offset is where the word starts in `text`.
     """
+    return [(word, start) for word, start, _ in _tokenize(text)]
+
+
+def _tokenize(text):
+    """`tokenize`, with the set of places in each word that an unquoted backslash escaped
+    (the parser puts those backslashes back inside a regex)."""
     words, word, start, pos, end = [], None, 0, 0, len(text)
+    escaped = set()
     while pos < end:
         char = text[pos]
         if char in _BLANKS:
             if word is not None:
-                words.append((word, start))
+                words.append((word, start, frozenset(escaped)))
                 word = None
+                escaped.clear()
             pos += 1
             continue
         if word is None:
@@ -956,6 +978,7 @@ def tokenize(text):
         if char == "\\":
             if pos + 1 >= end:
                 raise ConditionError("No escaped character after '\\' at position %d" % pos)
+            escaped.add(len(word))
             word += text[pos + 1]
             pos += 2
         elif char == "'":
@@ -971,7 +994,7 @@ def tokenize(text):
             word += char
             pos += 1
     if word is not None:
-        words.append((word, start))
+        words.append((word, start, frozenset(escaped)))
     return words
 
 
@@ -993,14 +1016,37 @@ def _double_quoted(text, pos):
 
 def split_values(text):
     """Split VALUES at commas, keeping `/regex/` whole; an empty list is one empty value."""
+    return [element for element, _ in _split_elements(text)]
+
+
+def _split_elements(text):
+    """`split_values` as `(element, offset)` pairs."""
     values, pos = [], 0
     while pos < len(text):
         found = _ELEMENT.match(text, pos)
         element = found.group(1) or found.group(2)
         if element:
-            values.append(element)
+            values.append((element, pos))
         pos = found.end()
-    return values or [""]
+    return values or [("", 0)]
+
+
+def _regex_backslashes(body, offset, escaped, notes):
+    """A regex body from a word, with the backslashes a shell split took back in place.
+
+    `offset` is where `body` starts in its word, `escaped` the places in the word that
+    an unquoted backslash escaped: `\\d` gave `d`, which becomes `\\d` again, and `\\\\`
+    gave one backslash, which stays one (pyrocore's spelling); that last case is noted.
+    """
+    out = []
+    for index, char in enumerate(body):
+        if offset + index in escaped:
+            if char == "\\":
+                notes.append(body)
+            else:
+                out.append("\\")
+        out.append(char)
+    return "".join(out)
 
 
 def _quote_term(term):
@@ -1504,18 +1550,27 @@ TAGGED, FILES, MAGIC = TaggedType(), FilesType(), MagicType()
 
 # Parser ######################################################################
 
-def parse_condition(text, default_field="name", types=None):
+def parse_condition(text, default_field="name", types=None, notes=None):
     """Parse pyrocore's filter language into a `Condition`.
 
     `default_field` is the field of a bare word (None makes a bare word an error).
     `types` maps field names to value types; by default the item fields of this module
     (`field_for`) are used, including `custom_KEY`, `kind_N` and `d_METHOD`.
+    `notes`, a list, receives a sentence for each spelling that works but is worth a
+    warning (an unquoted `\\\\` in a regex).
     """
     if types is None:
         type_of = _item_field_type
     else:
         type_of = types.get
-    return _Parser(str(text), tokenize(str(text)), default_field, type_of).parse()
+    parser = _Parser(str(text), _tokenize(str(text)), default_field, type_of)
+    condition = parser.parse()
+    if notes is not None:
+        for body in dict.fromkeys(parser.doubled):
+            notes.append("in the regex /%s/ an unquoted '\\\\' is read as one backslash, as "
+                         "pyrocore read it; a single backslash means the same now "
+                         "(write \\d, not \\\\d)" % body)
+    return condition
 
 
 def condition_fields(*conditions):
@@ -1536,6 +1591,7 @@ class _Parser:
     def __init__(self, text, words, default_field, type_of):
         self.text, self.words, self.pos = text, words, 0
         self.default_field, self.type_of = default_field, type_of
+        self.doubled = []       # regex bodies written with an unquoted '\\\\'
 
     def error(self, message, word=None):
         if word is None:
@@ -1597,24 +1653,38 @@ class _Parser:
         found = _TERM.match(word[0])
         if found:
             field, operator, values = found.groups()
+            offset = found.start(3)
         elif "=" in word[0]:
             field, _, values = word[0].partition("=")
-            operator = "="
+            operator, offset = "=", len(field) + 1
         elif self.default_field:
-            field, operator, values = self.default_field, "=", word[0]
+            field, operator, values, offset = self.default_field, "=", word[0], 0
         else:
             raise self.error("Field name missing (expected '=')", word)
-        if operator != "=":
-            if operator != "~" and values[:1] in ("+", "-"):
+        escaped = word[2] if len(word) > 2 else ()
+        if operator == "~":
+            elements = ["/%s/" % _regex_backslashes(values, offset, escaped, self.doubled)]
+        elif operator != "=":
+            if values[:1] in ("+", "-"):
                 raise self.error("Comparison operator cannot be followed by %r"
                                  % values[:1], word)
-            values = _OPERATORS[operator].format(values)
+            elements = split_values(_OPERATORS[operator].format(values))
+        else:
+            elements = [self.regex(element, offset + at, escaped)
+                        for element, at in _split_elements(values)]
         value_type = self.type_of(field) if field else None
         if value_type is None:
             raise self.error("Unknown field %r" % field, word)
-        terms = [self.value(field, value_type, element, word) for element in
-                 split_values(values)]
+        terms = [self.value(field, value_type, element, word) for element in elements]
         return terms[0] if len(terms) == 1 else AnyValue(terms)
+
+    def regex(self, element, offset, escaped):
+        """A `/regex/` element gets back the backslashes the shell split took (see above)."""
+        bang = element[:1] == "!"
+        if len(element) - bang < 2 or not element[bang] == element[-1] == "/" or not escaped:
+            return element
+        body = _regex_backslashes(element[bang + 1:-1], offset + bang + 1, escaped, self.doubled)
+        return element[:bang + 1] + body + "/"
 
     def value(self, field, value_type, element, word):
         negated = element.startswith("!")
@@ -4083,11 +4153,30 @@ def parse_sort_fields(text, types=None):
 # Configuration ###############################################################
 ###############################################################################
 #
-# pyrocore's files, read the way pyrocore read them: the embedded defaults,
-# then <config dir>/torque.ini, then each --config-file, then -D KEY=VAL.
-# Keys are case-sensitive, '%(name)s' interpolates, indented lines continue a
-# value, '~/' expands.  Unlike pyrocore, every value remembers the file and
-# line it came from, so an error can say exactly where to look.
+# pyrocore's files, read the way pyrocore read them, in its order: the embedded
+# defaults, then <config dir>/config.ini, then <config dir>/torque.ini, then
+# each --config-file, then -D KEY=VAL.  pyrocore put every file's sections into
+# one namespace, so a [TORQUE] section in config.ini counts (torque.ini, read
+# later, wins), and so does a [GLOBAL] scgi_url in torque.ini.  Keys are
+# case-sensitive, section names are not (pyrocore lower-cased them), '%(name)s'
+# interpolates, indented lines continue a value, '~/' expands.  Unlike
+# pyrocore, every value remembers the file and line it came from, so an error
+# can say exactly where to look.
+#
+# Nothing is dropped without a word.  What pyrotorque will not use is a
+# ConfigProblem naming file, line and key, with the fix (often "did you mean"):
+#   error    the daemon would not start (a broken file or symlink, a missing
+#            --config-dir, a bad value); --check exits 70
+#   ignored  the daemon starts but does not use it (an unknown section or key,
+#            a job key outside [TORQUE], a key set twice); --check exits 78
+#   note     it works, but reads in a way worth knowing (a pyrocore '\\d');
+#            no effect on the exit code
+# The daemon logs the ignored ones and the notes once at start as warnings and
+# runs on, as pyrocore did; errors stop it.  Sections that only pyrocore's
+# other tools read ([FORMATS], [SWEEP], ...) are named once at INFO.
+# ~/.pyroscope not existing is fine (the defaults run); a --config-dir or
+# $PYRO_CONFIG_DIR that does not exist is an error: it names a configuration
+# the user meant to have.
 
 #: [TORQUE] keys that are not grouped into jobs, with what each means.
 TOP_LEVEL_KEYS = {
@@ -4099,6 +4188,51 @@ TOP_LEVEL_KEYS = {
 
 #: Key prefixes accepted for pyrocore compatibility and otherwise ignored.
 COMPAT_PREFIXES = ("apscheduler.", "httpd.")
+
+#: Sections pyrotorque reads besides [TORQUE], and from which keys.  Their keys are
+#: free-form names (tracker aliases, connection names) except in [GLOBAL].
+READ_SECTIONS = {
+    "GLOBAL": "scgi_url and rtorrent_rc, when [TORQUE] does not set them",
+    "ANNOUNCE": "tracker aliases (the 'alias' field)",
+    "TRAITS_BY_ALIAS": "traits of a tracker alias (the 'traits' field)",
+    "CONNECTIONS": "named rTorrent endpoints (scgi_url = @NAME)",
+}
+
+#: The [GLOBAL] keys pyrotorque reads.
+GLOBAL_KEYS = ("scgi_url", "rtorrent_rc")
+
+#: Sections and [GLOBAL] keys of pyrocore's config.ini that only its other tools read.
+OTHER_TOOLS_SECTIONS = {
+    "FORMATS": "rtcontrol (output formats)",
+    "XMLRPC": "XML-RPC layer (call logging)",
+    "XMLRPC_0_8_7": "XML-RPC layer (rTorrent 0.8 method names)",
+    "INFLUXDB": "InfluxDBStats job",
+    "SWEEP": "rtsweep", "SWEEP_RULES_CUSTOM": "rtsweep", "SWEEP_RULES_BUILTIN": "rtsweep",
+}
+OTHER_TOOLS_GLOBAL_KEYS = (
+    "config_dir", "config_script", "engine", "fast_query", "waif_pattern_list",
+    "output_header_frequency", "output_header_ecma48", "sort_fields",
+    "config_validator_callbacks", "custom_field_factories", "custom_template_helpers",
+)
+
+#: What a ConfigProblem means for the daemon (see above).
+ERROR, IGNORED, NOTE = "error", "ignored", "note"
+
+
+class ConfigProblem(str):
+    """One finding about the configuration: the text a user reads ('file:line: key:
+    what (fix)'), and its ``kind``: ERROR, IGNORED or NOTE.  A plain string in
+    ``Settings.warnings`` counts as IGNORED."""
+
+    def __new__(cls, text, kind=IGNORED):
+        problem = super().__new__(cls, text)
+        problem.kind = kind
+        return problem
+
+
+def problem_kind(problem):
+    """The kind of an entry of ``Settings.warnings`` or ``Settings.errors``."""
+    return getattr(problem, "kind", IGNORED)
 
 #: Parameters every job has, with their converters and defaults.
 COMMON_JOB_PARAMS = {
@@ -4163,7 +4297,10 @@ class Settings:
         self.origins = {}       # [TORQUE] key -> "file:line"
         self.sections = {}      # config.ini sections, lower-cased names -> dict
         self.files = []         # the files read, in order
-        self.warnings = []      # things worth a warning, logged when logging is up
+        self.warnings = []      # ConfigProblems (or plain text) the daemon logs as warnings
+        self.errors = []        # ConfigProblems that stop the daemon (load_settings raises)
+        self.notes = []         # worth knowing, logged at INFO (sections for other tools)
+        self.defaults = {}      # [TORQUE] key -> the built-in default's text
         self.jobs = {}          # NAME -> JobSpec
 
     def get(self, key, default=None):
@@ -4186,7 +4323,8 @@ class Settings:
 
 
 def _key_lines(lines, source):
-    """Map (section, key) to the line it is set on, and report keys set twice in one file."""
+    """Map (section, key) to the line it is set on, (section, None) to the section's first
+    header, and report keys set twice in one file."""
     found, dupes, section = {}, [], None
     for number, line in enumerate(lines, 1):
         if not line.strip() or line[0] in " \t#;":
@@ -4194,18 +4332,32 @@ def _key_lines(lines, source):
         header = re.match(r"\[([^\]]+)\]", line)
         if header:
             section = header.group(1)
+            found.setdefault((section, None), number)
             continue
         key = re.split(r"[=:]", line, maxsplit=1)[0].strip()
         if (section, key) in found:
-            dupes.append("%s:%d: %s is set again (first on line %d); the last value wins"
-                         % (source, number, key, found[section, key]))
+            dupes.append(ConfigProblem(
+                "%s:%d: %s is set again (first on line %d); the last value wins, delete the "
+                "other line" % (source, number, key, found[section, key])))
         found[section, key] = number
     return found, dupes
 
 
+def _known_section_names(text):
+    """Write the section names pyrotorque knows in upper case, as pyrocore's lower-casing
+    merged [torque] into [TORQUE]; line numbers stay as they are."""
+    known = set(READ_SECTIONS) | set(OTHER_TOOLS_SECTIONS) | {"TORQUE"}
+
+    def upper(found):
+        name = found.group(2).strip().upper()
+        return found.group(1) + name + "]" if name in known else found.group(0)
+    return re.sub(r"(?m)^(\[)([^\]\n]+)\]", upper, text)
+
+
 def _read_ini(parser, text, source, settings):
-    """Feed one file to the parser; return {(section, key): line}."""
-    lines = text.splitlines()
+    """Feed one file to the parser; return {(section, key): line}.  What cannot be read
+    is an error in ``settings.errors``; the lines that can be read still count."""
+    text = _known_section_names(text)
     try:
         parser.read_string(text, source=source)
     except configparser.Error as exc:
@@ -4214,10 +4366,14 @@ def _read_ini(parser, text, source, settings):
         if isinstance(exc, configparser.MissingSectionHeaderError):
             message = "a key before any [SECTION] header (pyrotorque reads [TORQUE])"
         elif isinstance(exc, configparser.ParsingError) and exc.errors:
-            line, bad = exc.errors[0]
-            message = "cannot parse %s (expected KEY = VALUE)" % bad
-        raise ConfigError("%s:%s: %s" % (source, line or "?", message)) from None
-    found, dupes = _key_lines(lines, source)
+            for line, bad in exc.errors:
+                settings.errors.append(ConfigProblem(
+                    "%s:%s: cannot parse %s (expected KEY = VALUE)" % (source, line, bad), ERROR))
+            message = None
+        if message:
+            settings.errors.append(ConfigProblem("%s:%s: %s" % (source, line or "?", message),
+                                                 ERROR))
+    found, dupes = _key_lines(text.splitlines(), source)
     settings.warnings.extend(dupes)
     settings.files.append(source)
     return found
@@ -4227,61 +4383,199 @@ def _expand(value):
     return os.path.expanduser(value) if value.startswith("~/") or value == "~" else value
 
 
-def load_settings(config_dir=None, config_files=(), defines=()):
-    """Read the configuration the way pyrocore did; raise ConfigError naming file and line."""
-    config_dir = os.path.expanduser(config_dir or os.environ.get("PYRO_CONFIG_DIR") or "~/.pyroscope")
-    settings = Settings(config_dir)
-
-    # config.ini is read for its [GLOBAL] scgi_url / rtorrent_rc and [ANNOUNCE] aliases.
-    global_ini = configparser.RawConfigParser(strict=False, empty_lines_in_values=False)
-    global_ini.optionxform = str
-    path = os.path.join(config_dir, "config.ini")
+def _config_file(path, what, settings):
+    """True when ``path`` can be read; a dangling symlink or a missing --config-file is
+    an error (pyrocore skipped both without a word)."""
     if os.path.exists(path):
-        _read_ini(global_ini, _read_text(path), path, settings)
-        settings.sections = {s.lower(): {k: _expand(v) for k, v in global_ini.items(s)}
-                             for s in global_ini.sections()}
+        return True
+    if os.path.islink(path):
+        settings.errors.append(ConfigProblem(
+            "%s: a symbolic link to %s, which does not exist; fix the link or remove it"
+            % (path, os.readlink(path)), ERROR))
+    elif what:
+        settings.errors.append(ConfigProblem("%s: no such configuration file (from %s)"
+                                             % (path, what), ERROR))
+    return False
 
+
+def load_settings(config_dir=None, config_files=(), defines=(), strict=True):
+    """Read the configuration the way pyrocore did.
+
+    Every problem lands in ``settings.errors`` / ``settings.warnings`` (see above);
+    with ``strict`` (the daemon), errors then raise one ConfigError naming them all,
+    without it (``--check``) the caller lists them.
+    """
+    default_dir = os.path.expanduser("~/.pyroscope")
+    config_dir = os.path.expanduser(config_dir or os.environ.get("PYRO_CONFIG_DIR") or default_dir)
+    settings = Settings(config_dir)
+    if not os.path.isdir(config_dir):
+        if os.path.abspath(config_dir) != os.path.abspath(default_dir) or \
+                os.path.lexists(config_dir):
+            settings.errors.append(ConfigProblem(
+                "%s: the configuration directory does not exist (from --config-dir or "
+                "$PYRO_CONFIG_DIR); create it or name the right one" % config_dir, ERROR))
+        else:
+            settings.notes.append("%s does not exist: running on the built-in defaults"
+                                  % config_dir)
+
+    # pyrocore's order: defaults, config.ini, torque.ini, --config-file...; all files
+    # go into one parser, so a later file's value wins and '%(name)s' sees earlier ones.
     parser = configparser.ConfigParser(strict=False, empty_lines_in_values=False,
                                        interpolation=configparser.BasicInterpolation())
     parser.optionxform = str
     sources = [("torque.ini.default", DEFAULT_CONFIG)]
-    user_file = os.path.join(config_dir, "torque.ini")
-    if os.path.exists(user_file):
-        sources.append((user_file, None))
+    for name in ("config.ini", "torque.ini"):
+        path = os.path.join(config_dir, name)
+        if _config_file(path, None, settings):
+            sources.append((path, None))
     for extra in config_files:
         extra = os.path.expanduser(extra)
-        if not os.path.exists(extra):
-            raise ConfigError("%s: no such configuration file (from --config-file)" % extra)
-        sources.append((extra, None))
+        if _config_file(extra, "--config-file", settings):
+            sources.append((extra, None))
+    script = os.path.join(config_dir, "config.py")
+    if os.path.exists(script):
+        settings.notes.append("%s is used by pyrocore's other tools, not by pyrotorque (custom "
+                              "fields defined there are unknown here; conditions can use "
+                              "custom_KEY and d_METHOD)" % script)
 
-    lines_by_key = {}
+    origins = {}            # (section, key) -> "file:line" of the value that counts
+    headers = []            # (section, "file:line") of every file's section headers
     for source, text in sources:
-        found = _read_ini(parser, text if text is not None else _read_text(source), source, settings)
+        if text is None:
+            try:
+                text = _read_text(source)
+            except ConfigError as exc:
+                settings.errors.append(ConfigProblem(str(exc), ERROR))
+                continue
+        found = _read_ini(parser, text, source, settings)
+        if source == "torque.ini.default":
+            settings.defaults = dict(parser.items("TORQUE", raw=True))
         for (section, key), line in found.items():
-            if section == "TORQUE":
-                lines_by_key[key] = "%s:%d" % (source, line)
+            if key is None:
+                headers.append((section, "%s:%d" % (source, line)))
+            else:
+                origins[section, key] = "%s:%d" % (source, line)
+        if source.endswith("config.ini") and ("TORQUE", None) in found:
+            settings.notes.append("%s:%d: [TORQUE] is read, before torque.ini, as pyrocore "
+                                  "read it" % (source, found["TORQUE", None]))
 
     if parser.has_section("TORQUE"):
         for key in parser.options("TORQUE"):
             if key in parser.defaults():
                 continue
+            where = origins.get(("TORQUE", key), "<config>")
             try:
                 value = parser.get("TORQUE", key)
             except configparser.InterpolationError as exc:
-                raise ConfigError("%s: %s: %s" % (lines_by_key.get(key, "<config>"), key,
-                                                  str(exc).splitlines()[0])) from None
+                settings.errors.append(ConfigProblem("%s: %s: %s" % (
+                    where, key, str(exc).splitlines()[0]), ERROR))
+                continue
             settings.torque[key] = _expand(value)
-            settings.origins[key] = lines_by_key.get(key, "<config>")
+            settings.origins[key] = where
+    _check_sections(parser, origins, headers, settings)
 
     for define in defines:
         key, equals, value = define.partition("=")
         if not equals or not key.strip():
-            raise ConfigError("-D %s: expected KEY=VALUE" % define)
+            settings.errors.append(ConfigProblem("-D %s: expected KEY=VALUE" % define, ERROR))
+            continue
         settings.torque[key.strip()] = _expand(value.strip())
         settings.origins[key.strip()] = "-D %s" % key.strip()
 
-    _group_jobs(settings)
+    used = _interpolated_names(v for _, v in parser.items("TORQUE", raw=True)) \
+        if parser.has_section("TORQUE") else ()
+    _group_jobs(settings, used)
+    _check_inactive_jobs(settings)
+    _note_conditions(settings)
+    if strict and settings.errors:
+        raise ConfigError("\n".join(settings.errors))
     return settings
+
+
+def _check_sections(parser, origins, headers, settings):
+    """Keep the sections pyrotorque reads; name every other section and key (see above)."""
+    reported = set()
+    for section, where in headers:
+        if section in ("TORQUE", "DEFAULT") or section in READ_SECTIONS:
+            continue
+        if section in OTHER_TOOLS_SECTIONS:
+            if section not in reported:
+                settings.notes.append("%s: [%s] is used by pyrocore's %s, not by pyrotorque"
+                                      % (where, section, OTHER_TOOLS_SECTIONS[section]))
+            reported.add(section)
+            continue
+        keys = [k for (s, k) in origins if s == section]
+        hint = _did_you_mean(section.upper(), ["TORQUE"] + list(READ_SECTIONS)
+                             + list(OTHER_TOOLS_SECTIONS), show="[%s]".__mod__)
+        settings.warnings.append(ConfigProblem(
+            "%s: [%s]: unknown section, its %d key%s ignored%s" % (
+                where, section, len(keys), " is" if len(keys) == 1 else "s are",
+                hint or " (pyrotorque reads [TORQUE])")))
+    defaults = parser.defaults()
+    referenced = _interpolated_names(v for section in parser.sections()
+                                     for _, v in parser.items(section, raw=True))
+    for key in defaults:
+        if key not in referenced:
+            settings.warnings.append(ConfigProblem(
+                "%s: %s: in [DEFAULT], which pyrotorque reads only for '%%(%s)s' references, "
+                "and nothing refers to it (a job key belongs in [TORQUE])"
+                % (origins.get(("DEFAULT", key), "<config>"), key, key)))
+    for section in parser.sections():
+        if section == "TORQUE":
+            continue
+        raw = {k: v for k, v in parser.items(section, raw=True) if k not in defaults}
+        if section in READ_SECTIONS:
+            settings.sections[section.lower()] = {k: _expand(v) for k, v in raw.items()}
+        used = _interpolated_names(raw.values())
+        for key in raw:
+            where = "%s: %s" % (origins.get((section, key), "<config>"), key)
+            if section not in READ_SECTIONS and section not in OTHER_TOOLS_SECTIONS:
+                continue        # the whole section is reported above
+            if key.startswith(("job.",) + COMPAT_PREFIXES) or key in TOP_LEVEL_KEYS and not (
+                    section == "GLOBAL" and key in GLOBAL_KEYS):
+                settings.warnings.append(ConfigProblem(
+                    "%s: in [%s], where pyrotorque does not look for it; move it to [TORQUE]"
+                    % (where, section)))
+            elif section == "GLOBAL" and key not in GLOBAL_KEYS + OTHER_TOOLS_GLOBAL_KEYS \
+                    and key not in used:
+                settings.warnings.append(ConfigProblem("%s: unknown key in [GLOBAL]%s" % (
+                    where, _did_you_mean(key, list(GLOBAL_KEYS + OTHER_TOOLS_GLOBAL_KEYS)
+                                         + list(TOP_LEVEL_KEYS)))))
+
+
+def _interpolated_names(values):
+    """The keys that '%(name)s' references in some values refer to."""
+    return {name for value in values for name in re.findall(r"%\(([^)]+)\)s", value)}
+
+
+def _check_inactive_jobs(settings):
+    """The unknown keys of an inactive built-in job are named too (an active job's are named
+    when it is built): switched on later, it would ignore them."""
+    for spec in settings.jobs.values():
+        module = str(spec.params.get("handler")).partition(":")[0].strip()
+        if module != "pyrotorque" and not module.startswith(BUILTIN_MODULES[1:]):
+            continue        # a custom job: importing it is for when it runs
+        try:
+            if spec.value("active", parse_bool, True):
+                continue
+            job_config(spec, resolve_handler(spec.params["handler"]), settings,
+                       warn=lambda m: settings.warnings.append(ConfigProblem(m)))
+        except ConfigError:
+            continue        # a bad value of an inactive job harms nothing until it is on
+
+
+def _note_conditions(settings):
+    """Notes for [TORQUE] conditions that read in a way worth knowing (pyrocore's '\\d')."""
+    for key, value in settings.torque.items():
+        if "\\\\" not in value:
+            continue
+        notes = []
+        try:
+            parse_condition(value, notes=notes)
+        except ConfigError:
+            continue        # not a condition, or a broken one its job reports
+        for note in notes:
+            settings.warnings.append(ConfigProblem("%s: %s" % (settings.where(key), note), NOTE))
 
 
 def _read_text(path):
@@ -4294,34 +4588,53 @@ def _read_text(path):
         raise io_problem("the configuration file", path, exc) from None
 
 
-def _group_jobs(settings):
-    """Split 'job.NAME.PARAM' keys into JobSpecs; check the other keys."""
+def _group_jobs(settings, used=()):
+    """Split 'job.NAME.PARAM' keys into JobSpecs; check the other keys (those in ``used``
+    are referenced as '%(key)s').  A job whose keys cannot make a job is left out, with an
+    error in ``settings.errors``."""
+    broken = set()
     for key, value in settings.torque.items():
         if key.startswith("job."):
             parts = key.split(".", 2)
             if len(parts) != 3 or not parts[1] or not parts[2]:
-                raise ConfigError("%s: bad job configuration key (expecting job.NAME.PARAM)"
-                                  % settings.where(key))
+                settings.errors.append(ConfigProblem(
+                    "%s: bad job configuration key (expecting job.NAME.PARAM)"
+                    % settings.where(key), ERROR))
+                continue
             spec = settings.jobs.setdefault(parts[1], JobSpec(parts[1]))
             spec.params[parts[2]] = value
             spec.origins[parts[2]] = settings.origins[key]
         elif key == "httpd.active" and typed_value(value) is True:
-            settings.warnings.append("%s: pyrocore's web server is not part of pyrotorque; "
-                                     "use the exporter job for metrics" % settings.where(key))
-        elif key not in TOP_LEVEL_KEYS and not key.startswith(COMPAT_PREFIXES):
-            settings.warnings.append("%s: unknown key%s" % (
-                settings.where(key), _did_you_mean(key, list(TOP_LEVEL_KEYS))))
+            settings.warnings.append(ConfigProblem(
+                "%s: pyrocore's web server is not part of pyrotorque; use the exporter job "
+                "for metrics" % settings.where(key)))
+        elif key.startswith(COMPAT_PREFIXES) and key != "httpd.active" and \
+                value != settings.defaults.get(key, value + "?"):
+            settings.warnings.append(ConfigProblem(
+                "%s: pyrocore's %s setting; pyrotorque does not use it (%s), delete the line"
+                % (settings.where(key), "scheduler" if key.startswith("apscheduler.")
+                   else "web server", "it runs one job at a time, never overlapping, and "
+                   "merges missed runs" if key.startswith("apscheduler.")
+                   else "use the exporter job for metrics")))
+        elif key not in TOP_LEVEL_KEYS and not key.startswith(COMPAT_PREFIXES) \
+                and key not in used:
+            settings.warnings.append(ConfigProblem("%s: unknown key%s" % (
+                settings.where(key), _did_you_mean(key, list(TOP_LEVEL_KEYS)))))
     for spec in settings.jobs.values():
         for required in ("handler", "schedule"):
             if not spec.params.get(required, "").strip():
-                raise ConfigError("%s: job %r is missing the required 'job.%s.%s' parameter"
-                                  % (next(iter(spec.origins.values())), spec.name, spec.name,
-                                     required))
+                settings.errors.append(ConfigProblem(
+                    "%s: job %r is missing the required 'job.%s.%s' parameter"
+                    % (next(iter(spec.origins.values())), spec.name, spec.name, required),
+                    ERROR))
+                broken.add(spec.name)
+    for name in broken:
+        del settings.jobs[name]
 
 
-def _did_you_mean(word, candidates):
+def _did_you_mean(word, candidates, show=repr):
     close = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
-    return " (did you mean %r?)" % close[0] if close else ""
+    return " (did you mean %s?)" % show(close[0]) if close else ""
 
 
 def find_rpc_url(settings, override=None):
@@ -5485,8 +5798,6 @@ def job_config(spec, handler, settings, warn=None, **extra):
     declared = getattr(handler, "PARAMS", None)
     if declared is not None:
         known.update(declared)
-    for param, (converter, default, _) in known.items():
-        config[param] = spec.value(param, converter, default)
     prefixes = getattr(handler, "PARAM_PREFIXES", ())     # families such as 'cmd.NAME'
     for param in spec.params:
         if param in known:
@@ -5499,6 +5810,14 @@ def job_config(spec, handler, settings, warn=None, **extra):
             warn("%s: unknown key for %s%s" % (spec.where(param), handler.__name__,
                                                _did_you_mean(param, list(known))))
             config[param] = typed_value(spec.params[param])
+    errors = []         # every bad value of the job, not just the first
+    for param, (converter, default, _) in known.items():
+        try:
+            config[param] = spec.value(param, converter, default)
+        except ConfigError as exc:
+            errors.append(str(exc))
+    if errors:
+        raise ConfigError("\n".join(errors))
     config.update(extra)
     return config
 
@@ -11288,6 +11607,8 @@ class Daemon(EventLoop):
 
     def start(self):
         """Build the jobs, install the signal handlers, schedule the first runs."""
+        for note in self.settings.notes:
+            self.log.info("%s", note)
         for warning in self.settings.warnings:
             self.log.warning("%s", warning)
         connection, self.jobs = self.build_jobs(self.settings)
@@ -11870,7 +12191,7 @@ def _parser():
         "tree watch, statistics and any scheduled job.",
         epilog="Exit codes: 0 ok, 69 not running / rTorrent unavailable, 70 bad "
         "configuration or failure, 74 I/O error, 75 try again later (already running, "
-        "no guard file).")
+        "no guard file), 78 (--check) the daemon would ignore part of the configuration.")
     add = parser.add_argument
     add("--version", action="version", version="pyrotorque %s on Python %s"
         % (__version__, sys.version.split()[0]))
@@ -11945,42 +12266,51 @@ def _parse_options(argv):
 
 
 def run_check(options, settings, log):
-    """--check: print what would run and whether rTorrent answers; return an exit code."""
+    """--check: list every configuration problem, what would run, and whether rTorrent
+    answers.  Exit 70 when something would fail, else 78 (EX_CONFIG) when something
+    would be ignored, else 69 when rTorrent does not answer, else 0."""
     out = sys.stdout
-    problems = 0
+    found = list(settings.errors) + [ConfigProblem(w, problem_kind(w)) for w in settings.warnings]
+    problems = 0        # on rTorrent's side
+    unavailable = False
     out.write("pyrotorque %s, configuration from: %s\n" % (__version__, ", ".join(settings.files)))
-    for warning in settings.warnings:
-        out.write("  warning: %s\n" % warning)
     needed = set()
     out.write("Jobs:\n")
     for name, spec in sorted(settings.jobs.items()):
-        try:
-            schedule = spec.value("schedule", CronSchedule)
-            active = spec.value("active", parse_bool, True)
-            line = "  %-12s %-40s %s" % (name, spec.params["handler"],
-                                         "active" if active else "inactive")
-            if active:
-                handler = spec.value("handler", lambda n: resolve_handler(n, settings.config_dir))
+        failed = []
+
+        def attempt(step):      # one broken value hides nothing else, in this job or others
+            try:
+                return step()
+            except ConfigError as exc:
+                failed.append(exc)
+                found.extend(ConfigProblem(line, ERROR) for line in str(exc).splitlines())
+        schedule = attempt(lambda: spec.value("schedule", CronSchedule))
+        active = attempt(lambda: spec.value("active", parse_bool, True)) is not False
+        line = "  %-12s %-40s %s" % (name, spec.params["handler"],
+                                     "active" if active else "inactive")
+        if active:
+            handler = attempt(lambda: spec.value(
+                "handler", lambda n: resolve_handler(n, settings.config_dir)))
+            if handler is not None:
                 needed.update(getattr(handler, "RPC_METHODS", ()))
-                config = job_config(spec, handler, settings,
-                                    warn=lambda m: out.write("  warning: %s\n" % m),
-                                    schedule=schedule, proxy=None, item_source=None, daemon=None)
-                try:        # built without a daemon, a job only checks its settings
-                    _close_job(handler(config), log)
-                except ConfigError as exc:
-                    raise spec.constructor_error(exc) from None
-                fires, after = [], datetime.datetime.now()
-                for _ in range(3):
-                    after = schedule.next_fire(after)
-                    if after is None:
-                        break
-                    fires.append(after.strftime("%Y-%m-%d %H:%M:%S"))
-                    after = datetime.datetime.fromtimestamp(after.timestamp() + 1)
-                line += ", schedule %s, next: %s" % (schedule, ", ".join(fires) or "never")
-            out.write(line + "\n")
-        except ConfigError as exc:
-            problems += 1
-            out.write("  %-12s ERROR: %s\n" % (name, exc))
+                config = attempt(lambda: job_config(
+                    spec, handler, settings, warn=lambda m: found.append(ConfigProblem(m)),
+                    schedule=schedule, proxy=None, item_source=None, daemon=None))
+                if config is not None and not failed:
+                    attempt(lambda: _check_job(spec, handler, config, log))
+        if failed:
+            line = "  %-12s %-40s ERROR (see below)" % (name, spec.params["handler"])
+        elif active:
+            fires, after = [], datetime.datetime.now()
+            for _ in range(3):
+                after = schedule.next_fire(after)
+                if after is None:
+                    break
+                fires.append(after.strftime("%Y-%m-%d %H:%M:%S"))
+                after = datetime.datetime.fromtimestamp(after.timestamp() + 1)
+            line += ", schedule %s, next: %s" % (schedule, ", ".join(fires) or "never")
+        out.write(line + "\n")
     try:
         url = find_rpc_url(settings, options.url)
         proxy = RtorrentProxy(url, float(settings.get("rpc_timeout", "30")))
@@ -11997,15 +12327,52 @@ def run_check(options, settings, log):
         problems += 1
         out.write("rTorrent: ERROR: %s\n" % exc)
     except RtorrentError as exc:
+        unavailable = True
         out.write("rTorrent: ERROR: %s\n" % exc)
-        return EX_UNAVAILABLE
-    out.write("%s\n" % ("OK" if not problems else "%d problem%s" % (problems, "s"[:problems != 1])))
-    return EX_OK if not problems else EX_SOFTWARE
+    for note in settings.notes:
+        out.write("info: %s\n" % note)
+    counts = {kind: sum(problem_kind(p) == kind for p in found) for kind in (ERROR, IGNORED, NOTE)}
+    counts[ERROR] += problems
+    if found:
+        out.write("Configuration problems:\n")
+        for problem in sorted(found, key=lambda p: _problem_order(p, settings.files)):
+            out.write("  %-8s %s\n" % (problem_kind(problem) + ":", problem))
+    code = (EX_SOFTWARE if counts[ERROR] else EX_CONFIG if counts[IGNORED]
+            else EX_UNAVAILABLE if unavailable else EX_OK)
+    summary = ", ".join("%d %s%s" % (counts[kind], label, "s"[:counts[kind] != 1])
+                        for kind, label in ((ERROR, "error"), (IGNORED, "ignored setting"),
+                                            (NOTE, "note")) if counts[kind])
+    if code == EX_OK:
+        out.write("OK%s\n" % (" (%s)" % summary if summary else ""))
+    else:
+        out.write("%s; exit %d\n" % (summary or "rTorrent unavailable", code))
+    return code
+
+
+def _problem_order(problem, files):
+    """Errors first, then what is ignored, then notes; each in file and line order."""
+    kind = (ERROR, IGNORED, NOTE).index(problem_kind(problem))
+    found = re.match(r"(.*?):(\d+): ", problem)
+    if not found:
+        return kind, -1, 0
+    path = found.group(1)
+    return kind, files.index(path) if path in files else len(files), int(found.group(2))
+
+
+def _check_job(spec, handler, config, log):
+    """Build a job without a daemon: it only checks its settings."""
+    try:
+        _close_job(handler(config), log)
+    except ConfigError as exc:
+        raise spec.constructor_error(exc) from None
 
 
 def run_match(options, settings, log):
     """--match CONDITION: show which items match and the values that decided it."""
-    condition = parse_condition(options.match)
+    notes = []
+    condition = parse_condition(options.match, notes=notes)
+    for note in notes:
+        log.warning("--match: %s", note)
     proxy = RtorrentProxy(find_rpc_url(settings, options.url), float(settings.get("rpc_timeout", "30")))
     try:
         lines = match_report(settings.item_source(proxy), condition, options.view)
@@ -12083,7 +12450,8 @@ def main(argv=None):
         return stop_daemon(pid_file, log)
 
     try:
-        settings = load_settings(options.config_dir, options.config_file, options.define)
+        settings = load_settings(options.config_dir, options.config_file, options.define,
+                                 strict=not options.check)
         if options.check:
             return run_check(options, settings, log)
         if options.run_once is not None:

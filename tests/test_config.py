@@ -1,5 +1,6 @@
 """Configuration: pyrocore's torque.ini read as pyrocore read it, errors that say where."""
 import os
+import re
 import textwrap
 
 import pytest
@@ -313,3 +314,208 @@ def test_a_job_config_carries_the_shared_item_source_under_a_name_no_dict_method
     config = jobs["connstats"].job.config
     assert isinstance(config.item_source, pyrotorque.ItemSource)
     assert config.item_source.proxy is config.proxy
+
+
+# -- nothing silently ignored: every problem in one list ----------------------------
+
+def _problems(directory, *extra_args, **kwargs):
+    """What --check lists for ``directory`` (no rTorrent needed): (exit code, output)."""
+    import contextlib
+    import io
+    options = pyrotorque._parse_options(["--check", "--config-dir", str(directory),
+                                         "-U", "/nonexistent/rtorrent.sock", *extra_args])
+    settings = load_settings(options.config_dir, options.config_file, options.define,
+                             strict=False)
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        code = pyrotorque.run_check(options, settings, pyrotorque.logging.getLogger("t"))
+    return code, out.getvalue()
+
+
+QUEUE_ON = "[TORQUE]\njob.queue.active = True\n"
+
+PROBLEMS = [
+    # (files, expected lines of --check's problem list, exit code)
+    ({"torque.ini": "[TORQE]\njob.queue.active = True\n"},
+     ["ignored: {d}/torque.ini:1: [TORQE]: unknown section, its 1 key is ignored "
+      "(did you mean [TORQUE]?)"], 78),
+    ({"torque.ini": "[GLOBAL]\njob.queue.active = True\n"},
+     ["ignored: {d}/torque.ini:2: job.queue.active: in [GLOBAL], where pyrotorque does not "
+      "look for it; move it to [TORQUE]"], 78),
+    ({"config.ini": "[GLOBAL]\nsort_fields = name\nrpc_timeout = 5\n"},
+     ["ignored: {d}/config.ini:3: rpc_timeout: in [GLOBAL], where pyrotorque does not look "
+      "for it; move it to [TORQUE]"], 78),
+    ({"config.ini": "[GLOBAL]\nscgi_ulr = /x\n"},
+     ["ignored: {d}/config.ini:2: scgi_ulr: unknown key in [GLOBAL] (did you mean "
+      "'scgi_url'?)"], 78),
+    ({"config.ini": "[ANNOUNCE]\nX = http://x/\n\n[SWEEEP]\na = 1\nb = 2\n"},
+     ["ignored: {d}/config.ini:4: [SWEEEP]: unknown section, its 2 keys are ignored "
+      "(did you mean [SWEEP]?)"], 78),
+    ({"config.ini": "[MINE]\na = 1\n"},
+     ["ignored: {d}/config.ini:1: [MINE]: unknown section, its 1 key is ignored "
+      "(pyrotorque reads [TORQUE])"], 78),
+    ({"torque.ini": QUEUE_ON + "job.queue.downlaoding_max = 3\n"},
+     ["ignored: {d}/torque.ini:3: job.queue.downlaoding_max: unknown key for QueueManager "
+      "(did you mean 'downloading_max'?)"], 78),
+    ({"torque.ini": "[TORQUE]\njob.queue.downlaoding_max = 3\n"},        # queue inactive
+     ["ignored: {d}/torque.ini:2: job.queue.downlaoding_max: unknown key for QueueManager "
+      "(did you mean 'downloading_max'?)"], 78),
+    ({"torque.ini": "[TORQUE]\nqueue_startable_bas = x\n"},
+     ["ignored: {d}/torque.ini:2: queue_startable_bas: unknown key (did you mean "
+      "'queue_startable_base'?)"], 78),
+    ({"torque.ini": "[TORQUE]\nrpc_timeout = 5\nrpc_timeout = 6\n"},
+     ["ignored: {d}/torque.ini:3: rpc_timeout is set again (first on line 2); the last "
+      "value wins, delete the other line"], 78),
+    ({"torque.ini": QUEUE_ON + "job.queue.startable = name=/S\\\\d+E\\\\d+/\n"},
+     ["note:    {d}/torque.ini:3: job.queue.startable: in the regex /S\\d+E\\d+/ an unquoted "
+      "'\\\\' is read as one backslash, as pyrocore read it; a single backslash means the "
+      "same now (write \\d, not \\\\d)"], 69),
+    ({"torque.ini": "[DEFAULT]\nroot = /srv\njob.queue.active = True\n[TORQUE]\n"
+                    "job.treewatch.path = %(root)s/w\n"},
+     ["ignored: {d}/torque.ini:3: job.queue.active: in [DEFAULT], which pyrotorque reads only "
+      "for '%(job.queue.active)s' references, and nothing refers to it (a job key belongs "
+      "in [TORQUE])"], 78),
+    ({"torque.ini": "[TORQUE]\napscheduler.threadpool.max_threads = 4\n"
+                    "apscheduler.coalesce = True\nhttpd.waitress.port = 9000\n"},
+     ["ignored: {d}/torque.ini:2: apscheduler.threadpool.max_threads: pyrocore's scheduler "
+      "setting; pyrotorque does not use it (it runs one job at a time, never overlapping, "
+      "and merges missed runs), delete the line",
+      "ignored: {d}/torque.ini:4: httpd.waitress.port: pyrocore's web server setting; "
+      "pyrotorque does not use it (use the exporter job for metrics), delete the line"], 78),
+    # two bad values of one job: both
+    ({"torque.ini": QUEUE_ON + "job.queue.downloading_max = many\njob.queue.intermission = -\n"},
+     ["error:   {d}/torque.ini:3: job.queue.downloading_max: ",
+      "error:   {d}/torque.ini:4: job.queue.intermission: "], 70),
+    # two broken jobs and a misspelled key: all three, one run
+    ({"torque.ini": QUEUE_ON + "job.queue.schedule = hour=25\njob.queue.sort_feilds = name\n"
+                    "job.connstats.schedule = minute=61\njob.x.handler = pyrotorque:EngineStats\n"
+                    "this is no key\n"},
+     ["error:   {d}/torque.ini:7: cannot parse 'this is no key\\n' (expected KEY = VALUE)",
+      "error:   {d}/torque.ini:6: job 'x' is missing the required 'job.x.schedule' parameter",
+      "error:   {d}/torque.ini:5: job.connstats.schedule: ",
+      "error:   {d}/torque.ini:3: job.queue.schedule: ",
+      "ignored: {d}/torque.ini:4: job.queue.sort_feilds: unknown key for QueueManager (did you "
+      "mean 'sort_fields'?)"], 70),
+]
+
+
+@pytest.mark.parametrize("files, lines, code", PROBLEMS, ids=[p[1][-1][9:60] for p in PROBLEMS])
+def test_check_lists_every_problem_with_file_line_and_fix(tmp_path, files, lines, code):
+    """Each broken config gives exactly these problem lines (and the exit code)."""
+    for name, text in files.items():
+        write(tmp_path, name, text)
+    got_code, out = _problems(tmp_path)
+    listed = [l.strip() for l in out.splitlines() if l.startswith("  ") and ": " in l]
+    problems = [l for l in listed if re.match(r"(error|ignored|note): ", l)]
+    assert len(problems) == len(lines), out
+    for line in lines:
+        line = line.format(d=tmp_path)
+        assert any(l.startswith(line) for l in problems), (line, out)
+    assert got_code == code, out
+
+
+def test_the_daemon_keeps_going_past_what_it_ignores_and_stops_on_all_errors_at_once(tmp_path):
+    write(tmp_path, "torque.ini", "[TORQE]\nx = 1\n[TORQUE]\njob.a.handler = a:b\n"
+                                  "job.b.schedule = minute=*\n-D\n")
+    with pytest.raises(ConfigError) as caught:
+        load_settings(str(tmp_path), (), ["nokey"])
+    message = str(caught.value)
+    for part in ("torque.ini:6: cannot parse", "job 'a' is missing the required 'job.a.schedule'",
+                 "job 'b' is missing the required 'job.b.handler'", "-D nokey: expected KEY=VALUE"):
+        assert part in message, message
+    assert "TORQE" not in message       # ignored things do not stop the daemon
+    write(tmp_path, "torque.ini", "[TORQE]\nx = 1\n")
+    settings = load_settings(str(tmp_path))
+    assert [pyrotorque.problem_kind(w) for w in settings.warnings] == ["ignored"]
+
+
+def test_config_ini_torque_section_counts_before_torque_ini_as_in_pyrocore(tmp_path):
+    write(tmp_path, "config.ini", """\
+        [GLOBAL]
+        scgi_url = /from/config.ini
+
+        [TORQUE]
+        job.connstats.schedule = second=*/5
+        job.queue.downloading_max = 3
+        """)
+    write(tmp_path, "torque.ini", "[TORQUE]\njob.queue.downloading_max = 4\n")
+    settings = load_settings(str(tmp_path))
+    config_ini = os.path.join(str(tmp_path), "config.ini")
+    assert settings.jobs["connstats"].params["schedule"] == "second=*/5"
+    assert settings.jobs["connstats"].origins["schedule"] == config_ini + ":5"
+    assert settings.jobs["queue"].params["downloading_max"] == "4"    # torque.ini wins
+    assert settings.files == ["torque.ini.default", config_ini,
+                              os.path.join(str(tmp_path), "torque.ini")]
+    assert config_ini + ":4: [TORQUE] is read, before torque.ini, as pyrocore read it" \
+        in settings.notes
+    assert settings.warnings == [] and settings.errors == []
+    assert pyrotorque.find_rpc_url(settings) == "/from/config.ini"
+
+
+def test_section_names_are_case_insensitive_and_torque_ini_may_set_global_keys(tmp_path):
+    write(tmp_path, "torque.ini", "[global]\nscgi_url = /from/torque.ini\n"
+                                  "[Torque]\njob.connstats.schedule = hour=*\n")
+    settings = load_settings(str(tmp_path))
+    assert settings.jobs["connstats"].params["schedule"] == "hour=*"
+    assert pyrotorque.find_rpc_url(settings) == "/from/torque.ini"
+    assert settings.warnings == []
+
+
+def test_sections_for_pyrocores_other_tools_are_named_once_and_are_no_problem(tmp_path):
+    write(tmp_path, "config.ini", """\
+        [GLOBAL]
+        config_script = %(config_dir)s/config.py
+        sort_fields = name,alias
+        base = /srv
+        rtorrent_rc = %(base)s/rtorrent.rc
+
+        [FORMATS]
+        default = $(name)s
+
+        [SWEEP]
+        default_rules = builtin, custom
+        [SWEEP_RULES_BUILTIN]
+        bluray.prio = 100
+        """)
+    write(tmp_path, "config.py", "# pyrocore's custom fields\n")
+    code, out = _problems(tmp_path)
+    config_ini = os.path.join(str(tmp_path), "config.ini")
+    assert "info: %s:7: [FORMATS] is used by pyrocore's rtcontrol (output formats), not by " \
+           "pyrotorque" % config_ini in out
+    assert "info: %s:10: [SWEEP] is used by pyrocore's rtsweep, not by pyrotorque" % config_ini \
+        in out
+    assert "info: %s is used by pyrocore's other tools, not by pyrotorque" \
+        % tmp_path.joinpath("config.py") in out
+    assert "Configuration problems" not in out and code == 69, out   # only rTorrent is missing
+
+
+def test_a_dangling_torque_ini_symlink_is_an_error_naming_its_target(tmp_path):
+    target = str(tmp_path / "elsewhere" / "torque.ini")
+    os.symlink(target, str(tmp_path / "torque.ini"))
+    code, out = _problems(tmp_path)
+    assert "error:   %s: a symbolic link to %s, which does not exist; fix the link or remove " \
+           "it" % (tmp_path / "torque.ini", target) in out
+    assert code == 70
+    with pytest.raises(ConfigError, match="symbolic link to .*elsewhere/torque.ini"):
+        load_settings(str(tmp_path))
+
+
+def test_a_config_dir_that_does_not_exist_is_an_error_but_a_missing_default_is_not(
+        tmp_path, monkeypatch):
+    missing = str(tmp_path / "nope")
+    with pytest.raises(ConfigError, match="nope: the configuration directory does not exist"):
+        load_settings(missing)
+    monkeypatch.setenv("PYRO_CONFIG_DIR", missing)
+    with pytest.raises(ConfigError, match="does not exist"):
+        load_settings()
+    monkeypatch.delenv("PYRO_CONFIG_DIR")
+    monkeypatch.setenv("HOME", str(tmp_path))
+    settings = load_settings()
+    assert settings.errors == [] and set(settings.jobs) >= {"connstats", "queue"}
+    assert settings.notes == ["%s does not exist: running on the built-in defaults"
+                              % (tmp_path / ".pyroscope")]
+
+
+def test_keys_only_used_by_interpolation_are_no_problem(tmp_path):
+    write(tmp_path, "torque.ini", "[TORQUE]\nroot = /srv\njob.treewatch.path = %(root)s/w\n")
+    assert load_settings(str(tmp_path)).warnings == []
