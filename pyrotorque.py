@@ -302,6 +302,11 @@ class ConfigError(PyrotorqueError, ValueError):
     """A bad configuration value; the message names where it came from."""
 
 
+class StartupError(ConfigError):
+    """A file or folder the daemon needs cannot be used; the message names the fix (exit 74).
+    A ConfigError as well, so that a reload keeps the old configuration on it."""
+
+
 class ConditionError(ConfigError):
     """A condition (rtcontrol's filter language) that cannot be parsed; names token and position."""
 
@@ -4299,6 +4304,7 @@ class Settings:
         self.files = []         # the files read, in order
         self.warnings = []      # ConfigProblems (or plain text) the daemon logs as warnings
         self.errors = []        # ConfigProblems that stop the daemon (load_settings raises)
+        self.unreadable = False     # one of them: a file that could not be read (exit 74)
         self.notes = []         # worth knowing, logged at INFO (sections for other tools)
         self.defaults = {}      # [TORQUE] key -> the built-in default's text
         self.jobs = {}          # NAME -> JobSpec
@@ -4446,6 +4452,7 @@ def load_settings(config_dir=None, config_files=(), defines=(), strict=True):
                 text = _read_text(source)
             except ConfigError as exc:
                 settings.errors.append(ConfigProblem(str(exc), ERROR))
+                settings.unreadable = settings.unreadable or isinstance(exc, StartupError)
                 continue
         found = _read_ini(parser, text, source, settings)
         if source == "torque.ini.default":
@@ -4488,7 +4495,8 @@ def load_settings(config_dir=None, config_files=(), defines=(), strict=True):
     _check_inactive_jobs(settings)
     _note_conditions(settings)
     if strict and settings.errors:
-        raise ConfigError("\n".join(settings.errors))
+        # A file that cannot be read is an I/O problem (exit 74), whatever else is wrong.
+        raise (StartupError if settings.unreadable else ConfigError)("\n".join(settings.errors))
     return settings
 
 
@@ -11838,11 +11846,6 @@ def _close_job(job, log):
 LOG_FILE_FORMAT = "%(asctime)s %(levelname)-8s %(message)s [%(name)s]"    # pyrocore's
 
 
-class StartupError(ConfigError):
-    """A file or folder the daemon needs cannot be used; the message names the fix (exit 74).
-    A ConfigError as well, so that a reload keeps the old configuration on it."""
-
-
 def io_problem(what, path, exc, option=None):
     """The sentence for an OSError ``exc`` on ``path``: what failed, why, and the fix.
 
@@ -12267,8 +12270,9 @@ def _parse_options(argv):
 
 def run_check(options, settings, log):
     """--check: list every configuration problem, what would run, and whether rTorrent
-    answers.  Exit 70 when something would fail, else 78 (EX_CONFIG) when something
-    would be ignored, else 69 when rTorrent does not answer, else 0."""
+    answers.  Exit 74 when a file cannot be read, else 70 when something would fail,
+    else 78 (EX_CONFIG) when something would be ignored, else 69 when rTorrent does
+    not answer, else 0."""
     out = sys.stdout
     found = list(settings.errors) + [ConfigProblem(w, problem_kind(w)) for w in settings.warnings]
     problems = 0        # on rTorrent's side
@@ -12337,7 +12341,8 @@ def run_check(options, settings, log):
         out.write("Configuration problems:\n")
         for problem in sorted(found, key=lambda p: _problem_order(p, settings.files)):
             out.write("  %-8s %s\n" % (problem_kind(problem) + ":", problem))
-    code = (EX_SOFTWARE if counts[ERROR] else EX_CONFIG if counts[IGNORED]
+    code = (EX_IOERR if settings.unreadable else EX_SOFTWARE if counts[ERROR]
+            else EX_CONFIG if counts[IGNORED]
             else EX_UNAVAILABLE if unavailable else EX_OK)
     summary = ", ".join("%d %s%s" % (counts[kind], label, "s"[:counts[kind] != 1])
                         for kind, label in ((ERROR, "error"), (IGNORED, "ignored setting"),

@@ -342,8 +342,8 @@ def test_a_path_that_root_left_behind_names_its_owner_and_the_chown(owned_by_nob
                 "nobody); fix: sudo chown -R nobody '%s'" % (what.format(cfg=cfg), path, path))
     if option:
         expected += ", or choose another path with %s" % option
-    assert expected in err
-    assert "Traceback" not in err
+    assert expected in out + err        # --check lists it on stdout, the daemon logs it
+    assert "Traceback" not in out + err
 
 
 # --- the log file: --log-file, logrotate, SIGHUP, pyrocore's logging.torque.ini -----
