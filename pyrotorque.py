@@ -407,6 +407,8 @@ class Bunch(dict):
 # field given and their minimum when smaller; week and day_of_week stay "*".
 # So "hour=*/6" fires at 00:00:00, 06:00:00, ... and "month=2" on Feb 1st only.
 # start_date and end_date (inclusive) limit the schedule, as in APScheduler.
+# jitter=N (whole seconds, pyrosimple's) delays each run by a random 0-N s, as
+# APScheduler's jitter does; the fire times themselves stay as they are.
 #
 # We are stricter than APScheduler where it silently ignores text: a step after
 # names ("mon-fri/2" fires every weekday there), "lastx" taken as "last", and
@@ -489,7 +491,7 @@ class CronSchedule:
         ...     datetime.datetime(2024, 1, 1, 7, tzinfo=datetime.timezone.utc))
         datetime.datetime(2024, 1, 1, 12, 30, tzinfo=datetime.timezone.utc)
     """
-    __slots__ = ("_text", "_ranges", "_day_specials", "_start", "_end")
+    __slots__ = ("_text", "_ranges", "_day_specials", "_start", "_end", "jitter")
 
     def __init__(self, text: str):
         text = str(text)
@@ -497,6 +499,7 @@ class CronSchedule:
             values = _split_schedule(text)
             self._start = _parse_cron_date("start_date", values.pop("start_date", None))
             self._end = _parse_cron_date("end_date", values.pop("end_date", None))
+            self.jitter = _parse_jitter(values.pop("jitter", None))
             if not values:
                 raise ConfigError(f"no time field given (use some of {', '.join(_CRON_FIELD)})")
             self._compile(values)
@@ -510,7 +513,8 @@ class CronSchedule:
         self._text = " ".join(
             [_quote_word(f"{name}={given[name].text}") for name in _CRON_FIELD if name in given]
             + [f"{name}={date.isoformat()}" for name, date in zip(
-                _CRON_DATES, (self._start, self._end)) if date is not None])
+                _CRON_DATES, (self._start, self._end)) if date is not None]
+            + ([f"jitter={self.jitter}"] if self.jitter else []))
 
         smallest = max(i for i, field in enumerate(_CRON_FIELDS) if field.name in given)
         exprs = {}
@@ -656,15 +660,24 @@ def _split_schedule(text):
         name = name.lower()
         if not equals:
             raise ConfigError(f"{word!r} is not of the form field=value")
-        if name in ("timezone", "jitter"):
+        if name == "timezone":
             raise ConfigError(f"{name}: not supported (schedules run in the daemon's local time)")
-        if name not in _CRON_FIELD and name not in _CRON_DATES:
-            known = ", ".join((*_CRON_FIELD, *_CRON_DATES))
+        if name not in _CRON_FIELD and name not in _CRON_DATES and name != "jitter":
+            known = ", ".join((*_CRON_FIELD, *_CRON_DATES, "jitter"))
             raise ConfigError(f"unknown field {name!r} (use {known})")
         if name in values:
             raise ConfigError(f"{name}: given twice")
         values[name] = value
     return values
+
+
+def _parse_jitter(text):
+    """ jitter=N: whole seconds, as pyrosimple reads it (None: no jitter). """
+    if text is None:
+        return 0
+    if not re.fullmatch(r"[0-9]+", text.strip(), re.ASCII):
+        raise ConfigError(f"jitter: {text!r} is not a whole number of seconds")
+    return int(text)
 
 
 def _quote_word(word):
@@ -4227,7 +4240,11 @@ def _expand(value):
 def load_settings(config_dir=None, config_files=(), defines=()):
     """Read the configuration the way pyrocore did; raise ConfigError naming file and line."""
     config_dir = os.path.expanduser(config_dir or os.environ.get("PYRO_CONFIG_DIR") or "~/.pyroscope")
+    toml_file, toml_warning = pyrosimple_config_file(config_dir)       # pyrosimple's users
+    if toml_file:
+        return load_pyrosimple_settings(toml_file, config_dir, config_files, defines)
     settings = Settings(config_dir)
+    settings.warnings.extend([toml_warning] if toml_warning else [])
 
     # config.ini is read for its [GLOBAL] scgi_url / rtorrent_rc and [ANNOUNCE] aliases.
     global_ini = configparser.RawConfigParser(strict=False, empty_lines_in_values=False)
@@ -4270,13 +4287,7 @@ def load_settings(config_dir=None, config_files=(), defines=()):
             settings.torque[key] = _expand(value)
             settings.origins[key] = lines_by_key.get(key, "<config>")
 
-    for define in defines:
-        key, equals, value = define.partition("=")
-        if not equals or not key.strip():
-            raise ConfigError("-D %s: expected KEY=VALUE" % define)
-        settings.torque[key.strip()] = _expand(value.strip())
-        settings.origins[key.strip()] = "-D %s" % key.strip()
-
+    apply_defines(settings, defines)
     _group_jobs(settings)
     return settings
 
@@ -4363,6 +4374,518 @@ def scan_rtorrent_rc(path):
     if local:
         return "scgi://" + local if local.startswith("/") else local
     return "scgi://" + port if port else None
+
+
+###############################################################################
+# pyrosimple configuration ####################################################
+###############################################################################
+#
+# pyrosimple (pyrocore's Python 3 successor) keeps its jobs in a TOML file,
+# ~/.config/pyrosimple/config.toml or $PYRO_CONF, as [TORQUE.NAME] tables with
+# its own key names and defaults.  Such a file is read into the very Settings
+# and JobSpecs torque.ini gives (values as text, origins 'config.toml:LINE'),
+# so every job, error and --check works the same; --convert-config writes the
+# equivalent torque.ini.  Which file is read:
+#
+#   * <config dir>/torque.ini, when it exists (pyrotorque's own format); a
+#     config.toml with a [TORQUE] table is then named in a warning, unread;
+#   * else $PYRO_CONF (which must exist), else ~/.config/pyrosimple/config.toml
+#     when it has a [TORQUE] table;
+#   * else the built-in defaults, as before.
+#
+# Python 3.11+ reads TOML with tomllib; older ones get an error saying how to
+# convert the file once with a newer Python.
+
+#: Where pyrosimple keeps its configuration ($PYRO_CONF names another file).
+PYROSIMPLE_CONFIG = "~/.config/pyrosimple/config.toml"
+
+#: Top-level keys and tables of pyrosimple's config.toml that belong to its other
+#: tools (rtcontrol, mktor, ...): valid there, of no use to the daemon.
+PYROSIMPLE_OTHER_KEYS = ("sort_fields", "mktor_ignore", "fast_query", "safety_checks_enabled",
+                         "item_cache_expiration", "FORMATS")
+
+#: [TORQUE._settings] keys and what a pyrotorque user does instead.
+PYROSIMPLE_DAEMON_SETTINGS = {
+    "autoreload": "pyrotorque re-reads its configuration on SIGHUP (kill -HUP, "
+                  "systemctl reload), it does not poll the file",
+    "log_level": "use -v (debug) or -q (warnings) on the command line",
+    "log_file": "use --log-file on the command line",
+    "log_format": "pyrotorque's log format is fixed",
+    "pid_file": "use --pid-file on the command line",
+}
+
+#: Per pyrosimple job class (the part after ':' of its handler name): its keys
+#: that pyrotorque names differently ('!' inverts a boolean, None drops a key
+#: whose behaviour pyrotorque always has), and pyrosimple's defaults where they
+#: differ from ours.  The handler names themselves resolve through
+#: HANDLER_ALIASES (in the Jobs section).
+PYROSIMPLE_JOBS = {
+    "QueueManager": {
+        "keys": {"matcher": "startable", "sort": "sort_fields", "log_to_client": "!quiet",
+                 "max_downloading_traffic": "downloading_traffic_max", "viewname": "view"},
+        "defaults": {"startable": 'is_complete=no is_ignored=no is_open=no message="" done=0',
+                     "sort_fields": "name,hash", "downloading_min": "0",
+                     "downloading_max": "20", "start_at_once": "1", "intermission": "120"},
+    },
+    "TreeWatch": {
+        "keys": {"print_to_client": "!quiet", "check_unhandled": None,
+                 "start_immediately": None, "preload_fields": None,
+                 "remove_unhandled": "remove_loaded"},
+        "defaults": {},
+    },
+    "RtorrentExporter": {
+        "keys": {}, "defaults": {},
+    },
+    "Command": {
+        "keys": {"args": "command", "check": None},
+        "defaults": {},
+    },
+    "ItemCommand": {
+        "keys": {"sort": "sort_fields", "timeout": "exec_timeout", "check": None},
+        "defaults": {"view": "main"},
+    },
+    "Action": {
+        "keys": {"sort": "sort_fields"},
+        "defaults": {"view": "main"},
+    },
+    "PathMover": {
+        "keys": {"sort": None},
+        "defaults": {},
+    },
+    "Mover": {
+        "keys": {"sort": "sort_fields"},
+        "defaults": {},
+    },
+}
+
+#: pyrosimple's Action job: its item methods -> our action lines ({0}, {1}: its args).
+PYROSIMPLE_ACTIONS = {
+    "start": "start", "stop": "stop", "close": "close", "delete": "erase",
+    "set_prio": "priority={0}", "set_throttle": "throttle={0}", "set_custom": "custom.{0}={1}",
+}
+
+#: Jinja2 block tags that have an equivalent in our templates.
+_JINJA_BLOCK = re.compile(r"\{%-?\s*(if|elif|else|endif)\b(.*?)-?%\}", re.S)
+_JINJA_COMMENT = re.compile(r"\{#.*?#\}", re.S)
+_JINJA_OTHER = re.compile(r"\{%-?\s*(\w+)")
+
+
+def pyrosimple_config_file(config_dir):
+    """(config.toml to read or None, a warning or None) for ``config_dir``."""
+    named = os.environ.get("PYRO_CONF", "").strip()
+    path = os.path.expanduser(named or PYROSIMPLE_CONFIG)
+    torque_ini = os.path.join(config_dir, "torque.ini")
+    if os.path.exists(torque_ini) or os.path.islink(torque_ini):
+        if _has_torque_table(path):
+            return None, ("%s: its [TORQUE] jobs are not read, because %s exists (torque.ini "
+                          "wins; remove or rename it to run the config.toml jobs)"
+                          % (path, torque_ini))
+        return None, None
+    if named and not os.path.exists(path):
+        raise ConfigError("%s: no such file (named by PYRO_CONF)" % path)
+    return (path if named or _has_torque_table(path) else None), None
+
+
+def _has_torque_table(path):
+    """Does this TOML file have a [TORQUE] or [TORQUE.x] table? (a text scan: no tomllib)"""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            return any(re.match(r"\s*\[\s*TORQUE\s*[\].]", line) for line in handle)
+    except OSError:
+        return False
+
+
+def read_toml(path, text=None):
+    """The parsed TOML file; ConfigError with file and line, or how to do without tomllib."""
+    try:
+        import tomllib
+    except ImportError:         # Python 3.9, 3.10
+        raise ConfigError(
+            "%s: reading pyrosimple's config.toml needs Python 3.11 or later (this is %s). "
+            "Convert it once with a newer Python: python3.11 pyrotorque.py --convert-config "
+            "> ~/.pyroscope/torque.ini (with PYRO_CONF=%s if it lives elsewhere); "
+            "torque.ini is then read instead" % (path, sys.version.split()[0], path)) from None
+    if text is None:
+        text = _read_text(path)
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        found = re.search(r"\(at line (\d+), column (\d+)\)", message)
+        if found:
+            message = message[:found.start()].strip() + " (column %s)" % found.group(2)
+        raise ConfigError("%s:%s: %s" % (path, found.group(1) if found else "?", message)) from None
+
+
+def _toml_key_lines(text):
+    """{key path tuple: line} of a TOML text, by a plain scan (tomllib gives no lines).
+
+    Table headers and 'key = value' lines are found; the insides of multi-line
+    strings are skipped.  Good enough to point an error at the right line.
+    """
+    lines, table, quote = {}, (), None
+    key_part = r'(?:[A-Za-z0-9_-]+|"[^"]*"|\'[^\']*\')'
+    dotted = re.compile(r"\s*(%s(?:\s*\.\s*%s)*)\s*=" % (key_part, key_part))
+    for number, line in enumerate(text.splitlines(), 1):
+        if quote:
+            if quote in line:
+                quote = None
+            continue
+        header = re.match(r"\s*\[\[?\s*(%s(?:\s*\.\s*%s)*)\s*\]" % (key_part, key_part), line)
+        if header:
+            table = _toml_key_path(header.group(1))
+            lines.setdefault(table, number)
+            continue
+        found = dotted.match(line)
+        if found:
+            lines.setdefault(table + _toml_key_path(found.group(1)), number)
+            rest = line[found.end():]
+            for mark in ('"""', "'''"):
+                if rest.count(mark) == 1:
+                    quote = mark
+    return lines
+
+
+def _toml_key_path(text):
+    return tuple(part.strip().strip("\"'") for part in
+                 re.findall(r'"[^"]*"|\'[^\']*\'|[^.]+', text))
+
+
+def _toml_text(value):
+    """A TOML value as torque.ini text: true -> 'True', lists -> comma lists."""
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    if isinstance(value, (list, tuple)):
+        return ",".join(_toml_text(v) for v in value)
+    return str(value)
+
+
+def _flatten(table, prefix=""):
+    """{'cmd': {'test': x}} -> {'cmd.test': x}: TOML's dotted keys as our dotted params."""
+    flat = {}
+    for key, value in table.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, prefix + key + "."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def lookup_connection(url, connections, where):
+    """A [CONNECTIONS] alias ('name' or '@name') as its URL; any other URL as it is."""
+    text = str(url).strip()
+    name = text[1:] if text.startswith("@") else text
+    if name in connections:
+        target = connections[name]
+        if isinstance(target, list):
+            if len(target) != 1:
+                raise ConfigError("%s: connection %r lists %d URLs; a job talks to one rTorrent"
+                                  % (where, name, len(target)))
+            target = target[0]
+        return lookup_connection(target, {}, where) if str(target).strip() else text
+    if text.startswith("@"):
+        raise ConfigError("%s: no connection %r in [CONNECTIONS]%s" % (
+            where, name, _did_you_mean(name, list(connections))))
+    return text
+
+
+def _from_jinja(text, where):
+    """A pyrosimple (Jinja2) template in our template syntax: {% if %} -> {{if}}, {# #} out."""
+    text = _JINJA_COMMENT.sub("", text)
+    text = _JINJA_BLOCK.sub(lambda m: "{{%s%s}}" % (m.group(1), (" " + m.group(2).strip())
+                                                     if m.group(2).strip() else ""), text)
+    other = _JINJA_OTHER.search(text)
+    if other:
+        raise ConfigError("%s: Jinja2's '{%% %s %%}' has no equivalent in pyrotorque's "
+                          "templates (they have {{expr}}, {{expr|filter}} and "
+                          "{{if}}/{{elif}}/{{else}}/{{endif}})" % (where, other.group(1)))
+    return text
+
+
+def _watch_commands(name, value, where):
+    """cmd_NAME -> {'cmd.NAME': text}, one key per line when each line is a command.
+
+    pyrosimple splits a rendered cmd_ value into commands at whitespace; here a
+    value whose lines each hold a whole command becomes one cmd.NAME.N per line,
+    and one whose {% if %} blocks span lines is joined into one command.
+    """
+    text = _from_jinja(str(value), where)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    balanced = all(line.count("{{if") == line.count("{{endif") for line in lines)
+    if len(lines) > 1 and balanced:
+        return {"cmd.%s.%d" % (name, n): line for n, line in enumerate(lines, 1)}
+    return {"cmd." + name: "".join(lines) if not balanced else " ".join(lines)}
+
+
+def _shell_script_with_args(script):
+    """A shell script whose {{...}} are moved out into positional parameters.
+
+    ('echo "{{d.name}}"' -> 'echo "${1}"', ['{{d.name}}']): the item's values then
+    reach /bin/sh as arguments, never as script text, so no name can inject a
+    command.  The quoting state of the script decides the replacement.
+    """
+    out, words, state, i = [], [], None, 0
+    while i < len(script):
+        token = _TEMPLATE_TOKEN.match(script, i)
+        if token:
+            words.append(token.group(0))
+            n = len(words)
+            out.append({"'": "'\"${%d}\"'" % n, '"': "${%d}" % n}.get(state, '"${%d}"' % n))
+            i = token.end()
+            continue
+        char = script[i]
+        if char == "\\" and state != "'" and i + 1 < len(script):
+            out.append(script[i:i + 2])
+            i += 2
+            continue
+        if char in "'\"":
+            state = None if state == char else (char if state is None else state)
+        out.append(char)
+        i += 1
+    return "".join(out), words
+
+
+def _pyrosimple_job(name, table, origin, line_of, connections):
+    """One [TORQUE.NAME] table as {param: text} and {param: origin}; raise ConfigError."""
+    flat = _flatten(table)
+    handler = str(flat.get("handler", ""))
+    kind = handler.rpartition(":")[2].rpartition(".")[2]
+    mapping = PYROSIMPLE_JOBS.get(kind, {"keys": {}, "defaults": {}})
+    params, origins = {}, {}
+
+    def where(key):
+        return "%s: job.%s.%s" % (line_of(key), name, key)
+
+    def put(param, text, key):
+        params[param] = text
+        origins[param] = line_of(key)
+
+    for key, value in flat.items():
+        if isinstance(value, str) and ("{%" in value or "{#" in value):
+            value = _from_jinja(value, where(key))
+        if kind == "QueueManager" and key in ("startable", "sort_fields") and \
+                {"startable": "matcher", "sort_fields": "sort"}[key] in flat:
+            continue        # pyrosimple: 'matcher' and 'sort' win over the old names
+        target = mapping["keys"].get(key, key)
+        if key.startswith("cmd_") and kind == "TreeWatch":
+            for param, text in _watch_commands(key[4:], value, where(key)).items():
+                put(param, text, key)
+        elif key == "scgi_url":
+            put(key, lookup_connection(value, connections, where(key)), key)
+        elif target is None:
+            continue        # behaviour pyrotorque always has
+        elif target.startswith("!"):
+            put(target[1:], "False" if parse_bool(value, key) else "True", key)
+        elif kind == "TreeWatch" and key == "started":
+            if "load_mode" not in flat:
+                put("load_mode", "start" if parse_bool(value, key) else "normal", key)
+        elif kind == "TreeWatch" and key == "remove_already_added":
+            if parse_bool(value, key):
+                raise ConfigError("%s: not supported: pyrotorque never loads a metafile twice and "
+                                  "leaves it alone; remove_loaded = true deletes every metafile "
+                                  "once its item is in rTorrent" % where(key))
+        elif kind == "Command" and key == "args":
+            put("command", value if isinstance(value, str) else
+                " ".join(shlex.quote(str(v)) for v in value), key)
+        elif kind == "ItemCommand" and key == "args":
+            continue        # below, with 'shell'
+        elif kind == "Action" and key in ("action", "args"):
+            continue        # below
+        elif kind == "Mover" and key == "hosts":
+            hosts = value if isinstance(value, list) else [value]
+            put("hosts", " ".join(lookup_connection(h, connections, where(key)) for h in hosts),
+                key)
+        elif key in ("item-stats", "item-labels") and isinstance(value, list):
+            put(key, ",".join(str(v) for v in value), key)
+        else:
+            put(target, _toml_text(value), key)
+
+    if kind == "Action":
+        put("action", _pyrosimple_action(flat.get("action"), flat.get("args") or [],
+                                         where("action")), "action")
+        if params["action"].splitlines()[0] == "erase":
+            params["allow_erase"], origins["allow_erase"] = "True", line_of("action")
+    elif kind == "ItemCommand":
+        args = flat.get("args") or []
+        if isinstance(args, str) and parse_bool(flat.get("shell", False)):
+            script, words = _shell_script_with_args(args)
+            command = "/bin/sh -c %s sh %s" % (shlex.quote(script), " ".join(words))
+        else:
+            command = args if isinstance(args, str) else " ".join(
+                shlex.quote(str(a)) if not _TEMPLATE_TOKEN.search(str(a)) else str(a)
+                for a in args)
+        params.pop("shell", None)
+        put("action", "exec=" + command.strip(), "args")
+    for param, text in mapping["defaults"].items():
+        if param not in params:
+            params[param], origins[param] = text, origin
+    return params, origins
+
+
+def _pyrosimple_action(action, args, where):
+    """pyrosimple's Action 'action' (+ 'args') as our ActionRule 'action' lines."""
+    if not action:
+        raise ConfigError("%s: missing (the rtcontrol action to do, e.g. 'stop')" % where)
+    args = [str(a) for a in (args if isinstance(args, list) else [args])]
+    if action == "tag":
+        words = " ".join(args).replace(",", " ").split()
+        lines = ["tag=" + " ".join(w.lstrip("+") for w in words if not w.startswith("-")),
+                 "untag=" + " ".join(w[1:] for w in words if w.startswith("-"))]
+        return "\n".join(line for line in lines if not line.endswith("="))
+    if action not in PYROSIMPLE_ACTIONS:
+        raise ConfigError("%s: %r has no equivalent in pyrotorque's ActionRule (pyrosimple "
+                          "actions it knows: %s, tag)%s" % (
+                              where, action, ", ".join(sorted(PYROSIMPLE_ACTIONS)),
+                              _did_you_mean(action, list(PYROSIMPLE_ACTIONS) + ["tag"])))
+    template = PYROSIMPLE_ACTIONS[action]
+    needed = template.count("{")
+    if len(args) < needed:
+        raise ConfigError("%s: %r needs %d value%s in 'args'" % (where, action, needed,
+                                                                 "s"[:needed != 1]))
+    return template.format(*args)
+
+
+def load_pyrosimple_settings(path, config_dir, config_files=(), defines=()):
+    """pyrosimple's config.toml as Settings with JobSpecs; raise ConfigError naming file and line."""
+    if config_files:
+        raise ConfigError("--config-file adds INI files to torque.ini; with pyrosimple's %s "
+                          "put the jobs into it, or convert it with --convert-config" % path)
+    text = _read_text(path)
+    data = read_toml(path, text)
+    key_lines = _toml_key_lines(text)
+    settings = Settings(config_dir)
+    settings.files.append(path)
+
+    def line_of(*keys):
+        for n in range(len(keys), 0, -1):       # the key, else its table, else the file
+            if keys[:n] in key_lines:
+                return "%s:%d" % (path, key_lines[keys[:n]])
+        return path
+
+    connections = data.get("CONNECTIONS", {})
+    if not isinstance(connections, dict):
+        raise ConfigError("%s: CONNECTIONS: expected a table of name = URL" % line_of("CONNECTIONS"))
+    for key, value in data.items():
+        if key in ("scgi_url", "rtorrent_rc"):
+            settings.torque[key] = _expand(lookup_connection(value, connections, line_of(key))
+                                           if key == "scgi_url" else str(value))
+            settings.origins[key] = line_of(key)
+        elif key == "ALIASES" and isinstance(value, dict):
+            settings.sections["announce"] = {alias: (urls if isinstance(urls, list) else [urls])
+                                             for alias, urls in value.items()}
+        elif key not in ("TORQUE", "CONNECTIONS", "ALIASES") and key not in PYROSIMPLE_OTHER_KEYS:
+            settings.warnings.append("%s: %s: unknown key%s" % (line_of(key), key, _did_you_mean(
+                key, ["scgi_url", "rtorrent_rc", "TORQUE", "CONNECTIONS", "ALIASES",
+                      *PYROSIMPLE_OTHER_KEYS])))
+    for key in ("scgi_url", "rtorrent_rc"):     # pyrosimple's PYRO_<KEY> overrides
+        value = os.environ.get("PYRO_" + key.upper())
+        if value:
+            settings.torque[key] = _expand(lookup_connection(value, connections,
+                                                             "$PYRO_" + key.upper()))
+            settings.origins[key] = "$PYRO_" + key.upper()
+
+    torque = data.get("TORQUE", {})
+    for name, table in torque.items():
+        if name == "_settings" and isinstance(table, dict):
+            for key in table:
+                fix = PYROSIMPLE_DAEMON_SETTINGS.get(key)
+                settings.warnings.append("%s: TORQUE._settings.%s: %s" % (
+                    line_of("TORQUE", name, key), key,
+                    ("not read; " + fix) if fix else "unknown key%s" % _did_you_mean(
+                        key, list(PYROSIMPLE_DAEMON_SETTINGS))))
+        elif not isinstance(table, dict):       # a [TORQUE] key, e.g. queue_startable_base
+            settings.torque[name] = _toml_text(table)
+            settings.origins[name] = line_of("TORQUE", name)
+        else:
+            params, origins = _pyrosimple_job(name, table, line_of("TORQUE", name),
+                                              lambda k: line_of("TORQUE", name, *k.split(".")),
+                                              connections)
+            for param, text in params.items():
+                settings.torque["job.%s.%s" % (name, param)] = text
+                settings.origins["job.%s.%s" % (name, param)] = origins[param]
+            if params.get("handler", "").rpartition(":")[2].endswith("RtorrentExporter") \
+                    and "addr" not in params:
+                settings.warnings.append(
+                    "%s: job.%s.addr: pyrosimple's exporter listened on 0.0.0.0, pyrotorque's "
+                    "on 127.0.0.1; set addr = \"0.0.0.0\" if Prometheus scrapes from another "
+                    "host" % (line_of("TORQUE", name), name))
+
+    apply_defines(settings, defines)
+    _group_jobs(settings)
+    _one_connection(settings)
+    logging.getLogger("pyrotorque").info("Configuration read from pyrosimple's %s", path)
+    return settings
+
+
+def apply_defines(settings, defines):
+    """-D KEY=VAL on top of either configuration file."""
+    for define in defines:
+        key, equals, value = define.partition("=")
+        if not equals or not key.strip():
+            raise ConfigError("-D %s: expected KEY=VALUE" % define)
+        settings.torque[key.strip()] = _expand(value.strip())
+        settings.origins[key.strip()] = "-D %s" % key.strip()
+
+
+def _one_connection(settings):
+    """pyrosimple lets each job name its rTorrent; here all jobs share the daemon's, so
+    a job's scgi_url may only say the same (or, given alone, become everybody's)."""
+    urls = {}
+    for spec in settings.jobs.values():
+        if "scgi_url" in spec.params:
+            urls.setdefault(spec.params["scgi_url"], spec.where("scgi_url"))
+            del spec.params["scgi_url"], settings.torque["job.%s.scgi_url" % spec.name]
+    main_url = settings.get("scgi_url")
+    if main_url is None and len(urls) == 1:
+        (url, where), = urls.items()
+        settings.torque["scgi_url"], settings.origins["scgi_url"] = url, where.partition(": ")[0]
+        return
+    for url, where in urls.items():
+        if url != main_url:
+            raise ConfigError("%s: %r: pyrotorque's jobs share one rTorrent (scgi_url %s); a "
+                              "job cannot name another one" % (where, url, main_url or
+                                                               "differs between the jobs"))
+
+
+def torque_ini_text(settings):
+    """The torque.ini equivalent of ``settings`` (read from a config.toml)."""
+    out = ["# pyrotorque's torque.ini, converted from %s by pyrotorque --convert-config"
+           % ", ".join(settings.files)]
+    if settings.sections.get("announce"):
+        out.append("# pyrosimple's [ALIASES], for ~/.pyroscope/config.ini:")
+        out.append("# [ANNOUNCE]")
+        out.extend("# %s = %s" % (alias, " ".join(urls))
+                   for alias, urls in sorted(settings.sections["announce"].items()))
+    out += ["", "[TORQUE]"]
+    defaults = configparser.ConfigParser(strict=False, interpolation=None)
+    defaults.optionxform = str
+    defaults.read_string(DEFAULT_CONFIG)
+    for key in sorted(settings.torque, key=lambda k: (k.startswith("job."), k.split(".")[:2])):
+        out.append("%s = %s" % (key, _ini_value(settings.torque[key])))
+    for key, value in defaults.items("TORQUE"):     # built-in jobs it does not have stay off
+        name = key.split(".")[1] if key.startswith("job.") else None
+        if key.endswith(".active") and name not in settings.jobs and parse_bool(value):
+            out.append("job.%s.active = False" % name)
+    return "\n".join(out) + "\n"
+
+
+def convert_config(path, config_dir, defines=(), out=None, log=None):
+    """--convert-config: write the torque.ini equivalent of a config.toml; the exit code."""
+    path = os.path.expanduser(path or os.environ.get("PYRO_CONF", "").strip() or PYROSIMPLE_CONFIG)
+    if not os.path.exists(path):
+        raise ConfigError("%s: no such file (give the config.toml to convert: "
+                          "--convert-config FILE)" % path)
+    settings = load_pyrosimple_settings(path, config_dir, (), defines)
+    for warning in settings.warnings:
+        (log or logging.getLogger("pyrotorque")).warning("%s", warning)
+    (out or sys.stdout).write(torque_ini_text(settings))
+    return EX_OK
+
+
+def _ini_value(text):
+    """A value as configparser gives it back: '%' doubled, lines after the first indented."""
+    lines = [line for line in str(text).replace("%", "%%").splitlines() if line.strip()]
+    return "\n    ".join(lines)
 
 
 ###############################################################################
@@ -5129,6 +5652,16 @@ BUILTIN_JOBS = {}
 #: Modules whose handler names mean our built-ins.
 BUILTIN_MODULES = ("pyrotorque", "pyrocore.", "pyrosimple.")
 
+#: pyrocore's and pyrosimple's job classes whose built-in has another name (the
+#: rest have the same one); their keys are translated in "pyrosimple configuration".
+HANDLER_ALIASES = {
+    "Command": "ExecCommand",           # pyrosimple.job.action:Command
+    "ItemCommand": "ActionRule",        # pyrosimple.job.action:ItemCommand (an 'exec' action)
+    "Action": "ActionRule",             # pyrosimple.job.action:Action
+    "PathMover": "CompletionHandler",   # pyrosimple.job.move_path:PathMover
+    "Mover": "TorrentMover",            # pyrosimple.job.move_torrent:Mover
+}
+
 
 def builtin_job(cls):
     """Register a class as a built-in job (a class decorator)."""
@@ -5449,6 +5982,8 @@ def resolve_handler(name, config_dir=None):
                           "'pyrotorque:EngineStats')" % name)
     if module_name == "pyrotorque" or module_name.startswith(BUILTIN_MODULES[1:]):
         class_name = attr.rsplit(".", 1)[-1]
+        if module_name != "pyrotorque":
+            class_name = HANDLER_ALIASES.get(class_name, class_name)
         if class_name in BUILTIN_JOBS:
             return BUILTIN_JOBS[class_name]
         raise ConfigError("no built-in job %r (built-in: %s)"
@@ -6244,6 +6779,7 @@ class TreeWatch(Job):
             "watch_path": frozenset(self.roots), "relpath": relpath, "flags": frozenset(entry.flags),
             "filetype": filetype, "traits": traits, "label": label, "size": meta.size,
             "announce": meta.announce, "is_magnet": meta.magnet is not None,
+            "rel_path": relpath or ".",     # pyrosimple's name (a Path there: '.' at the root)
         }
 
     def _bad(self, entry, reason):
@@ -11187,6 +11723,12 @@ def release_memory():
         trim(0)
 
 
+def jitter_delay(jitter):
+    """A random delay from 0 to ``jitter`` seconds (os.urandom: 'random' is not loaded
+    for this alone)."""
+    return jitter * int.from_bytes(os.urandom(4), "big") / 0xFFFFFFFF
+
+
 class ScheduledJob:
     """A job in the loop: its spec, schedule, instance, and its run record."""
 
@@ -11423,6 +11965,12 @@ class Daemon(EventLoop):
             self.log.log(level, "Job %s took %.1f s; %d run%s due meanwhile merged into one, "
                          "starting now", sj.name, sj.last_duration or 0, missed,
                          "" if missed == 1 else "s")
+        elif due is not None and getattr(sj.schedule, "jitter", 0):
+            # pyrosimple's jitter: a random delay after each fire time (not after a merged run)
+            delay = jitter_delay(sj.schedule.jitter)
+            self.log.debug("Job %s: next run at %s + %.1f s jitter", sj.name,
+                           time.strftime("%H:%M:%S", time.localtime(due)), delay)
+            due += delay
         sj.next_due = due
 
     @staticmethod
@@ -11697,6 +12245,9 @@ def _parser():
                       "the connection to rTorrent, list the jobs and their next runs")
     what.add_argument("--run-once", metavar="JOB", help="run job JOB once in the "
                       "foreground and exit with its outcome")
+    what.add_argument("--convert-config", metavar="TOML", nargs="?", const="",
+                      help="write the torque.ini equivalent of pyrosimple's config.toml "
+                      "(default: $PYRO_CONF, else %s) to stdout" % PYROSIMPLE_CONFIG)
     what.add_argument("--match", metavar="CONDITION", help="list the items in rTorrent that "
                       "match CONDITION, with the values of the fields it uses")
     add("--view", default="main", help="the rTorrent view --match looks at (default: main)")
@@ -11832,7 +12383,8 @@ def main(argv=None):
     """The pyrotorque command; returns the exit code."""
     options = _parse_options(sys.argv[1:] if argv is None else argv)
     background = not options.fg and not (options.status or options.stop or options.check
-                                         or options.run_once or options.match)
+                                         or options.run_once or options.match
+                                         or options.convert_config is not None)
     setup_logging(options.level)
     log = logging.getLogger("pyrotorque")
     pid_file = PidFile(options.pid_file)
@@ -11845,6 +12397,8 @@ def main(argv=None):
         return stop_daemon(pid_file, log)
 
     try:
+        if options.convert_config is not None:
+            return convert_config(options.convert_config, options.config_dir, options.define)
         settings = load_settings(options.config_dir, options.config_file, options.define)
         if options.check:
             return run_check(options, settings, log)
