@@ -4645,7 +4645,7 @@ def _shell_script_with_args(script):
     return "".join(out), words
 
 
-def _pyrosimple_job(name, table, origin, line_of, connections):
+def _pyrosimple_job(name, table, origin, line_of, connections, warn):
     """One [TORQUE.NAME] table as {param: text} and {param: origin}; raise ConfigError."""
     flat = _flatten(table)
     handler = str(flat.get("handler", ""))
@@ -4681,9 +4681,9 @@ def _pyrosimple_job(name, table, origin, line_of, connections):
                 put("load_mode", "start" if parse_bool(value, key) else "normal", key)
         elif kind == "TreeWatch" and key == "remove_already_added":
             if parse_bool(value, key):
-                raise ConfigError("%s: not supported: pyrotorque never loads a metafile twice and "
-                                  "leaves it alone; remove_loaded = true deletes every metafile "
-                                  "once its item is in rTorrent" % where(key))
+                warn("%s: not read: a metafile whose item is already in rTorrent is left alone "
+                     "(never loaded twice); remove_loaded = true deletes every metafile once "
+                     "its item is in rTorrent" % where(key))
         elif kind == "Command" and key == "args":
             put("command", value if isinstance(value, str) else
                 " ".join(shlex.quote(str(v)) for v in value), key)
@@ -4767,8 +4767,9 @@ def load_pyrosimple_settings(path, config_dir, config_files=(), defines=()):
         raise ConfigError("%s: CONNECTIONS: expected a table of name = URL" % line_of("CONNECTIONS"))
     for key, value in data.items():
         if key in ("scgi_url", "rtorrent_rc"):
-            settings.torque[key] = _expand(lookup_connection(value, connections, line_of(key))
-                                           if key == "scgi_url" else str(value))
+            settings.torque[key] = _expand(lookup_connection(
+                value, connections, "%s: %s" % (line_of(key), key))
+                if key == "scgi_url" else str(value))
             settings.origins[key] = line_of(key)
         elif key == "ALIASES" and isinstance(value, dict):
             settings.sections["announce"] = {alias: (urls if isinstance(urls, list) else [urls])
@@ -4799,7 +4800,7 @@ def load_pyrosimple_settings(path, config_dir, config_files=(), defines=()):
         else:
             params, origins = _pyrosimple_job(name, table, line_of("TORQUE", name),
                                               lambda k: line_of("TORQUE", name, *k.split(".")),
-                                              connections)
+                                              connections, settings.warnings.append)
             for param, text in params.items():
                 settings.torque["job.%s.%s" % (name, param)] = text
                 settings.origins["job.%s.%s" % (name, param)] = origins[param]
@@ -4862,6 +4863,9 @@ def torque_ini_text(settings):
     defaults.read_string(DEFAULT_CONFIG)
     for key in sorted(settings.torque, key=lambda k: (k.startswith("job."), k.split(".")[:2])):
         out.append("%s = %s" % (key, _ini_value(settings.torque[key])))
+    for name in sorted(settings.jobs):      # a job named like a built-in one is not off
+        if "active" not in settings.jobs[name].params:
+            out.append("job.%s.active = True" % name)
     for key, value in defaults.items("TORQUE"):     # built-in jobs it does not have stay off
         name = key.split(".")[1] if key.startswith("job.") else None
         if key.endswith(".active") and name not in settings.jobs and parse_bool(value):
