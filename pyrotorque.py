@@ -134,6 +134,8 @@ __all__ = [
     "StatsArchiver", "StatsArchive", "parse_tiers", "render_chart",
     "SystemdNotifier", "Job", "EngineStats", "QueueManager", "TreeWatch", "resolve_handler",
     "RemoteWatch", "RemoteError", "parse_remote_url", "TorrentMirror", "mirror_piece_size",
+    "TorrentMover", "fast_resume", "rendezvous_order", "load_pyrosimple_settings",
+    "torque_ini_text",
     "EventLoop", "Daemon", "main",
 ]
 
@@ -8379,6 +8381,26 @@ class _RunTally:
         self.started = time.monotonic()
 
 
+def required_matcher(job, frame="%s"):
+    """The job's 'matcher' condition (put into ``frame``); ConfigError('matcher: ...')."""
+    text = str(job.config.get("matcher") or "")
+    if not text.strip():
+        raise ConfigError("matcher: you need to set 'job.%s.matcher' (a condition)" % job.name)
+    try:
+        return parse_condition(frame % text)
+    except ConditionError as exc:
+        raise ConfigError("matcher: %s" % exc) from None
+
+
+def sort_order(config):
+    """A Sorter for the job's 'sort_fields', or None; ConfigError('sort_fields: ...')."""
+    try:
+        return parse_sort_fields(config.sort_fields) \
+            if str(config.get("sort_fields") or "").strip() else None
+    except ConfigError as exc:
+        raise ConfigError("sort_fields: %s" % exc) from None
+
+
 @builtin_job
 class ActionRule(Job):
     """rtcontrol as a job: does the actions to every item that matches the condition.
@@ -8410,19 +8432,9 @@ class ActionRule(Job):
     def __init__(self, config):
         super().__init__(config)
         self.items = config.get("item_source")
-        text = str(config.get("matcher") or "")
-        if not text.strip():
-            raise ConfigError("matcher: you need to set 'job.%s.matcher' (a condition)" % self.name)
-        try:
-            self.matcher = parse_condition(text)
-        except ConditionError as exc:
-            raise ConfigError("matcher: %s" % exc) from None
+        self.matcher = required_matcher(self)
         self.prefilter = rtorrent_filter(self.matcher)
-        try:
-            self.sorter = parse_sort_fields(config.sort_fields) \
-                if str(config.get("sort_fields") or "").strip() else None
-        except ConfigError as exc:
-            raise ConfigError("sort_fields: %s" % exc) from None
+        self.sorter = sort_order(config)
         self.actions = parse_actions(config.get("action"), config.get("allow_erase", False))
         self._guarded = "/".join(sorted({a.kind for a in self.actions
                                          if a.kind in _DANGEROUS or a.kind == "throttle"}))
@@ -10277,6 +10289,25 @@ def _remote_urls(text):
     return urls
 
 
+def _remote_proxies(job, key, what):
+    """{URL: RtorrentProxy} for the other rTorrents a job's ``key`` lists; ConfigError if none."""
+    config = job.config
+    urls = _remote_urls(config.get(key))
+    if not urls:
+        raise ConfigError("%s: you need to set 'job.%s.%s' (XML-RPC URLs of %s)"
+                          % (key, job.name, key, what))
+    settings = config.get("settings")
+    timeout = config.get("remote_timeout") or float(
+        settings.get("rpc_timeout", "30") if settings is not None else 30)
+    remote_log = logging.getLogger("pyrotorque.job.%s.remote" % job.name)
+    proxies = {}
+    for url in urls:
+        endpoint = parse_rpc_url(url)
+        endpoint.url = _shown_url(url)      # what the proxy's own log lines show
+        proxies[url] = RtorrentProxy(endpoint, timeout, log=remote_log)
+    return proxies
+
+
 class MirrorDataError(OSError):
     """The item's data is not what rTorrent says, or changed while it was hashed."""
 
@@ -10397,19 +10428,9 @@ class TorrentMirror(Job):
                               % ("you need to set 'job.%s.tracker'" % self.name
                                  if not self.tracker else "%r is not an announce URL"
                                  % self.tracker))
-        self.remote_urls = _remote_urls(config.get("remotes"))
-        if not self.remote_urls:
-            raise ConfigError("remotes: you need to set 'job.%s.remotes' (XML-RPC URLs of "
-                              "the remote rTorrents)" % self.name)
+        self.remotes = _remote_proxies(self, "remotes", "the remote rTorrents")
+        self.remote_urls = list(self.remotes)
         settings = config.get("settings")
-        timeout = config.get("remote_timeout") or float(
-            settings.get("rpc_timeout", "30") if settings is not None else 30)
-        remote_log = logging.getLogger("pyrotorque.job.%s.remote" % self.name)
-        self.remotes = {}
-        for url in self.remote_urls:
-            endpoint = parse_rpc_url(url)
-            endpoint.url = _shown_url(url)      # what the proxy's own log lines show
-            self.remotes[url] = RtorrentProxy(endpoint, timeout, log=remote_log)
         self.remote_dir = str(config.get("remote_dir") or "").strip()
         self.view = config.get("view") or "main"
         self.max_items = config.get("max_items", 1)
@@ -10838,6 +10859,277 @@ class TorrentMirror(Job):
             self.log.info("Closing while hashing %s; it is hashed again at the next start",
                           self._where(self._hashing))
         self._gen = self._hashing = None
+
+
+###############################################################################
+# Torrent mover ###############################################################
+###############################################################################
+#
+# pyrosimple's Mover: a complete item leaves this rTorrent for another one that
+# sees its data at the same path (the same machine, or shared storage), and
+# arrives there complete, without a re-check.  For each matching item:
+#
+#   1. the hosts are ordered by rendezvous hashing (sha256 of info-hash + tracker
+#      alias + URL, lowest first, as pyrosimple does), so an item always prefers
+#      the same host; a host that has the item already is skipped;
+#   2. the metafile is read from this rTorrent's session directory, and
+#      fast-resume data (every piece done, each file's size and mtime checked
+#      against the disk) is added to it;
+#   3. the item is stopped here (never while it hash-checks) and loaded there
+#      with load.raw_verbose and d.directory_base.set (escaped);
+#   4. once it shows up there (within MOVER_ARRIVAL seconds, polled between
+#      turns of the main loop), its customs (d.custom.keys and custom1-5) are
+#      copied, it is started there and erased here.
+#
+# If it does not arrive, it is started here again: nothing is lost.
+
+#: Seconds a moved item may take to show up in the target rTorrent.
+MOVER_ARRIVAL = 5.0
+#: Seconds between two looks for it.
+MOVER_POLL = 0.05
+
+
+def rendezvous_order(key, hosts):
+    """``hosts`` in the order pyrosimple's Mover tries them for ``key`` (hash + alias)."""
+    return sorted(hosts, key=lambda host: hashlib.sha256(key.encode() + host.encode()).digest())
+
+
+def fast_resume(meta, paths, priorities=None):
+    """A copy of metafile dict ``meta`` whose libtorrent_resume says every piece is there.
+
+    ``paths`` are the data files in the metafile's order; a size that differs from
+    the metafile's raises OSError, since rTorrent would then have to re-check.
+    """
+    info = meta[b"info"]
+    piece = info[b"piece length"]
+    lengths = ([f[b"length"] for f in info[b"files"]] if b"files" in info else [info[b"length"]])
+    if len(lengths) != len(paths):
+        raise OSError(errno.EINVAL, "rTorrent lists %d file(s), the metafile %d"
+                      % (len(paths), len(lengths)))
+    files, offset = [], 0
+    for index, (path, length) in enumerate(zip(paths, lengths)):
+        stat = os.stat(path)
+        if stat.st_size != length:
+            raise OSError(errno.EINVAL, "%s has %d bytes, the metafile says %d"
+                          % (path, stat.st_size, length))
+        first, last = offset // piece, (offset + length + piece - 1) // piece
+        files.append({b"priority": priorities[index] if priorities else 1,
+                      b"mtime": int(stat.st_mtime), b"completed": last - first})
+        offset += length
+    resumed = {k: v for k, v in meta.items() if k not in (b"libtorrent_resume", b"rtorrent")}
+    resumed[b"libtorrent_resume"] = {b"bitfield": len(info[b"pieces"]) // 20, b"files": files}
+    return resumed
+
+
+@builtin_job
+class TorrentMover(Job):
+    """Moves complete items, with their fast-resume data, to another rTorrent.
+
+    pyrosimple's Mover (``pyrosimple.job.move_torrent:Mover``).  The target must see
+    the data at the same path; the item arrives complete, is started there without
+    a hash check, and is erased here.
+    """
+
+    PARAMS = {
+        "matcher": (str, "", "which complete items to move (a condition; required)"),
+        "hosts": (str, "", "XML-RPC URLs of the target rTorrents, separated by spaces, "
+                  "commas or lines (required)"),
+        "view": (str, "main", "the rTorrent view to look at"),
+        "sort_fields": (str, "", "the order in which matches are moved"),
+        "max_items": (non_negative(int), 0, "move at most this many items per run (0: all)"),
+        "remote_timeout": (non_negative(float), 0.0, "seconds one call to a target may take "
+                           "(0: rpc_timeout)"),
+    }
+    RPC_METHODS = ("d.multicall2", "system.multicall", "d.complete", "d.hashing",
+                   "d.is_hash_checking", "d.is_active", "d.directory_base", "d.name",
+                   "f.multicall", "d.custom.keys", "d.custom", "d.custom1", "d.stop", "d.start",
+                   "d.erase", "session.path", "load.raw_verbose", "d.custom.set",
+                   "d.directory_base.set")
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.items = config.get("item_source")
+        self.matcher = required_matcher(self, "is_complete=yes [ %s ]")
+        self.sorter = sort_order(config)
+        self.remotes = _remote_proxies(self, "hosts", "the target rTorrents")
+        self.hosts = list(self.remotes)
+        self.view = config.get("view") or "main"
+        self.max_items = config.get("max_items", 0)
+        self.fields = set(self.matcher.fields) | {"name", "alias"} | (
+            set(self.sorter.fields) if self.sorter else set())
+        self._pending = collections.deque()
+        self._moving = None         # (item, target url, was active, deadline) while it travels
+        self._timer = None
+        self._closed = False
+        self.totals = collections.Counter()
+        self.log.info("Mover '%s': [ %s ] in view %r -> %s", self.name, self.matcher, self.view,
+                      ", ".join(map(_shown_url, self.hosts)))
+
+    def status_text(self):
+        return "%d moved" % self.totals["moved"]
+
+    def close(self):
+        self._closed = True
+        self._pending.clear()
+        if self._timer is not None:
+            self.daemon.cancel(self._timer)
+            self._timer = None
+        if self._moving is not None:        # stopped here, not confirmed there: back on
+            self._give_back(self._moving, "the daemon stops")
+
+    # -- a run ---------------------------------------------------------------------------
+
+    def run(self):
+        self.proxy.connect()
+        if self._moving is not None:
+            self.log.debug("Still moving %s", self._where(self._moving[0]))
+            return
+        matches = [item for item in self.items.fetch(self.view, self.fields)
+                   if self.matcher.match(item)]
+        if self.sorter:
+            matches = self.sorter(matches)
+        if self.max_items:
+            matches = matches[:self.max_items]
+        self.log.debug("%d item(s) to move", len(matches))
+        self._pending = collections.deque(matches)
+        self._next()
+
+    @staticmethod
+    def _where(item):
+        return "'%s' [#%s]" % (_log_safe(item["name"]), item.hash)
+
+    def _next(self):
+        """Move the pending items one by one; each waits for the previous one to arrive."""
+        while self._pending and self._moving is None and not self._closed:
+            item = self._pending.popleft()
+            try:
+                self._send(item)
+            except HashNotFound:
+                self.log.debug("%s is gone from rTorrent", self._where(item))
+            except (RtorrentFault, OSError, ValueError) as exc:
+                self.totals["failed"] += 1
+                self.log.warning("Moving %s failed: %s", self._where(item), _log_safe(str(exc)))
+
+    def _target(self, item):
+        """The first host in rendezvous order that does not have the item, or None."""
+        for url in rendezvous_order(item.hash + (item["alias"] or ""), self.hosts):
+            remote = self.remotes[url]
+            try:
+                remote.d.hash(item.hash)
+            except HashNotFound:
+                return url
+            except RtorrentUnavailable as exc:
+                self.log.warning("%s: target skipped for %s: %s", _shown_url(url),
+                                 self._where(item), exc)
+                continue
+            self.log.info("%s is at %s already; trying the next host", self._where(item),
+                          _shown_url(url))
+        return None
+
+    def _send(self, item):
+        names = ("complete", "hashing", "is_hash_checking", "is_active", "directory_base",
+                 "is_multi_file")
+        now = dict(zip(names, self.proxy.multicall([("d." + n, item.hash) for n in names])))
+        if not now["complete"] or now["hashing"] or now["is_hash_checking"]:
+            self.log.debug("%s waits: not complete, or hash-checking", self._where(item))
+            return
+        url = self._target(item)
+        if url is None:
+            self.log.info("No host can take %s", self._where(item))
+            return
+        if self.dry_run:
+            self.log.info("WOULD move %s to %s", self._where(item), _shown_url(url))
+            return
+        rows = self.proxy.call("f.multicall", item.hash, "", "f.frozen_path=", "f.priority=")
+        meta = fast_resume(self._metafile(item), [str(path) for path, _ in rows],
+                           [int(priority) for _, priority in rows])
+        base = str(now["directory_base"])
+        self.proxy.d.stop(item.hash)
+        self._moving = (item, url, bool(now["is_active"]), time.monotonic() + MOVER_ARRIVAL)
+        try:
+            self.remotes[url].call("load.raw_verbose", "", bencode(meta),
+                                   "d.directory_base.set=" + rtorrent_escape(base))
+        except RtorrentError as exc:
+            self._give_back(self._moving, str(exc))
+            raise
+        self.log.debug("Sent %s to %s (data in %s)", self._where(item), _shown_url(url), base)
+        self._arrived()
+
+    def _metafile(self, item):
+        """The item's metafile from this rTorrent's session directory (a dict)."""
+        session = self.proxy.connect().session_path
+        if not session:
+            raise OSError(errno.ENOENT, "rTorrent keeps no session directory "
+                          "(session.path is empty), so its metafiles cannot be read")
+        path = os.path.join(os.path.expanduser(session), item.hash + ".torrent")
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+        except OSError:     # rTorrent on another machine: ask it for the file
+            data = base64.b64decode(self.proxy.call("execute.capture", "", "base64", path))
+        return bdecode(data)
+
+    def _arrived(self):
+        """Has the item shown up at the target? Finish, wait a little more, or give back."""
+        self._timer = None
+        item, url, _, deadline = self._moving
+        remote = self.remotes[url]
+        while True:
+            try:
+                remote.d.hash(item.hash)
+                break
+            except (HashNotFound, RtorrentUnavailable):
+                pass
+            if time.monotonic() > deadline:
+                self._give_back(self._moving, "it did not show up within %.0f s" % MOVER_ARRIVAL)
+                _start_next(self, "move")
+                return
+            if _loop_turns(self.daemon):        # look again after the loop turned
+                self._timer = self.daemon.call_later(MOVER_POLL, self._arrived)
+                return
+            time.sleep(MOVER_POLL)              # --run-once: wait right here
+        try:
+            self._finish(item, remote)
+        except RtorrentError as exc:
+            self.totals["failed"] += 1
+            self.log.warning("Moving %s: it is at %s, but finishing failed: %s (it stays "
+                             "stopped here)", self._where(item), _shown_url(url), exc)
+        self._moving = None
+        _start_next(self, "move")
+
+    def _finish(self, item, remote):
+        """Copy the customs, start the item there, erase it here."""
+        customs = []
+        try:
+            keys = self.proxy.call("d.custom.keys", item.hash)
+        except MethodMissing:
+            keys = []
+        except RtorrentFault:       # 0.9.8 faults when an item has no customs at all
+            keys = []
+        if keys:
+            values = self.proxy.multicall([("d.custom", item.hash, key) for key in keys])
+            customs += [("d.custom.set", item.hash, key, value) for key, value in zip(keys, values)]
+        numbered = self.proxy.multicall([("d.custom%d" % n, item.hash) for n in range(1, 6)])
+        customs += [("d.custom%d.set" % n, item.hash, value)
+                    for n, value in enumerate(numbered, 1) if value]
+        remote.multicall(customs + [("d.start", item.hash)])
+        self.proxy.d.erase(item.hash)
+        self.items.invalidate()
+        self.totals["moved"] += 1
+        self.log.info("Moved %s to %s", self._where(item), _shown_url(self._moving[1]))
+
+    def _give_back(self, moving, why):
+        """The item did not make it: start it here again if it was running."""
+        item, url, was_active, _ = moving
+        self._moving = None
+        self.totals["failed"] += 1
+        self.log.warning("Moving %s to %s failed: %s; it stays here%s", self._where(item),
+                         _shown_url(url), why, " and is started again" if was_active else "")
+        if was_active:
+            try:
+                self.proxy.d.start(item.hash)
+            except RtorrentError as exc:
+                self.log.warning("Could not start %s again: %s", self._where(item), exc)
 
 
 ###############################################################################
