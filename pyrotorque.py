@@ -4452,7 +4452,7 @@ PYROSIMPLE_JOBS = {
     },
     "PathMover": {
         "keys": {"sort": None},
-        "defaults": {},
+        "defaults": {"use_targetdir": "False"},
     },
     "Mover": {
         "keys": {"sort": "sort_fields"},
@@ -4702,6 +4702,9 @@ def _pyrosimple_job(name, table, origin, line_of, connections, warn):
         else:
             put(target, _toml_text(value), key)
 
+    if kind == "PathMover" and "is_complete" not in str(flat.get("matcher", "")):
+        warn("%s: pyrosimple's PathMover moved incomplete items too; pyrotorque moves complete "
+             "ones only (is_complete=yes is added)" % where("matcher"))
     if kind == "Action":
         put("action", _pyrosimple_action(flat.get("action"), flat.get("args") or [],
                                          where("action")), "action")
@@ -8960,6 +8963,8 @@ class CompletionHandler(Job):
         "copy_rate": (byte_size, 0, "limit copies across filesystems to this many bytes/s "
                       "(0: no limit)"),
         "journal": (str, "", "the journal file (default: <config dir>/run/completion-NAME.json)"),
+        "use_targetdir": (parse_bool, True, "an item's targetdir custom wins over 'target' "
+                          "(pyrosimple's PathMover: False)"),
     }
     RPC_METHODS = ("d.multicall2", "system.multicall", "d.state", "d.is_open", "d.is_active",
                    "d.hashing", "d.is_hash_checking", "d.complete", "d.directory",
@@ -8978,8 +8983,9 @@ class CompletionHandler(Job):
             raise ConfigError("matcher: %s" % exc) from None
         self.prefilter = rtorrent_filter(self.matcher)
         self.template = None
-        fields = set(self.matcher.fields) | {"name", "directory", "is_multi_file",
-                                             "custom_targetdir"}
+        self.use_targetdir = config.get("use_targetdir", True)
+        fields = set(self.matcher.fields) | {"name", "directory", "is_multi_file"} | (
+            {"custom_targetdir"} if self.use_targetdir else set())
         target = str(config.get("target") or "").strip()
         if target:
             try:
@@ -9018,9 +9024,9 @@ class CompletionHandler(Job):
         self._download_root = None
         self._closed = False
         self.totals = collections.Counter()
-        self.log.info("Completion handler '%s': [ %s ] in view %r -> targetdir custom, else %s",
-                      self.name, self.matcher, self.view,
-                      repr(target) if target else "nothing (no 'target' template)")
+        self.log.info("Completion handler '%s': [ %s ] in view %r -> %s%s", self.name,
+                      self.matcher, self.view, "targetdir custom, else " if self.use_targetdir
+                      else "", repr(target) if target else "nothing (no 'target' template)")
 
     # -- a run -------------------------------------------------------------------------
 
@@ -9051,7 +9057,7 @@ class CompletionHandler(Job):
     def _target_dir(self, item):
         """The item's target folder (absolute, normalized), or None: nothing to do."""
         where = self._where(item)
-        target = str(item["custom_targetdir"] or "").strip()
+        target = str(item["custom_targetdir"] or "").strip() if self.use_targetdir else ""
         origin = "targetdir custom"
         if not target and self.template is not None:
             origin = "target template"

@@ -120,6 +120,7 @@ DOC_EXAMPLES = {
         job.move_complete.schedule = minute=*/10
         job.move_complete.matcher = is_ignored=no is_complete=yes path=/var/rtorrent/downloading/* xfer=0
         job.move_complete.target = /var/rtorrent/done
+        job.move_complete.use_targetdir = False
         '''),
     "queue (pyrotorque-jobs.md, Queue Manager)": ('''
         [TORQUE.queue]
@@ -641,3 +642,44 @@ def test_check_of_a_pyrosimple_config_lists_its_jobs_and_what_is_not_read(rtorre
     assert "schedule minute=* jitter=10" in out
     assert "every method the active jobs need is there" in out
     assert code == 0, out + err
+
+
+def test_a_path_mover_from_config_toml_moves_complete_data_and_keeps_it_seeding(
+        rtorrent, short_tmp, monkeypatch):
+    downloading, done = short_tmp / "downloading", short_tmp / "done"
+    downloading.mkdir()
+    done.mkdir()
+    data = rtlab.make_payload(str(downloading), "item", 256 * 1024)
+    info_hash = rtorrent.load_raw(rtlab.make_torrent(data, DEAD_TRACKER),
+                                  "d.directory.set=" + str(downloading),
+                                  "d.custom.set=targetdir,/elsewhere", start=True)
+    rtorrent.wait_for(lambda: rtorrent.proxy.d.complete(info_hash) == 1, 10)
+    settings = toml_settings(short_tmp, '''
+        scgi_url = "%s"
+        [TORQUE.move_complete]
+        handler       = "pyrosimple.job.move_path:PathMover"
+        schedule      = "minute=*/10"
+        matcher       = "is_ignored=no is_complete=yes path=%s/* xfer=0"
+        target        = "%s"
+        ''' % (rtorrent.url, downloading, done), monkeypatch)
+    assert not settings.warnings
+    options = pyrotorque._parse_options(["--fg", "--config-dir", str(short_tmp)])
+    _, jobs = pyrotorque.Daemon(options, settings).build_jobs(settings)
+    jobs["move_complete"].job.run()
+    assert (done / "item").is_file() and not os.path.exists(data)
+    rtorrent.wait_for(lambda: rtorrent.proxy.d.is_active(info_hash) == 1, 5)
+    assert rtorrent.proxy.d.directory(info_hash) == str(done)   # not the targetdir custom
+
+
+def test_a_path_mover_without_is_complete_is_told_that_only_complete_items_move(
+        tmp_path, monkeypatch):
+    settings = toml_settings(tmp_path, '''
+        [TORQUE.mv]
+        handler = "pyrosimple.job.move_path:PathMover"
+        schedule = "hour=*"
+        matcher = "xfer=0"
+        target = "/done"
+        ''', monkeypatch)
+    assert settings.warnings == [
+        "%s:5: job.mv.matcher: pyrosimple's PathMover moved incomplete items too; pyrotorque "
+        "moves complete ones only (is_complete=yes is added)" % (tmp_path / "config.toml")]
