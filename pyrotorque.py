@@ -4489,12 +4489,16 @@ def pyrosimple_config_file(config_dir):
 
 
 def _has_torque_table(path):
-    """Does this TOML file have a [TORQUE] or [TORQUE.x] table? (a text scan: no tomllib)"""
+    """Does this TOML file have a [TORQUE] or [TORQUE.x] table, or one misspelled like
+    [TORQE.x] (then read, and the spelling named)?  A text scan: no tomllib needed."""
     try:
         with open(path, encoding="utf-8", errors="replace") as handle:
-            return any(re.match(r"\s*\[\s*TORQUE\s*[\].]", line) for line in handle)
+            tables = [found.group(1) for found in
+                      (re.match(r"\s*\[\s*([A-Za-z_]+)\s*[\].]", line) for line in handle) if found]
     except OSError:
         return False
+    return any(difflib.get_close_matches(table.upper(), ["TORQUE"], n=1, cutoff=0.8)
+               for table in tables)
 
 
 def read_toml(path, text=None):
@@ -4536,7 +4540,8 @@ def _toml_key_lines(text):
         header = re.match(r"\s*\[\[?\s*(%s(?:\s*\.\s*%s)*)\s*\]" % (key_part, key_part), line)
         if header:
             table = _toml_key_path(header.group(1))
-            lines.setdefault(table, number)
+            for n in range(1, len(table) + 1):      # [A.B] makes table A too
+                lines.setdefault(table[:n], number)
             continue
         found = dotted.match(line)
         if found:
@@ -4780,9 +4785,11 @@ def load_pyrosimple_settings(path, config_dir, config_files=(), defines=()):
             settings.sections["announce"] = {alias: (urls if isinstance(urls, list) else [urls])
                                              for alias, urls in value.items()}
         elif key not in ("TORQUE", "CONNECTIONS", "ALIASES") and key not in PYROSIMPLE_OTHER_KEYS:
-            settings.warnings.append("%s: %s: unknown key%s" % (line_of(key), key, _did_you_mean(
-                key, ["scgi_url", "rtorrent_rc", "TORQUE", "CONNECTIONS", "ALIASES",
-                      *PYROSIMPLE_OTHER_KEYS])))
+            known = ["scgi_url", "rtorrent_rc", "TORQUE", "CONNECTIONS", "ALIASES",
+                     *PYROSIMPLE_OTHER_KEYS]
+            settings.warnings.append("%s: %s: unknown %s, not read%s" % (
+                line_of(key), key, "table" if isinstance(value, dict) else "key",
+                _did_you_mean(key, known) or _did_you_mean(key.upper(), known)))
     for key in ("scgi_url", "rtorrent_rc"):     # pyrosimple's PYRO_<KEY> overrides
         value = os.environ.get("PYRO_" + key.upper())
         if value:

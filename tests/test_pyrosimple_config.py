@@ -2,6 +2,7 @@
 import datetime
 import logging
 import os
+import signal
 import subprocess
 import sys
 import textwrap
@@ -10,7 +11,7 @@ import time
 import pytest
 
 import pyrotorque
-from daemon_process import run_cli
+from daemon_process import DaemonProcess, run_cli
 from pyrotorque import ConfigError, load_settings
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
@@ -324,7 +325,7 @@ def test_an_unknown_key_in_config_toml_is_reported_with_a_did_you_mean(tmp_path,
         ''')
     code, out, err = run_cli("--check", "--config-dir", str(tmp_path / "cfg"), "-U",
                              "scgi://127.0.0.1:9", env={"PYRO_CONF": path, "HOME": str(tmp_path)})
-    assert "%s:2: scgi_urll: unknown key (did you mean 'scgi_url'?)" % path in out
+    assert "%s:2: scgi_urll: unknown key, not read (did you mean 'scgi_url'?)" % path in out
     assert ("%s:6: job.queue.downlaoding_max: unknown key for QueueManager (did you mean "
             "'downloading_max'?)" % path) in out
 
@@ -683,3 +684,59 @@ def test_a_path_mover_without_is_complete_is_told_that_only_complete_items_move(
     assert settings.warnings == [
         "%s:5: job.mv.matcher: pyrosimple's PathMover moved incomplete items too; pyrotorque "
         "moves complete ones only (is_complete=yes is added)" % (tmp_path / "config.toml")]
+
+
+def test_an_item_command_from_config_toml_runs_per_item_and_no_name_injects(
+        rtorrent, short_tmp, monkeypatch):
+    hostile = "x'; touch PWNED; echo '$(touch PWNED2)"
+    data = rtlab.make_payload(str(short_tmp / "data"), hostile, 64 * 1024)
+    info_hash = rtorrent.load_raw(rtlab.make_torrent(data, DEAD_TRACKER))
+    rtorrent.proxy.d.message.set(info_hash, "tracker says no")
+    out = short_tmp / "messages.log"
+    settings = toml_settings(short_tmp, '''
+        scgi_url = "%s"
+        [TORQUE.log_messages]
+        handler       = "pyrosimple.job.action:ItemCommand"
+        args          = "echo '{{item.name}} has message {{item.message}}' >> %s"
+        shell         = true
+        cwd           = "%s"
+        schedule      = "hour=*"
+        matcher       = "message=/.+/"
+        view          = "default"
+        ''' % (rtorrent.url, out, short_tmp), monkeypatch)
+    options = pyrotorque._parse_options(["--fg", "--config-dir", str(short_tmp)])
+    _, jobs = pyrotorque.Daemon(options, settings).build_jobs(settings)
+    jobs["log_messages"].job.run()
+    assert out.read_text() == "%s has message tracker says no\n" % hostile
+    assert not (short_tmp / "PWNED").exists() and not (short_tmp / "PWNED2").exists()
+
+
+@pytest.mark.parametrize("table", ["TORQE", "torque"])
+def test_a_misspelled_torque_table_is_read_and_named(table, tmp_path):
+    path = write(tmp_path / "home/.config/pyrosimple/config.toml", QUEUE_TOML.replace(
+        "TORQUE", table))
+    settings = load_settings(str(tmp_path / "cfg"))
+    assert settings.files == [path]
+    assert settings.warnings == ["%s:2: %s: unknown table, not read (did you mean 'TORQUE'?)"
+                                 % (path, table)]
+
+
+def test_the_daemon_says_which_file_it_read_and_reloads_config_toml_on_sighup(rtorrent,
+                                                                              short_tmp):
+    path = write(short_tmp / "config.toml", '''
+        scgi_url = "%s"
+        [TORQUE.stats]
+        handler = "pyrosimple.job.metrics:EngineStats"
+        schedule = "hour=*"
+        ''' % rtorrent.url)
+    env = {"PYRO_CONF": path, "HOME": str(short_tmp)}
+    with DaemonProcess("--fg", "--config-dir", str(short_tmp / "cfg"), workdir=short_tmp,
+                       env=env) as daemon:
+        daemon.wait_for(r"started \(pid \d+\) with 1 job: stats")
+        with open(path, "a") as handle:
+            handle.write('[TORQUE.queue]\nhandler = "pyrosimple.job.queue:QueueManager"\n'
+                         'schedule = "second=*/5 jitter=2"\n')
+        daemon.signal(signal.SIGHUP)
+        daemon.wait_for(r"Reloaded: 2 jobs, changed: queue")
+        assert daemon.stop() == 0
+    assert "Configuration read from pyrosimple's %s" % path in daemon.text()
