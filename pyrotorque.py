@@ -4702,8 +4702,6 @@ def _pyrosimple_job(name, table, origin, line_of, connections, warn):
             hosts = value if isinstance(value, list) else [value]
             put("hosts", " ".join(lookup_connection(h, connections, where(key)) for h in hosts),
                 key)
-        elif key in ("item-stats", "item-labels") and isinstance(value, list):
-            put(key, ",".join(str(v) for v in value), key)
         else:
             put(target, _toml_text(value), key)
 
