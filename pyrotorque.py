@@ -4509,8 +4509,8 @@ def read_toml(path, text=None):
         raise ConfigError(
             "%s: reading pyrosimple's config.toml needs Python 3.11 or later (this is %s). "
             "Convert it once with a newer Python: python3.11 pyrotorque.py --convert-config "
-            "> ~/.pyroscope/torque.ini (with PYRO_CONF=%s if it lives elsewhere); "
-            "torque.ini is then read instead" % (path, sys.version.split()[0], path)) from None
+            "%s > ~/.pyroscope/torque.ini; torque.ini is then read instead"
+            % (path, sys.version.split()[0], shlex.quote(path))) from None
     if text is None:
         text = _read_text(path)
     try:
@@ -4576,6 +4576,16 @@ def _flatten(table, prefix=""):
         else:
             flat[prefix + key] = value
     return flat
+
+
+def pyrosimple_key_hint(handler, param):
+    """" (pyrosimple's name for 'startable')" when a torque.ini uses pyrosimple's key name."""
+    for kind, mapping in PYROSIMPLE_JOBS.items():
+        target = mapping["keys"].get(param)
+        if target and HANDLER_ALIASES.get(kind, kind) == handler.__name__:
+            return " (pyrosimple's name: write %s%s)" % (
+                target.lstrip("!"), " with the opposite value" if target[0] == "!" else "")
+    return ""
 
 
 def lookup_connection(url, connections, where):
@@ -4854,8 +4864,9 @@ def _one_connection(settings):
     for url, where in urls.items():
         if url != main_url:
             raise ConfigError("%s: %r: pyrotorque's jobs share one rTorrent (scgi_url %s); a "
-                              "job cannot name another one" % (where, url, main_url or
-                                                               "differs between the jobs"))
+                              "job cannot name another one. Run one pyrotorque per rTorrent, "
+                              "each with its own --config-dir and config file"
+                              % (where, url, main_url or "differs between the jobs"))
 
 
 def torque_ini_text(settings):
@@ -6043,7 +6054,8 @@ def job_config(spec, handler, settings, warn=None, **extra):
             config[param] = typed_value(spec.params[param])
         elif warn:
             warn("%s: unknown key for %s%s" % (spec.where(param), handler.__name__,
-                                               _did_you_mean(param, list(known))))
+                                               pyrosimple_key_hint(handler, param)
+                                               or _did_you_mean(param, list(known))))
             config[param] = typed_value(spec.params[param])
     config.update(extra)
     return config

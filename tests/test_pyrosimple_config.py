@@ -343,7 +343,8 @@ def test_without_tomllib_the_error_says_how_to_convert(tmp_path, monkeypatch):
         toml_settings(tmp_path, '[TORQUE.q]\nhandler = "x:y"\n', monkeypatch)
     message = str(caught.value)
     assert "needs Python 3.11 or later" in message
-    assert "--convert-config > ~/.pyroscope/torque.ini" in message
+    assert "--convert-config %s > ~/.pyroscope/torque.ini" % (tmp_path / "config.toml") \
+        in message
 
 
 # -- which file is read -----------------------------------------------------------------
@@ -740,3 +741,17 @@ def test_the_daemon_says_which_file_it_read_and_reloads_config_toml_on_sighup(rt
         daemon.wait_for(r"Reloaded: 2 jobs, changed: queue")
         assert daemon.stop() == 0
     assert "Configuration read from pyrosimple's %s" % path in daemon.text()
+
+
+@pytest.mark.parametrize("key, hint", [
+    ("matcher", "(pyrosimple's name: write startable)"),
+    ("sort", "(pyrosimple's name: write sort_fields)"),
+    ("log_to_client", "(pyrosimple's name: write quiet with the opposite value)"),
+])
+def test_pyrosimple_key_names_in_torque_ini_are_named_with_ours(key, hint, tmp_path):
+    settings = ini_settings(tmp_path, "[TORQUE]\njob.queue.%s = no\n" % key)
+    warnings = []
+    pyrotorque.job_config(settings.jobs["queue"], pyrotorque.QueueManager, settings,
+                          warn=warnings.append)
+    assert warnings == ["%s:2: job.queue.%s: unknown key for QueueManager %s"
+                        % (tmp_path / "inicfg" / "torque.ini", key, hint)]
