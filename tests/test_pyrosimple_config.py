@@ -755,3 +755,24 @@ def test_pyrosimple_key_names_in_torque_ini_are_named_with_ours(key, hint, tmp_p
                           warn=warnings.append)
     assert warnings == ["%s:2: job.queue.%s: unknown key for QueueManager %s"
                         % (tmp_path / "inicfg" / "torque.ini", key, hint)]
+
+
+def test_the_exporter_takes_pyrosimples_lists_and_says_it_listens_on_loopback(tmp_path,
+                                                                            monkeypatch):
+    settings = toml_settings(tmp_path, '''
+        [TORQUE.metrics]
+        handler = "pyrosimple.job.metrics:RtorrentExporter"
+        schedule = "second=*/30"
+        port = 9135
+        jobs = "system,item"
+        item-stats = ["d.down.total", "d.up.total", "d.size_bytes"]
+        item-labels = ["d.hash", "d.name", "d.custom1"]
+        ''', monkeypatch)
+    job = pyrotorque.RtorrentExporter(pyrotorque.job_config(
+        settings.jobs["metrics"], pyrotorque.RtorrentExporter, settings))
+    assert job.item_stats == ["d.down.total", "d.up.total", "d.size_bytes"]
+    assert job.item_labels == ["d.hash", "d.name", "d.custom1"]
+    assert settings.warnings == [
+        "%s:2: job.metrics.addr: pyrosimple's exporter listened on 0.0.0.0, pyrotorque's on "
+        "127.0.0.1; set addr = \"0.0.0.0\" if Prometheus scrapes from another host"
+        % (tmp_path / "config.toml")]
