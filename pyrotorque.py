@@ -4120,6 +4120,7 @@ COMMON_JOB_PARAMS = {
     "dry_run": (parse_bool, False, "log what would be done, change nothing"),
     "quiet": (parse_bool, False, "do not print messages into rTorrent's log"),
     "log_level": (str, None, "the level of this job's log"),
+    "scgi_url": (str, None, "this job's own rTorrent, if not the daemon's scgi_url"),
 }
 
 
@@ -4849,24 +4850,49 @@ def apply_defines(settings, defines):
 
 
 def _one_connection(settings):
-    """pyrosimple lets each job name its rTorrent; here all jobs share the daemon's, so
-    a job's scgi_url may only say the same (or, given alone, become everybody's)."""
-    urls = {}
-    for spec in settings.jobs.values():
-        if "scgi_url" in spec.params:
-            urls.setdefault(spec.params["scgi_url"], spec.where("scgi_url"))
-            del spec.params["scgi_url"], settings.torque["job.%s.scgi_url" % spec.name]
+    """A job's scgi_url that says the daemon's is dropped; without a top-level scgi_url,
+    the one all jobs name becomes the daemon's.  Others stay: that job's own rTorrent."""
     main_url = settings.get("scgi_url")
-    if main_url is None and len(urls) == 1:
-        (url, where), = urls.items()
-        settings.torque["scgi_url"], settings.origins["scgi_url"] = url, where.partition(": ")[0]
-        return
-    for url, where in urls.items():
-        if url != main_url:
-            raise ConfigError("%s: %r: pyrotorque's jobs share one rTorrent (scgi_url %s); a "
-                              "job cannot name another one. Run one pyrotorque per rTorrent, "
-                              "each with its own --config-dir and config file"
-                              % (where, url, main_url or "differs between the jobs"))
+    urls = {spec.params["scgi_url"] for spec in settings.jobs.values() if "scgi_url" in spec.params}
+    if main_url is None and len(urls) == 1 and all(
+            "scgi_url" in spec.params for spec in settings.jobs.values()):
+        main_url = settings.torque["scgi_url"] = urls.pop()
+        settings.origins["scgi_url"] = next(iter(settings.jobs.values())).origins["scgi_url"]
+    for spec in settings.jobs.values():
+        if "scgi_url" in spec.params and spec.params["scgi_url"] == main_url:
+            del spec.params["scgi_url"], settings.torque["job.%s.scgi_url" % spec.name]
+
+
+def check_job_connections(settings, out):
+    """--check for the jobs with their own scgi_url: is that rTorrent there, with every
+    method they need?  Returns the number of problems."""
+    needed = {}
+    for spec in settings.jobs.values():
+        own = (spec.params.get("scgi_url") or "").strip()
+        if own and spec.value("active", parse_bool, True):
+            try:
+                handler = resolve_handler(spec.params.get("handler"), settings.config_dir)
+            except ConfigError:
+                continue        # reported with the job already
+            needed.setdefault(own, set()).update(getattr(handler, "RPC_METHODS", ()))
+    problems = 0
+    for url, methods in sorted(needed.items()):
+        jobs = ", ".join(sorted(n for n, s in settings.jobs.items()
+                                if (s.params.get("scgi_url") or "").strip() == url))
+        try:
+            proxy = RtorrentProxy(url, float(settings.get("rpc_timeout", "30")))
+            info = proxy.connect()
+            missing = proxy.missing_methods(methods)
+        except (RtorrentError, ConfigError, ValueError) as exc:
+            problems += 1
+            out.write("rTorrent of %s: ERROR: %s\n" % (jobs, exc))
+            continue
+        out.write("rTorrent of %s at %s: version %s, session %r\n"
+                  % (jobs, url, info.version, info.session_name))
+        if missing:
+            problems += 1
+            out.write("  missing methods the jobs need: %s\n" % ", ".join(missing))
+    return problems
 
 
 def torque_ini_text(settings):
@@ -12118,18 +12144,28 @@ class Daemon(EventLoop):
             items = settings.item_source(proxy)
 
         built, made = {}, []
+        others = {}     # a job's own scgi_url (pyrosimple's per-job rTorrent) -> Connection
         try:
             for name, spec in sorted(settings.jobs.items()):
                 schedule = spec.value("schedule", CronSchedule)
                 if not spec.value("active", parse_bool, True):
                     continue
+                own = spec.value("scgi_url", lambda t: parse_rpc_url(t).url if t.strip() else "")
+                link = Connection(proxy, items, conn_key)
+                if own and own != url:
+                    if own not in others:
+                        own_proxy = RtorrentProxy(own, timeout)
+                        others[own] = Connection(own_proxy, settings.item_source(own_proxy),
+                                                 settings.connection_key(own, timeout))
+                    link = others[own]
                 old = keep.get(name)
-                if old is not None and old.spec == spec and old.conn_key == conn_key:
+                if old is not None and old.spec == spec and old.conn_key == link.key:
                     built[name] = old
                     continue
                 handler = spec.value("handler", lambda n: resolve_handler(n, settings.config_dir))
                 config = job_config(spec, handler, settings, warn=self.log.warning,
-                                    proxy=proxy, item_source=items, daemon=self, schedule=schedule)
+                                    proxy=link.proxy, item_source=link.items, daemon=self,
+                                    schedule=schedule)
                 if self.options.dry_run:
                     config.dry_run = True
                 try:
@@ -12137,7 +12173,7 @@ class Daemon(EventLoop):
                 except ConfigError as exc:
                     raise spec.constructor_error(exc) from None
                 made.append(job)
-                built[name] = ScheduledJob(spec, schedule, job, conn_key)
+                built[name] = ScheduledJob(spec, schedule, job, link.key)
         except BaseException:
             for job in made:
                 _close_job(job, self.log)
@@ -12646,6 +12682,7 @@ def run_check(options, settings, log):
     except RtorrentError as exc:
         out.write("rTorrent: ERROR: %s\n" % exc)
         return EX_UNAVAILABLE
+    problems += check_job_connections(settings, out)
     out.write("%s\n" % ("OK" if not problems else "%d problem%s" % (problems, "s"[:problems != 1])))
     return EX_OK if not problems else EX_SOFTWARE
 

@@ -405,7 +405,8 @@ def test_an_unknown_at_alias_is_an_error_with_a_did_you_mean(tmp_path, monkeypat
         toml_settings(tmp_path, 'scgi_url = "@locl"\n[CONNECTIONS]\nlocal = "/x"\n', monkeypatch)
 
 
-def test_a_job_may_name_the_daemons_rtorrent_but_not_another_one(tmp_path, monkeypatch):
+def test_a_job_naming_the_daemons_rtorrent_or_the_only_one_named_shares_its_connection(
+        tmp_path, monkeypatch):
     text = '''
         [CONNECTIONS]
         local = "/tmp/one"
@@ -417,9 +418,50 @@ def test_a_job_may_name_the_daemons_rtorrent_but_not_another_one(tmp_path, monke
     settings = toml_settings(tmp_path, text, monkeypatch)
     assert settings.get("scgi_url") == "/tmp/one"
     assert "scgi_url" not in settings.jobs["start"].params
-    with pytest.raises(ConfigError, match="job.start.scgi_url: '/tmp/one': pyrotorque's jobs "
-                                          "share one rTorrent .scgi_url /tmp/two."):
-        toml_settings(tmp_path, 'scgi_url = "/tmp/two"\n' + textwrap.dedent(text), monkeypatch)
+    settings = toml_settings(tmp_path, 'scgi_url = "/tmp/two"\n' + textwrap.dedent(text),
+                             monkeypatch)
+    assert settings.get("scgi_url") == "/tmp/two"
+    assert settings.jobs["start"].params["scgi_url"] == "/tmp/one"      # its own
+
+
+def test_jobs_with_their_own_scgi_url_work_on_their_rtorrent(rtorrent, short_tmp, monkeypatch):
+    with rtlab.RTorrent() as other:
+        settings = toml_settings(short_tmp, '''
+            scgi_url = "main"
+            [CONNECTIONS]
+            main = "%s"
+            second = "%s"
+            [TORQUE.queue_main]
+            handler = "pyrosimple.job.queue:QueueManager"
+            schedule = "second=*"
+            intermission = 0
+            [TORQUE.queue_second]
+            handler = "pyrosimple.job.queue:QueueManager"
+            schedule = "second=*"
+            intermission = 0
+            scgi_url = "@second"
+            ''' % (rtorrent.url, other.url), monkeypatch)
+        here = _load(rtorrent, short_tmp / "a", "here", 1)
+        there = _load(other, short_tmp / "b", "there", 1)
+        options = pyrotorque._parse_options(["--fg", "--config-dir", str(short_tmp)])
+        _, jobs = pyrotorque.Daemon(options, settings).build_jobs(settings)
+        assert jobs["queue_second"].job.proxy.endpoint.url == other.url
+        jobs["queue_second"].job.run()
+        _wait_active(other, {there})
+        _wait_active(rtorrent, set())
+        jobs["queue_main"].job.run()
+        _wait_active(rtorrent, {here})
+        code, out, err = run_cli("--check", "--config-dir", str(short_tmp / "cfg"),
+                                 env={"PYRO_CONF": str(short_tmp / "config.toml"),
+                                      "HOME": str(short_tmp)})
+        assert "rTorrent of queue_second at %s: version 0.9.8" % other.url in out
+        assert code == 0, out + err
+        other.stop()
+        code, out, err = run_cli("--check", "--config-dir", str(short_tmp / "cfg"),
+                                 env={"PYRO_CONF": str(short_tmp / "config.toml"),
+                                      "HOME": str(short_tmp)})
+        assert "rTorrent of queue_second: ERROR: " in out
+        assert code != 0
 
 
 # -- templates ------------------------------------------------------------------------------
@@ -776,3 +818,16 @@ def test_the_exporter_takes_pyrosimples_lists_and_says_it_listens_on_loopback(tm
         "%s:2: job.metrics.addr: pyrosimple's exporter listened on 0.0.0.0, pyrotorque's on "
         "127.0.0.1; set addr = \"0.0.0.0\" if Prometheus scrapes from another host"
         % (tmp_path / "config.toml")]
+
+
+def test_a_bad_job_scgi_url_names_file_line_and_key(tmp_path, monkeypatch):
+    settings = toml_settings(tmp_path, '''
+        scgi_url = "/tmp/main.sock"
+        [TORQUE.q]
+        handler = "pyrosimple.job.queue:QueueManager"
+        schedule = "minute=*"
+        scgi_url = "gopher://x"
+        ''', monkeypatch)
+    daemon = pyrotorque.Daemon(pyrotorque._parse_options(["--fg"]), settings)
+    with pytest.raises(ConfigError, match=r"config.toml:6: job.q.scgi_url: .*unsupported scheme"):
+        daemon.build_jobs(settings)
