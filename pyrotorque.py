@@ -11100,7 +11100,7 @@ class TorrentMover(Job):
                                    "d.directory_base.set=" + rtorrent_escape(base))
         except RtorrentError as exc:
             self._give_back(self._moving, str(exc))
-            raise
+            return
         self.log.debug("Sent %s to %s (data in %s)", self._where(item), _shown_url(url), base)
         self._arrived()
 

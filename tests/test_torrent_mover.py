@@ -212,3 +212,23 @@ def test_a_bad_mover_config_is_refused_with_the_key_it_is_about(params, message)
     config = pyrotorque.job_config(spec, pyrotorque.TorrentMover, pyrotorque.Settings("/x"))
     with pytest.raises(pyrotorque.ConfigError, match=message):
         pyrotorque.TorrentMover(config)
+
+
+def test_an_item_whose_load_at_the_target_fails_is_started_again_here(source, target,
+                                                                      short_tmp, monkeypatch,
+                                                                      caplog):
+    info_hash, _ = complete_item(source, os.path.join(str(short_tmp), "data"), "item")
+    job = mover(short_tmp, source, [target.url], monkeypatch)
+    remote = job.remotes[target.url]
+    real_call = remote.call
+
+    def load_refused(method, *params):       # rTorrent goes away between check and load
+        if method == "load.raw_verbose":
+            raise pyrotorque.RtorrentUnavailable("load.raw_verbose: gone")
+        return real_call(method, *params)
+    monkeypatch.setattr(remote, "call", load_refused)
+    with caplog.at_level(logging.INFO, "pyrotorque"):
+        job.run()
+    assert "it stays here and is started again" in caplog.text
+    source.wait_for(lambda: source.proxy.d.is_active(info_hash) == 1, 3)
+    assert not target.has(info_hash)
