@@ -137,6 +137,8 @@ __all__ = [
     "StatsArchiver", "StatsArchive", "parse_tiers", "render_chart",
     "SystemdNotifier", "Job", "EngineStats", "QueueManager", "TreeWatch", "resolve_handler",
     "RemoteWatch", "RemoteError", "parse_remote_url", "TorrentMirror", "mirror_piece_size",
+    "TorrentMover", "fast_resume", "rendezvous_order", "load_pyrosimple_settings",
+    "torque_ini_text",
     "EventLoop", "Daemon", "main",
 ]
 
@@ -416,6 +418,8 @@ class Bunch(dict):
 # field given and their minimum when smaller; week and day_of_week stay "*".
 # So "hour=*/6" fires at 00:00:00, 06:00:00, ... and "month=2" on Feb 1st only.
 # start_date and end_date (inclusive) limit the schedule, as in APScheduler.
+# jitter=N (whole seconds, pyrosimple's) delays each run by a random 0-N s, as
+# APScheduler's jitter does; the fire times themselves stay as they are.
 #
 # We are stricter than APScheduler where it silently ignores text: a step after
 # names ("mon-fri/2" fires every weekday there), "lastx" taken as "last", and
@@ -498,7 +502,7 @@ class CronSchedule:
         ...     datetime.datetime(2024, 1, 1, 7, tzinfo=datetime.timezone.utc))
         datetime.datetime(2024, 1, 1, 12, 30, tzinfo=datetime.timezone.utc)
     """
-    __slots__ = ("_text", "_ranges", "_day_specials", "_start", "_end")
+    __slots__ = ("_text", "_ranges", "_day_specials", "_start", "_end", "jitter")
 
     def __init__(self, text: str):
         text = str(text)
@@ -506,6 +510,7 @@ class CronSchedule:
             values = _split_schedule(text)
             self._start = _parse_cron_date("start_date", values.pop("start_date", None))
             self._end = _parse_cron_date("end_date", values.pop("end_date", None))
+            self.jitter = _parse_jitter(values.pop("jitter", None))
             if not values:
                 raise ConfigError(f"no time field given (use some of {', '.join(_CRON_FIELD)})")
             self._compile(values)
@@ -519,7 +524,8 @@ class CronSchedule:
         self._text = " ".join(
             [_quote_word(f"{name}={given[name].text}") for name in _CRON_FIELD if name in given]
             + [f"{name}={date.isoformat()}" for name, date in zip(
-                _CRON_DATES, (self._start, self._end)) if date is not None])
+                _CRON_DATES, (self._start, self._end)) if date is not None]
+            + ([f"jitter={self.jitter}"] if self.jitter else []))
 
         smallest = max(i for i, field in enumerate(_CRON_FIELDS) if field.name in given)
         exprs = {}
@@ -665,15 +671,24 @@ def _split_schedule(text):
         name = name.lower()
         if not equals:
             raise ConfigError(f"{word!r} is not of the form field=value")
-        if name in ("timezone", "jitter"):
+        if name == "timezone":
             raise ConfigError(f"{name}: not supported (schedules run in the daemon's local time)")
-        if name not in _CRON_FIELD and name not in _CRON_DATES:
-            known = ", ".join((*_CRON_FIELD, *_CRON_DATES))
+        if name not in _CRON_FIELD and name not in _CRON_DATES and name != "jitter":
+            known = ", ".join((*_CRON_FIELD, *_CRON_DATES, "jitter"))
             raise ConfigError(f"unknown field {name!r} (use {known})")
         if name in values:
             raise ConfigError(f"{name}: given twice")
         values[name] = value
     return values
+
+
+def _parse_jitter(text):
+    """ jitter=N: whole seconds, as pyrosimple reads it (None: no jitter). """
+    if text is None:
+        return 0
+    if not re.fullmatch(r"[0-9]+", text.strip(), re.ASCII):
+        raise ConfigError(f"jitter: {text!r} is not a whole number of seconds")
+    return int(text)
 
 
 def _quote_word(word):
@@ -4247,6 +4262,7 @@ COMMON_JOB_PARAMS = {
     "dry_run": (parse_bool, False, "log what would be done, change nothing"),
     "quiet": (parse_bool, False, "do not print messages into rTorrent's log"),
     "log_level": (str, None, "the level of this job's log"),
+    "scgi_url": (str, None, "this job's own rTorrent, if not the daemon's scgi_url"),
 }
 
 
@@ -4413,7 +4429,12 @@ def load_settings(config_dir=None, config_files=(), defines=(), strict=True):
     """
     default_dir = os.path.expanduser("~/.pyroscope")
     config_dir = os.path.expanduser(config_dir or os.environ.get("PYRO_CONFIG_DIR") or default_dir)
+    toml_file, toml_warning = pyrosimple_config_file(config_dir)       # pyrosimple's users
+    if toml_file:
+        return _checked(load_pyrosimple_settings(toml_file, config_dir, config_files, defines),
+                        strict)
     settings = Settings(config_dir)
+    settings.warnings.extend([toml_warning] if toml_warning else [])
     if not os.path.isdir(config_dir):
         if os.path.abspath(config_dir) != os.path.abspath(default_dir) or \
                 os.path.lexists(config_dir):
@@ -4481,19 +4502,18 @@ def load_settings(config_dir=None, config_files=(), defines=(), strict=True):
             settings.origins[key] = where
     _check_sections(parser, origins, headers, settings)
 
-    for define in defines:
-        key, equals, value = define.partition("=")
-        if not equals or not key.strip():
-            settings.errors.append(ConfigProblem("-D %s: expected KEY=VALUE" % define, ERROR))
-            continue
-        settings.torque[key.strip()] = _expand(value.strip())
-        settings.origins[key.strip()] = "-D %s" % key.strip()
-
+    apply_defines(settings, defines)
     used = _interpolated_names(v for _, v in parser.items("TORQUE", raw=True)) \
         if parser.has_section("TORQUE") else ()
     _group_jobs(settings, used)
     _check_inactive_jobs(settings)
     _note_conditions(settings)
+    return _checked(settings, strict)
+
+
+def _checked(settings, strict):
+    """``settings``, unless ``strict`` (the daemon) and they hold errors: then one
+    ConfigError that names them all."""
     if strict and settings.errors:
         # A file that cannot be read is an I/O problem (exit 74), whatever else is wrong.
         raise (StartupError if settings.unreadable else ConfigError)("\n".join(settings.errors))
@@ -4687,6 +4707,567 @@ def scan_rtorrent_rc(path):
     if local:
         return "scgi://" + local if local.startswith("/") else local
     return "scgi://" + port if port else None
+
+
+###############################################################################
+# pyrosimple configuration ####################################################
+###############################################################################
+#
+# pyrosimple (pyrocore's Python 3 successor) keeps its jobs in a TOML file,
+# ~/.config/pyrosimple/config.toml or $PYRO_CONF, as [TORQUE.NAME] tables with
+# its own key names and defaults.  Such a file is read into the very Settings
+# and JobSpecs torque.ini gives (values as text, origins 'config.toml:LINE'),
+# so every job, error and --check works the same; --convert-config writes the
+# equivalent torque.ini.  Which file is read:
+#
+#   * <config dir>/torque.ini, when it exists (pyrotorque's own format); a
+#     config.toml with a [TORQUE] table is then named in a warning, unread;
+#   * else $PYRO_CONF (which must exist), else ~/.config/pyrosimple/config.toml
+#     when it has a [TORQUE] table;
+#   * else the built-in defaults, as before.
+#
+# Python 3.11+ reads TOML with tomllib; older ones get an error saying how to
+# convert the file once with a newer Python.
+
+#: Where pyrosimple keeps its configuration ($PYRO_CONF names another file).
+PYROSIMPLE_CONFIG = "~/.config/pyrosimple/config.toml"
+
+#: Top-level keys and tables of pyrosimple's config.toml that belong to its other
+#: tools (rtcontrol, mktor, ...): valid there, of no use to the daemon.
+PYROSIMPLE_OTHER_KEYS = ("sort_fields", "mktor_ignore", "fast_query", "safety_checks_enabled",
+                         "item_cache_expiration", "FORMATS")
+
+#: [TORQUE._settings] keys and what a pyrotorque user does instead.
+PYROSIMPLE_DAEMON_SETTINGS = {
+    "autoreload": "pyrotorque re-reads its configuration on SIGHUP (kill -HUP, "
+                  "systemctl reload), it does not poll the file",
+    "log_level": "use -v (debug) or -q (warnings) on the command line",
+    "log_file": "use --log-file on the command line",
+    "log_format": "pyrotorque's log format is fixed",
+    "pid_file": "use --pid-file on the command line",
+}
+
+#: Per pyrosimple job class (the part after ':' of its handler name): its keys
+#: that pyrotorque names differently ('!' inverts a boolean, None drops a key
+#: whose behaviour pyrotorque always has), and pyrosimple's defaults where they
+#: differ from ours.  The handler names themselves resolve through
+#: HANDLER_ALIASES (in the Jobs section).
+PYROSIMPLE_JOBS = {
+    "QueueManager": {
+        "keys": {"matcher": "startable", "sort": "sort_fields", "log_to_client": "!quiet",
+                 "max_downloading_traffic": "downloading_traffic_max", "viewname": "view"},
+        "defaults": {"startable": 'is_complete=no is_ignored=no is_open=no message="" done=0',
+                     "sort_fields": "name,hash", "downloading_min": "0",
+                     "downloading_max": "20", "start_at_once": "1", "intermission": "120"},
+    },
+    "TreeWatch": {
+        "keys": {"print_to_client": "!quiet", "check_unhandled": None,
+                 "start_immediately": None, "preload_fields": None,
+                 "remove_unhandled": "remove_loaded"},
+        "defaults": {},
+    },
+    "RtorrentExporter": {
+        "keys": {}, "defaults": {},
+    },
+    "Command": {
+        "keys": {"args": "command", "check": None},
+        "defaults": {},
+    },
+    "ItemCommand": {
+        "keys": {"sort": "sort_fields", "timeout": "exec_timeout", "check": None},
+        "defaults": {"view": "main"},
+    },
+    "Action": {
+        "keys": {"sort": "sort_fields"},
+        "defaults": {"view": "main"},
+    },
+    "PathMover": {
+        "keys": {"sort": None},
+        "defaults": {"use_targetdir": "False"},
+    },
+    "Mover": {
+        "keys": {"sort": "sort_fields"},
+        "defaults": {},
+    },
+}
+
+#: pyrosimple's Action job: its item methods -> our action lines ({0}, {1}: its args).
+PYROSIMPLE_ACTIONS = {
+    "start": "start", "stop": "stop", "close": "close", "delete": "erase",
+    "set_prio": "priority={0}", "set_throttle": "throttle={0}", "set_custom": "custom.{0}={1}",
+}
+
+#: Jinja2 block tags that have an equivalent in our templates.
+_JINJA_BLOCK = re.compile(r"\{%-?\s*(if|elif|else|endif)\b(.*?)-?%\}", re.S)
+_JINJA_COMMENT = re.compile(r"\{#.*?#\}", re.S)
+_JINJA_OTHER = re.compile(r"\{%-?\s*(\w+)")
+
+
+def pyrosimple_config_file(config_dir):
+    """(config.toml to read or None, a warning or None) for ``config_dir``."""
+    named = os.environ.get("PYRO_CONF", "").strip()
+    path = os.path.expanduser(named or PYROSIMPLE_CONFIG)
+    torque_ini = os.path.join(config_dir, "torque.ini")
+    if os.path.exists(torque_ini) or os.path.islink(torque_ini):
+        if _has_torque_table(path):
+            return None, ("%s: its [TORQUE] jobs are not read, because %s exists (torque.ini "
+                          "wins; remove or rename it to run the config.toml jobs)"
+                          % (path, torque_ini))
+        return None, None
+    if named and not os.path.exists(path):
+        raise ConfigError("%s: no such file (named by PYRO_CONF)" % path)
+    return (path if named or _has_torque_table(path) else None), None
+
+
+def _has_torque_table(path):
+    """Does this TOML file have a [TORQUE] or [TORQUE.x] table, or one misspelled like
+    [TORQE.x] (then read, and the spelling named)?  A text scan: no tomllib needed."""
+    try:
+        with open(path, encoding="utf-8", errors="replace") as handle:
+            tables = [found.group(1) for found in
+                      (re.match(r"\s*\[\s*([A-Za-z_]+)\s*[\].]", line) for line in handle) if found]
+    except OSError:
+        return False
+    return any(difflib.get_close_matches(table.upper(), ["TORQUE"], n=1, cutoff=0.8)
+               for table in tables)
+
+
+def read_toml(path, text=None):
+    """The parsed TOML file; ConfigError with file and line, or how to do without tomllib."""
+    try:
+        import tomllib
+    except ImportError:         # Python 3.9, 3.10
+        raise ConfigError(
+            "%s: reading pyrosimple's config.toml needs Python 3.11 or later (this is %s). "
+            "Convert it once with a newer Python: python3.11 pyrotorque.py --convert-config "
+            "%s > ~/.pyroscope/torque.ini; torque.ini is then read instead"
+            % (path, sys.version.split()[0], shlex.quote(path))) from None
+    if text is None:
+        text = _read_text(path)
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:
+        message = str(exc)
+        found = re.search(r"\(at line (\d+), column (\d+)\)", message)
+        if found:
+            message = message[:found.start()].strip() + " (column %s)" % found.group(2)
+        raise ConfigError("%s:%s: %s" % (path, found.group(1) if found else "?", message)) from None
+
+
+def _toml_key_lines(text):
+    """{key path tuple: line} of a TOML text, by a plain scan (tomllib gives no lines).
+
+    Table headers and 'key = value' lines are found; the insides of multi-line
+    strings are skipped.  Good enough to point an error at the right line.
+    """
+    lines, table, quote = {}, (), None
+    key_part = r'(?:[A-Za-z0-9_-]+|"[^"]*"|\'[^\']*\')'
+    dotted = re.compile(r"\s*(%s(?:\s*\.\s*%s)*)\s*=" % (key_part, key_part))
+    for number, line in enumerate(text.splitlines(), 1):
+        if quote:
+            if quote in line:
+                quote = None
+            continue
+        header = re.match(r"\s*\[\[?\s*(%s(?:\s*\.\s*%s)*)\s*\]" % (key_part, key_part), line)
+        if header:
+            table = _toml_key_path(header.group(1))
+            for n in range(1, len(table) + 1):      # [A.B] makes table A too
+                lines.setdefault(table[:n], number)
+            continue
+        found = dotted.match(line)
+        if found:
+            lines.setdefault(table + _toml_key_path(found.group(1)), number)
+            rest = line[found.end():]
+            for mark in ('"""', "'''"):
+                if rest.count(mark) == 1:
+                    quote = mark
+    return lines
+
+
+def _toml_key_path(text):
+    return tuple(part.strip().strip("\"'") for part in
+                 re.findall(r'"[^"]*"|\'[^\']*\'|[^.]+', text))
+
+
+def _toml_text(value):
+    """A TOML value as torque.ini text: true -> 'True', lists -> comma lists."""
+    if isinstance(value, bool):
+        return "True" if value else "False"
+    if isinstance(value, (list, tuple)):
+        return ",".join(_toml_text(v) for v in value)
+    return str(value)
+
+
+def _flatten(table, prefix=""):
+    """{'cmd': {'test': x}} -> {'cmd.test': x}: TOML's dotted keys as our dotted params."""
+    flat = {}
+    for key, value in table.items():
+        if isinstance(value, dict):
+            flat.update(_flatten(value, prefix + key + "."))
+        else:
+            flat[prefix + key] = value
+    return flat
+
+
+def pyrosimple_key_hint(handler, param):
+    """" (pyrosimple's name for 'startable')" when a torque.ini uses pyrosimple's key name."""
+    for kind, mapping in PYROSIMPLE_JOBS.items():
+        target = mapping["keys"].get(param)
+        if target and HANDLER_ALIASES.get(kind, kind) == handler.__name__:
+            return " (pyrosimple's name: write %s%s)" % (
+                target.lstrip("!"), " with the opposite value" if target[0] == "!" else "")
+    return ""
+
+
+def lookup_connection(url, connections, where):
+    """A [CONNECTIONS] alias ('name' or '@name') as its URL; any other URL as it is."""
+    text = str(url).strip()
+    name = text[1:] if text.startswith("@") else text
+    if name in connections:
+        target = connections[name]
+        if isinstance(target, list):
+            if len(target) != 1:
+                raise ConfigError("%s: connection %r lists %d URLs; a job talks to one rTorrent"
+                                  % (where, name, len(target)))
+            target = target[0]
+        return lookup_connection(target, {}, where) if str(target).strip() else text
+    if text.startswith("@"):
+        raise ConfigError("%s: no connection %r in [CONNECTIONS]%s" % (
+            where, name, _did_you_mean(name, list(connections))))
+    return text
+
+
+def _from_jinja(text, where):
+    """A pyrosimple (Jinja2) template in our template syntax: {% if %} -> {{if}}, {# #} out."""
+    text = _JINJA_COMMENT.sub("", text)
+    text = _JINJA_BLOCK.sub(lambda m: "{{%s%s}}" % (m.group(1), (" " + m.group(2).strip())
+                                                     if m.group(2).strip() else ""), text)
+    other = _JINJA_OTHER.search(text)
+    if other:
+        raise ConfigError("%s: Jinja2's '{%% %s %%}' has no equivalent in pyrotorque's "
+                          "templates (they have {{expr}}, {{expr|filter}} and "
+                          "{{if}}/{{elif}}/{{else}}/{{endif}})" % (where, other.group(1)))
+    return text
+
+
+def _watch_commands(name, value, where):
+    """cmd_NAME -> {'cmd.NAME': text}, one key per line when each line is a command.
+
+    pyrosimple splits a rendered cmd_ value into commands at whitespace; here a
+    value whose lines each hold a whole command becomes one cmd.NAME.N per line,
+    and one whose {% if %} blocks span lines is joined into one command.
+    """
+    text = _from_jinja(str(value), where)
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
+    balanced = all(line.count("{{if") == line.count("{{endif") for line in lines)
+    if len(lines) > 1 and balanced:
+        return {"cmd.%s.%d" % (name, n): line for n, line in enumerate(lines, 1)}
+    return {"cmd." + name: "".join(lines) if not balanced else " ".join(lines)}
+
+
+def _shell_script_with_args(script):
+    """A shell script whose {{...}} are moved out into positional parameters.
+
+    ('echo "{{d.name}}"' -> 'echo "${1}"', ['{{d.name}}']): the item's values then
+    reach /bin/sh as arguments, never as script text, so no name can inject a
+    command.  The quoting state of the script decides the replacement.
+    """
+    out, words, state, i = [], [], None, 0
+    while i < len(script):
+        token = _TEMPLATE_TOKEN.match(script, i)
+        if token:
+            words.append(token.group(0))
+            n = len(words)
+            out.append({"'": "'\"${%d}\"'" % n, '"': "${%d}" % n}.get(state, '"${%d}"' % n))
+            i = token.end()
+            continue
+        char = script[i]
+        if char == "\\" and state != "'" and i + 1 < len(script):
+            out.append(script[i:i + 2])
+            i += 2
+            continue
+        if char in "'\"":
+            state = None if state == char else (char if state is None else state)
+        out.append(char)
+        i += 1
+    return "".join(out), words
+
+
+def _pyrosimple_job(name, table, origin, line_of, connections, warn):
+    """One [TORQUE.NAME] table as {param: text} and {param: origin}; raise ConfigError."""
+    flat = _flatten(table)
+    handler = str(flat.get("handler", ""))
+    kind = handler.rpartition(":")[2].rpartition(".")[2]
+    mapping = PYROSIMPLE_JOBS.get(kind, {"keys": {}, "defaults": {}})
+    params, origins = {}, {}
+
+    def where(key):
+        return "%s: job.%s.%s" % (line_of(key), name, key)
+
+    def put(param, text, key):
+        params[param] = text
+        origins[param] = line_of(key)
+
+    for key, value in flat.items():
+        if isinstance(value, str) and ("{%" in value or "{#" in value):
+            value = _from_jinja(value, where(key))
+        if kind == "QueueManager" and key in ("startable", "sort_fields") and \
+                {"startable": "matcher", "sort_fields": "sort"}[key] in flat:
+            continue        # pyrosimple: 'matcher' and 'sort' win over the old names
+        target = mapping["keys"].get(key, key)
+        if key.startswith("cmd_") and kind == "TreeWatch":
+            for param, text in _watch_commands(key[4:], value, where(key)).items():
+                put(param, text, key)
+        elif key == "scgi_url":
+            put(key, lookup_connection(value, connections, where(key)), key)
+        elif target is None:
+            continue        # behaviour pyrotorque always has
+        elif target.startswith("!"):
+            put(target[1:], "False" if parse_bool(value, key) else "True", key)
+        elif kind == "TreeWatch" and key == "started":
+            if "load_mode" not in flat:
+                put("load_mode", "start" if parse_bool(value, key) else "normal", key)
+        elif kind == "TreeWatch" and key == "remove_already_added":
+            if parse_bool(value, key):
+                warn("%s: not read: a metafile whose item is already in rTorrent is left alone "
+                     "(never loaded twice); remove_loaded = true deletes every metafile once "
+                     "its item is in rTorrent" % where(key))
+        elif kind == "Command" and key == "args":
+            put("command", value if isinstance(value, str) else
+                " ".join(shlex.quote(str(v)) for v in value), key)
+        elif kind == "ItemCommand" and key == "args":
+            continue        # below, with 'shell'
+        elif kind == "Action" and key in ("action", "args"):
+            continue        # below
+        elif kind == "Mover" and key == "hosts":
+            hosts = value if isinstance(value, list) else [value]
+            put("hosts", " ".join(lookup_connection(h, connections, where(key)) for h in hosts),
+                key)
+        else:
+            put(target, _toml_text(value), key)
+
+    if kind == "PathMover" and "is_complete" not in str(flat.get("matcher", "")):
+        warn("%s: pyrosimple's PathMover moved incomplete items too; pyrotorque moves complete "
+             "ones only (is_complete=yes is added)" % where("matcher"))
+    if kind == "Action":
+        put("action", _pyrosimple_action(flat.get("action"), flat.get("args") or [],
+                                         where("action")), "action")
+        if params["action"].splitlines()[0] == "erase":
+            params["allow_erase"], origins["allow_erase"] = "True", line_of("action")
+    elif kind == "ItemCommand":
+        args = flat.get("args") or []
+        if isinstance(args, str) and parse_bool(flat.get("shell", False)):
+            script, words = _shell_script_with_args(args)
+            command = "/bin/sh -c %s sh %s" % (shlex.quote(script), " ".join(words))
+        else:
+            command = args if isinstance(args, str) else " ".join(
+                shlex.quote(str(a)) if not _TEMPLATE_TOKEN.search(str(a)) else str(a)
+                for a in args)
+        params.pop("shell", None)
+        put("action", "exec=" + command.strip(), "args")
+    for param, text in mapping["defaults"].items():
+        if param not in params:
+            params[param], origins[param] = text, origin
+    return params, origins
+
+
+def _pyrosimple_action(action, args, where):
+    """pyrosimple's Action 'action' (+ 'args') as our ActionRule 'action' lines."""
+    if not action:
+        raise ConfigError("%s: missing (the rtcontrol action to do, e.g. 'stop')" % where)
+    args = [str(a) for a in (args if isinstance(args, list) else [args])]
+    if action == "tag":
+        words = " ".join(args).replace(",", " ").split()
+        lines = ["tag=" + " ".join(w.lstrip("+") for w in words if not w.startswith("-")),
+                 "untag=" + " ".join(w[1:] for w in words if w.startswith("-"))]
+        return "\n".join(line for line in lines if not line.endswith("="))
+    if action not in PYROSIMPLE_ACTIONS:
+        raise ConfigError("%s: %r has no equivalent in pyrotorque's ActionRule (pyrosimple "
+                          "actions it knows: %s, tag)%s" % (
+                              where, action, ", ".join(sorted(PYROSIMPLE_ACTIONS)),
+                              _did_you_mean(action, list(PYROSIMPLE_ACTIONS) + ["tag"])))
+    template = PYROSIMPLE_ACTIONS[action]
+    needed = template.count("{")
+    if len(args) < needed:
+        raise ConfigError("%s: %r needs %d value%s in 'args'" % (where, action, needed,
+                                                                 "s"[:needed != 1]))
+    return template.format(*args)
+
+
+def load_pyrosimple_settings(path, config_dir, config_files=(), defines=()):
+    """pyrosimple's config.toml as Settings with JobSpecs; raise ConfigError naming file and line."""
+    if config_files:
+        raise ConfigError("--config-file adds INI files to torque.ini; with pyrosimple's %s "
+                          "put the jobs into it, or convert it with --convert-config" % path)
+    text = _read_text(path)
+    data = read_toml(path, text)
+    key_lines = _toml_key_lines(text)
+    settings = Settings(config_dir)
+    settings.files.append(path)
+
+    def line_of(*keys):
+        for n in range(len(keys), 0, -1):       # the key, else its table, else the file
+            if keys[:n] in key_lines:
+                return "%s:%d" % (path, key_lines[keys[:n]])
+        return path
+
+    connections = data.get("CONNECTIONS", {})
+    if not isinstance(connections, dict):
+        raise ConfigError("%s: CONNECTIONS: expected a table of name = URL" % line_of("CONNECTIONS"))
+    for key, value in data.items():
+        if key in ("scgi_url", "rtorrent_rc"):
+            settings.torque[key] = _expand(lookup_connection(
+                value, connections, "%s: %s" % (line_of(key), key))
+                if key == "scgi_url" else str(value))
+            settings.origins[key] = line_of(key)
+        elif key == "ALIASES" and isinstance(value, dict):
+            settings.sections["announce"] = {alias: (urls if isinstance(urls, list) else [urls])
+                                             for alias, urls in value.items()}
+        elif key not in ("TORQUE", "CONNECTIONS", "ALIASES") and key not in PYROSIMPLE_OTHER_KEYS:
+            known = ["scgi_url", "rtorrent_rc", "TORQUE", "CONNECTIONS", "ALIASES",
+                     *PYROSIMPLE_OTHER_KEYS]
+            settings.warnings.append("%s: %s: unknown %s, not read%s" % (
+                line_of(key), key, "table" if isinstance(value, dict) else "key",
+                _did_you_mean(key, known) or _did_you_mean(key.upper(), known)))
+    for key in ("scgi_url", "rtorrent_rc"):     # pyrosimple's PYRO_<KEY> overrides
+        value = os.environ.get("PYRO_" + key.upper())
+        if value:
+            settings.torque[key] = _expand(lookup_connection(value, connections,
+                                                             "$PYRO_" + key.upper()))
+            settings.origins[key] = "$PYRO_" + key.upper()
+
+    torque = data.get("TORQUE", {})
+    for name, table in torque.items():
+        if name == "_settings" and isinstance(table, dict):
+            for key in table:
+                fix = PYROSIMPLE_DAEMON_SETTINGS.get(key)
+                settings.warnings.append("%s: TORQUE._settings.%s: %s" % (
+                    line_of("TORQUE", name, key), key,
+                    ("not read; " + fix) if fix else "unknown key%s" % _did_you_mean(
+                        key, list(PYROSIMPLE_DAEMON_SETTINGS))))
+        elif not isinstance(table, dict):       # a [TORQUE] key, e.g. queue_startable_base
+            settings.torque[name] = _toml_text(table)
+            settings.origins[name] = line_of("TORQUE", name)
+        else:
+            params, origins = _pyrosimple_job(name, table, line_of("TORQUE", name),
+                                              lambda k: line_of("TORQUE", name, *k.split(".")),
+                                              connections, settings.warnings.append)
+            for param, text in params.items():
+                settings.torque["job.%s.%s" % (name, param)] = text
+                settings.origins["job.%s.%s" % (name, param)] = origins[param]
+            if params.get("handler", "").rpartition(":")[2].endswith("RtorrentExporter") \
+                    and "addr" not in params:
+                settings.warnings.append(
+                    "%s: job.%s.addr: pyrosimple's exporter listened on 0.0.0.0, pyrotorque's "
+                    "on 127.0.0.1; set addr = \"0.0.0.0\" if Prometheus scrapes from another "
+                    "host" % (line_of("TORQUE", name), name))
+
+    apply_defines(settings, defines)
+    _group_jobs(settings)
+    _one_connection(settings)
+    logging.getLogger("pyrotorque").info("Configuration read from pyrosimple's %s", path)
+    return settings
+
+
+def apply_defines(settings, defines):
+    """-D KEY=VAL on top of either configuration file."""
+    for define in defines:
+        key, equals, value = define.partition("=")
+        if not equals or not key.strip():
+            settings.errors.append(ConfigProblem("-D %s: expected KEY=VALUE" % define, ERROR))
+            continue
+        settings.torque[key.strip()] = _expand(value.strip())
+        settings.origins[key.strip()] = "-D %s" % key.strip()
+
+
+def _one_connection(settings):
+    """A job's scgi_url that says the daemon's is dropped; without a top-level scgi_url,
+    the one all jobs name becomes the daemon's.  Others stay: that job's own rTorrent."""
+    main_url = settings.get("scgi_url")
+    urls = {spec.params["scgi_url"] for spec in settings.jobs.values() if "scgi_url" in spec.params}
+    if main_url is None and len(urls) == 1 and all(
+            "scgi_url" in spec.params for spec in settings.jobs.values()):
+        main_url = settings.torque["scgi_url"] = urls.pop()
+        settings.origins["scgi_url"] = next(iter(settings.jobs.values())).origins["scgi_url"]
+    for spec in settings.jobs.values():
+        if "scgi_url" in spec.params and spec.params["scgi_url"] == main_url:
+            del spec.params["scgi_url"], settings.torque["job.%s.scgi_url" % spec.name]
+
+
+def check_job_connections(settings, out):
+    """--check for the jobs with their own scgi_url: is that rTorrent there, with every
+    method they need?  Returns the number of problems."""
+    needed = {}
+    for spec in settings.jobs.values():
+        own = (spec.params.get("scgi_url") or "").strip()
+        if own and spec.value("active", parse_bool, True):
+            try:
+                handler = resolve_handler(spec.params.get("handler"), settings.config_dir)
+            except ConfigError:
+                continue        # reported with the job already
+            needed.setdefault(own, set()).update(getattr(handler, "RPC_METHODS", ()))
+    problems = 0
+    for url, methods in sorted(needed.items()):
+        jobs = ", ".join(sorted(n for n, s in settings.jobs.items()
+                                if (s.params.get("scgi_url") or "").strip() == url))
+        try:
+            proxy = RtorrentProxy(url, float(settings.get("rpc_timeout", "30")))
+            info = proxy.connect()
+            missing = proxy.missing_methods(methods)
+        except (RtorrentError, ConfigError, ValueError) as exc:
+            problems += 1
+            out.write("rTorrent of %s: ERROR: %s\n" % (jobs, exc))
+            continue
+        out.write("rTorrent of %s at %s: version %s, session %r\n"
+                  % (jobs, url, info.version, info.session_name))
+        if missing:
+            problems += 1
+            out.write("  missing methods the jobs need: %s\n" % ", ".join(missing))
+    return problems
+
+
+def torque_ini_text(settings):
+    """The torque.ini equivalent of ``settings`` (read from a config.toml)."""
+    out = ["# pyrotorque's torque.ini, converted from %s by pyrotorque --convert-config"
+           % ", ".join(settings.files)]
+    if settings.sections.get("announce"):
+        out.append("# pyrosimple's [ALIASES], for ~/.pyroscope/config.ini:")
+        out.append("# [ANNOUNCE]")
+        out.extend("# %s = %s" % (alias, " ".join(urls))
+                   for alias, urls in sorted(settings.sections["announce"].items()))
+    out += ["", "[TORQUE]"]
+    defaults = configparser.ConfigParser(strict=False, interpolation=None)
+    defaults.optionxform = str
+    defaults.read_string(DEFAULT_CONFIG)
+    for key in sorted(settings.torque, key=lambda k: (k.startswith("job."), k.split(".")[:2])):
+        out.append("%s = %s" % (key, _ini_value(settings.torque[key])))
+    for name in sorted(settings.jobs):      # a job named like a built-in one is not off
+        if "active" not in settings.jobs[name].params:
+            out.append("job.%s.active = True" % name)
+    for key, value in defaults.items("TORQUE"):     # built-in jobs it does not have stay off
+        name = key.split(".")[1] if key.startswith("job.") else None
+        if key.endswith(".active") and name not in settings.jobs and parse_bool(value):
+            out.append("job.%s.active = False" % name)
+    return "\n".join(out) + "\n"
+
+
+def convert_config(path, config_dir, defines=(), out=None, log=None):
+    """--convert-config: write the torque.ini equivalent of a config.toml; the exit code."""
+    path = os.path.expanduser(path or os.environ.get("PYRO_CONF", "").strip() or PYROSIMPLE_CONFIG)
+    if not os.path.exists(path):
+        raise ConfigError("%s: no such file (give the config.toml to convert: "
+                          "--convert-config FILE)" % path)
+    settings = load_pyrosimple_settings(path, config_dir, (), defines)
+    for warning in settings.warnings:
+        (log or logging.getLogger("pyrotorque")).warning("%s", warning)
+    (out or sys.stdout).write(torque_ini_text(settings))
+    return EX_OK
+
+
+def _ini_value(text):
+    """A value as configparser gives it back: '%' doubled, lines after the first indented."""
+    lines = [line for line in str(text).replace("%", "%%").splitlines() if line.strip()]
+    return "\n    ".join(lines)
 
 
 ###############################################################################
@@ -5453,6 +6034,16 @@ BUILTIN_JOBS = {}
 #: Modules whose handler names mean our built-ins.
 BUILTIN_MODULES = ("pyrotorque", "pyrocore.", "pyrosimple.")
 
+#: pyrocore's and pyrosimple's job classes whose built-in has another name (the
+#: rest have the same one); their keys are translated in "pyrosimple configuration".
+HANDLER_ALIASES = {
+    "Command": "ExecCommand",           # pyrosimple.job.action:Command
+    "ItemCommand": "ActionRule",        # pyrosimple.job.action:ItemCommand (an 'exec' action)
+    "Action": "ActionRule",             # pyrosimple.job.action:Action
+    "PathMover": "CompletionHandler",   # pyrosimple.job.move_path:PathMover
+    "Mover": "TorrentMover",            # pyrosimple.job.move_torrent:Mover
+}
+
 
 def builtin_job(cls):
     """Register a class as a built-in job (a class decorator)."""
@@ -5773,6 +6364,8 @@ def resolve_handler(name, config_dir=None):
                           "'pyrotorque:EngineStats')" % name)
     if module_name == "pyrotorque" or module_name.startswith(BUILTIN_MODULES[1:]):
         class_name = attr.rsplit(".", 1)[-1]
+        if module_name != "pyrotorque":
+            class_name = HANDLER_ALIASES.get(class_name, class_name)
         if class_name in BUILTIN_JOBS:
             return BUILTIN_JOBS[class_name]
         raise ConfigError("no built-in job %r (built-in: %s)"
@@ -5816,7 +6409,8 @@ def job_config(spec, handler, settings, warn=None, **extra):
             config[param] = typed_value(spec.params[param])
         elif warn:
             warn("%s: unknown key for %s%s" % (spec.where(param), handler.__name__,
-                                               _did_you_mean(param, list(known))))
+                                               pyrosimple_key_hint(handler, param)
+                                               or _did_you_mean(param, list(known))))
             config[param] = typed_value(spec.params[param])
     errors = []         # every bad value of the job, not just the first
     for param, (converter, default, _) in known.items():
@@ -6574,6 +7168,7 @@ class TreeWatch(Job):
             "watch_path": frozenset(self.roots), "relpath": relpath, "flags": frozenset(entry.flags),
             "filetype": filetype, "traits": traits, "label": label, "size": meta.size,
             "announce": meta.announce, "is_magnet": meta.magnet is not None,
+            "rel_path": relpath or ".",     # pyrosimple's name (a Path there: '.' at the root)
         }
 
     def _bad(self, entry, reason):
@@ -8169,6 +8764,26 @@ class _RunTally:
         self.started = time.monotonic()
 
 
+def required_matcher(job, frame="%s"):
+    """The job's 'matcher' condition (put into ``frame``); ConfigError('matcher: ...')."""
+    text = str(job.config.get("matcher") or "")
+    if not text.strip():
+        raise ConfigError("matcher: you need to set 'job.%s.matcher' (a condition)" % job.name)
+    try:
+        return parse_condition(frame % text)
+    except ConditionError as exc:
+        raise ConfigError("matcher: %s" % exc) from None
+
+
+def sort_order(config):
+    """A Sorter for the job's 'sort_fields', or None; ConfigError('sort_fields: ...')."""
+    try:
+        return parse_sort_fields(config.sort_fields) \
+            if str(config.get("sort_fields") or "").strip() else None
+    except ConfigError as exc:
+        raise ConfigError("sort_fields: %s" % exc) from None
+
+
 @builtin_job
 class ActionRule(Job):
     """rtcontrol as a job: does the actions to every item that matches the condition.
@@ -8200,19 +8815,9 @@ class ActionRule(Job):
     def __init__(self, config):
         super().__init__(config)
         self.items = config.get("item_source")
-        text = str(config.get("matcher") or "")
-        if not text.strip():
-            raise ConfigError("matcher: you need to set 'job.%s.matcher' (a condition)" % self.name)
-        try:
-            self.matcher = parse_condition(text)
-        except ConditionError as exc:
-            raise ConfigError("matcher: %s" % exc) from None
+        self.matcher = required_matcher(self)
         self.prefilter = rtorrent_filter(self.matcher)
-        try:
-            self.sorter = parse_sort_fields(config.sort_fields) \
-                if str(config.get("sort_fields") or "").strip() else None
-        except ConfigError as exc:
-            raise ConfigError("sort_fields: %s" % exc) from None
+        self.sorter = sort_order(config)
         self.actions = parse_actions(config.get("action"), config.get("allow_erase", False))
         self._guarded = "/".join(sorted({a.kind for a in self.actions
                                          if a.kind in _DANGEROUS or a.kind == "throttle"}))
@@ -8738,6 +9343,8 @@ class CompletionHandler(Job):
         "copy_rate": (byte_size, 0, "limit copies across filesystems to this many bytes/s "
                       "(0: no limit)"),
         "journal": (str, "", "the journal file (default: <config dir>/run/completion-NAME.json)"),
+        "use_targetdir": (parse_bool, True, "an item's targetdir custom wins over 'target' "
+                          "(pyrosimple's PathMover: False)"),
     }
     RPC_METHODS = ("d.multicall2", "system.multicall", "d.state", "d.is_open", "d.is_active",
                    "d.hashing", "d.is_hash_checking", "d.complete", "d.directory",
@@ -8756,8 +9363,9 @@ class CompletionHandler(Job):
             raise ConfigError("matcher: %s" % exc) from None
         self.prefilter = rtorrent_filter(self.matcher)
         self.template = None
-        fields = set(self.matcher.fields) | {"name", "directory", "is_multi_file",
-                                             "custom_targetdir"}
+        self.use_targetdir = config.get("use_targetdir", True)
+        fields = set(self.matcher.fields) | {"name", "directory", "is_multi_file"} | (
+            {"custom_targetdir"} if self.use_targetdir else set())
         target = str(config.get("target") or "").strip()
         if target:
             try:
@@ -8796,9 +9404,9 @@ class CompletionHandler(Job):
         self._download_root = None
         self._closed = False
         self.totals = collections.Counter()
-        self.log.info("Completion handler '%s': [ %s ] in view %r -> targetdir custom, else %s",
-                      self.name, self.matcher, self.view,
-                      repr(target) if target else "nothing (no 'target' template)")
+        self.log.info("Completion handler '%s': [ %s ] in view %r -> %s%s", self.name,
+                      self.matcher, self.view, "targetdir custom, else " if self.use_targetdir
+                      else "", repr(target) if target else "nothing (no 'target' template)")
 
     # -- a run -------------------------------------------------------------------------
 
@@ -8829,7 +9437,7 @@ class CompletionHandler(Job):
     def _target_dir(self, item):
         """The item's target folder (absolute, normalized), or None: nothing to do."""
         where = self._where(item)
-        target = str(item["custom_targetdir"] or "").strip()
+        target = str(item["custom_targetdir"] or "").strip() if self.use_targetdir else ""
         origin = "targetdir custom"
         if not target and self.template is not None:
             origin = "target template"
@@ -10067,6 +10675,25 @@ def _remote_urls(text):
     return urls
 
 
+def _remote_proxies(job, key, what):
+    """{URL: RtorrentProxy} for the other rTorrents a job's ``key`` lists; ConfigError if none."""
+    config = job.config
+    urls = _remote_urls(config.get(key))
+    if not urls:
+        raise ConfigError("%s: you need to set 'job.%s.%s' (XML-RPC URLs of %s)"
+                          % (key, job.name, key, what))
+    settings = config.get("settings")
+    timeout = config.get("remote_timeout") or float(
+        settings.get("rpc_timeout", "30") if settings is not None else 30)
+    remote_log = logging.getLogger("pyrotorque.job.%s.remote" % job.name)
+    proxies = {}
+    for url in urls:
+        endpoint = parse_rpc_url(url)
+        endpoint.url = _shown_url(url)      # what the proxy's own log lines show
+        proxies[url] = RtorrentProxy(endpoint, timeout, log=remote_log)
+    return proxies
+
+
 class MirrorDataError(OSError):
     """The item's data is not what rTorrent says, or changed while it was hashed."""
 
@@ -10187,19 +10814,9 @@ class TorrentMirror(Job):
                               % ("you need to set 'job.%s.tracker'" % self.name
                                  if not self.tracker else "%r is not an announce URL"
                                  % self.tracker))
-        self.remote_urls = _remote_urls(config.get("remotes"))
-        if not self.remote_urls:
-            raise ConfigError("remotes: you need to set 'job.%s.remotes' (XML-RPC URLs of "
-                              "the remote rTorrents)" % self.name)
+        self.remotes = _remote_proxies(self, "remotes", "the remote rTorrents")
+        self.remote_urls = list(self.remotes)
         settings = config.get("settings")
-        timeout = config.get("remote_timeout") or float(
-            settings.get("rpc_timeout", "30") if settings is not None else 30)
-        remote_log = logging.getLogger("pyrotorque.job.%s.remote" % self.name)
-        self.remotes = {}
-        for url in self.remote_urls:
-            endpoint = parse_rpc_url(url)
-            endpoint.url = _shown_url(url)      # what the proxy's own log lines show
-            self.remotes[url] = RtorrentProxy(endpoint, timeout, log=remote_log)
         self.remote_dir = str(config.get("remote_dir") or "").strip()
         self.view = config.get("view") or "main"
         self.max_items = config.get("max_items", 1)
@@ -10628,6 +11245,277 @@ class TorrentMirror(Job):
             self.log.info("Closing while hashing %s; it is hashed again at the next start",
                           self._where(self._hashing))
         self._gen = self._hashing = None
+
+
+###############################################################################
+# Torrent mover ###############################################################
+###############################################################################
+#
+# pyrosimple's Mover: a complete item leaves this rTorrent for another one that
+# sees its data at the same path (the same machine, or shared storage), and
+# arrives there complete, without a re-check.  For each matching item:
+#
+#   1. the hosts are ordered by rendezvous hashing (sha256 of info-hash + tracker
+#      alias + URL, lowest first, as pyrosimple does), so an item always prefers
+#      the same host; a host that has the item already is skipped;
+#   2. the metafile is read from this rTorrent's session directory, and
+#      fast-resume data (every piece done, each file's size and mtime checked
+#      against the disk) is added to it;
+#   3. the item is stopped here (never while it hash-checks) and loaded there
+#      with load.raw_verbose and d.directory_base.set (escaped);
+#   4. once it shows up there (within MOVER_ARRIVAL seconds, polled between
+#      turns of the main loop), its customs (d.custom.keys and custom1-5) are
+#      copied, it is started there and erased here.
+#
+# If it does not arrive, it is started here again: nothing is lost.
+
+#: Seconds a moved item may take to show up in the target rTorrent.
+MOVER_ARRIVAL = 5.0
+#: Seconds between two looks for it.
+MOVER_POLL = 0.05
+
+
+def rendezvous_order(key, hosts):
+    """``hosts`` in the order pyrosimple's Mover tries them for ``key`` (hash + alias)."""
+    return sorted(hosts, key=lambda host: hashlib.sha256(key.encode() + host.encode()).digest())
+
+
+def fast_resume(meta, paths, priorities=None):
+    """A copy of metafile dict ``meta`` whose libtorrent_resume says every piece is there.
+
+    ``paths`` are the data files in the metafile's order; a size that differs from
+    the metafile's raises OSError, since rTorrent would then have to re-check.
+    """
+    info = meta[b"info"]
+    piece = info[b"piece length"]
+    lengths = ([f[b"length"] for f in info[b"files"]] if b"files" in info else [info[b"length"]])
+    if len(lengths) != len(paths):
+        raise OSError(errno.EINVAL, "rTorrent lists %d file(s), the metafile %d"
+                      % (len(paths), len(lengths)))
+    files, offset = [], 0
+    for index, (path, length) in enumerate(zip(paths, lengths)):
+        stat = os.stat(path)
+        if stat.st_size != length:
+            raise OSError(errno.EINVAL, "%s has %d bytes, the metafile says %d"
+                          % (path, stat.st_size, length))
+        first, last = offset // piece, (offset + length + piece - 1) // piece
+        files.append({b"priority": priorities[index] if priorities else 1,
+                      b"mtime": int(stat.st_mtime), b"completed": last - first})
+        offset += length
+    resumed = {k: v for k, v in meta.items() if k not in (b"libtorrent_resume", b"rtorrent")}
+    resumed[b"libtorrent_resume"] = {b"bitfield": len(info[b"pieces"]) // 20, b"files": files}
+    return resumed
+
+
+@builtin_job
+class TorrentMover(Job):
+    """Moves complete items, with their fast-resume data, to another rTorrent.
+
+    pyrosimple's Mover (``pyrosimple.job.move_torrent:Mover``).  The target must see
+    the data at the same path; the item arrives complete, is started there without
+    a hash check, and is erased here.
+    """
+
+    PARAMS = {
+        "matcher": (str, "", "which complete items to move (a condition; required)"),
+        "hosts": (str, "", "XML-RPC URLs of the target rTorrents, separated by spaces, "
+                  "commas or lines (required)"),
+        "view": (str, "main", "the rTorrent view to look at"),
+        "sort_fields": (str, "", "the order in which matches are moved"),
+        "max_items": (non_negative(int), 0, "move at most this many items per run (0: all)"),
+        "remote_timeout": (non_negative(float), 0.0, "seconds one call to a target may take "
+                           "(0: rpc_timeout)"),
+    }
+    RPC_METHODS = ("d.multicall2", "system.multicall", "d.complete", "d.hashing",
+                   "d.is_hash_checking", "d.is_active", "d.directory_base", "d.name",
+                   "f.multicall", "d.custom.keys", "d.custom", "d.custom1", "d.stop", "d.start",
+                   "d.erase", "session.path", "load.raw_verbose", "d.custom.set",
+                   "d.directory_base.set")
+
+    def __init__(self, config):
+        super().__init__(config)
+        self.items = config.get("item_source")
+        self.matcher = required_matcher(self, "is_complete=yes [ %s ]")
+        self.sorter = sort_order(config)
+        self.remotes = _remote_proxies(self, "hosts", "the target rTorrents")
+        self.hosts = list(self.remotes)
+        self.view = config.get("view") or "main"
+        self.max_items = config.get("max_items", 0)
+        self.fields = set(self.matcher.fields) | {"name", "alias"} | (
+            set(self.sorter.fields) if self.sorter else set())
+        self._pending = collections.deque()
+        self._moving = None         # (item, target url, was active, deadline) while it travels
+        self._timer = None
+        self._closed = False
+        self.totals = collections.Counter()
+        self.log.info("Mover '%s': [ %s ] in view %r -> %s", self.name, self.matcher, self.view,
+                      ", ".join(map(_shown_url, self.hosts)))
+
+    def status_text(self):
+        return "%d moved" % self.totals["moved"]
+
+    def close(self):
+        self._closed = True
+        self._pending.clear()
+        if self._timer is not None:
+            self.daemon.cancel(self._timer)
+            self._timer = None
+        if self._moving is not None:        # stopped here, not confirmed there: back on
+            self._give_back(self._moving, "the daemon stops")
+
+    # -- a run ---------------------------------------------------------------------------
+
+    def run(self):
+        self.proxy.connect()
+        if self._moving is not None:
+            self.log.debug("Still moving %s", self._where(self._moving[0]))
+            return
+        matches = [item for item in self.items.fetch(self.view, self.fields)
+                   if self.matcher.match(item)]
+        if self.sorter:
+            matches = self.sorter(matches)
+        if self.max_items:
+            matches = matches[:self.max_items]
+        self.log.debug("%d item(s) to move", len(matches))
+        self._pending = collections.deque(matches)
+        self._next()
+
+    @staticmethod
+    def _where(item):
+        return "'%s' [#%s]" % (_log_safe(item["name"]), item.hash)
+
+    def _next(self):
+        """Move the pending items one by one; each waits for the previous one to arrive."""
+        while self._pending and self._moving is None and not self._closed:
+            item = self._pending.popleft()
+            try:
+                self._send(item)
+            except HashNotFound:
+                self.log.debug("%s is gone from rTorrent", self._where(item))
+            except (RtorrentFault, OSError, ValueError) as exc:
+                self.totals["failed"] += 1
+                self.log.warning("Moving %s failed: %s", self._where(item), _log_safe(str(exc)))
+
+    def _target(self, item):
+        """The first host in rendezvous order that does not have the item, or None."""
+        for url in rendezvous_order(item.hash + (item["alias"] or ""), self.hosts):
+            remote = self.remotes[url]
+            try:
+                remote.d.hash(item.hash)
+            except HashNotFound:
+                return url
+            except RtorrentUnavailable as exc:
+                self.log.warning("%s: target skipped for %s: %s", _shown_url(url),
+                                 self._where(item), exc)
+                continue
+            self.log.info("%s is at %s already; trying the next host", self._where(item),
+                          _shown_url(url))
+        return None
+
+    def _send(self, item):
+        names = ("complete", "hashing", "is_hash_checking", "is_active", "directory_base",
+                 "is_multi_file")
+        now = dict(zip(names, self.proxy.multicall([("d." + n, item.hash) for n in names])))
+        if not now["complete"] or now["hashing"] or now["is_hash_checking"]:
+            self.log.debug("%s waits: not complete, or hash-checking", self._where(item))
+            return
+        url = self._target(item)
+        if url is None:
+            self.log.info("No host can take %s", self._where(item))
+            return
+        if self.dry_run:
+            self.log.info("WOULD move %s to %s", self._where(item), _shown_url(url))
+            return
+        rows = self.proxy.call("f.multicall", item.hash, "", "f.frozen_path=", "f.priority=")
+        meta = fast_resume(self._metafile(item), [str(path) for path, _ in rows],
+                           [int(priority) for _, priority in rows])
+        base = str(now["directory_base"])
+        self.proxy.d.stop(item.hash)
+        self._moving = (item, url, bool(now["is_active"]), time.monotonic() + MOVER_ARRIVAL)
+        try:
+            self.remotes[url].call("load.raw_verbose", "", bencode(meta),
+                                   "d.directory_base.set=" + rtorrent_escape(base))
+        except RtorrentError as exc:
+            self._give_back(self._moving, str(exc))
+            return
+        self.log.debug("Sent %s to %s (data in %s)", self._where(item), _shown_url(url), base)
+        self._arrived()
+
+    def _metafile(self, item):
+        """The item's metafile from this rTorrent's session directory (a dict)."""
+        session = self.proxy.connect().session_path
+        if not session:
+            raise OSError(errno.ENOENT, "rTorrent keeps no session directory "
+                          "(session.path is empty), so its metafiles cannot be read")
+        path = os.path.join(os.path.expanduser(session), item.hash + ".torrent")
+        try:
+            with open(path, "rb") as handle:
+                data = handle.read()
+        except OSError:     # rTorrent on another machine: ask it for the file
+            data = base64.b64decode(self.proxy.call("execute.capture", "", "base64", path))
+        return bdecode(data)
+
+    def _arrived(self):
+        """Has the item shown up at the target? Finish, wait a little more, or give back."""
+        self._timer = None
+        item, url, _, deadline = self._moving
+        remote = self.remotes[url]
+        while True:
+            try:
+                remote.d.hash(item.hash)
+                break
+            except (HashNotFound, RtorrentUnavailable):
+                pass
+            if time.monotonic() > deadline:
+                self._give_back(self._moving, "it did not show up within %.0f s" % MOVER_ARRIVAL)
+                _start_next(self, "move")
+                return
+            if _loop_turns(self.daemon):        # look again after the loop turned
+                self._timer = self.daemon.call_later(MOVER_POLL, self._arrived)
+                return
+            time.sleep(MOVER_POLL)              # --run-once: wait right here
+        try:
+            self._finish(item, remote)
+        except RtorrentError as exc:
+            self.totals["failed"] += 1
+            self.log.warning("Moving %s: it is at %s, but finishing failed: %s (it stays "
+                             "stopped here)", self._where(item), _shown_url(url), exc)
+        self._moving = None
+        _start_next(self, "move")
+
+    def _finish(self, item, remote):
+        """Copy the customs, start the item there, erase it here."""
+        customs = []
+        try:
+            keys = self.proxy.call("d.custom.keys", item.hash)
+        except MethodMissing:
+            keys = []
+        except RtorrentFault:       # 0.9.8 faults when an item has no customs at all
+            keys = []
+        if keys:
+            values = self.proxy.multicall([("d.custom", item.hash, key) for key in keys])
+            customs += [("d.custom.set", item.hash, key, value) for key, value in zip(keys, values)]
+        numbered = self.proxy.multicall([("d.custom%d" % n, item.hash) for n in range(1, 6)])
+        customs += [("d.custom%d.set" % n, item.hash, value)
+                    for n, value in enumerate(numbered, 1) if value]
+        remote.multicall(customs + [("d.start", item.hash)])
+        self.proxy.d.erase(item.hash)
+        self.items.invalidate()
+        self.totals["moved"] += 1
+        self.log.info("Moved %s to %s", self._where(item), _shown_url(self._moving[1]))
+
+    def _give_back(self, moving, why):
+        """The item did not make it: start it here again if it was running."""
+        item, url, was_active, _ = moving
+        self._moving = None
+        self.totals["failed"] += 1
+        self.log.warning("Moving %s to %s failed: %s; it stays here%s", self._where(item),
+                         _shown_url(url), why, " and is started again" if was_active else "")
+        if was_active:
+            try:
+                self.proxy.d.start(item.hash)
+            except RtorrentError as exc:
+                self.log.warning("Could not start %s again: %s", self._where(item), exc)
 
 
 ###############################################################################
@@ -11517,6 +12405,12 @@ def release_memory():
         trim(0)
 
 
+def jitter_delay(jitter):
+    """A random delay from 0 to ``jitter`` seconds (os.urandom: 'random' is not loaded
+    for this alone)."""
+    return jitter * int.from_bytes(os.urandom(4), "big") / 0xFFFFFFFF
+
+
 class ScheduledJob:
     """A job in the loop: its spec, schedule, instance, and its run record."""
 
@@ -11587,18 +12481,28 @@ class Daemon(EventLoop):
             items = settings.item_source(proxy)
 
         built, made = {}, []
+        others = {}     # a job's own scgi_url (pyrosimple's per-job rTorrent) -> Connection
         try:
             for name, spec in sorted(settings.jobs.items()):
                 schedule = spec.value("schedule", CronSchedule)
                 if not spec.value("active", parse_bool, True):
                     continue
+                own = spec.value("scgi_url", lambda t: parse_rpc_url(t).url if t.strip() else "")
+                link = Connection(proxy, items, conn_key)
+                if own and own != url:
+                    if own not in others:
+                        own_proxy = RtorrentProxy(own, timeout)
+                        others[own] = Connection(own_proxy, settings.item_source(own_proxy),
+                                                 settings.connection_key(own, timeout))
+                    link = others[own]
                 old = keep.get(name)
-                if old is not None and old.spec == spec and old.conn_key == conn_key:
+                if old is not None and old.spec == spec and old.conn_key == link.key:
                     built[name] = old
                     continue
                 handler = spec.value("handler", lambda n: resolve_handler(n, settings.config_dir))
                 config = job_config(spec, handler, settings, warn=self.log.warning,
-                                    proxy=proxy, item_source=items, daemon=self, schedule=schedule)
+                                    proxy=link.proxy, item_source=link.items, daemon=self,
+                                    schedule=schedule)
                 if self.options.dry_run:
                     config.dry_run = True
                 try:
@@ -11606,7 +12510,7 @@ class Daemon(EventLoop):
                 except ConfigError as exc:
                     raise spec.constructor_error(exc) from None
                 made.append(job)
-                built[name] = ScheduledJob(spec, schedule, job, conn_key)
+                built[name] = ScheduledJob(spec, schedule, job, link.key)
         except BaseException:
             for job in made:
                 _close_job(job, self.log)
@@ -11759,6 +12663,12 @@ class Daemon(EventLoop):
             self.log.log(level, "Job %s took %.1f s; %d run%s due meanwhile merged into one, "
                          "starting now", sj.name, sj.last_duration or 0, missed,
                          "" if missed == 1 else "s")
+        elif due is not None and getattr(sj.schedule, "jitter", 0):
+            # pyrosimple's jitter: a random delay after each fire time (not after a merged run)
+            delay = jitter_delay(sj.schedule.jitter)
+            self.log.debug("Job %s: next run at %s + %.1f s jitter", sj.name,
+                           time.strftime("%H:%M:%S", time.localtime(due)), delay)
+            due += delay
         sj.next_due = due
 
     @staticmethod
@@ -12226,6 +13136,9 @@ def _parser():
                       "the connection to rTorrent, list the jobs and their next runs")
     what.add_argument("--run-once", metavar="JOB", help="run job JOB once in the "
                       "foreground and exit with its outcome")
+    what.add_argument("--convert-config", metavar="TOML", nargs="?", const="",
+                      help="write the torque.ini equivalent of pyrosimple's config.toml "
+                      "(default: $PYRO_CONF, else %s) to stdout" % PYROSIMPLE_CONFIG)
     what.add_argument("--match", metavar="CONDITION", help="list the items in rTorrent that "
                       "match CONDITION, with the values of the fields it uses")
     add("--view", default="main", help="the rTorrent view --match looks at (default: main)")
@@ -12248,7 +13161,7 @@ def _parse_options(argv):
     run_dir = os.path.join(options.config_dir, "run")
     options.pid_file = os.path.expanduser(options.pid_file or os.path.join(run_dir, "pyrotorque.pid"))
     command = (options.status or options.stop or options.check or options.run_once is not None
-               or options.match is not None)
+               or options.match is not None or options.convert_config is not None)
     options.background = not options.fg and not command
     if options.guard_file is None and not (options.fg or command):
         options.guard_file = os.path.join(run_dir, "pyrotorque")
@@ -12333,6 +13246,7 @@ def run_check(options, settings, log):
     except RtorrentError as exc:
         unavailable = True
         out.write("rTorrent: ERROR: %s\n" % exc)
+    problems += check_job_connections(settings, out)
     for note in settings.notes:
         out.write("info: %s\n" % note)
     counts = {kind: sum(problem_kind(p) == kind for p in found) for kind in (ERROR, IGNORED, NOTE)}
@@ -12455,6 +13369,8 @@ def main(argv=None):
         return stop_daemon(pid_file, log)
 
     try:
+        if options.convert_config is not None:
+            return convert_config(options.convert_config, options.config_dir, options.define)
         settings = load_settings(options.config_dir, options.config_file, options.define,
                                  strict=not options.check)
         if options.check:
