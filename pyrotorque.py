@@ -12112,6 +12112,7 @@ def run_check(options, settings, log):
     for warning in settings.warnings:
         out.write("  warning: %s\n" % warning)
     needed = set()
+    commands = []       # (job, key, method) the jobs' own rTorrent commands call
     out.write("Jobs:\n")
     for name, spec in sorted(settings.jobs.items()):
         try:
@@ -12126,7 +12127,10 @@ def run_check(options, settings, log):
                                     warn=lambda m: out.write("  warning: %s\n" % m),
                                     schedule=schedule, proxy=None, item_source=None, daemon=None)
                 try:        # built without a daemon, a job only checks its settings
-                    _close_job(handler(config), log)
+                    job = handler(config)
+                    commands.extend((name, key, method) for key, method in
+                                    getattr(job, "command_methods", lambda: ())())
+                    _close_job(job, log)
                 except ConfigError as exc:
                     raise spec.constructor_error(exc) from None
                 fires, after = [], datetime.datetime.now()
@@ -12151,7 +12155,13 @@ def run_check(options, settings, log):
         if missing:
             problems += 1
             out.write("  missing methods the jobs need: %s\n" % ", ".join(missing))
-        else:
+        for name, key, method in commands:
+            if method not in info.methods:
+                problems += 1
+                out.write("  ERROR: job %s: job.%s.%s calls %r, which this rTorrent does not "
+                          "have%s\n" % (name, name, key, method,
+                                        _did_you_mean(method, sorted(info.methods))))
+        if not missing and all(m in info.methods for _, _, m in commands):
             out.write("  every method the active jobs need is there\n")
     except (ConfigError, ValueError) as exc:
         problems += 1
