@@ -1,7 +1,6 @@
 """rTorrent command names in the tree watch's load commands: 0.8 names translated with one
 warning per key, a name rTorrent lacks is a --check error, and a failing command never
 makes an item lose its other commands (against a real rTorrent 0.9.8)."""
-import logging
 import os
 import textwrap
 
@@ -10,7 +9,7 @@ import pytest
 import daemon_process
 import pyrotorque
 import rtlab
-from test_treewatch import Loop, hashes, logged, make_watch, metafile, write
+from test_treewatch import hashes, lab, logged, make_watch, metafile, write  # noqa: F401 (lab)
 
 LOGGER = "pyrotorque.job.treewatch"
 
@@ -53,17 +52,6 @@ def test_expressions_are_not_translated_only_the_template_text():
 
 
 # ---- loading with a real rTorrent -----------------------------------------------------------
-
-@pytest.fixture
-def lab(rtorrent, short_tmp, caplog):
-    caplog.set_level(logging.DEBUG, logger="pyrotorque")
-    root = short_tmp / "watch"
-    root.mkdir()
-    loop = Loop()
-    yield loop, rtorrent, root
-    for key in list(loop.selector.get_map().values()):
-        loop.selector.unregister(key.fileobj)
-
 
 FILES = [("a.nfo", 100), ("b.jpg", 100), ("c.png", 100), ("d.tif", 100), ("e.mkv", 5000)]
 
