@@ -5725,15 +5725,17 @@ _WATCH_INI_KEYS = {
 }
 
 
-def write_json_atomic(path, data):
+def write_json_atomic(path, data, durable=True):
     """Replace the JSON file ``path`` with ``data`` at once: a crash leaves the old file or
-    the new one, never a part (raises OSError)."""
+    the new one, never a part (raises OSError).  ``durable=False`` skips the fsync, which
+    can block for tens of milliseconds: for files whose loss costs little."""
     temp = "%s.%d.tmp" % (path, os.getpid())
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(temp, "w", encoding="utf-8") as handle:
         json.dump(data, handle, indent=0, sort_keys=True)
-        handle.flush()
-        os.fsync(handle.fileno())
+        if durable:
+            handle.flush()
+            os.fsync(handle.fileno())
     os.replace(temp, path)
 
 
@@ -6075,7 +6077,10 @@ class TreeWatch(Job):
         self._memory_timer = None
         self._memory_dirty = False
         try:
-            write_json_atomic(self.memory_file, {"version": 1, "files": self._known})
+            # No fsync in the loop: after a power cut the worst is an erased item's file
+            # loaded once more.
+            write_json_atomic(self.memory_file, {"version": 1, "files": self._known},
+                              durable=False)
         except OSError as exc:
             self.log.error("Cannot save the tree watch memory %s: %s", self.memory_file, exc)
 
