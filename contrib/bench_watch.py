@@ -51,6 +51,8 @@ def main():
     parser.add_argument("--items", type=int, default=0,
                         help="stopped items in rTorrent before the watch starts")
     parser.add_argument("--schedule", default="hour=*", help="the tree watch's schedule")
+    parser.add_argument("--raw", action="store_true",
+                        help="no daemon: load each file with load.raw_verbose at once (the floor)")
     args = parser.parse_args()
 
     work = tempfile.mkdtemp(prefix="bw", dir="/tmp")
@@ -63,18 +65,25 @@ def main():
         handle.write("[TORQUE]\njob.connstats.active = False\njob.treewatch.active = True\n"
                      "job.treewatch.path = %s\njob.treewatch.quiet = True\n"
                      "job.treewatch.schedule = %s\n" % (root, args.schedule))
-    with rtlab.RTorrent() as rt:
+    with rtlab.RTorrent(rpc_timeout=120) as rt:       # a big load can take a while
         if args.items:
             import bench
             print("%d items loaded in %.1f s" % (args.items, bench.load_items(rt, args.items)))
         log = open(os.path.join(work, "daemon.log"), "w+")
-        daemon = subprocess.Popen([sys.executable, args.script, "--fg", "--config-dir", cfg,
-                                   "-U", rt.url], stdout=log, stderr=subprocess.STDOUT,
-                                  stdin=subprocess.DEVNULL)
+        daemon = None if args.raw else subprocess.Popen(
+            [sys.executable, args.script, "--fg", "--config-dir", cfg, "-U", rt.url],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         try:
-            rtlab.wait_for(lambda: "Watching" in open(log.name).read(), 10, 0.05, "the watch")
-            time.sleep(0.3)
             proxy = rtlab.lab_proxy(rt.url)
+            if args.raw:
+                def load(data):
+                    proxy.load.raw_verbose("", xmlrpc.client.Binary(data))
+            else:
+                rtlab.wait_for(lambda: "Watching" in open(log.name).read(), 10, 0.05, "the watch")
+                time.sleep(0.3)
+
+                def load(data):
+                    pass
 
             latencies = {"close": [], "rename": []}
             for index in range(args.files):
@@ -92,6 +101,7 @@ def main():
                     with open(target, "wb") as out:
                         out.write(data)
                     done = time.perf_counter()
+                load(data)
                 while not has(proxy, info_hash):
                     if time.perf_counter() - done > 10:
                         raise SystemExit("%s did not load within 10 s" % target)
@@ -111,6 +121,7 @@ def main():
             for index, data in enumerate(datas):
                 with open(os.path.join(burst_dir, "b%05d.torrent" % index), "wb") as out:
                     out.write(data)
+                load(data)
             written = time.perf_counter()
             expected = args.items + args.files + args.burst
             while proxy.view.size("", "main") < expected:     # cheap at any number of items
@@ -125,8 +136,9 @@ def main():
             print("items in rTorrent: %d (expected %d)" % (total, args.items + args.files
                                                            + args.burst))
         finally:
-            daemon.send_signal(signal.SIGTERM)
-            daemon.wait(10)
+            if daemon is not None:
+                daemon.send_signal(signal.SIGTERM)
+                daemon.wait(10)
             log.close()
             shutil.rmtree(work, ignore_errors=True)
 
