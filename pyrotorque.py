@@ -5854,6 +5854,7 @@ class TreeWatch(Job):
         self._blocked = {}                          # info-hash -> [_Entry] waiting for it
         self._handled = {}                          # sig -> (info-hash or None, outcome)
         self._known = {}                            # path -> [info-hash, outcome, sig]
+        self._known_ino = {}                        # (device, inode) -> path in _known
         self.memory_file = self._memory_path(config)
         self._memory_timer = None
         self._memory_dirty = False
@@ -6044,6 +6045,7 @@ class TreeWatch(Job):
                 data = json.load(handle)
             for path, (info_hash, outcome, sig) in data["files"].items():
                 self._known[path] = [info_hash, outcome, tuple(sig)]
+                self._known_ino[tuple(sig[:2])] = path
                 self._handled[tuple(sig)] = (info_hash, outcome)
         except FileNotFoundError:
             return
@@ -6052,7 +6054,7 @@ class TreeWatch(Job):
             self.log.error("The tree watch memory %s is unreadable (%s); moved to %s. Items "
                            "erased in rTorrent whose metafile is still in the tree may load "
                            "again once", self.memory_file, exc, aside)
-            self._known, self._handled = {}, {}
+            self._known, self._known_ino, self._handled = {}, {}, {}
             try:
                 os.replace(self.memory_file, aside)
             except OSError:
@@ -6063,9 +6065,39 @@ class TreeWatch(Job):
 
     def _remember(self, entry, outcome):
         self._handled[entry.sig] = (entry.meta.info_hash, outcome)
-        if outcome in ("loaded", "duplicate") and self.memory_file:
+        settings = entry.settings
+        if outcome in ("loaded", "duplicate") and self.memory_file \
+                and not (settings.remove_loaded or settings.move_loaded_to):   # it leaves
             self._known[entry.path] = [entry.meta.info_hash, outcome, entry.sig]
+            self._known_ino[entry.sig[:2]] = entry.path
             self._memory_changed()
+
+    def _forget(self, path):
+        known = self._known.pop(path, None)
+        if known is not None:
+            if self._known_ino.get(tuple(known[2][:2])) == path:
+                del self._known_ino[tuple(known[2][:2])]
+            self._memory_changed()
+
+    def _moved(self, path, sig):
+        """A remembered file seen under another name: if its old name is gone, it moved."""
+        old = self._known_ino[sig[:2]]
+        known = self._known.get(old)
+        if known and tuple(known[2]) == sig and not os.path.lexists(old):
+            del self._known[old]
+            self._known[path] = known
+            self._known_ino[sig[:2]] = path
+            self._memory_changed()
+            self.log.debug("%s: moved from %s", path, old)
+
+    def _remembered(self, path, sig, info_hash):
+        """The path under which the memory knows this very file (the same inode with the
+        same info-hash: touched, written again the same, or moved within the trees)."""
+        for where in (path, self._known_ino.get(sig[:2])):
+            known = self._known.get(where) if where else None
+            if known and known[0] == info_hash and tuple(known[2][:2]) == sig[:2]:
+                return where
+        return None
 
     def _memory_changed(self):
         self._memory_dirty = True
@@ -6197,9 +6229,7 @@ class TreeWatch(Job):
             gone = [p for p in self._known if p not in live_paths
                     and any(p.startswith(r.rstrip("/") + "/") for r in scanned)]
             for path in gone:
-                del self._known[path]
-            if gone:
-                self._memory_changed()
+                self._forget(path)
         self.log.log(logging.INFO if why == "start" else logging.DEBUG,
                      "Scan (%s) of %s: %d metafile(s), %d to look at now, %d waiting to settle",
                      why, top or ", ".join(self.roots), found, len(self._ready), len(self._settling))
@@ -6280,6 +6310,9 @@ class TreeWatch(Job):
                 continue
             if mask & (IN_CLOSE_WRITE | IN_MOVED_TO):
                 self._arrived(path, root, trusted=True)
+            elif mask & IN_DELETE:
+                # Gone (say rTorrent's delete_tied removed it): a file put there later is new.
+                self._forget(path)
             elif mask & IN_CREATE:
                 # Hard links and symlinks only ever produce IN_CREATE.
                 try:
@@ -6313,6 +6346,8 @@ class TreeWatch(Job):
             return None
         sig = self._signature(st)
         if sig in self._handled or sig in self._reported:
+            if path not in self._known and sig[:2] in self._known_ino:
+                self._moved(path, sig)
             if not quiet:
                 self.log.debug("%s: already handled (%s)", path,
                                self._handled.get(sig, (None, "bad"))[1])
@@ -6509,17 +6544,21 @@ class TreeWatch(Job):
                 return False
             self._bad(entry, str(exc))
             return False
-        known = self._known.get(path)
-        if known and known[0] == entry.meta.info_hash:
-            # The file its item came from (touched, or written again the same): if that
-            # item is not in rTorrent, the user erased it, and erased stays erased.
-            self._handled[sig] = (known[0], known[1])
+        same = self._remembered(path, sig, entry.meta.info_hash)
+        if same:
+            # The file an item came from: if that item is not in rTorrent, the user erased
+            # it, and erased stays erased.  A file put in its place is another file.
+            known = self._known.pop(same)
             known[2] = sig
+            self._known[path] = known
+            self._known_ino[sig[:2]] = path
+            self._handled[sig] = (known[0], known[1])
             self._memory_changed()
-            self.log.debug("%s: its item #%s was in rTorrent before; not loaded again", path,
-                           known[0])
+            self.log.debug("%s: its item #%s was in rTorrent before%s; not loaded again", path,
+                           known[0], "" if same == path else " (as %s)" % same)
             return False
-        if known:
+        known = self._known.get(path)
+        if known and known[0] != entry.meta.info_hash:
             self.log.info("%s changed (#%s before, #%s now): a new metafile", path, known[0],
                           entry.meta.info_hash)
         settings = self._settings_for(path, entry.root)

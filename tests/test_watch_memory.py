@@ -109,3 +109,53 @@ def test_a_watch_root_created_after_start_is_watched_and_caught_up(rtorrent, sho
         rtorrent.wait_for(lambda: {early, later} <= set(hashes(rtorrent)), 10, 0.1, "both loaded")
         assert daemon.process.poll() is None
         assert daemon.stop() == 0
+
+
+def test_a_metafile_deleted_and_put_back_loads_again_while_a_moved_one_stays_erased(
+        lab, short_tmp, caplog):
+    loop, rt, root = lab
+    (root / "sub").mkdir()
+    watch = make_watch(loop, rt, root, memory_file=memory(short_tmp))
+    loop.idle(0.1)
+    back = write(str(root / "back.torrent"), metafile("back"))
+    moved = write(str(root / "moved.torrent"), metafile("moved"))
+    wait_loaded(loop, rt, [back, moved])
+    loop.pump(lambda: len(logged(caplog, "^Loaded ")) == 2, 5, "both reported")
+    rt.proxy.d.erase(back)
+    rt.proxy.d.erase(moved)
+    # Deleted (as rTorrent's delete_tied does) and put there again: a new file, loaded.
+    os.unlink(root / "back.torrent")
+    loop.idle(0.1)
+    write(str(root / "back.torrent"), metafile("back"))
+    # Moved inside the tree: the same file, and its item stays erased.
+    os.rename(root / "moved.torrent", root / "sub" / "moved-here.torrent")
+    wait_loaded(loop, rt, [back])
+    watch.run()
+    loop.idle(1.2)
+    assert hashes(rt) == [back]
+    remembered = json.load(open(memory(short_tmp)))["files"]
+    assert sorted(remembered) == [str(root / "back.torrent"), str(root / "sub" / "moved-here.torrent")]
+    watch.close()
+    watch = make_watch(loop, rt, root, memory_file=memory(short_tmp))
+    loop.idle(0.5)
+    watch.run()
+    loop.idle(0.3)
+    assert hashes(rt) == [back]
+    watch.close()
+
+
+def test_with_remove_loaded_the_memory_keeps_nothing(lab, short_tmp):
+    loop, rt, root = lab
+    watch = make_watch(loop, rt, root, memory_file=memory(short_tmp), remove_loaded="True")
+    loop.idle(0.1)
+    first = write(str(root / "once.torrent"), metafile("once"))
+    wait_loaded(loop, rt, [first])
+    loop.pump(lambda: not os.path.exists(root / "once.torrent"), 5, "the file removed")
+    assert rt.proxy.d.tied_to_file(first) == ""         # nothing to tie to: it goes
+    rt.proxy.d.erase(first)
+    # The same metafile dropped again (after the user erased the item) loads again.
+    write(str(root / "once.torrent"), metafile("once"))
+    wait_loaded(loop, rt, [first])
+    watch.close()
+    assert not os.path.exists(memory(short_tmp)) or \
+        json.load(open(memory(short_tmp)))["files"] == {}
