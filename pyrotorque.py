@@ -5812,8 +5812,8 @@ class TreeWatch(Job):
     INCOMPLETE_GRACE = 60.0
     #: Items per batch of loads.
     BATCH = 200
-    #: The custom field that tells which load command failed ('' when none did).
-    COMMAND_MARK = "tm_cmd_failed"
+    #: The custom field where each load command that worked leaves its number ('1-2-3-').
+    COMMAND_MARK = "tm_cmds_done"
 
     def __init__(self, config):
         super().__init__(config)
@@ -6587,9 +6587,6 @@ class TreeWatch(Job):
                 if command:
                     commands.append(command)
                     keys.append("cmd." + name)
-        if queue and not start:
-            commands.append("d.priority.set=0")
-            keys.append("queued")
         entry.commands, entry.keys = commands, keys
         meta = entry.meta
         if meta.magnet is not None:
@@ -6605,13 +6602,17 @@ class TreeWatch(Job):
             # Tied to its file as pyrocore's items were, so that rTorrent's erase hooks
             # (d.delete_tied) remove the metafile with the item.
             entry.params.append("d.tied_to_file.set=" + rtorrent_escape(os.path.abspath(path)))
-        # rTorrent 0.9.8 stops at the first load command that fails and skips the rest, but
-        # loads the item: a marker before each command tells which one failed, and
-        # _verify applies the ones after it (see _repair).
+        # When a load command fails, rTorrent 0.9.8 skips the commands after it, does not
+        # start the item, skips event.download.inserted_new (so the item is not saved in
+        # the session) and marks it hash-failed.  So each command runs inside 'catch'
+        # (its text escaped once more, for catch's own parse), followed by a note of its
+        # number; _verify reads the notes and reports the commands that left none.
         for index, command in enumerate(commands, 1):
-            entry.params += ["d.custom.set=%s,%d" % (self.COMMAND_MARK, index), command]
-        if commands:
-            entry.params.append("d.custom.set=%s," % self.COMMAND_MARK)
+            entry.params.append("catch=" + rtorrent_escape(
+                "%s ; d.custom.set=%s,(cat,(d.custom,%s),%d,-)"
+                % (command, self.COMMAND_MARK, self.COMMAND_MARK, index)))
+        if queue and not start:
+            entry.params.append("d.priority.set=0")
         return True
 
     def namespace(self, entry):
@@ -6853,13 +6854,17 @@ class TreeWatch(Job):
         present = {info_hash: answer[0] for (info_hash, _), answer in zip(waiting, answers)
                    if isinstance(answer, list)}
         now = time.monotonic()
-        loaded, prints, repairs = [], [], []
+        loaded, prints, failed = [], [], []
         for info_hash, entry in list(self._inflight.items()):
             if info_hash in present:
                 del self._inflight[info_hash]
                 loaded.append(entry)
-                if entry.commands and present[info_hash]:
-                    repairs.append((entry, present[info_hash]))
+                if entry.commands:
+                    done = set(present[info_hash].split("-"))
+                    failed += [(entry, index) for index in range(len(entry.commands))
+                               if str(index + 1) not in done]
+                    prints.append({"methodName": "d.custom.set",
+                                   "params": [info_hash, self.COMMAND_MARK, ""]})
             elif now > entry.deadline:
                 del self._inflight[info_hash]
                 self._bad(entry, "rTorrent did not take it within %.0f s (see rTorrent's log "
@@ -6880,52 +6885,39 @@ class TreeWatch(Job):
                     "TreeWatch: Loaded '%s' from '%s/'%s" % (
                         entry.meta.info_name, os.path.dirname(entry.path), self._suffix(entry)))]})
             self._after_load(entry)
-        if repairs:
-            self._repair(repairs)
-        if len(prints) > 20:
-            prints = [{"methodName": "print", "params": [
-                "", "TreeWatch: Loaded %d items" % len(prints)]}]
+        if failed:
+            self._command_failures(failed)
+        lines = [call for call in prints if call["methodName"] == "print"]
+        if len(lines) > 20:
+            prints = [call for call in prints if call["methodName"] != "print"] + [
+                {"methodName": "print", "params": ["", "TreeWatch: Loaded %d items" % len(lines)]}]
         if prints:
             try:
                 self.proxy.call("system.multicall", prints)
             except RtorrentError:
                 pass
         # Items loaded stopped with a priority above 0 are what the queue starts.
-        if any("start" not in e.method and "d.priority.set=0" not in e.commands for e in loaded):
+        if any("start" not in e.method and not (e.queue and not e.start) for e in loaded):
             self._wake_queue()
         self._kick()
 
-    def _repair(self, repairs):
-        """Apply the load commands rTorrent skipped after a failed one, one by one, and log
-        each failure for its item."""
-        calls, owners = [], []
-        for entry, mark in repairs:
-            info_hash = entry.meta.info_hash
-            try:
-                first = int(mark) - 1
-            except ValueError:
-                first = 0
-            # The failed command runs again, to learn why; the ones after it run for the first time.
-            for index in range(max(0, first), len(entry.commands)):
-                calls.append({"methodName": "branch", "params": [info_hash, 1, entry.commands[index]]})
-                owners.append((entry, index))
-            calls.append({"methodName": "d.custom.set", "params": [info_hash, self.COMMAND_MARK, ""]})
-            owners.append((entry, None))
+    def _command_failures(self, failed):
+        """Log each load command that failed, with rTorrent's reason: the command is sent
+        once more on its own (one system.multicall for all), and the fault says why."""
+        calls = [{"methodName": "branch", "params": [entry.meta.info_hash, 1,
+                                                     entry.commands[index]]}
+                 for entry, index in failed]
         try:
             answers = self.proxy.call("system.multicall", calls)
         except RtorrentError as exc:
-            for entry, mark in repairs:
-                self.log.error("Load command number %s failed for %r #%s from %r, and the "
-                               "commands after it could not be applied: %s", mark,
-                               entry.meta.info_name, entry.meta.info_hash, entry.path, exc)
-            return
-        for (entry, index), answer in zip(owners, answers):
-            if index is not None and isinstance(answer, dict):
-                self.stats["command_errors"] += 1
-                self.log.error("Load command %s failed for %r #%s from %r: %s: %s (the other "
-                               "commands were applied)", entry.keys[index], entry.meta.info_name,
-                               entry.meta.info_hash, entry.path, entry.commands[index],
-                               answer.get("faultString"))
+            answers = [{"faultString": "(no reason: %s)" % exc}] * len(failed)
+        for (entry, index), answer in zip(failed, answers):
+            self.stats["command_errors"] += 1
+            reason = answer.get("faultString") if isinstance(answer, dict) else \
+                "it failed at load time, and worked when sent again"
+            self.log.error("Load command %s failed for %r #%s from %r: %s: %s (the other "
+                           "commands were applied)", entry.keys[index], entry.meta.info_name,
+                           entry.meta.info_hash, entry.path, entry.commands[index], reason)
 
     @staticmethod
     def _suffix(entry):

@@ -103,9 +103,10 @@ def test_the_seeds_tree_watch_examples_load_with_every_command_applied(lab, capl
     watch.close()
 
 
-def test_one_failing_command_among_valid_ones_costs_only_itself(lab, caplog):
+@pytest.mark.parametrize("load_mode", ["normal", "start"])
+def test_one_failing_command_among_valid_ones_costs_only_itself(lab, caplog, load_mode):
     loop, rt, root = lab
-    watch = make_watch(loop, rt, root, **{
+    watch = make_watch(loop, rt, root, load_mode=load_mode, **{
         "cmd.a_first": "d.custom.set=first,1",
         "cmd.b_broken": "d.no_such_command=1",
         "cmd.c_value": "d.custom.set=third,{{info_name}}",
@@ -122,7 +123,13 @@ def test_one_failing_command_among_valid_ones_costs_only_itself(lab, caplog):
     assert proxy.d.custom(info_hash, "first") == "1"
     assert proxy.d.custom(info_hash, "third") == "mixed"
     assert file_priorities(rt, info_hash)["b.jpg"] == 0
-    assert proxy.d.custom(info_hash, "tm_cmd_failed") == ""
+    assert proxy.d.custom(info_hash, "tm_cmds_done") == ""
+    # Not the fate rTorrent gives an item whose load command fails: hash-failed, not
+    # started, and no event.download.inserted_new (so not saved in the session).
+    assert proxy.d.hashing_failed(info_hash) == 0
+    assert "Command on torrent creation failed" not in proxy.d.message(info_hash)
+    assert proxy.d.state(info_hash) == (1 if load_mode == "start" else 0)
+    assert os.path.exists(os.path.join(proxy.session.path(), info_hash + ".torrent"))
     errors = logged(caplog, "Load command .* failed for 'mixed'")
     assert len(errors) == 2, errors
     assert len(logged(caplog, "Load command .* failed for 'plain'")) == 2
@@ -134,15 +141,21 @@ def test_one_failing_command_among_valid_ones_costs_only_itself(lab, caplog):
 
 
 def test_rtorrent_itself_skips_the_commands_after_a_failing_one():
-    """What the marker commands are there for: rTorrent 0.9.8 loads the item but runs no
-    load command after the first that fails (so the seeds' example lost cmd.target)."""
+    """What 'catch' around each command is there for: rTorrent 0.9.8 loads the item but
+    runs no load command after the first that fails (so the seeds' example lost
+    cmd.target), marks it hash-failed and does not save it in the session."""
     with rtlab.RTorrent() as rt:
         data = metafile("raw")
         info_hash = rtlab.infohash(data)
-        rt.proxy.load.raw_verbose("", rtlab.xmlrpc.client.Binary(data), "d.custom.set=a,1",
-                                  "f.set_priority=0", "d.custom.set=b,2")
+        rt.proxy.load.raw_start_verbose("", rtlab.xmlrpc.client.Binary(data), "d.custom.set=a,1",
+                                        "f.set_priority=0", "d.custom.set=b,2")
         rt.wait_for(lambda: rt.has(info_hash), 5)
-        assert (rt.proxy.d.custom(info_hash, "a"), rt.proxy.d.custom(info_hash, "b")) == ("1", "")
+        proxy = rt.proxy
+        assert (proxy.d.custom(info_hash, "a"), proxy.d.custom(info_hash, "b")) == ("1", "")
+        assert proxy.d.hashing_failed(info_hash) == 1
+        assert proxy.d.message(info_hash) == 'Command on torrent creation failed: Command ' \
+                                             '"f.set_priority" does not exist.'
+        assert not os.path.exists(os.path.join(proxy.session.path(), info_hash + ".torrent"))
 
 
 # ---- --check ------------------------------------------------------------------------------
