@@ -6188,6 +6188,11 @@ class TreeWatch(Job):
                 self._missing_roots.discard(root)
                 self.log.info("Watched folder %s is %s", root,
                               "back" if root in self._root_dev else "there now")
+                kind = NETWORK_FILESYSTEMS.get(filesystem_type(root))
+                if kind and not self.poll_interval and self.daemon is not None:
+                    self.poll_interval = 30.0       # as _start does for a network root
+                    self.log.info("%s is on %s: also scanned every 30 s", root, kind)
+                    self._later(self.poll_interval, self._poll)
             if root in self.roots and self._root_dev.get(root, root_dev) != root_dev:
                 # Something was mounted on (or unmounted from) the root: watch anew.
                 self.log.info("Watched folder %s is another file system now; watching it "
@@ -12189,13 +12194,20 @@ def run_check(options, settings, log):
         if missing:
             problems += 1
             out.write("  missing methods the jobs need: %s\n" % ", ".join(missing))
+        unknown = sorted({m for _, _, m in commands if m not in info.methods})
+        if unknown:
+            # Methods made with method.insert's 'private' flag are not listed, but work in
+            # commands: method.get knows them.
+            answers = proxy.call("system.multicall", [
+                {"methodName": "method.get", "params": ["", method]} for method in unknown])
+            unknown = {m for m, answer in zip(unknown, answers) if not isinstance(answer, list)}
         for name, key, method in commands:
-            if method not in info.methods:
+            if method in unknown:
                 problems += 1
                 out.write("  ERROR: job %s: job.%s.%s calls %r, which this rTorrent does not "
                           "have%s\n" % (name, name, key, method,
                                         _did_you_mean(method, sorted(info.methods))))
-        if not missing and all(m in info.methods for _, _, m in commands):
+        if not missing and not unknown:
             out.write("  every method the active jobs need is there\n")
     except (ConfigError, ValueError) as exc:
         problems += 1
