@@ -5857,7 +5857,7 @@ class TreeWatch(Job):
         self._known_ino = {}                        # (device, inode) -> path in _known
         self.memory_file = self._memory_path(config)
         self._memory_timer = None
-        self._memory_dirty = False
+        self._memory_dirty = self._memory_failed = False
         self._reported = set()                      # sigs of bad files already reported
         self._ini_cache = {}                        # dir -> (stat sig, dict or ConfigError)
         self._ini_errors = set()
@@ -5870,8 +5870,8 @@ class TreeWatch(Job):
         self._closed = False
         self.stats = collections.Counter()
         self._started_at = time.time()
+        self._load_memory()         # also for --run-once, which saves it at the end
         if self.daemon is not None:
-            self._load_memory()
             self._start()
 
     # -- configuration -------------------------------------------------------------
@@ -6114,7 +6114,12 @@ class TreeWatch(Job):
             write_json_atomic(self.memory_file, {"version": 1, "files": self._known},
                               durable=False)
         except OSError as exc:
-            self.log.error("Cannot save the tree watch memory %s: %s", self.memory_file, exc)
+            if not self._memory_failed:     # said once, not on every save
+                self.log.error("Cannot save the tree watch memory %s: %s; items erased in "
+                               "rTorrent may load again after a restart", self.memory_file, exc)
+            self._memory_failed = True
+        else:
+            self._memory_failed = False
 
     # -- watching --------------------------------------------------------------------
 

@@ -51,6 +51,9 @@ def main():
     parser.add_argument("--items", type=int, default=0,
                         help="stopped items in rTorrent before the watch starts")
     parser.add_argument("--schedule", default="hour=*", help="the tree watch's schedule")
+    parser.add_argument("--idle", type=float, default=0,
+                        help="then measure rTorrent's and the daemon's CPU for this many "
+                             "seconds with nothing new (what the schedule's runs cost)")
     parser.add_argument("--raw", action="store_true",
                         help="no daemon: load each file with load.raw_verbose at once (the floor)")
     args = parser.parse_args()
@@ -132,6 +135,16 @@ def main():
             print("burst of %d files: written in %.2f s, all loaded %.2f s after the first "
                   "write (%.0f files/s)" % (args.burst, written - started, finished - started,
                                              args.burst / (finished - started)))
+            if args.idle:
+                import bench
+                time.sleep(2.0)
+                pids = [("rTorrent", rt.pid)] + ([("daemon", daemon.pid)] if daemon else [])
+                before, started = [bench.cpu_seconds(pid) for _, pid in pids], time.monotonic()
+                time.sleep(args.idle)
+                took = time.monotonic() - started
+                print("idle for %.0f s (schedule %s): %s" % (took, args.schedule, ", ".join(
+                    "%s CPU %.1f ms/s" % (name, 1000 * (bench.cpu_seconds(pid) - cpu) / took)
+                    for (name, pid), cpu in zip(pids, before))))
             total = len(proxy.d.multicall2("", "main", "d.hash="))
             print("items in rTorrent: %d (expected %d)" % (total, args.items + args.files
                                                            + args.burst))
