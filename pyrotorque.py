@@ -2194,6 +2194,174 @@ def _sendable(text):
     return _RT_UNSENDABLE.sub("\ufffd", text)
 
 
+# rTorrent 0.9 renamed the 0.8 commands; 0.9.8 no longer knows the old names, and a
+# load command with one fails.  This table is rTorrent's own migration table
+# (doc/scripts/update_commands_0.9.sed, which its wiki page RPC-Migration-0.9 points to),
+# less the old names 0.9.8 still has (scgi_port, scgi_local, execute).
+RTORRENT_RENAMED = dict(pair.split("=") for pair in """
+d.multicall=d.multicall2 d.get_hash=d.hash d.get_local_id=d.local_id
+d.get_local_id_html=d.local_id_html d.get_bitfield=d.bitfield d.get_base_path=d.base_path
+d.get_base_filename=d.base_filename d.get_name=d.name d.get_creation_date=d.creation_date
+d.get_peer_exchange=d.peer_exchange d.get_up_rate=d.up.rate d.get_up_total=d.up.total
+d.get_down_rate=d.down.rate d.get_down_total=d.down.total d.get_skip_rate=d.skip.rate
+d.get_skip_total=d.skip.total d.get_bytes_done=d.bytes_done d.get_chunk_size=d.chunk_size
+d.get_chunks_hashed=d.chunks_hashed d.get_complete=d.complete
+d.get_completed_bytes=d.completed_bytes d.get_completed_chunks=d.completed_chunks
+d.get_connection_current=d.connection_current d.get_connection_leech=d.connection_leech
+d.get_connection_seed=d.connection_seed d.get_custom=d.custom d.get_custom1=d.custom1
+d.get_custom2=d.custom2 d.get_custom3=d.custom3 d.get_custom4=d.custom4 d.get_custom5=d.custom5
+d.get_custom_throw=d.custom_throw d.get_directory=d.directory
+d.get_directory_base=d.directory_base d.get_free_diskspace=d.free_diskspace
+d.get_hashing=d.hashing d.get_hashing_failed=d.hashing_failed
+d.get_ignore_commands=d.ignore_commands d.get_left_bytes=d.left_bytes
+d.get_loaded_file=d.loaded_file d.get_max_file_size=d.max_file_size
+d.get_max_size_pex=d.max_size_pex d.get_message=d.message d.get_mode=d.mode
+d.get_peers_accounted=d.peers_accounted d.get_peers_complete=d.peers_complete
+d.get_peers_connected=d.peers_connected d.get_peers_max=d.peers_max d.get_peers_min=d.peers_min
+d.get_peers_not_connected=d.peers_not_connected d.get_priority=d.priority
+d.get_priority_str=d.priority_str d.get_ratio=d.ratio d.get_size_bytes=d.size_bytes
+d.get_size_chunks=d.size_chunks d.get_size_files=d.size_files d.get_size_pex=d.size_pex
+d.get_state=d.state d.get_state_changed=d.state_changed d.get_state_counter=d.state_counter
+d.get_throttle_name=d.throttle_name d.get_tied_to_file=d.tied_to_file
+d.get_tracker_focus=d.tracker_focus d.get_tracker_numwant=d.tracker_numwant
+d.get_tracker_size=d.tracker_size d.get_uploads_max=d.uploads_max
+d.set_connection_current=d.connection_current.set d.set_custom=d.custom.set
+d.set_custom1=d.custom1.set d.set_custom2=d.custom2.set d.set_custom3=d.custom3.set
+d.set_custom4=d.custom4.set d.set_custom5=d.custom5.set d.set_directory=d.directory.set
+d.set_directory_base=d.directory_base.set d.set_hashing_failed=d.hashing_failed.set
+d.set_ignore_commands=d.ignore_commands.set d.set_max_file_size=d.max_file_size.set
+d.set_message=d.message.set d.set_peers_max=d.peers_max.set d.set_peers_min=d.peers_min.set
+d.set_priority=d.priority.set d.set_throttle_name=d.throttle_name.set
+d.set_tied_to_file=d.tied_to_file.set d.set_tracker_numwant=d.tracker_numwant.set
+d.set_uploads_max=d.uploads_max.set create_link=d.create_link delete_link=d.delete_link
+delete_tied=d.delete_tied t.get_group=t.group t.get_id=t.id t.get_min_interval=t.min_interval
+t.get_normal_interval=t.normal_interval t.get_scrape_complete=t.scrape_complete
+t.get_scrape_downloaded=t.scrape_downloaded t.get_scrape_incomplete=t.scrape_incomplete
+t.get_scrape_time_last=t.scrape_time_last t.get_type=t.type t.get_url=t.url
+t.set_enabled=t.is_enabled.set f.get_completed_chunks=f.completed_chunks
+f.get_frozen_path=f.frozen_path f.get_last_touched=f.last_touched
+f.get_match_depth_next=f.match_depth_next f.get_match_depth_prev=f.match_depth_prev
+f.get_offset=f.offset f.get_path=f.path f.get_path_components=f.path_components
+f.get_path_depth=f.path_depth f.get_priority=f.priority f.get_range_first=f.range_first
+f.get_range_second=f.range_second f.get_size_bytes=f.size_bytes f.get_size_chunks=f.size_chunks
+f.set_priority=f.priority.set fi.get_filename_last=fi.filename_last p.get_address=p.address
+p.get_client_version=p.client_version p.get_completed_percent=p.completed_percent
+p.get_down_rate=p.down_rate p.get_down_total=p.down_total p.get_id=p.id p.get_id_html=p.id_html
+p.get_options_str=p.options_str p.get_peer_rate=p.peer_rate p.get_peer_total=p.peer_total
+p.get_port=p.port p.get_up_rate=p.up_rate p.get_up_total=p.up_total
+get_directory=directory.default set_directory=directory.default.set get_session=session.path
+set_session=session.path.set session_save=session.save get_name=session.name
+set_name=session.name.set system.file_allocate=system.file.allocate
+system.file_allocate.set=system.file.allocate.set get_max_file_size=system.file.max_size
+set_max_file_size=system.file.max_size.set get_split_file_size=system.file.split_size
+set_split_file_size=system.file.split_size.set get_split_suffix=system.file.split_suffix
+set_split_suffix=system.file.split_suffix.set get_timeout_sync=pieces.sync.timeout
+set_timeout_sync=pieces.sync.timeout.set get_timeout_safe_sync=pieces.sync.timeout_safe
+set_timeout_safe_sync=pieces.sync.timeout_safe.set get_preload_type=pieces.preload.type
+get_preload_min_size=pieces.preload.min_size get_preload_required_rate=pieces.preload.min_rate
+set_preload_type=pieces.preload.type.set set_preload_min_size=pieces.preload.min_size.set
+set_preload_required_rate=pieces.preload.min_rate.set get_stats_preloaded=pieces.stats_preloaded
+get_stats_not_preloaded=pieces.stats_not_preloaded get_safe_sync=pieces.sync.always_safe
+set_safe_sync=pieces.sync.always_safe.set get_memory_usage=pieces.memory.current
+get_max_memory_usage=pieces.memory.max set_max_memory_usage=pieces.memory.max.set
+load=load.normal load_verbose=load.verbose load_start=load.start
+load_start_verbose=load.start_verbose load_raw=load.raw load_raw_start=load.raw_start
+load_raw_verbose=load.raw_verbose get_connection_leech=protocol.connection.leech
+get_connection_seed=protocol.connection.seed set_connection_leech=protocol.connection.leech.set
+set_connection_seed=protocol.connection.seed.set throttle_up=throttle.up
+throttle_down=throttle.down throttle_ip=throttle.ip get_throttle_up_max=throttle.up.max
+get_throttle_up_rate=throttle.up.rate get_throttle_down_max=throttle.down.max
+get_throttle_down_rate=throttle.down.rate set_min_peers=throttle.min_peers.normal.set
+set_max_peers=throttle.max_peers.normal.set set_min_peers_seed=throttle.min_peers.seed.set
+set_max_peers_seed=throttle.max_peers.seed.set set_max_uploads=throttle.max_uploads.set
+set_max_uploads_div=throttle.max_uploads.div.set
+set_max_uploads_global=throttle.max_uploads.global.set
+set_max_downloads_div=throttle.max_downloads.div.set
+set_max_downloads_global=throttle.max_downloads.global.set
+get_min_peers=throttle.min_peers.normal get_max_peers=throttle.max_peers.normal
+get_min_peers_seed=throttle.min_peers.seed get_max_peers_seed=throttle.max_peers.seed
+get_max_uploads=throttle.max_uploads get_max_uploads_div=throttle.max_uploads.div
+get_max_uploads_global=throttle.max_uploads.global
+get_max_downloads_div=throttle.max_downloads.div
+get_max_downloads_global=throttle.max_downloads.global get_up_rate=throttle.global_up.rate
+get_up_total=throttle.global_up.total get_upload_rate=throttle.global_up.max_rate
+set_upload_rate=throttle.global_up.max_rate.set get_down_rate=throttle.global_down.rate
+get_down_total=throttle.global_down.total get_download_rate=throttle.global_down.max_rate
+set_download_rate=throttle.global_down.max_rate.set
+get_send_buffer_size=network.send_buffer.size set_send_buffer_size=network.send_buffer.size.set
+get_receive_buffer_size=network.receive_buffer.size
+set_receive_buffer_size=network.receive_buffer.size.set set_bind=network.bind_address.set
+get_bind=network.bind_address set_ip=network.local_address.set get_ip=network.local_address
+get_port_range=network.port_range set_port_range=network.port_range.set
+get_port_random=network.port_random set_port_random=network.port_random.set
+port_open=network.port_open.set get_port_open=network.port_open
+set_port_open=network.port_open.set set_proxy_address=network.proxy_address.set
+get_proxy_address=network.proxy_address scgi_dont_route=network.scgi.dont_route.set
+set_scgi_dont_route=network.scgi.dont_route.set get_scgi_dont_route=network.scgi.dont_route
+get_max_open_sockets=network.max_open_sockets get_max_open_files=network.max_open_files
+set_max_open_files=network.max_open_files.set xmlrpc_dialect=network.xmlrpc.dialect.set
+set_xmlrpc_dialect=network.xmlrpc.dialect.set xmlrpc_size_limit=network.xmlrpc.size_limit.set
+get_xmlrpc_size_limit=network.xmlrpc.size_limit
+set_xmlrpc_size_limit=network.xmlrpc.size_limit.set http_capath=network.http.capath.set
+get_http_capath=network.http.capath set_http_capath=network.http.capath.set
+http_cacert=network.http.cacert.set get_http_cacert=network.http.cacert
+set_http_cacert=network.http.cacert.set get_max_open_http=network.http.max_open
+set_max_open_http=network.http.max_open.set http_proxy=network.http.proxy_address.set
+get_http_proxy=network.http.proxy_address set_http_proxy=network.http.proxy_address.set
+peer_exchange=protocol.pex.set get_peer_exchange=protocol.pex set_peer_exchange=protocol.pex.set
+tracker_numwant=trackers.numwant.set get_tracker_numwant=trackers.numwant
+set_tracker_numwant=trackers.numwant.set use_udp_trackers=trackers.use_udp.set
+get_use_udp_trackers=trackers.use_udp set_use_udp_trackers=trackers.use_udp.set
+dht_add_node=dht.add_node dht_statistics=dht.statistics get_dht_port=dht.port
+set_dht_port=dht.port.set get_dht_throttle=dht.throttle.name
+set_dht_throttle=dht.throttle.name.set get_session_lock=session.use_lock
+set_session_lock=session.use_lock.set get_session_on_completion=session.on_completion
+set_session_on_completion=session.on_completion.set get_check_hash=pieces.hash.on_completion
+set_check_hash=pieces.hash.on_completion.set view_add=view.add view_filter=view.filter
+view_filter_on=view.filter_on view_list=view.list view_set=view.set view_sort=view.sort
+view_sort_current=view.sort_current view_sort_new=view.sort_new execute_throw=execute.throw
+execute_nothrow=execute.nothrow execute_raw=execute.raw execute_raw_nothrow=execute.raw_nothrow
+execute_capture=execute.capture execute_capture_nothrow=execute.capture_nothrow
+""".split())
+# d.multicall2 wants a view where d.multicall took it, after an added empty target:
+# a plain rename would be wrong, so the old name stays and --check names it.
+del RTORRENT_RENAMED["d.multicall"]
+
+#: A name where rTorrent's command parser expects a command: at the start, after ',',
+#: ';', '{', '(', '"', '$', '=' or a blank.
+_COMMAND_AT = re.compile(r'(?:^|(?<=[,;{("$=\s]))([A-Za-z_][\w.]*)')
+
+
+def command_names(text):
+    """The (start, end, name) of every name that rTorrent would call as a command in
+    ``text``: one followed by '=' (``d.custom.set=...``, ``$d.name=``) or standing
+    alone in new-style parentheses (``(d.name)``); values such as ``targetdir`` in
+    ``d.custom.set=targetdir,...`` are not."""
+    found = []
+    for match in _COMMAND_AT.finditer(text):
+        start, end = match.span(1)
+        after = text[end:end + 1]
+        before = text[start - 1:start] if start else ""
+        if after == "=" or before == "(" and after in (")", ","):
+            found.append((start, end, match.group(1)))
+    return found
+
+
+def translate_command_names(text):
+    """``text`` with rTorrent 0.8 command names replaced by their 0.9 names, and the
+    list of (old, new) replaced."""
+    out, pos, renamed = [], 0, []
+    for start, end, name in command_names(text):
+        new = RTORRENT_RENAMED.get(name)
+        if new:
+            out.append(text[pos:start] + new)
+            pos = end
+            if (name, new) not in renamed:
+                renamed.append((name, new))
+    out.append(text[pos:])
+    return "".join(out), renamed
+
+
 def _render_value(value):
     if value is None:
         return ""
@@ -2461,6 +2629,39 @@ class WatchTemplate:
         if len(stack) > 1:
             raise TemplateError("{{if}} without {{endif}} in %r" % self.text)
         return root
+
+    def translate_names(self):
+        """Replace rTorrent 0.8 command names in the template's own text (never in what
+        its expressions put out); return the (old, new) pairs replaced."""
+        renamed = []
+
+        def walk(nodes):
+            for index, node in enumerate(nodes):
+                if node[0] == "text":
+                    text, pairs = translate_command_names(node[1])
+                    nodes[index] = ("text", text)
+                    renamed.extend(p for p in pairs if p not in renamed)
+                elif node[0] == "if":
+                    for _, body in node[1]:
+                        walk(body)
+                    walk(node[2])
+        walk(self.nodes)
+        return renamed
+
+    def command_names(self):
+        """The names the template's own text calls as rTorrent commands."""
+        names = []
+
+        def walk(nodes):
+            for node in nodes:
+                if node[0] == "text":
+                    names.extend(n for _, _, n in command_names(node[1]) if n not in names)
+                elif node[0] == "if":
+                    for _, body in node[1]:
+                        walk(body)
+                    walk(node[2])
+        walk(self.nodes)
+        return names
 
     def render(self, namespace):
         out = []
@@ -6448,6 +6649,20 @@ _WATCH_INI_KEYS = {
 }
 
 
+def write_json_atomic(path, data, durable=True):
+    """Replace the JSON file ``path`` with ``data`` at once: a crash leaves the old file or
+    the new one, never a part (raises OSError).  ``durable=False`` skips the fsync, which
+    can block for tens of milliseconds: for files whose loss costs little."""
+    temp = "%s.%d.tmp" % (path, os.getpid())
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(temp, "w", encoding="utf-8") as handle:
+        json.dump(data, handle, indent=0, sort_keys=True)
+        if durable:
+            handle.flush()
+            os.fsync(handle.fileno())
+    os.replace(temp, path)
+
+
 def _size_value(text):
     """'32M', '512k', '1048576' -> bytes."""
     found = re.fullmatch(r"\s*(\d+)\s*([kKmMgG]?)i?[bB]?\s*", str(text))
@@ -6481,7 +6696,7 @@ class _Entry:
     """A metafile on its way: where it is and what we know so far."""
 
     __slots__ = ("path", "root", "trusted", "sig", "meta", "settings", "flags", "start",
-                 "queue", "commands", "method", "params", "deadline", "found", "waits")
+                 "queue", "commands", "keys", "method", "params", "deadline", "found", "waits")
 
     def __init__(self, path, root, trusted, found=None):
         self.path, self.root, self.trusted = path, root, trusted
@@ -6506,11 +6721,14 @@ class TreeWatch(Job):
         "move_loaded_to": (str, "", "move a metafile here once its item is in rTorrent"),
         "failed_dir": (str, "", "move bad metafiles here"),
         "max_size": (_size_value, METAFILE_MAX_SIZE, "larger metafiles are refused"),
+        "memory_file": (str, "", "what was loaded, kept across restarts (default: "
+                        "<config dir>/run/treewatch-NAME.json)"),
     }
     PARAM_PREFIXES = ("cmd.",)
-    RPC_METHODS = ("system.multicall", "d.multicall2", "d.hash", "load.raw_verbose",
+    RPC_METHODS = ("system.multicall", "d.hash", "load.raw_verbose",
                    "load.raw_start_verbose", "load.verbose", "load.start_verbose",
-                   "network.xmlrpc.size_limit", "network.xmlrpc.size_limit.set", "print")
+                   "network.xmlrpc.size_limit", "network.xmlrpc.size_limit.set", "print",
+                   "d.custom", "d.custom.set", "d.tied_to_file.set", "branch")
 
     #: Seconds a just-sent load may take to show up in rTorrent.
     VERIFY_TIMEOUT = 5.0
@@ -6518,9 +6736,12 @@ class TreeWatch(Job):
     INCOMPLETE_GRACE = 60.0
     #: Items per batch of loads.
     BATCH = 200
+    #: The custom field where each load command that worked leaves its number ('1-2-3-').
+    COMMAND_MARK = "tm_cmds_done"
 
     def __init__(self, config):
         super().__init__(config)
+        self._missing_roots = set()
         self.roots = self._parse_roots(config.get("path") or "")
         self.trace = config.get("trace_inotify", False)
         self.poll_interval = config.get("poll_interval") or 0.0
@@ -6549,13 +6770,18 @@ class TreeWatch(Job):
 
         self._inotify = None
         self._wd_dir, self._dir_wd = {}, {}
-        self._missing_roots = set()
+        self._root_dev = {}                         # root -> st_dev when last scanned
         self._timers = {}                           # id -> handle of our daemon timers
         self._ready = collections.OrderedDict()     # path -> _Entry
         self._settling = {}                         # path -> (_Entry, due monotonic)
         self._inflight = {}                         # info-hash -> _Entry
         self._blocked = {}                          # info-hash -> [_Entry] waiting for it
         self._handled = {}                          # sig -> (info-hash or None, outcome)
+        self._known = {}                            # path -> [info-hash, outcome, sig]
+        self._known_ino = {}                        # (device, inode) -> path in _known
+        self.memory_file = self._memory_path(config)
+        self._memory_timer = None
+        self._memory_dirty = self._memory_failed = False
         self._reported = set()                      # sigs of bad files already reported
         self._ini_cache = {}                        # dir -> (stat sig, dict or ConfigError)
         self._ini_errors = set()
@@ -6568,6 +6794,7 @@ class TreeWatch(Job):
         self._closed = False
         self.stats = collections.Counter()
         self._started_at = time.time()
+        self._load_memory()         # also for --run-once, which saves it at the end
         if self.daemon is not None:
             self._start()
 
@@ -6585,15 +6812,20 @@ class TreeWatch(Job):
             if not part:
                 continue
             root = os.path.abspath(os.path.expanduser(part)).rstrip("/") or "/"
-            if not os.path.isdir(root):
-                raise ConfigError("Path '%s' is not a directory!" % root)
+            if os.path.exists(root) and not os.path.isdir(root):
+                raise ConfigError("path: %r is not a folder" % root)
+            if not os.path.isdir(root) and root not in self._missing_roots:
+                # A late mount: watched as soon as it is there.
+                self._missing_roots.add(root)
+                self.log.warning("%s: the folder %s does not exist (yet); it is watched and "
+                                 "loaded from as soon as it appears", self._where("path"), root)
             if root not in roots:
                 roots.append(root)
         if not roots:
             raise ConfigError("You need to set 'job.%s.path' in the configuration!" % self.name)
         return roots
 
-    def _template(self, text, key):
+    def _template(self, text, key, where=None):
         if text.startswith("file:"):
             name = os.path.expanduser(text[5:].strip())
             if not os.path.isabs(name):
@@ -6606,9 +6838,26 @@ class TreeWatch(Job):
             except (OSError, UnicodeDecodeError) as exc:
                 raise ConfigError("%s: cannot read template file %r (%s)" % (key, name, exc)) from None
         try:
-            return WatchTemplate(text, key)
+            template = WatchTemplate(text, key)
         except TemplateError as exc:
             raise ConfigError("%s: %s" % (key, exc)) from None
+        renamed = template.translate_names()
+        if renamed:
+            self.log.warning("%s: %s; loading with the new name%s (write %s to silence this "
+                             "warning)", where or self._where(key), ", ".join(
+                                 "%r is rTorrent 0.8's name of %r" % pair for pair in renamed),
+                             "s"[:len(renamed) > 1], "them" if len(renamed) > 1 else "it")
+        return template
+
+    def _where(self, param):
+        """'file:line: job.NAME.PARAM' for a key of this job's configuration."""
+        spec = getattr(self.config.get("settings"), "jobs", {}).get(self.name)
+        return spec.where(param) if spec is not None else "job.%s.%s" % (self.name, param)
+
+    def command_methods(self):
+        """(key, method) of every rTorrent command the job's cmd.* templates call."""
+        return [("cmd." + name, method) for name, template in sorted(self.base.commands.items())
+                for method in template.command_names()]
 
     # -- life cycle ------------------------------------------------------------------
 
@@ -6657,11 +6906,15 @@ class TreeWatch(Job):
         self._later(0, lambda: self.scan("start"))
         if self.poll_interval:
             self._later(self.poll_interval, self._poll)
+        for root in self._missing_roots:
+            self._later(1.0, lambda root=root: self._rewatch_root(root, 1.0))
 
     def close(self):
         self._closed = True
         for handle in list(self._timers.values()):
             self._cancel(handle)
+        if self._memory_dirty:
+            self._save_memory()
         if self._inotify is not None:
             self.daemon.remove_reader(self._inotify)
             self._inotify.close()
@@ -6687,6 +6940,110 @@ class TreeWatch(Job):
             if self._down:
                 break
             time.sleep(0.01)
+        if self._memory_dirty:
+            self._save_memory()
+
+    # -- what was loaded, across restarts -----------------------------------------------
+    #
+    # Every metafile whose item got into rTorrent (loaded, or there already) is
+    # remembered by path and info-hash in a small JSON file, so that an item the user
+    # erased is not loaded again from the same file, at the next run or after a
+    # restart.  Files the memory does not know are looked up in rTorrent (one d.hash
+    # each), so what arrived while we were down is still loaded; a scheduled run asks
+    # rTorrent nothing when no file is new.
+
+    def _memory_path(self, config):
+        path = str(config.get("memory_file") or "").strip()
+        if path:
+            return self._abs(path)
+        config_dir = getattr(config.get("settings"), "config_dir", None) \
+            or getattr(getattr(self.daemon, "settings", None), "config_dir", None)
+        return os.path.join(config_dir, "run", "treewatch-%s.json" % self.name) \
+            if config_dir else None
+
+    def _load_memory(self):
+        if not self.memory_file:
+            return
+        try:
+            with open(self.memory_file, encoding="utf-8") as handle:
+                data = json.load(handle)
+            for path, (info_hash, outcome, sig) in data["files"].items():
+                self._known[path] = [info_hash, outcome, tuple(sig)]
+                self._known_ino[tuple(sig[:2])] = path
+                self._handled[tuple(sig)] = (info_hash, outcome)
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            aside = self.memory_file + ".bad"
+            self.log.error("The tree watch memory %s is unreadable (%s); moved to %s. Items "
+                           "erased in rTorrent whose metafile is still in the tree may load "
+                           "again once", self.memory_file, exc, aside)
+            self._known, self._known_ino, self._handled = {}, {}, {}
+            try:
+                os.replace(self.memory_file, aside)
+            except OSError:
+                pass
+            return
+        self.log.debug("Remembering %d loaded metafile(s) from %s", len(self._known),
+                       self.memory_file)
+
+    def _remember(self, entry, outcome):
+        self._handled[entry.sig] = (entry.meta.info_hash, outcome)
+        settings = entry.settings
+        if outcome in ("loaded", "duplicate") and self.memory_file \
+                and not (settings.remove_loaded or settings.move_loaded_to):   # it leaves
+            self._known[entry.path] = [entry.meta.info_hash, outcome, entry.sig]
+            self._known_ino[entry.sig[:2]] = entry.path
+            self._memory_changed()
+
+    def _forget(self, path):
+        known = self._known.pop(path, None)
+        if known is not None:
+            if self._known_ino.get(tuple(known[2][:2])) == path:
+                del self._known_ino[tuple(known[2][:2])]
+            self._memory_changed()
+
+    def _moved(self, path, sig):
+        """A remembered file seen under another name: if its old name is gone, it moved."""
+        old = self._known_ino[sig[:2]]
+        known = self._known.get(old)
+        if known and tuple(known[2]) == sig and not os.path.lexists(old):
+            del self._known[old]
+            self._known[path] = known
+            self._known_ino[sig[:2]] = path
+            self._memory_changed()
+            self.log.debug("%s: moved from %s", path, old)
+
+    def _remembered(self, path, sig, info_hash):
+        """The path under which the memory knows this very file (the same inode with the
+        same info-hash: touched, written again the same, or moved within the trees)."""
+        for where in (path, self._known_ino.get(sig[:2])):
+            known = self._known.get(where) if where else None
+            if known and known[0] == info_hash and tuple(known[2][:2]) == sig[:2]:
+                return where
+        return None
+
+    def _memory_changed(self):
+        self._memory_dirty = True
+        if self._memory_timer is None and self.daemon is not None:
+            # Written at most once a second, so a burst costs one write.
+            self._memory_timer = self._later(1.0, self._save_memory)
+
+    def _save_memory(self):
+        self._memory_timer = None
+        self._memory_dirty = False
+        try:
+            # No fsync in the loop: after a power cut the worst is an erased item's file
+            # loaded once more.
+            write_json_atomic(self.memory_file, {"version": 1, "files": self._known},
+                              durable=False)
+        except OSError as exc:
+            if not self._memory_failed:     # said once, not on every save
+                self.log.error("Cannot save the tree watch memory %s: %s; items erased in "
+                               "rTorrent may load again after a restart", self.memory_file, exc)
+            self._memory_failed = True
+        else:
+            self._memory_failed = False
 
     # -- watching --------------------------------------------------------------------
 
@@ -6745,13 +7102,33 @@ class TreeWatch(Job):
         self.stats["rescans"] += 1
         found = 0
         live_sigs = set() if top is None else None
-        known = []          # (path, root, info-hash) of files handled before
+        live_paths, scanned = set(), []
         for root in ([top] if top else self.roots):
             base = self._root_of(root) or root
-            if not os.path.isdir(root):
+            try:
+                root_dev = os.stat(root).st_dev if os.path.isdir(root) else None
+            except OSError:
+                root_dev = None
+            if root_dev is None:
                 if root in self.roots:
                     self._root_missing(root)
                 continue
+            if root in self._missing_roots:
+                self._missing_roots.discard(root)
+                self.log.info("Watched folder %s is %s", root,
+                              "back" if root in self._root_dev else "there now")
+                kind = NETWORK_FILESYSTEMS.get(filesystem_type(root))
+                if kind and not self.poll_interval and self.daemon is not None:
+                    self.poll_interval = 30.0       # as _start does for a network root
+                    self.log.info("%s is on %s: also scanned every 30 s", root, kind)
+                    self._later(self.poll_interval, self._poll)
+            if root in self.roots and self._root_dev.get(root, root_dev) != root_dev:
+                # Something was mounted on (or unmounted from) the root: watch anew.
+                self.log.info("Watched folder %s is another file system now; watching it "
+                              "anew", root)
+                self._unwatch_tree(root)
+            self._root_dev[root] = root_dev
+            scanned.append(root)
             stack = [root]
             while stack:
                 directory = stack.pop()
@@ -6777,34 +7154,20 @@ class TreeWatch(Job):
                         sig = self._arrived(entry.path, base, trusted=False, quiet=True)
                         if live_sigs is not None and sig:
                             live_sigs.add(sig)
-                            done = self._handled.get(sig)
-                            if done and done[1] in ("loaded", "duplicate"):
-                                known.append((entry.path, base, sig, done[0]))
+                            live_paths.add(entry.path)
         if live_sigs is not None:
-            # Forget files that are gone, so the memory stays as big as the trees.
+            # Forget files that are gone, so the memory stays as big as the trees; a root
+            # that is not there (not mounted) keeps what is remembered below it.
             self._handled = {s: v for s, v in self._handled.items() if s in live_sigs}
             self._reported &= live_sigs
-            self._catch_up(known)
+            gone = [p for p in self._known if p not in live_paths
+                    and any(p.startswith(r.rstrip("/") + "/") for r in scanned)]
+            for path in gone:
+                self._forget(path)
         self.log.log(logging.INFO if why == "start" else logging.DEBUG,
                      "Scan (%s) of %s: %d metafile(s), %d to look at now, %d waiting to settle",
                      why, top or ", ".join(self.roots), found, len(self._ready), len(self._settling))
         self._kick()
-
-    def _catch_up(self, known):
-        """rTorrent is the source of truth: files handled before whose item is gone load again."""
-        if not known or self._down:
-            return
-        try:
-            present = {row[0].upper() for row in self.proxy.d.multicall2("", "main", "d.hash=")}
-        except RtorrentError as exc:
-            self.log.debug("Catch-up check skipped: %s", exc)
-            return
-        for path, root, sig, info_hash in known:
-            if info_hash not in present:
-                self.log.info("Item #%s of %r is no longer in rTorrent; loading it again",
-                              info_hash, path)
-                self._handled.pop(sig, None)
-                self._arrived(path, root, trusted=False, quiet=True)
 
     def _root_missing(self, root):
         if root in self._missing_roots:
@@ -6814,12 +7177,13 @@ class TreeWatch(Job):
         self._later(1.0, lambda: self._rewatch_root(root, 1.0))
 
     def _rewatch_root(self, root, delay):
+        if root not in self._missing_roots:
+            return      # a scan found it first
         if os.path.isdir(root):
-            self._missing_roots.discard(root)
-            self.log.info("Watched folder %s is back", root)
-            self.scan("folder back", top=root)
+            self.scan("folder there", top=root)
         else:
-            delay = min(delay * 2, 30.0)
+            # A stat every few seconds: cheap, and it sees a late mount as well as a mkdir.
+            delay = min(delay * 2, 5.0)
             self._later(delay, lambda: self._rewatch_root(root, delay))
 
     @staticmethod
@@ -6880,6 +7244,9 @@ class TreeWatch(Job):
                 continue
             if mask & (IN_CLOSE_WRITE | IN_MOVED_TO):
                 self._arrived(path, root, trusted=True)
+            elif mask & IN_DELETE:
+                # Gone (say rTorrent's delete_tied removed it): a file put there later is new.
+                self._forget(path)
             elif mask & IN_CREATE:
                 # Hard links and symlinks only ever produce IN_CREATE.
                 try:
@@ -6913,6 +7280,8 @@ class TreeWatch(Job):
             return None
         sig = self._signature(st)
         if sig in self._handled or sig in self._reported:
+            if path not in self._known and sig[:2] in self._known_ino:
+                self._moved(path, sig)
             if not quiet:
                 self.log.debug("%s: already handled (%s)", path,
                                self._handled.get(sig, (None, "bad"))[1])
@@ -7010,7 +7379,8 @@ class TreeWatch(Job):
                     prefix = "job.%s." % self.name
                     key = key[len(prefix):] if key.startswith(prefix) else key
                     if key.startswith("cmd.") and key[4:]:
-                        result[key] = self._template(value, key) if value.strip() else None
+                        result[key] = self._template(value, key, "%s: %s" % (path, key)) \
+                            if value.strip() else None
                     elif key in _WATCH_INI_KEYS:
                         try:
                             result[key] = _WATCH_INI_KEYS[key](value)
@@ -7108,6 +7478,23 @@ class TreeWatch(Job):
                 return False
             self._bad(entry, str(exc))
             return False
+        same = self._remembered(path, sig, entry.meta.info_hash)
+        if same:
+            # The file an item came from: if that item is not in rTorrent, the user erased
+            # it, and erased stays erased.  A file put in its place is another file.
+            known = self._known.pop(same)
+            known[2] = sig
+            self._known[path] = known
+            self._known_ino[sig[:2]] = path
+            self._handled[sig] = (known[0], known[1])
+            self._memory_changed()
+            self.log.debug("%s: its item #%s was in rTorrent before%s; not loaded again", path,
+                           known[0], "" if same == path else " (as %s)" % same)
+            return False
+        known = self._known.get(path)
+        if known and known[0] != entry.meta.info_hash:
+            self.log.info("%s changed (#%s before, #%s now): a new metafile", path, known[0],
+                          entry.meta.info_hash)
         settings = self._settings_for(path, entry.root)
         if isinstance(settings, ConfigError):
             return False
@@ -7122,7 +7509,7 @@ class TreeWatch(Job):
             start = False
         queue = settings.queued or bool(entry.flags & {"queue", "queued"})
         entry.start, entry.queue = start, queue
-        commands = []
+        commands, keys = [], []
         if settings.commands:
             namespace = self.namespace(entry)
             for name in sorted(settings.commands):
@@ -7133,19 +7520,33 @@ class TreeWatch(Job):
                     continue
                 if command:
                     commands.append(command)
-        if queue and not start:
-            commands.append("d.priority.set=0")
-        entry.commands = commands
+                    keys.append("cmd." + name)
+        entry.commands, entry.keys = commands, keys
         meta = entry.meta
         if meta.magnet is not None:
             entry.method = "load.start_verbose" if start and not queue else "load.verbose"
-            entry.params = ["", meta.magnet["uri"]] + commands
+            entry.params = ["", meta.magnet["uri"]]
         elif settings.load_by_path and _sendable(path) == path:
             entry.method = "load.start_verbose" if start and not queue else "load.verbose"
-            entry.params = ["", os.path.abspath(path)] + commands
+            entry.params = ["", os.path.abspath(path)]
         else:
             entry.method = "load.raw_start_verbose" if start and not queue else "load.raw_verbose"
-            entry.params = ["", meta.data] + commands
+            entry.params = ["", meta.data]
+        if not (settings.remove_loaded or settings.move_loaded_to):
+            # Tied to its file as pyrocore's items were, so that rTorrent's erase hooks
+            # (d.delete_tied) remove the metafile with the item.
+            entry.params.append("d.tied_to_file.set=" + rtorrent_escape(os.path.abspath(path)))
+        # When a load command fails, rTorrent 0.9.8 skips the commands after it, does not
+        # start the item, skips event.download.inserted_new (so the item is not saved in
+        # the session) and marks it hash-failed.  So each command runs inside 'catch'
+        # (its text escaped once more, for catch's own parse), followed by a note of its
+        # number; _verify reads the notes and reports the commands that left none.
+        for index, command in enumerate(commands, 1):
+            entry.params.append("catch=" + rtorrent_escape(
+                "%s ; d.custom.set=%s,(cat,(d.custom,%s),%d,-)"
+                % (command, self.COMMAND_MARK, self.COMMAND_MARK, index)))
+        if queue and not start:
+            entry.params.append("d.priority.set=0")
         return True
 
     def namespace(self, entry):
@@ -7207,9 +7608,7 @@ class TreeWatch(Job):
         hashes = list(hashes)
         if not hashes:
             return set()
-        if len(hashes) > 1000:         # cheaper than a thousand d.hash calls
-            rows = self.proxy.d.multicall2("", "main", "d.hash=")
-            return {row[0].upper() for row in rows} & set(hashes)
+        # One d.hash per file (never a fetch of every item): the cost follows the files.
         answers = self.proxy.call("system.multicall", [{"methodName": "d.hash", "params": [h]}
                                                       for h in hashes])
         return {h for h, answer in zip(hashes, answers) if isinstance(answer, list)}
@@ -7320,7 +7719,7 @@ class TreeWatch(Job):
         chunk, size = [], 0
         chunks = []
         for entry in entries:
-            need = 4 * len(entry.params[1]) // 3 + 512 + sum(len(c) + 64 for c in entry.commands) \
+            need = 4 * len(entry.params[1]) // 3 + 512 + sum(len(c) + 64 for c in entry.params[2:]) \
                 if isinstance(entry.params[1], bytes) else 1024 + len(entry.params[1])
             if chunk and size + need > 400 * 1024:
                 chunks.append(chunk)
@@ -7373,20 +7772,34 @@ class TreeWatch(Job):
                 self._verify_timer = self._later(self._verify_delay, self._verify)
 
     def _verify_once(self):
+        # An item with load commands is asked for its marker (which also says whether it
+        # is there), any other for its hash.
+        waiting = list(self._inflight.items())
         try:
-            present = self._present(self._inflight)
+            answers = self.proxy.call("system.multicall", [
+                {"methodName": "d.custom", "params": [info_hash, self.COMMAND_MARK]}
+                if entry.commands else {"methodName": "d.hash", "params": [info_hash]}
+                for info_hash, entry in waiting])
         except RtorrentError as exc:
             # rTorrent went away before it said yes: load those again once it is back.
             entries = list(self._inflight.values())
             self._inflight.clear()
             self._went_down(entries, exc)
             return
+        present = {info_hash: answer[0] for (info_hash, _), answer in zip(waiting, answers)
+                   if isinstance(answer, list)}
         now = time.monotonic()
-        loaded, prints = [], []
+        loaded, prints, failed = [], [], []
         for info_hash, entry in list(self._inflight.items()):
             if info_hash in present:
                 del self._inflight[info_hash]
                 loaded.append(entry)
+                if entry.commands:
+                    done = set(present[info_hash].split("-"))
+                    failed += [(entry, index) for index in range(len(entry.commands))
+                               if str(index + 1) not in done]
+                    prints.append({"methodName": "d.custom.set",
+                                   "params": [info_hash, self.COMMAND_MARK, ""]})
             elif now > entry.deadline:
                 del self._inflight[info_hash]
                 self._bad(entry, "rTorrent did not take it within %.0f s (see rTorrent's log "
@@ -7399,7 +7812,7 @@ class TreeWatch(Job):
             self.stats["loaded"] += 1
             if self.config.get("item_source") is not None:
                 self.config.get("item_source").invalidate()
-            self._handled[entry.sig] = (entry.meta.info_hash, "loaded")
+            self._remember(entry, "loaded")
             self.log.info("Loaded %r #%s from %r%s", entry.meta.info_name, entry.meta.info_hash,
                           entry.path, self._suffix(entry))
             if not entry.settings.quiet:
@@ -7407,18 +7820,39 @@ class TreeWatch(Job):
                     "TreeWatch: Loaded '%s' from '%s/'%s" % (
                         entry.meta.info_name, os.path.dirname(entry.path), self._suffix(entry)))]})
             self._after_load(entry)
-        if len(prints) > 20:
-            prints = [{"methodName": "print", "params": [
-                "", "TreeWatch: Loaded %d items" % len(prints)]}]
+        if failed:
+            self._command_failures(failed)
+        lines = [call for call in prints if call["methodName"] == "print"]
+        if len(lines) > 20:
+            prints = [call for call in prints if call["methodName"] != "print"] + [
+                {"methodName": "print", "params": ["", "TreeWatch: Loaded %d items" % len(lines)]}]
         if prints:
             try:
                 self.proxy.call("system.multicall", prints)
             except RtorrentError:
                 pass
         # Items loaded stopped with a priority above 0 are what the queue starts.
-        if any("start" not in e.method and "d.priority.set=0" not in e.commands for e in loaded):
+        if any("start" not in e.method and not (e.queue and not e.start) for e in loaded):
             self._wake_queue()
         self._kick()
+
+    def _command_failures(self, failed):
+        """Log each load command that failed, with rTorrent's reason: the command is sent
+        once more on its own (one system.multicall for all), and the fault says why."""
+        calls = [{"methodName": "branch", "params": [entry.meta.info_hash, 1,
+                                                     entry.commands[index]]}
+                 for entry, index in failed]
+        try:
+            answers = self.proxy.call("system.multicall", calls)
+        except RtorrentError as exc:
+            answers = [{"faultString": "(no reason: %s)" % exc}] * len(failed)
+        for (entry, index), answer in zip(failed, answers):
+            self.stats["command_errors"] += 1
+            reason = answer.get("faultString") if isinstance(answer, dict) else \
+                "it failed at load time, and worked when sent again"
+            self.log.error("Load command %s failed for %r #%s from %r: %s: %s (the other "
+                           "commands were applied)", entry.keys[index], entry.meta.info_name,
+                           entry.meta.info_hash, entry.path, entry.commands[index], reason)
 
     @staticmethod
     def _suffix(entry):
@@ -7428,7 +7862,7 @@ class TreeWatch(Job):
 
     def _duplicate(self, entry):
         self.stats["duplicates"] += 1
-        self._handled[entry.sig] = (entry.meta.info_hash, "duplicate")
+        self._remember(entry, "duplicate")
         # Files that were there before we started are most likely loaded by us earlier.
         fresh = entry.trusted or entry.sig[3] >= self._started_at * 1e9
         level = logging.INFO if fresh else logging.DEBUG
@@ -12244,15 +12678,8 @@ class RemoteWatch(TreeWatch):
 
     def _save_state(self):
         """Replace the state file atomically (called with the state lock held)."""
-        temp = "%s.%d.tmp" % (self.state_file, os.getpid())
         try:
-            os.makedirs(os.path.dirname(self.state_file), exist_ok=True)
-            with open(temp, "w", encoding="utf-8") as handle:
-                json.dump({"url": self.url.shown(), "files": self._state}, handle, indent=0,
-                          sort_keys=True)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(temp, self.state_file)
+            write_json_atomic(self.state_file, {"url": self.url.shown(), "files": self._state})
         except OSError as exc:
             self.log.error("Cannot save remote state %s: %s", self.state_file, exc)
 
@@ -13192,6 +13619,7 @@ def run_check(options, settings, log):
     unavailable = False
     out.write("pyrotorque %s, configuration from: %s\n" % (__version__, ", ".join(settings.files)))
     needed = set()
+    commands = []       # (job, key, method) the jobs' own rTorrent commands call
     out.write("Jobs:\n")
     for name, spec in sorted(settings.jobs.items()):
         failed = []
@@ -13215,7 +13643,8 @@ def run_check(options, settings, log):
                     spec, handler, settings, warn=lambda m: found.append(ConfigProblem(m)),
                     schedule=schedule, proxy=None, item_source=None, daemon=None))
                 if config is not None and not failed:
-                    attempt(lambda: _check_job(spec, handler, config, log))
+                    calls = attempt(lambda: _check_job(spec, handler, config, log))
+                    commands.extend((name, key, method) for key, method in calls or ())
         if failed:
             line = "  %-12s %-40s ERROR (see below)" % (name, spec.params["handler"])
         elif active:
@@ -13238,7 +13667,19 @@ def run_check(options, settings, log):
         if missing:
             problems += 1
             out.write("  missing methods the jobs need: %s\n" % ", ".join(missing))
-        else:
+        unknown = sorted({m for _, _, m in commands if m not in info.methods})
+        if unknown:
+            # Methods made with method.insert's 'private' flag are not listed, but work in
+            # commands: method.get knows them.
+            answers = proxy.call("system.multicall", [
+                {"methodName": "method.get", "params": ["", method]} for method in unknown])
+            unknown = {m for m, answer in zip(unknown, answers) if not isinstance(answer, list)}
+        for name, key, method in commands:
+            if method in unknown:
+                found.append(ConfigProblem("%s: calls %r, which this rTorrent does not have%s" % (
+                    settings.jobs[name].where(key), method,
+                    _did_you_mean(method, sorted(info.methods))), ERROR))
+        if not missing and not unknown:
             out.write("  every method the active jobs need is there\n")
     except (ConfigError, ValueError) as exc:
         problems += 1
@@ -13279,11 +13720,15 @@ def _problem_order(problem, files):
 
 
 def _check_job(spec, handler, config, log):
-    """Build a job without a daemon: it only checks its settings."""
+    """Build a job without a daemon: it only checks its settings.  Returns the
+    (key, method) pairs of the rTorrent commands its own settings call."""
     try:
-        _close_job(handler(config), log)
+        job = handler(config)
     except ConfigError as exc:
         raise spec.constructor_error(exc) from None
+    calls = list(getattr(job, "command_methods", lambda: ())())
+    _close_job(job, log)
+    return calls
 
 
 def run_match(options, settings, log):

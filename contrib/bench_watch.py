@@ -48,6 +48,14 @@ def main():
     parser.add_argument("--files", type=int, default=300, help="files for the latency figures")
     parser.add_argument("--burst", type=int, default=1000, help="files in the burst")
     parser.add_argument("--script", default=os.path.join(os.path.dirname(HERE), "pyrotorque.py"))
+    parser.add_argument("--items", type=int, default=0,
+                        help="stopped items in rTorrent before the watch starts")
+    parser.add_argument("--schedule", default="hour=*", help="the tree watch's schedule")
+    parser.add_argument("--idle", type=float, default=0,
+                        help="then measure rTorrent's and the daemon's CPU for this many "
+                             "seconds with nothing new (what the schedule's runs cost)")
+    parser.add_argument("--raw", action="store_true",
+                        help="no daemon: load each file with load.raw_verbose at once (the floor)")
     args = parser.parse_args()
 
     work = tempfile.mkdtemp(prefix="bw", dir="/tmp")
@@ -58,16 +66,27 @@ def main():
         os.makedirs(path)
     with open(os.path.join(cfg, "torque.ini"), "w") as handle:
         handle.write("[TORQUE]\njob.connstats.active = False\njob.treewatch.active = True\n"
-                     "job.treewatch.path = %s\njob.treewatch.quiet = True\n" % root)
-    with rtlab.RTorrent() as rt:
+                     "job.treewatch.path = %s\njob.treewatch.quiet = True\n"
+                     "job.treewatch.schedule = %s\n" % (root, args.schedule))
+    with rtlab.RTorrent(rpc_timeout=120) as rt:       # a big load can take a while
+        if args.items:
+            import bench
+            print("%d items loaded in %.1f s" % (args.items, bench.load_items(rt, args.items)))
         log = open(os.path.join(work, "daemon.log"), "w+")
-        daemon = subprocess.Popen([sys.executable, args.script, "--fg", "--config-dir", cfg,
-                                   "-U", rt.url], stdout=log, stderr=subprocess.STDOUT,
-                                  stdin=subprocess.DEVNULL)
+        daemon = None if args.raw else subprocess.Popen(
+            [sys.executable, args.script, "--fg", "--config-dir", cfg, "-U", rt.url],
+            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL)
         try:
-            rtlab.wait_for(lambda: "Watching" in open(log.name).read(), 10, 0.05, "the watch")
-            time.sleep(0.3)
             proxy = rtlab.lab_proxy(rt.url)
+            if args.raw:
+                def load(data):
+                    proxy.load.raw_verbose("", xmlrpc.client.Binary(data))
+            else:
+                rtlab.wait_for(lambda: "Watching" in open(log.name).read(), 10, 0.05, "the watch")
+                time.sleep(0.3)
+
+                def load(data):
+                    pass
 
             latencies = {"close": [], "rename": []}
             for index in range(args.files):
@@ -85,6 +104,7 @@ def main():
                     with open(target, "wb") as out:
                         out.write(data)
                     done = time.perf_counter()
+                load(data)
                 while not has(proxy, info_hash):
                     if time.perf_counter() - done > 10:
                         raise SystemExit("%s did not load within 10 s" % target)
@@ -99,14 +119,15 @@ def main():
 
             burst_dir = os.path.join(root, "burst")
             datas = [metafile("burst%05d" % i) for i in range(args.burst)]
-            wanted = {rtlab.infohash(d) for d in datas}
             started = time.perf_counter()
             os.makedirs(burst_dir)
             for index, data in enumerate(datas):
                 with open(os.path.join(burst_dir, "b%05d.torrent" % index), "wb") as out:
                     out.write(data)
+                load(data)
             written = time.perf_counter()
-            while not wanted <= {row[0] for row in proxy.d.multicall2("", "main", "d.hash=")}:
+            expected = args.items + args.files + args.burst
+            while proxy.view.size("", "main") < expected:     # cheap at any number of items
                 if time.perf_counter() - started > 120:
                     raise SystemExit("the burst did not load within 120 s")
                 time.sleep(0.02)
@@ -114,11 +135,23 @@ def main():
             print("burst of %d files: written in %.2f s, all loaded %.2f s after the first "
                   "write (%.0f files/s)" % (args.burst, written - started, finished - started,
                                              args.burst / (finished - started)))
+            if args.idle:
+                import bench
+                time.sleep(2.0)
+                pids = [("rTorrent", rt.pid)] + ([("daemon", daemon.pid)] if daemon else [])
+                before, started = [bench.cpu_seconds(pid) for _, pid in pids], time.monotonic()
+                time.sleep(args.idle)
+                took = time.monotonic() - started
+                print("idle for %.0f s (schedule %s): %s" % (took, args.schedule, ", ".join(
+                    "%s CPU %.1f ms/s" % (name, 1000 * (bench.cpu_seconds(pid) - cpu) / took)
+                    for (name, pid), cpu in zip(pids, before))))
             total = len(proxy.d.multicall2("", "main", "d.hash="))
-            print("items in rTorrent: %d (expected %d)" % (total, args.files + args.burst))
+            print("items in rTorrent: %d (expected %d)" % (total, args.items + args.files
+                                                           + args.burst))
         finally:
-            daemon.send_signal(signal.SIGTERM)
-            daemon.wait(10)
+            if daemon is not None:
+                daemon.send_signal(signal.SIGTERM)
+                daemon.wait(10)
             log.close()
             shutil.rmtree(work, ignore_errors=True)
 

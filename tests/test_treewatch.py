@@ -244,11 +244,11 @@ def test_catch_up_at_start_loads_what_is_missing_and_leaves_the_rest(lab, caplog
     watch.run()
     loop.idle(0.2)
     assert not [r for r in caplog.records[before:] if r.levelno >= logging.INFO]
-    # rTorrent is the source of truth: an item erased there is loaded again by the next run.
+    # Erased stays erased: the next run does not load the file of an erased item again.
     rt.proxy.d.erase(want[0])
     watch.run()
-    wait_loaded(loop, rt, want)
-    assert logged(caplog, "no longer in rTorrent; loading it again")
+    loop.idle(0.3)
+    assert sorted(hashes(rt)) == sorted(want[1:] + [rtlab.infohash(there)])
     watch.close()
 
 
@@ -545,8 +545,9 @@ def test_watch_ini_overrides_and_changes_take_effect_at_once(lab, caplog):
 def test_configuration_errors(short_tmp):
     with pytest.raises(pyrotorque.ConfigError, match="You need to set 'job.treewatch.path'"):
         make_watch(None, None, "")
-    with pytest.raises(pyrotorque.ConfigError, match="is not a directory"):
-        make_watch(None, None, short_tmp / "nope")
+    (short_tmp / "file").write_text("")
+    with pytest.raises(pyrotorque.ConfigError, match="path: .*file' is not a folder"):
+        make_watch(None, None, short_tmp / "file")
     with pytest.raises(pyrotorque.ConfigError, match="cmd.x"):
         make_watch(None, None, short_tmp, **{"cmd.x": "{{if x}}no endif"})
     with pytest.raises(pyrotorque.ConfigError, match="not allowed"):
