@@ -4788,7 +4788,7 @@ def _check_inactive_jobs(settings):
             if spec.value("active", parse_bool, True):
                 continue
             job_config(spec, resolve_handler(spec.params["handler"]), settings,
-                       warn=lambda m: settings.warnings.append(ConfigProblem(m)))
+                       warn=settings.warnings.append)
         except ConfigError:
             continue        # a bad value of an inactive job harms nothing until it is on
 
@@ -6277,6 +6277,8 @@ class Job:
         self.proxy = config.get("proxy")
         self.daemon = config.get("daemon")
         self.dry_run = config.get("dry_run", False)
+        self.config_problem = config.get("config_problem") or (
+            lambda text, kind=IGNORED: self.log.warning("%s", text))
 
     def run(self):
         raise NotImplementedError
@@ -6621,6 +6623,10 @@ def job_config(spec, handler, settings, warn=None, **extra):
             errors.append(str(exc))
     if errors:
         raise ConfigError("\n".join(errors))
+    # What a job finds wrong with its settings while it is built: --check lists it,
+    # the daemon logs it.
+    config.config_problem = (lambda text, kind=IGNORED: warn(ConfigProblem(text, kind))) \
+        if warn else None
     config.update(extra)
     return config
 
@@ -6817,8 +6823,9 @@ class TreeWatch(Job):
             if not os.path.isdir(root) and root not in self._missing_roots:
                 # A late mount: watched as soon as it is there.
                 self._missing_roots.add(root)
-                self.log.warning("%s: the folder %s does not exist (yet); it is watched and "
-                                 "loaded from as soon as it appears", self._where("path"), root)
+                self.config_problem("%s: the folder %s does not exist (yet); it is watched "
+                                    "and loaded from as soon as it appears"
+                                    % (self._where("path"), root))
             if root not in roots:
                 roots.append(root)
         if not roots:
@@ -6843,10 +6850,11 @@ class TreeWatch(Job):
             raise ConfigError("%s: %s" % (key, exc)) from None
         renamed = template.translate_names()
         if renamed:
-            self.log.warning("%s: %s; loading with the new name%s (write %s to silence this "
-                             "warning)", where or self._where(key), ", ".join(
-                                 "%r is rTorrent 0.8's name of %r" % pair for pair in renamed),
-                             "s"[:len(renamed) > 1], "them" if len(renamed) > 1 else "it")
+            self.config_problem("%s: %s; loading with the new name%s (write %s to silence this "
+                                "warning)" % (where or self._where(key), ", ".join(
+                                    "%r is rTorrent 0.8's name of %r" % pair for pair in renamed),
+                                    "s"[:len(renamed) > 1], "them" if len(renamed) > 1 else "it"),
+                                NOTE)
         return template
 
     def _where(self, param):
@@ -13640,7 +13648,8 @@ def run_check(options, settings, log):
             if handler is not None:
                 needed.update(getattr(handler, "RPC_METHODS", ()))
                 config = attempt(lambda: job_config(
-                    spec, handler, settings, warn=lambda m: found.append(ConfigProblem(m)),
+                    spec, handler, settings, warn=lambda m: found.append(ConfigProblem(
+                        m, problem_kind(m))),
                     schedule=schedule, proxy=None, item_source=None, daemon=None))
                 if config is not None and not failed:
                     calls = attempt(lambda: _check_job(spec, handler, config, log))

@@ -102,3 +102,27 @@ def test_the_daemon_logs_the_same_list_once_and_runs_or_stops_on_an_error(rtorre
     for _, problem in problems[1:]:
         assert len(re.findall(r"WARNING +%s" % re.escape(problem), text)) == 1, text
     assert "[FORMATS] is used by pyrocore's rtcontrol" in text
+
+
+def test_check_names_a_watch_root_that_is_not_there_yet_and_a_renamed_command(rtorrent,
+                                                                              short_tmp):
+    cfg = os.path.join(str(short_tmp), "cfg")
+    os.makedirs(cfg)
+    missing = os.path.join(str(short_tmp), "not-mounted", "watch")
+    with open(os.path.join(cfg, "torque.ini"), "w") as handle:
+        handle.write(textwrap.dedent("""\
+            [TORQUE]
+            scgi_url = %s
+            job.treewatch.active = True
+            job.treewatch.path = %s
+            job.treewatch.cmd.prio = f.multicall=*.nfo,f.set_priority=2
+            """ % (rtorrent.url, missing)))
+    code, out, err = run_cli("--config-dir", cfg, "--check")
+    ini = os.path.join(cfg, "torque.ini")
+    assert listed(out) == [
+        ("ignored", "%s:4: job.treewatch.path: the folder %s does not exist (yet); it is "
+         "watched and loaded from as soon as it appears" % (ini, missing)),
+        ("note", "%s:5: job.treewatch.cmd.prio: 'f.set_priority' is rTorrent 0.8's name of "
+         "'f.priority.set'; loading with the new name (write it to silence this warning)" % ini),
+    ], out + err
+    assert code == 78, out + err
