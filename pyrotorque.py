@@ -18,10 +18,43 @@ The configuration is pyrocore's ``~/.pyroscope/torque.ini``, unchanged; the
 defaults are embedded below (``DEFAULT_CONFIG``) and shipped as
 ``torque.ini.default``.
 
-The module reads top to bottom in dependency order: constants, exceptions,
-utilities, cron schedules, the condition language, the rTorrent proxy, items
-and their fields, configuration, systemd glue, jobs, the main loop, logging,
-process control, and the command line.
+Contents, in reading order (each section uses only those above it; the
+banners below carry the same names):
+
+ 1. Constants              version, exit codes, the embedded torque.ini defaults
+ 2. Exceptions             PyrotorqueError and its family
+ 3. Utilities              Bunch, value converters, small helpers
+ 4. Cron schedules         CronSchedule: APScheduler 3 cron fields, DST policy
+ 5. Condition language     parse_condition: rtcontrol's filter language, value types
+ 6. Bencode and metafiles  the strict decoder, Metafile checks and info-hash
+ 7. inotify                INotify: a thin ctypes binding with fileno() for select
+ 8. Load command templates
+                           WatchTemplate: cmd.NAME templates, 0.8 command names
+ 9. Fast XML-RPC answers   fast_loads: rTorrent's answers parsed without xmlrpc.client
+10. rTorrent proxy         RtorrentProxy.call: the one place a call goes to rTorrent
+11. Items and fields       FIELD_TABLE, ItemSource (d.multicall2 / .filtered), Sorter
+12. Configuration          load_settings: pyrocore's files, the problem list, JobSpec
+13. pyrosimple configuration
+                           config.toml read into the same JobSpecs
+14. Metrics and HTTP       the exposition renderer and the thread-free HTTP server
+15. systemd glue           SystemdNotifier: READY, STATUS, WATCHDOG
+16. Event loop             EventLoop: one selector, timers, fd callbacks
+17. Jobs                   Job, EngineStats, QueueManager.run (where the queue
+                           decides), ItemPoller, resolve_handler
+18. Tree watch             TreeWatch: where a metafile is found, checked and loaded
+19. Prometheus exporter    RtorrentExporter: collection and /metrics
+20. Commands and rules     ChildProcess and ExecCommand
+21. Item templates         ItemTemplate: templates over an item's fields
+22. Action rules           ActionRule: matcher -> actions on items
+23. Completion handler     CompletionHandler: journaled moves of completed data
+24. Statistics archive     StatsArchive (sqlite rings) and StatsArchiver's graphs
+25. Torrent mirror         TorrentMirror: private copies seeded to other rTorrents
+26. Torrent mover          TorrentMover: items moved with fast-resume data
+27. Remote watch           RemoteWatch: FTP/FTPS/SFTP into a spool the tree watch loads
+28. Main loop              Daemon: builds the jobs, schedules and runs them, reloads
+29. Logging                terminal, journal and log-file handlers
+30. Process control        PidFile, daemonize, stop_daemon
+31. Command line           the options, --check, --match, --run-once, main()
 """
 from __future__ import annotations
 

@@ -1,0 +1,37 @@
+"""pyrotorque.py reads like a book: its docstring is the table of contents of its banners."""
+import os
+import re
+
+import pyrotorque
+
+SOURCE = open(pyrotorque.__file__, encoding="utf-8").read()
+BANNER = "#" * 79
+
+
+def banner_titles():
+    """The section names of the '####' banners, in the order of the file."""
+    lines = SOURCE.splitlines()
+    return [re.sub(r"\s*#+$", "", lines[n + 1][2:]) for n, line in enumerate(lines[:-1])
+            if line == BANNER and re.match(r"# \w.*#+$", lines[n + 1])]
+
+
+def contents_titles():
+    """The numbered entries of the module docstring's contents list."""
+    names = []
+    for line in pyrotorque.__doc__.splitlines():
+        found = re.match(r"\s*(\d+)\. (\S+(?: \S+)*?)(?:\s{2,}|$)", line)
+        if found:
+            assert int(found.group(1)) == len(names) + 1, line
+            names.append(found.group(2))
+    return names
+
+
+def test_the_docstring_lists_every_section_in_the_order_of_the_file():
+    assert banner_titles(), "no banners found"
+    assert contents_titles() == banner_titles()
+
+
+def test_every_section_banner_is_written_the_same_way():
+    for title in banner_titles():
+        line = "# %s " % title
+        assert "\n%s\n%s%s\n%s\n" % (BANNER, line, "#" * (79 - len(line)), BANNER) in SOURCE, title
