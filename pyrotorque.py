@@ -529,7 +529,7 @@ _CronExpr = collections.namedtuple("_CronExpr", "text ranges specials")
 
 
 class CronSchedule:
-    """ A job schedule like `hour=12 "day=3rd sun"`, see the comment above.
+    """A job schedule like `hour=12 "day=3rd sun"`, see the comment above.
 
         >>> CronSchedule("hour=*/6 minute=30").next_fire(
         ...     datetime.datetime(2024, 1, 1, 7, tzinfo=datetime.timezone.utc))
@@ -537,7 +537,7 @@ class CronSchedule:
     """
     __slots__ = ("_text", "_ranges", "_day_specials", "_start", "_end", "jitter")
 
-    def __init__(self, text: str):
+    def __init__(self, text):
         text = str(text)
         try:
             values = _split_schedule(text)
@@ -545,20 +545,21 @@ class CronSchedule:
             self._end = _parse_cron_date("end_date", values.pop("end_date", None))
             self.jitter = _parse_jitter(values.pop("jitter", None))
             if not values:
-                raise ConfigError(f"no time field given (use some of {', '.join(_CRON_FIELD)})")
+                raise ConfigError("no time field given (use some of %s)" % ", ".join(_CRON_FIELD))
             self._compile(values)
         except ConfigError as exc:
-            raise ConfigError(f"schedule {text!r}: {exc}") from None
+            raise ConfigError("schedule %r: %s" % (text, exc)) from None
 
     def _compile(self, values):
-        """ Parse the given fields, fill in the others, remember the normal text. """
+        """Parse the given fields, fill in the others, remember the normal text."""
         given = {name: _parse_cron_expr(_CRON_FIELD[name], value)
                  for name, value in values.items()}
         self._text = " ".join(
-            [_quote_word(f"{name}={given[name].text}") for name in _CRON_FIELD if name in given]
-            + [f"{name}={date.isoformat()}" for name, date in zip(
+            [_quote_word("%s=%s" % (name, given[name].text))
+             for name in _CRON_FIELD if name in given]
+            + ["%s=%s" % (name, date.isoformat()) for name, date in zip(
                 _CRON_DATES, (self._start, self._end)) if date is not None]
-            + ([f"jitter={self.jitter}"] if self.jitter else []))
+            + (["jitter=%s" % self.jitter] if self.jitter else []))
 
         smallest = max(i for i, field in enumerate(_CRON_FIELDS) if field.name in given)
         exprs = {}
@@ -576,7 +577,7 @@ class CronSchedule:
         return self._text
 
     def __repr__(self):
-        return f"{type(self).__name__}({self._text!r})"
+        return "%s(%r)" % (type(self).__name__, self._text)
 
     def __eq__(self, other):
         if not isinstance(other, CronSchedule):
@@ -586,8 +587,8 @@ class CronSchedule:
     def __hash__(self):
         return hash(self._text)
 
-    def next_fire(self, after: datetime.datetime) -> datetime.datetime | None:
-        """ The first fire time at or after `after`, or None when there is none.
+    def next_fire(self, after):
+        """The first fire time at or after `after`, or None when there is none.
 
             A naive `after` is local time, and so is the result (with `fold`
             set in a repeated hour); an aware one gives an aware result in its
@@ -596,7 +597,7 @@ class CronSchedule:
             later (see the DST policy above).
         """
         if not isinstance(after, datetime.datetime):
-            raise TypeError(f"next_fire() needs a datetime, not {after!r}")
+            raise TypeError("next_fire() needs a datetime, not %r" % after)
         zone = after.tzinfo if after.utcoffset() is not None else None
         if after.year < 1970:   # nothing fires before; keeps timestamp() in range
             after = datetime.datetime(1969, 12, 30, tzinfo=zone)
@@ -612,7 +613,7 @@ class CronSchedule:
         return datetime.datetime.fromtimestamp(fire, zone)
 
     def _next_instant(self, after, zone):
-        """ The first fire instant (POSIX seconds) at or after `after`, or None.
+        """The first fire instant (POSIX seconds) at or after `after`, or None.
 
             Within a stretch of constant UTC offset, wall time is instant plus
             offset, so one _next_wall() per stretch finds its first match. A
@@ -636,7 +637,7 @@ class CronSchedule:
         return best
 
     def _next_wall(self, wall):
-        """ The first matching wall-clock time at or after `wall`, or None.
+        """The first matching wall-clock time at or after `wall`, or None.
 
             Walks the fields from year to second like APScheduler: keep a
             field's value if allowed, else move on to the next allowed value
@@ -666,14 +667,14 @@ class CronSchedule:
         return datetime.datetime(*values)
 
     def _next_value(self, i, values):
-        """ The smallest allowed value of wall field `i` at or above its current one. """
+        """The smallest allowed value of wall field `i` at or above its current one."""
         name = _WALL_FIELDS[i]
         if name == "day":
             return self._next_day(*values[:3])
         return _next_in(self._ranges[name], values[i], _CRON_FIELD[name].max)
 
     def _next_day(self, year, month, day):
-        """ The first day from `day` on in this month that day, week and day_of_week allow. """
+        """The first day from `day` on in this month that day, week and day_of_week allow."""
         last = calendar.monthrange(year, month)[1]
         specials = [d for d in (_special_day(year, month, *spec) for spec in self._day_specials)
                     if d is not None]
@@ -685,17 +686,17 @@ class CronSchedule:
             day += 1
 
     def _weekday_allowed(self, date):
-        """ Whether week and day_of_week allow this date. """
+        """Whether week and day_of_week allow this date."""
         return (_in_ranges(self._ranges["week"], date.isocalendar()[1])
                 and _in_ranges(self._ranges["day_of_week"], date.weekday()))
 
 
 def _split_schedule(text):
-    """ The schedule's `field=value` words as a dict (fields in lower case). """
+    """The schedule's `field=value` words as a dict (fields in lower case)."""
     try:
         words = shlex.split(text)
     except ValueError as exc:   # unbalanced quotes, a trailing backslash
-        raise ConfigError(f"cannot split it into words: {exc}") from None
+        raise ConfigError("cannot split it into words: %s" % exc) from None
     if not words:
         raise ConfigError("it is empty (give fields, e.g. 'minute=*/5')")
     values = {}
@@ -703,38 +704,39 @@ def _split_schedule(text):
         name, equals, value = word.partition("=")
         name = name.lower()
         if not equals:
-            raise ConfigError(f"{word!r} is not of the form field=value")
+            raise ConfigError("%r is not of the form field=value" % word)
         if name == "timezone":
-            raise ConfigError(f"{name}: not supported (schedules run in the daemon's local time)")
+            raise ConfigError("%s: not supported (schedules run in the daemon's local time)"
+                              % name)
         if name not in _CRON_FIELD and name not in _CRON_DATES and name != "jitter":
             known = ", ".join((*_CRON_FIELD, *_CRON_DATES, "jitter"))
-            raise ConfigError(f"unknown field {name!r} (use {known})")
+            raise ConfigError("unknown field %r (use %s)" % (name, known))
         if name in values:
-            raise ConfigError(f"{name}: given twice")
+            raise ConfigError("%s: given twice" % name)
         values[name] = value
     return values
 
 
 def _parse_jitter(text):
-    """ jitter=N: whole seconds, as pyrosimple reads it (None: no jitter). """
+    """jitter=N: whole seconds, as pyrosimple reads it (None: no jitter)."""
     if text is None:
         return 0
     if not re.fullmatch(r"[0-9]+", text.strip(), re.ASCII):
-        raise ConfigError(f"jitter: {text!r} is not a whole number of seconds")
+        raise ConfigError("jitter: %r is not a whole number of seconds" % text)
     return int(text)
 
 
 def _quote_word(word):
-    """ The word, in quotes if shlex.split() would not give it back as it is. """
+    """The word, in quotes if shlex.split() would not give it back as it is."""
     return word if re.fullmatch(r"[\w@%+=:,./*-]+", word, re.ASCII) else shlex.quote(word)
 
 
 def _parse_cron_expr(field, text):
-    """ A field's comma list, checked as APScheduler 3.x checks it. """
+    """A field's comma list, checked as APScheduler 3.x checks it."""
     texts, ranges, specials = [], [], []
     for item in re.split(r"\s*,\s*", text.strip()):
         if not item:
-            raise ConfigError(f"{field.name}: empty item in {text!r}")
+            raise ConfigError("%s: empty item in %r" % (field.name, text))
         normal, allowed = _parse_cron_item(field, item)
         texts.append(normal)
         (ranges if isinstance(allowed, range) else specials).append(allowed)
@@ -742,7 +744,7 @@ def _parse_cron_expr(field, text):
 
 
 def _parse_cron_item(field, item):
-    """ One item of a comma list: its normal text and a range (or a day special). """
+    """One item of a comma list: its normal text and a range (or a day special)."""
     key = item.lower()
     if field.name == "day":
         special = _parse_day_special(item, key)
@@ -750,13 +752,13 @@ def _parse_cron_item(field, item):
             return special
     match = _CRON_ITEM.fullmatch(key)
     if not match:
-        raise ConfigError(f"{field.name}: {item!r} is not a valid expression")
+        raise ConfigError("%s: %r is not a valid expression" % (field.name, item))
     star, first, last, step = match.groups()
     words = [word for word in (first, last) if word is not None]
     if step is not None and any(word.isalpha() for word in words):
-        raise ConfigError(f"{field.name}: {item!r}: a step needs numbers, not names")
+        raise ConfigError("%s: %r: a step needs numbers, not names" % (field.name, item))
     if len({word.isalpha() for word in words}) > 1:
-        raise ConfigError(f"{field.name}: {item!r} mixes a name and a number")
+        raise ConfigError("%s: %r mixes a name and a number" % (field.name, item))
 
     if star:
         low, high = field.min, field.max
@@ -767,23 +769,23 @@ def _parse_cron_item(field, item):
         else:       # "a" is just a, "a/step" runs up to the field's max
             high = low if step is None else field.max
         if low > high:
-            raise ConfigError(f"{field.name}: range {item!r} goes backwards "
-                              f"(ranges do not wrap around)")
+            raise ConfigError("%s: range %r goes backwards (ranges do not wrap around)"
+                              % (field.name, item))
     normal = star or "-".join(word if word.isalpha() else str(_cron_number(word))
                               for word in words)
     if step is None:
         return normal, range(low, high + 1)
     size = _cron_number(step)
     if size == 0:
-        raise ConfigError(f"{field.name}: step 0 in {item!r} must be at least 1")
+        raise ConfigError("%s: step 0 in %r must be at least 1" % (field.name, item))
     if size > high - low:   # only `low` could ever fire
-        raise ConfigError(f"{field.name}: step {step} in {item!r} is too big "
-                          f"for {low}-{high} (at most {high - low})")
-    return f"{normal}/{size}", range(low, high + 1, size)
+        raise ConfigError("%s: step %s in %r is too big for %s-%s (at most %s)"
+                          % (field.name, step, item, low, high, high - low))
+    return "%s/%s" % (normal, size), range(low, high + 1, size)
 
 
 def _parse_day_special(item, key):
-    """ The day field's "last", "3rd sun" or "last sun"; None for anything else. """
+    """The day field's "last", "3rd sun" or "last sun"; None for anything else."""
     if key == "last":
         return "last", (0, None)
     match = _CRON_NTH_WEEKDAY.fullmatch(key)
@@ -791,41 +793,43 @@ def _parse_day_special(item, key):
         return None
     nth, weekday = match.groups()
     if nth != "last" and nth not in _NTH_NAMES:
-        raise ConfigError(f"day: {item!r}: {nth!r} is not one of 1st, 2nd, 3rd, 4th, 5th, last")
+        raise ConfigError("day: %r: %r is not one of 1st, 2nd, 3rd, 4th, 5th, last"
+                          % (item, nth))
     if weekday not in _WEEKDAY_NAMES:
-        raise ConfigError(f"day: {item!r}: {weekday!r} is not a weekday name (mon..sun)")
+        raise ConfigError("day: %r: %r is not a weekday name (mon..sun)" % (item, weekday))
     number = 0 if nth == "last" else _NTH_NAMES.index(nth) + 1
-    return f"{nth} {weekday}", (number, _WEEKDAY_NAMES.index(weekday))
+    return "%s %s" % (nth, weekday), (number, _WEEKDAY_NAMES.index(weekday))
 
 
 def _cron_value(field, word):
-    """ A number or name of the field, checked against the field's range. """
+    """A number or name of the field, checked against the field's range."""
     if word.isalpha():
         if word not in field.names:
-            hint = f"{field.names[0]}..{field.names[-1]} or " if field.names else ""
-            raise ConfigError(f"{field.name}: {word!r} is unknown (use {hint}"
-                              f"{field.min}-{field.max})")
+            hint = "%s..%s or " % (field.names[0], field.names[-1]) if field.names else ""
+            raise ConfigError("%s: %r is unknown (use %s%s-%s)"
+                              % (field.name, word, hint, field.min, field.max))
         return field.min + field.names.index(word)
     value = _cron_number(word)
     if not field.min <= value <= field.max:
-        raise ConfigError(f"{field.name}: {word} is out of range {field.min}-{field.max}")
+        raise ConfigError("%s: %s is out of range %s-%s"
+                          % (field.name, word, field.min, field.max))
     return value
 
 
 def _cron_number(digits):
-    """ ASCII digits as an int; absurdly long ones (int() may refuse) as 10**6. """
+    """ASCII digits as an int; absurdly long ones (int() may refuse) as 10**6."""
     digits = digits.lstrip("0") or "0"
     return int(digits) if len(digits) <= 6 else 10**6
 
 
 def _parse_cron_date(name, text):
-    """ start_date/end_date as a datetime; naive ones mean the zone of next_fire(). """
+    """start_date/end_date as a datetime; naive ones mean the zone of next_fire()."""
     if text is None:
         return None
     match = _CRON_DATE.fullmatch(text.strip())
     if not match:
-        raise ConfigError(f"{name}: {text!r} is not a date like 2024-01-31 "
-                          f"or 2024-01-31T12:00:00")
+        raise ConfigError("%s: %r is not a date like 2024-01-31 or 2024-01-31T12:00:00"
+                          % (name, text))
     *fields, fraction, offset = match.groups()
     try:
         zone = None
@@ -838,14 +842,14 @@ def _parse_cron_date(name, text):
         moment = datetime.datetime(*[int(value or 0) for value in fields],
                                    int((fraction or "").ljust(6, "0")), tzinfo=zone)
     except ValueError as exc:
-        raise ConfigError(f"{name}: {text!r} is not a valid date ({exc})") from None
+        raise ConfigError("%s: %r is not a valid date (%s)" % (name, text, exc)) from None
     if moment.year < 1970:
-        raise ConfigError(f"{name}: {text!r} is before 1970")
+        raise ConfigError("%s: %r is before 1970" % (name, text))
     return moment
 
 
 def _special_day(year, month, nth, weekday):
-    """ The day of "3rd sun" (nth 3), "last sun" (nth 0) or "last" (no weekday). """
+    """The day of "3rd sun" (nth 3), "last sun" (nth 0) or "last" (no weekday)."""
     first_weekday, days = calendar.monthrange(year, month)
     if weekday is None:
         return days
@@ -857,7 +861,7 @@ def _special_day(year, month, nth, weekday):
 
 
 def _next_in(ranges, value, high):
-    """ The smallest member >= `value` and <= `high` of any of the ranges, or None. """
+    """The smallest member >= `value` and <= `high` of any of the ranges, or None."""
     best = None
     for allowed in ranges:
         found = allowed.start if value <= allowed.start else \
@@ -868,35 +872,35 @@ def _next_in(ranges, value, high):
 
 
 def _in_ranges(ranges, value):
-    """ Whether any of the ranges holds the value. """
+    """Whether any of the ranges holds the value."""
     return any(value in allowed for allowed in ranges)
 
 
 def _earliest(*instants):
-    """ The smallest of those that are not None, or None. """
+    """The smallest of those that are not None, or None."""
     return min((instant for instant in instants if instant is not None), default=None)
 
 
 def _in_zone(moment, zone):
-    """ An aware datetime as it is; a naive one as a time in `zone` (None: local). """
+    """An aware datetime as it is; a naive one as a time in `zone` (None: local)."""
     return moment if moment.tzinfo is not None else moment.replace(tzinfo=zone)
 
 
 def _posix_seconds(moment, up=False):
-    """ POSIX time of a datetime in whole seconds, cut down or (`up`) rounded up. """
+    """POSIX time of a datetime in whole seconds, cut down or (`up`) rounded up."""
     seconds = int(moment.replace(microsecond=0).timestamp())
     return seconds + 1 if up and moment.microsecond else seconds
 
 
 def _utcoffset(instant, zone):
-    """ Seconds east of UTC at POSIX time `instant` in `zone` (None: local time). """
+    """Seconds east of UTC at POSIX time `instant` in `zone` (None: local time)."""
     if zone is None:
         return time.localtime(instant).tm_gmtoff
     return datetime.datetime.fromtimestamp(instant, zone).utcoffset() // _SECOND
 
 
 def _wall_time(instant, offset):
-    """ The naive wall-clock time of `instant` at UTC `offset`; None past year 9999. """
+    """The naive wall-clock time of `instant` at UTC `offset`; None past year 9999."""
     try:
         return _EPOCH + datetime.timedelta(seconds=instant + offset)
     except OverflowError:
@@ -904,12 +908,12 @@ def _wall_time(instant, offset):
 
 
 def _posix_time(wall, offset):
-    """ The instant of a naive wall-clock time at UTC `offset`. """
+    """The instant of a naive wall-clock time at UTC `offset`."""
     return (wall - _EPOCH) // _SECOND - offset
 
 
 def _offset_change(start, begin, end, zone):
-    """ The instant in (start, end] at which start's UTC offset gives way, or None.
+    """The instant in (start, end] at which start's UTC offset gives way, or None.
 
         Only the days after `start` and `begin` (where the search for wall
         times began) and the day before `end` are looked at closely. A change
@@ -930,7 +934,7 @@ def _offset_change(start, begin, end, zone):
 
 
 def _bisect_change(low, high, zone):
-    """ The first second after `low` whose UTC offset differs from low's (high's does). """
+    """The first second after `low` whose UTC offset differs from low's (high's does)."""
     offset = _utcoffset(low, zone)
     while high - low > 1:
         middle = (low + high) // 2
@@ -3006,8 +3010,9 @@ def fast_loads(body):
 #
 # rTorrent speaks XML-RPC over SCGI: one request per connection, a netstring of
 # NUL-separated headers (CONTENT_LENGTH first) followed by the XML body, and a
-# CGI-style answer.  xmlrpc.client does the XML; this section does the framing,
-# the timeouts, the statistics and the bookkeeping of outages.
+# CGI-style answer.  The request XML is our own marshaller's and answers are read
+# by fast_loads (above; xmlrpc.client only for what it cannot read); this section
+# does the framing, the timeouts, the statistics and the bookkeeping of outages.
 
 class RpcEndpoint:
     """Where rTorrent listens: ``kind`` is 'unix', 'tcp' or 'http'."""
