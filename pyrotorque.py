@@ -151,7 +151,8 @@ xmlrpc = _on_first_use("xmlrpc.client") and sys.modules["xmlrpc"]
 __version__ = "0.1.0"
 
 __all__ = [
-    "PyrotorqueError", "ConfigError", "ConditionError", "RtorrentError", "RtorrentUnavailable",
+    "PyrotorqueError", "ConfigError", "StartupError", "ConditionError", "RtorrentError",
+    "RtorrentUnavailable", "ArchiveBusy", "AlreadyRunning", "CompletionHandler",
     "RtorrentFault", "HashNotFound", "MethodMissing", "CronSchedule", "RpcEndpoint",
     "fast_loads", "XmlRpcFault", "UnreadableAnswer", "xmlrpc_request",
     "parse_rpc_url", "RtorrentProxy", "CallStats", "scgi_request", "parse_scgi_response",

@@ -35,3 +35,9 @@ def test_every_section_banner_is_written_the_same_way():
     for title in banner_titles():
         line = "# %s " % title
         assert "\n%s\n%s%s\n%s\n" % (BANNER, line, "#" * (79 - len(line)), BANNER) in SOURCE, title
+
+
+def test_every_built_in_job_and_public_error_is_in_all():
+    errors = {name for name, value in vars(pyrotorque).items() if not name.startswith("_")
+              and isinstance(value, type) and issubclass(value, pyrotorque.PyrotorqueError)}
+    assert sorted((errors | set(pyrotorque.BUILTIN_JOBS)) - set(pyrotorque.__all__)) == []
