@@ -7,7 +7,6 @@ import pathlib
 import shutil
 import signal
 import subprocess
-import sys
 import tempfile
 
 import pytest
@@ -16,9 +15,7 @@ import daemon_process
 import pyrotorque
 from daemon_process import DaemonProcess
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                "contrib"))
-import rtlab  # noqa: E402
+import rtlab  # conftest puts contrib/ on sys.path
 
 DEAD_TRACKER = "http://127.0.0.1:9/announce"
 MULTI = ["a.bin", "sub/b.bin", "c.txt"]

@@ -293,8 +293,7 @@ def test_on_the_journal_every_line_has_a_priority_and_no_timestamp(rtorrent, sho
 
 
 def rtorrent_metafile(base, name):
-    sys.path.insert(0, os.path.join(os.path.dirname(SCRIPT), "contrib"))
-    import rtlab
+    import rtlab        # conftest puts contrib/ on sys.path
     data = os.path.join(str(base), name)
     rtlab.make_payload(str(base), name, 64 * 1024)
     return rtlab.make_torrent(data, "http://127.0.0.1:9/announce")

@@ -1,5 +1,4 @@
 """pyrotorque.py reads like a book: its docstring is the table of contents of its banners."""
-import os
 import re
 
 import pyrotorque

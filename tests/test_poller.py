@@ -1,15 +1,12 @@
 """ItemPoller: one d.multicall2 per tick for all the jobs that read items."""
 import os
 import signal
-import sys
 
 import pytest
 
 import pyrotorque
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                "contrib"))
-import rtlab  # noqa: E402
+import rtlab  # conftest puts contrib/ on sys.path
 
 JOBS = """\
 [TORQUE]

@@ -4,9 +4,7 @@ The translation may keep more items than the condition matches, never fewer; for
 conditions on integer fields with whole thresholds it must keep exactly the same.
 """
 import logging
-import os
 import shutil
-import sys
 import tempfile
 
 import pytest
@@ -15,9 +13,7 @@ from hypothesis import strategies as st
 
 import pyrotorque
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                "contrib"))
-import rtlab  # noqa: E402
+import rtlab  # conftest puts contrib/ on sys.path
 
 TRANSLATIONS = [
     ("prio>3", "greater=d.priority=,value=3"),

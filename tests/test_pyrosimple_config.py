@@ -14,9 +14,7 @@ import pyrotorque
 from daemon_process import DaemonProcess, run_cli
 from pyrotorque import ConfigError, load_settings
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                "contrib"))
-import rtlab  # noqa: E402
+import rtlab  # conftest puts contrib/ on sys.path
 
 DEAD_TRACKER = "http://127.0.0.1:9/announce"
 

@@ -2,7 +2,6 @@
 import logging
 import os
 import re
-import sys
 import textwrap
 import threading
 import time
@@ -12,9 +11,7 @@ import pytest
 import pyrotorque
 from daemon_process import DaemonProcess
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                "contrib"))
-import rtlab  # noqa: E402
+import rtlab  # conftest puts contrib/ on sys.path
 
 DEAD_TRACKER = "http://127.0.0.1:9/announce"
 

@@ -6,18 +6,14 @@ The rule (see "Backslashes in a regex" in pyrotorque.py): an unquoted backslash 
 backslash (pyrocore's spelling, noted); quoted text splits exactly as in a shell; outside
 a regex the shell rule is unchanged.
 """
-import os
 import shlex
-import sys
 
 import pytest
 
 import pyrotorque
 from daemon_process import run_cli
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                "contrib"))
-import rtlab  # noqa: E402
+import rtlab  # conftest puts contrib/ on sys.path
 
 # Each row: the condition exactly as written in torque.ini (and as --match receives it
 # after the shell), the canonical condition it parses to, and whether it is noted.

@@ -6,7 +6,6 @@ import json
 import logging
 import os
 import subprocess
-import sys
 import time
 
 import pytest
@@ -16,9 +15,7 @@ import pyrotorque
 from conftest import require_lab
 from daemon_process import DaemonProcess
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                "contrib"))
-import rtlab  # noqa: E402
+import rtlab  # conftest puts contrib/ on sys.path
 
 PIECE = 256 * 1024
 MULTI = ["a.bin", "sub/b.bin", "c.txt"]

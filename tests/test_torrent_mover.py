@@ -3,7 +3,6 @@ with their fast-resume data, arrive complete without a hash check, and leave the
 import hashlib
 import logging
 import os
-import sys
 import textwrap
 
 import pytest
@@ -11,9 +10,7 @@ import pytest
 import pyrotorque
 from daemon_process import DaemonProcess
 
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
-                                "contrib"))
-import rtlab  # noqa: E402
+import rtlab  # conftest puts contrib/ on sys.path
 
 DEAD_TRACKER = "http://127.0.0.1:9/announce"
 SIZE = 3 * rtlab.MiB
