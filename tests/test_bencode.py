@@ -117,9 +117,10 @@ def test_mutated_encodings_only_ever_raise_value_error(value, data):
         index = data.draw(st.integers(0, len(raw) - 1))
         raw[index] = data.draw(st.integers(0, 255))
     try:
-        pyrotorque.read_metafile(bytes(raw))
+        result = pyrotorque.read_metafile(bytes(raw))
     except ValueError:
-        pass
+        return
+    assert result.info_hash == rtlab.infohash(bytes(raw))     # what is accepted is whole
 
 
 @settings(max_examples=200, deadline=None)
@@ -192,10 +193,11 @@ def test_bad_metafiles(data, message):
 
 
 def test_trackerless_and_numbered_parts_are_accepted():
-    pyrotorque.read_metafile(meta(announce=None, **{"announce-list": [["http://t/b"]]}))
-    pyrotorque.read_metafile(meta(announce=None, nodes=[["127.0.0.1", 6881]]))
-    pyrotorque.read_metafile(meta({"length": None, "files": [
-        {"length": 1, "path": ["~1x"]}, {"length": 1, "path": ["", "a"]}]}))
+    for data in (meta(announce=None, **{"announce-list": [["http://t/b"]]}),
+                 meta(announce=None, nodes=[["127.0.0.1", 6881]]),
+                 meta({"length": None, "files": [
+                     {"length": 1, "path": ["~1x"]}, {"length": 1, "path": ["", "a"]}]})):
+        assert pyrotorque.read_metafile(data).info_hash == rtlab.infohash(data)
 
 
 def test_magnet_links():

@@ -582,9 +582,15 @@ def test_template_errors(template):
 
 
 def test_escaping_is_total():
-    for char in map(chr, range(1, 128)):
+    """Every ASCII character is kept, escaped, or (what XML cannot carry) replaced."""
+    for char in map(chr, range(0, 128)):
         escaped = pyrotorque.rtorrent_escape("a" + char)
-        assert escaped in ("a" + char, "a\\" + char) or char in "\x0b\x0c" or ord(char) < 32
+        if char.isalnum() or char in "_./-+@:":
+            assert escaped == "a" + char, repr(char)
+        elif ord(char) < 32 and char not in "\t\n\r":
+            assert escaped == "a\ufffd", repr(char)
+        else:
+            assert escaped == "a\\" + char, repr(char)
 
 
 # ---- the daemon as a process ------------------------------------------------------------------
