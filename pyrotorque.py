@@ -166,6 +166,9 @@ FALSE_WORDS = frozenset("false f no n 0 -".split())
 #: rTorrent's fault codes (xmlrpc-c): a method that is not defined, and a bad target.
 FAULT_NO_SUCH_METHOD = -506
 FAULT_BAD_TARGET = -501
+#: A command's input error; 0.15+ also reports an unknown info-hash with it
+#: ("invalid parameters: info-hash not found"; 0.9.8: -501 "Could not find info-hash.").
+FAULT_BAD_INPUT = -503
 
 #: The embedded defaults; ``torque.ini.default`` is the same text (a test keeps them equal).
 DEFAULT_CONFIG = r"""# pyrotorque configuration defaults
@@ -2967,7 +2970,8 @@ class RtorrentProxy:
         kind = RtorrentFault
         if fault.faultCode == FAULT_NO_SUCH_METHOD:
             kind = MethodMissing
-        elif fault.faultCode == FAULT_BAD_TARGET and "info-hash" in fault.faultString:
+        elif (fault.faultCode in (FAULT_BAD_TARGET, FAULT_BAD_INPUT)   # 0.9.8, 0.16
+              and "info-hash" in fault.faultString):
             kind = HashNotFound
         return kind(method, fault.faultCode, fault.faultString)
 
