@@ -163,12 +163,11 @@ logging.addLevelName(TRACE, "TRACE")
 TRUE_WORDS = frozenset("true t yes y 1 +".split())
 FALSE_WORDS = frozenset("false f no n 0 -".split())
 
-#: rTorrent's fault codes (xmlrpc-c): a method that is not defined, and a bad target.
+#: rTorrent's fault code for a method that is not defined (0.9.8, and 0.16 with either back end).
 FAULT_NO_SUCH_METHOD = -506
-FAULT_BAD_TARGET = -501
-#: A command's input error; 0.15+ also reports an unknown info-hash with it
-#: ("invalid parameters: info-hash not found"; 0.9.8: -501 "Could not find info-hash.").
-FAULT_BAD_INPUT = -503
+#: How rTorrent says an info-hash is not loaded: 0.9.8 (-501) and 0.15+ ("invalid parameters:
+#: info-hash not found", -503 with xmlrpc-c, -500 with tinyxml2), so the text decides.
+HASH_NOT_FOUND_TEXTS = ("Could not find info-hash.", "info-hash not found")
 
 #: The embedded defaults; ``torque.ini.default`` is the same text (a test keeps them equal).
 DEFAULT_CONFIG = r"""# pyrotorque configuration defaults
@@ -2970,8 +2969,7 @@ class RtorrentProxy:
         kind = RtorrentFault
         if fault.faultCode == FAULT_NO_SUCH_METHOD:
             kind = MethodMissing
-        elif (fault.faultCode in (FAULT_BAD_TARGET, FAULT_BAD_INPUT)   # 0.9.8, 0.16
-              and "info-hash" in fault.faultString):
+        elif any(text in fault.faultString for text in HASH_NOT_FOUND_TEXTS):
             kind = HashNotFound
         return kind(method, fault.faultCode, fault.faultString)
 

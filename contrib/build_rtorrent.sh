@@ -28,12 +28,14 @@ started=$SECONDS
 
 say() { echo "build_rtorrent: $*" >&2; }
 
-# A build works when every binary starts and names its version (no rc, no session: -h only).
+# A build works when every binary starts and names its version (no rc, no session: -h only;
+# 0.16 wants a HOME even for that).
 works() {
-    local prefix=$1 bin
+    local prefix=$1 bin banner
     [[ -f $prefix/BUILD ]] || return 1
     for bin in rtorrent-tinyxml2 rtorrent-xmlrpc-c; do
-        env -i "$prefix/bin/$bin" -h </dev/null 2>/dev/null | grep -q "version $series\." || return 1
+        banner=$(env -i HOME=/nonexistent "$prefix/bin/$bin" -h </dev/null 2>&1) || return 1
+        [[ $banner == *"version $series."* ]] || return 1
     done
 }
 

@@ -60,7 +60,7 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "LabError", "MissingBinary", "LabTimeout", "KiB", "MiB",
-    "find_binary", "find_rtorrent", "rtorrent_versions", "is_hash_not_found",
+    "find_binary", "find_rtorrent", "rtorrent_versions", "rtorrent_backend", "is_hash_not_found",
     "free_port", "next_loopback_ip", "wait_for",
     "SCGITransport", "lab_proxy", "parse_scgi_url",
     "bencode", "bdecode", "infohash", "make_torrent", "make_payload", "same_payload",
@@ -160,8 +160,10 @@ def rtorrent_versions(binary=None):
     """
     binary = binary or find_rtorrent()
     if binary not in _versions_seen:
+        # 0.16 wants a HOME even for -h ("Could not find home directory").
         banner = subprocess.run([binary, "-h"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, env={}, timeout=10).stdout.decode()
+                                stderr=subprocess.STDOUT, env={"HOME": "/nonexistent"},
+                                timeout=10).stdout.decode()
         client = banner.split("version ", 1)[1].split()[0].rstrip(".")
         major, minor, patch = client.split(".")
         library = "0.13.%s" % patch if (major, minor) == ("0", "9") else client
@@ -169,13 +171,31 @@ def rtorrent_versions(binary=None):
     return _versions_seen[binary]
 
 
+def rtorrent_backend(binary=None):
+    """The XML-RPC back end an rtorrent binary was built with: "xmlrpc-c" or "tinyxml2".
+
+    They answer the same calls but not with the same fault codes (see ``COMMAND_FAULT``).
+    A build without xmlrpc-c has tinyxml2 (0.15+) or none (then every call fails).
+    """
+    binary = binary or find_rtorrent()
+    with open(binary, "rb") as handle:
+        return "xmlrpc-c" if b"libxmlrpc_server" in handle.read() else "tinyxml2"
+
+
+#: The fault code of a command error (an unknown view, a wrong argument type) per back end:
+#: xmlrpc-c (0.9.8 and 0.16) says -503, tinyxml2 says -500 (its "internal error") for all of them.
+COMMAND_FAULT = {"xmlrpc-c": -503, "tinyxml2": -500}
+
+
 def is_hash_not_found(fault):
     """True if an XML-RPC fault says the info-hash is not loaded.
 
-    rtorrent 0.9.8: -501 "Could not find info-hash."; 0.15/0.16: -503 "invalid
-    parameters: info-hash not found" (the target lookup moved into the RPC layer).
+    rtorrent 0.9.8: -501 "Could not find info-hash."; 0.15/0.16: "invalid parameters:
+    info-hash not found" (the target lookup moved into the RPC layer), with a code that
+    depends on the XML-RPC back end: -503 with xmlrpc-c, -500 with tinyxml2.
     """
-    return fault.faultCode in (-501, -503) and "info-hash" in fault.faultString
+    return (fault.faultString == "Could not find info-hash."
+            or "info-hash not found" in fault.faultString)
 
 
 def free_port(ip="127.0.0.1", udp_too=False):
@@ -655,8 +675,9 @@ protocol.pex.set = no
 trackers.use_udp.set = no
 # The default erase handler deletes the .torrent a download was loaded from.
 method.set_key = event.download.erased, ~_delete_tied
-# Daemon mode has no other visible output than this log.
-log.open_file = "main", {log}
+# Daemon mode has no other visible output than this log.  (0.16 buffers log files until
+# exit unless opened with log.open_file.flush, which 0.9.8 lacks: it writes every line.)
+{log_open} = "main", {log}
 log.add_output = "info", "main"
 {xmlrpc_log}
 # extra_rc:
@@ -699,6 +720,8 @@ class RTorrent:
                  parent="/tmp", prefix="rt", rpc_timeout=10.0, version=None):
         self.binary = find_rtorrent(version)  # fail before creating anything
         self.version, self.library_version = rtorrent_versions(self.binary)
+        self.series = tuple(int(part) for part in self.version.split(".")[:2])  # (0, 9), (0, 16)
+        self.backend = rtorrent_backend(self.binary)
         self.dir = tempfile.mkdtemp(prefix=prefix, dir=parent)
         self._proc = None
         try:
@@ -759,6 +782,7 @@ class RTorrent:
         xmlrpc_log = "log.xmlrpc = %s" % self.xmlrpc_log_path if self.xmlrpc_log_path else ""
         with open(self.rc_path, "w") as handle:
             handle.write(_RC_TEMPLATE.format(
+                log_open="log.open_file" if self.series < (0, 15) else "log.open_file.flush",
                 session=self.session_dir, download=self.download_dir, scgi=scgi, ip=self.ip,
                 port=self.port, log=self.log_path, xmlrpc_log=xmlrpc_log, extra=self.extra_rc))
 

@@ -250,7 +250,7 @@ def test_check_lists_jobs_with_three_fire_times_and_rtorrents_version(rtorrent, 
     line = [l for l in out.splitlines() if l.strip().startswith("connstats")][0]
     fires = re.findall(r"\d{4}-\d\d-\d\d 12:00:00", line)
     assert len(fires) == 3
-    assert "version 0.9.8 (libtorrent 0.13.8)" in out
+    assert "version %s (libtorrent %s)" % (rtorrent.version, rtorrent.library_version) in out
     assert "every method the active jobs need is there" in out and out.rstrip().endswith("OK")
 
 

@@ -78,7 +78,8 @@ def test_every_series_is_there_with_rtorrents_own_values(swarm, leecher, loops, 
     after = proxy.throttle.global_down.total()
     assert before <= value(samples, "rtorrent_downloaded_bytes_total") <= after
     assert value(samples, "rtorrent_up") == 1
-    assert value(samples, "rtorrent_info", client_version="0.9.8", library_version="0.13.8") == 1
+    assert value(samples, "rtorrent_info", client_version=leecher.version,
+                 library_version=leecher.library_version) == 1
     for collector in ("system", "tracker", "item"):
         assert value(samples, "rtorrent_collector_success", collector=collector) == 1
     for view in proxy.view.list():
