@@ -6574,6 +6574,10 @@ SYSTEM_METRICS = [
      "Tracker HTTP requests in progress."),
     ("network.http.max_open", "http_requests_open_limit", "gauge",
      "Most tracker HTTP requests at once."),
+    # 0.16 has no network.http.max_open; this is its name for the same limit (one of the two
+    # exists, so the series comes from whichever rTorrent has).
+    ("network.http.max_total_connections", "http_requests_open_limit", "gauge",
+     "Most tracker HTTP requests at once."),
     ("pieces.memory.current", "pieces_memory_bytes", "gauge",
      "Memory that holds file chunks (mapped data)."),
     ("pieces.memory.max", "pieces_memory_limit_bytes", "gauge",
