@@ -216,6 +216,27 @@ def test_the_handshake_learns_version_session_pid_and_methods(rtorrent):
     assert proxy.missing_methods(["d.multicall2", "d.no_such_thing"]) == ["d.no_such_thing"]
 
 
+#: Faults as the rTorrents answer them (probed) -> the error pyrotorque raises.
+FAULT_KINDS = [
+    (-501, "Could not find info-hash.", HashNotFound),                       # 0.9.8
+    (-503, "invalid parameters: info-hash not found", HashNotFound),         # 0.16 xmlrpc-c
+    (-500, "invalid parameters: info-hash not found", HashNotFound),         # 0.16 tinyxml2
+    (-506, "Method 'd.nope' not defined", MethodMissing),                    # 0.9.8, 0.16 xmlrpc-c
+    (-506, "method 'd.nope' not defined", MethodMissing),                    # 0.16 tinyxml2
+    (-501, "Unsupported target type found.", pyrotorque.RtorrentFault),      # 0.9.8
+    (-500, "invalid parameters: invalid target", pyrotorque.RtorrentFault),  # 0.16 tinyxml2
+    (-503, "Could not find view.", pyrotorque.RtorrentFault),
+    (-500, "Could not find view.", pyrotorque.RtorrentFault),
+]
+
+
+@pytest.mark.parametrize("code, text, kind", FAULT_KINDS)
+def test_each_rtorrents_fault_becomes_the_same_typed_error(code, text, kind):
+    error = RtorrentProxy._fault("d.name", pyrotorque.XmlRpcFault(code, text))
+    assert type(error) is kind
+    assert (error.code, error.message) == (code, text)
+
+
 def test_faults_become_typed_errors(rtorrent):
     proxy = RtorrentProxy(rtorrent.url, timeout=5)
     with pytest.raises(HashNotFound):
