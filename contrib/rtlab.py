@@ -11,6 +11,11 @@ Needs the Debian/Ubuntu packages ``rtorrent`` and ``opentracker``
 (``apt-get install rtorrent opentracker``; ``mktorrent`` is optional, only the
 tests compare against it).
 
+A current rTorrent runs in the lab too: ``contrib/build_rtorrent.sh`` builds 0.16.x
+(both XML-RPC back ends) into ``/var/cache/pyrotorque-lab``, and
+``RTorrent(version="0.16")`` / ``"0.16-xmlrpc-c"`` or ``PYROTORQUE_RTORRENT=0.16``
+(the default of every ``RTorrent`` and ``Swarm``) picks it; see ``find_rtorrent``.
+
 Use it from tests, the demo or a benchmark::
 
     sys.path.insert(0, "<repo>/contrib")
@@ -178,8 +183,14 @@ def rtorrent_backend(binary=None):
     A build without xmlrpc-c has tinyxml2 (0.15+) or none (then every call fails).
     """
     binary = binary or find_rtorrent()
-    with open(binary, "rb") as handle:
-        return "xmlrpc-c" if b"libxmlrpc_server" in handle.read() else "tinyxml2"
+    if binary not in _backends_seen:
+        with open(binary, "rb") as handle:
+            _backends_seen[binary] = ("xmlrpc-c" if b"libxmlrpc_server" in handle.read()
+                                      else "tinyxml2")
+    return _backends_seen[binary]
+
+
+_backends_seen = {}
 
 
 #: The fault code of a command error (an unknown view, a wrong argument type) per back end:
