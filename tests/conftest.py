@@ -62,7 +62,8 @@ def pytest_report_header(config):
         binary = rtlab.find_rtorrent()
     except rtlab.MissingBinary as exc:
         return "rtorrent: MISSING (%s)" % str(exc).splitlines()[0]
-    return "rtorrent: %s (libtorrent %s) %s" % (rtlab.rtorrent_versions(binary) + (binary,))
+    return "rtorrent: %s (libtorrent %s, XML-RPC by %s) %s" % (
+        rtlab.rtorrent_versions(binary) + (rtlab.rtorrent_backend(binary), binary))
 
 
 def require_lab(*binaries):
