@@ -85,6 +85,7 @@ trap 'rm -rf "$work"' EXIT
 cd "$work"
 apt-get "${apt_opts[@]}" -qq source libtorrent rtorrent >/dev/null 2>&1 \
     || apt-get "${apt_opts[@]}" source libtorrent rtorrent >&2
+rm -rf "$apt_dir"    # the lists (25 MB) are only needed for this one download
 lt_src=$(ls -d libtorrent-*/ | head -1); lt_src=${lt_src%/}
 rt_src=$(ls -d rtorrent-*/ | head -1); rt_src=${rt_src%/}
 version=${rt_src#rtorrent-}
