@@ -203,9 +203,11 @@ logging.addLevelName(TRACE, "TRACE")
 TRUE_WORDS = frozenset("true t yes y 1 +".split())
 FALSE_WORDS = frozenset("false f no n 0 -".split())
 
-#: rTorrent's fault codes (xmlrpc-c): a method that is not defined, and a bad target.
+#: rTorrent's fault code for a method that is not defined (0.9.8, and 0.16 with either back end).
 FAULT_NO_SUCH_METHOD = -506
-FAULT_BAD_TARGET = -501
+#: How rTorrent says an info-hash is not loaded: 0.9.8 (-501) and 0.15+ ("invalid parameters:
+#: info-hash not found", -503 with xmlrpc-c, -500 with tinyxml2), so the text decides.
+HASH_NOT_FOUND_TEXTS = ("Could not find info-hash.", "info-hash not found")
 
 #: The embedded defaults; ``torque.ini.default`` is the same text (a test keeps them equal).
 DEFAULT_CONFIG = r"""# pyrotorque configuration defaults
@@ -3300,7 +3302,7 @@ class RtorrentProxy:
         kind = RtorrentFault
         if fault.faultCode == FAULT_NO_SUCH_METHOD:
             kind = MethodMissing
-        elif fault.faultCode == FAULT_BAD_TARGET and "info-hash" in fault.faultString:
+        elif any(text in fault.faultString for text in HASH_NOT_FOUND_TEXTS):
             kind = HashNotFound
         return kind(method, fault.faultCode, fault.faultString)
 
@@ -7977,6 +7979,10 @@ SYSTEM_METRICS = [
     ("network.http.current_open", "http_requests_open", "gauge",
      "Tracker HTTP requests in progress."),
     ("network.http.max_open", "http_requests_open_limit", "gauge",
+     "Most tracker HTTP requests at once."),
+    # 0.16 has no network.http.max_open; this is its name for the same limit (one of the two
+    # exists, so the series comes from whichever rTorrent has).
+    ("network.http.max_total_connections", "http_requests_open_limit", "gauge",
      "Most tracker HTTP requests at once."),
     ("pieces.memory.current", "pieces_memory_bytes", "gauge",
      "Memory that holds file chunks (mapped data)."),

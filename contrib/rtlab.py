@@ -11,6 +11,11 @@ Needs the Debian/Ubuntu packages ``rtorrent`` and ``opentracker``
 (``apt-get install rtorrent opentracker``; ``mktorrent`` is optional, only the
 tests compare against it).
 
+A current rTorrent runs in the lab too: ``contrib/build_rtorrent.sh`` builds 0.16.x
+(both XML-RPC back ends) into ``/var/cache/pyrotorque-lab``, and
+``RTorrent(version="0.16")`` / ``"0.16-xmlrpc-c"`` or ``PYROTORQUE_RTORRENT=0.16``
+(the default of every ``RTorrent`` and ``Swarm``) picks it; see ``find_rtorrent``.
+
 Use it from tests, the demo or a benchmark::
 
     sys.path.insert(0, "<repo>/contrib")
@@ -60,7 +65,8 @@ from dataclasses import dataclass, field
 
 __all__ = [
     "LabError", "MissingBinary", "LabTimeout", "KiB", "MiB",
-    "find_binary", "free_port", "next_loopback_ip", "wait_for",
+    "find_binary", "find_rtorrent", "rtorrent_versions", "rtorrent_backend", "is_hash_not_found",
+    "free_port", "next_loopback_ip", "wait_for",
     "SCGITransport", "lab_proxy", "parse_scgi_url",
     "bencode", "bdecode", "infohash", "make_torrent", "make_payload", "same_payload",
     "RTorrent", "OpenTracker", "Swarm", "SwarmTorrent",
@@ -102,6 +108,105 @@ def find_binary(name):
         "%s is not installed (not on PATH). Install it with:\n"
         "    sudo apt-get update && sudo apt-get install -y %s\n"
         "(the lab needs: apt-get install rtorrent opentracker mktorrent)" % (name, pkg))
+
+
+# ─── which rTorrent: Debian 12's 0.9.8, or a current one built into the lab cache ───
+
+#: Where ``contrib/build_rtorrent.sh`` puts current rTorrent builds (rtorrent-0.16.N/bin, lib).
+LAB_CACHE = os.environ.get("PYROTORQUE_LAB_CACHE", "/var/cache/pyrotorque-lab")
+
+#: The XML-RPC back ends a 0.15+ build may have; the first is the lab's default (see the script).
+BACKENDS = ("tinyxml2", "xmlrpc-c")
+
+
+def find_rtorrent(version=None):
+    """Return the path of the rtorrent binary the lab should start for ``version``.
+
+    ``version`` (default: ``$PYROTORQUE_RTORRENT``, else ``"system"``) is one of
+    ``"system"`` / ``"0.9.8"`` (the rtorrent on PATH, Debian 12's package), a series or
+    release built by ``contrib/build_rtorrent.sh`` such as ``"0.16"`` or ``"0.16.17"``,
+    optionally with a back end (``"0.16-xmlrpc-c"``; default tinyxml2), or the path of
+    an rtorrent binary.  Raises ``MissingBinary`` saying how to get it.
+    """
+    version = (version or os.environ.get("PYROTORQUE_RTORRENT") or "system").strip()
+    if version in ("system", "0.9.8"):
+        return find_binary("rtorrent")
+    if os.sep in version:
+        if os.access(version, os.X_OK):
+            return os.path.abspath(version)
+        raise MissingBinary("%s is not an executable rtorrent" % version)
+    release, _, backend = version.partition("-")
+    backend = backend or BACKENDS[0]
+    if backend not in BACKENDS:
+        raise MissingBinary("rtorrent back end %r is not one of %s" % (backend, ", ".join(BACKENDS)))
+    builds = []
+    for name in os.listdir(LAB_CACHE) if os.path.isdir(LAB_CACHE) else ():
+        built = name[len("rtorrent-"):] if name.startswith("rtorrent-") else ""
+        binary = os.path.join(LAB_CACHE, name, "bin", "rtorrent-" + backend)
+        if (built == release or built.startswith(release + ".")) and os.access(binary, os.X_OK):
+            builds.append((tuple(int(part) for part in built.split(".") if part.isdigit()), binary))
+    if builds:
+        return max(builds)[1]   # the newest release of the series
+    raise MissingBinary(
+        "no rtorrent %s (%s) in %s. Build it with:\n    contrib/build_rtorrent.sh\n"
+        "(libtorrent and rtorrent from Debian unstable's source packages; a few minutes)"
+        % (release, backend, LAB_CACHE))
+
+
+_versions_seen = {}
+
+
+def rtorrent_versions(binary=None):
+    """``(client_version, library_version)`` of an rtorrent binary, from its ``-h`` banner.
+
+    What ``system.client_version`` / ``system.library_version`` must answer, known
+    without starting it.  rtorrent 0.9.N pairs with libtorrent 0.13.N; from 0.15 on
+    both carry the same number.
+    """
+    binary = binary or find_rtorrent()
+    if binary not in _versions_seen:
+        # 0.16 wants a HOME even for -h ("Could not find home directory").
+        banner = subprocess.run([binary, "-h"], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, env={"HOME": "/nonexistent"},
+                                timeout=10).stdout.decode()
+        client = banner.split("version ", 1)[1].split()[0].rstrip(".")
+        major, minor, patch = client.split(".")
+        library = "0.13.%s" % patch if (major, minor) == ("0", "9") else client
+        _versions_seen[binary] = (client, library)
+    return _versions_seen[binary]
+
+
+def rtorrent_backend(binary=None):
+    """The XML-RPC back end an rtorrent binary was built with: "xmlrpc-c" or "tinyxml2".
+
+    They answer the same calls but not with the same fault codes (see ``COMMAND_FAULT``).
+    A build without xmlrpc-c has tinyxml2 (0.15+) or none (then every call fails).
+    """
+    binary = binary or find_rtorrent()
+    if binary not in _backends_seen:
+        with open(binary, "rb") as handle:
+            _backends_seen[binary] = ("xmlrpc-c" if b"libxmlrpc_server" in handle.read()
+                                      else "tinyxml2")
+    return _backends_seen[binary]
+
+
+_backends_seen = {}
+
+
+#: The fault code of a command error (an unknown view, a wrong argument type) per back end:
+#: xmlrpc-c (0.9.8 and 0.16) says -503, tinyxml2 says -500 (its "internal error") for all of them.
+COMMAND_FAULT = {"xmlrpc-c": -503, "tinyxml2": -500}
+
+
+def is_hash_not_found(fault):
+    """True if an XML-RPC fault says the info-hash is not loaded.
+
+    rtorrent 0.9.8: -501 "Could not find info-hash."; 0.15/0.16: "invalid parameters:
+    info-hash not found" (the target lookup moved into the RPC layer), with a code that
+    depends on the XML-RPC back end: -503 with xmlrpc-c, -500 with tinyxml2.
+    """
+    return (fault.faultString == "Could not find info-hash."
+            or "info-hash not found" in fault.faultString)
 
 
 def free_port(ip="127.0.0.1", udp_too=False):
@@ -581,8 +686,9 @@ protocol.pex.set = no
 trackers.use_udp.set = no
 # The default erase handler deletes the .torrent a download was loaded from.
 method.set_key = event.download.erased, ~_delete_tied
-# Daemon mode has no other visible output than this log.
-log.open_file = "main", {log}
+# Daemon mode has no other visible output than this log.  (0.16 buffers log files until
+# exit unless opened with log.open_file.flush, which 0.9.8 lacks: it writes every line.)
+{log_open} = "main", {log}
 log.add_output = "info", "main"
 {xmlrpc_log}
 # extra_rc:
@@ -600,7 +706,11 @@ def _rc_lines(extra):
 
 
 class RTorrent:
-    """One real rtorrent 0.9.8 process in daemon mode, in its own short temp dir.
+    """One real rtorrent process in daemon mode, in its own short temp dir.
+
+    ``version`` picks the binary (``find_rtorrent``: Debian 12's 0.9.8 by default, or
+    ``$PYROTORQUE_RTORRENT``, e.g. ``"0.16"``); ``.version`` and ``.library_version``
+    are what it reports over XML-RPC.
 
     Layout of ``.dir`` (``/tmp/rtXXXXXXXX`` by default — unix socket paths must stay
     under 107 bytes, so deep pytest tmp dirs are not used)::
@@ -618,8 +728,11 @@ class RTorrent:
     """
 
     def __init__(self, *, tcp=False, ip=None, extra_rc=(), log_xmlrpc=False,
-                 parent="/tmp", prefix="rt", rpc_timeout=10.0):
-        self.binary = find_binary("rtorrent")  # fail before creating anything
+                 parent="/tmp", prefix="rt", rpc_timeout=10.0, version=None):
+        self.binary = find_rtorrent(version)  # fail before creating anything
+        self.version, self.library_version = rtorrent_versions(self.binary)
+        self.series = tuple(int(part) for part in self.version.split(".")[:2])  # (0, 9), (0, 16)
+        self.backend = rtorrent_backend(self.binary)
         self.dir = tempfile.mkdtemp(prefix=prefix, dir=parent)
         self._proc = None
         try:
@@ -680,6 +793,7 @@ class RTorrent:
         xmlrpc_log = "log.xmlrpc = %s" % self.xmlrpc_log_path if self.xmlrpc_log_path else ""
         with open(self.rc_path, "w") as handle:
             handle.write(_RC_TEMPLATE.format(
+                log_open="log.open_file" if self.series < (0, 15) else "log.open_file.flush",
                 session=self.session_dir, download=self.download_dir, scgi=scgi, ip=self.ip,
                 port=self.port, log=self.log_path, xmlrpc_log=xmlrpc_log, extra=self.extra_rc))
 
@@ -870,7 +984,7 @@ class RTorrent:
             self.proxy.d.hash(info_hash)
             return True
         except xmlrpc.client.Fault as fault:
-            if fault.faultCode == -501:  # "Could not find info-hash."
+            if is_hash_not_found(fault):  # 0.9.8: -501; 0.16: -503
                 return False
             raise
 
@@ -1101,10 +1215,12 @@ class Swarm:
     Everything lives under one short ``mkdtemp`` dir (``.root``): ``data/``
     (payloads), ``torrents/`` (metafiles) and one dir per process.  Leaving the
     ``with`` block (or ``close()``) stops every process by pid and removes it.
+    ``version`` picks the rtorrent of every seeder and leecher (``find_rtorrent``).
     """
 
-    def __init__(self, *, seeder_rc=(), parent="/tmp", piece_length=256 * KiB):
-        find_binary("rtorrent")
+    def __init__(self, *, seeder_rc=(), parent="/tmp", piece_length=256 * KiB, version=None):
+        self.version = version
+        find_rtorrent(version)
         find_binary("opentracker")
         self.root = tempfile.mkdtemp(prefix="rtsw", dir=parent)
         os.chmod(self.root, 0o755)  # opentracker, as 'nobody', lives below it
@@ -1195,7 +1311,7 @@ class Swarm:
         not re-dial a peer it talked to in the last 600 s, so a fresh seeder on a
         new address is what gets the download moving again.
         """
-        seeder = RTorrent(parent=self.root, prefix="seed",
+        seeder = RTorrent(parent=self.root, prefix="seed", version=self.version,
                           extra_rc=self.seeder_rc if extra_rc is None else _rc_lines(extra_rc))
         self.seeders.append(seeder)
         seeder.start()
@@ -1206,7 +1322,7 @@ class Swarm:
     def start_leecher(self, extra_rc=(), *, tcp=False, log_xmlrpc=False):
         """Start an empty rtorrent on its own 127.0.0.x, ready to load the swarm's torrents."""
         leecher = RTorrent(parent=self.root, prefix="leech", extra_rc=extra_rc, tcp=tcp,
-                           log_xmlrpc=log_xmlrpc)
+                           log_xmlrpc=log_xmlrpc, version=self.version)
         self.leechers.append(leecher)
         return leecher.start()
 

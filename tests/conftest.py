@@ -18,6 +18,12 @@ All of them stop their processes by pid and remove their dirs afterwards.  If
 ``rtorrent`` or ``opentracker`` is missing they FAIL with the install command:
 skipping would let a CI without the packages pass green.
 
+Which rTorrent: ``--rtorrent=VERSION`` (or ``$PYROTORQUE_RTORRENT``) makes every lab
+process of the run — these fixtures, the tests' own ``rtlab.RTorrent()`` and the
+subprocesses they start — use that binary: ``system`` (default: Debian 12's 0.9.8),
+``0.16`` (tinyxml2 back end) or ``0.16-xmlrpc-c``, built by ``contrib/build_rtorrent.sh``
+(see ``rtlab.find_rtorrent``).  ``.ci/run`` runs the suite once per version.
+
 ``pyrotorque`` is deliberately not imported here: helpers may run the tests
 against a stand-in module during development.
 """
@@ -39,12 +45,33 @@ import rtlab  # noqa: E402  (needs the sys.path entry above)
 SEED_KB = 2048
 
 
+def pytest_addoption(parser):
+    parser.addoption("--rtorrent", metavar="VERSION", default=None,
+                     help="the rTorrent the lab starts: system (0.9.8), 0.16, 0.16-xmlrpc-c or a "
+                          "binary's path (default: $PYROTORQUE_RTORRENT, else system)")
+
+
+def pytest_configure(config):
+    chosen = config.getoption("--rtorrent")
+    if chosen:  # through the environment, so that subprocesses use the same one
+        os.environ["PYROTORQUE_RTORRENT"] = chosen
+
+
+def pytest_report_header(config):
+    try:
+        binary = rtlab.find_rtorrent()
+    except rtlab.MissingBinary as exc:
+        return "rtorrent: MISSING (%s)" % str(exc).splitlines()[0]
+    return "rtorrent: %s (libtorrent %s, XML-RPC by %s) %s" % (
+        rtlab.rtorrent_versions(binary) + (rtlab.rtorrent_backend(binary), binary))
+
+
 def require_lab(*binaries):
     """``pytest.fail`` (never skip) with the install command if a lab binary is missing."""
     problems = []
     for name in binaries or ("rtorrent",):
         try:
-            rtlab.find_binary(name)
+            rtlab.find_rtorrent() if name == "rtorrent" else rtlab.find_binary(name)
         except rtlab.MissingBinary as exc:
             problems.append(str(exc))
     if problems:  # failed outside the except block: no chained traceback in the report

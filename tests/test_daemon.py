@@ -1,4 +1,4 @@
-"""The daemon as users run it: a real process against a real rTorrent 0.9.8."""
+"""The daemon as users run it: a real process against a real rTorrent (0.9.8, or --rtorrent's)."""
 import os
 import re
 import signal
@@ -40,7 +40,7 @@ def test_in_the_foreground_the_stats_line_appears_and_counts_items(rtorrent, sho
         daemon.wait_for(r"Stats for \S+ - up [^,]+, 1 torrents")
         assert daemon.stop() == 0
     text = daemon.text()
-    assert "Connected to rTorrent 0.9.8" in text
+    assert "Connected to rTorrent %s " % rtorrent.version in text
     assert "Termination request received (SIGTERM)" in text
 
 
@@ -94,7 +94,8 @@ def test_rtorrent_going_away_and_coming_back_is_logged_once_each(rtorrent, short
         daemon.wait_for(r"Job connstats skipped", count=3)
         rtorrent.start()
         assert rtorrent.pid != old_pid
-        daemon.wait_for(r"Connected to rTorrent 0.9.8 .*pid %d" % rtorrent.pid)
+        daemon.wait_for(r"Connected to rTorrent %s .*pid %d" % (re.escape(rtorrent.version),
+                                                                rtorrent.pid))
         count = len(re.findall(STATS, daemon.text()))
         daemon.wait_for(STATS, count=count + 1)
         assert daemon.stop() == 0
@@ -250,7 +251,7 @@ def test_check_lists_jobs_with_three_fire_times_and_rtorrents_version(rtorrent, 
     line = [l for l in out.splitlines() if l.strip().startswith("connstats")][0]
     fires = re.findall(r"\d{4}-\d\d-\d\d 12:00:00", line)
     assert len(fires) == 3
-    assert "version 0.9.8 (libtorrent 0.13.8)" in out
+    assert "version %s (libtorrent %s)" % (rtorrent.version, rtorrent.library_version) in out
     assert "every method the active jobs need is there" in out and out.rstrip().endswith("OK")
 
 

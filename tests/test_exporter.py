@@ -78,7 +78,8 @@ def test_every_series_is_there_with_rtorrents_own_values(swarm, leecher, loops, 
     after = proxy.throttle.global_down.total()
     assert before <= value(samples, "rtorrent_downloaded_bytes_total") <= after
     assert value(samples, "rtorrent_up") == 1
-    assert value(samples, "rtorrent_info", client_version="0.9.8", library_version="0.13.8") == 1
+    assert value(samples, "rtorrent_info", client_version=leecher.version,
+                 library_version=leecher.library_version) == 1
     for collector in ("system", "tracker", "item"):
         assert value(samples, "rtorrent_collector_success", collector=collector) == 1
     for view in proxy.view.list():
@@ -92,6 +93,9 @@ def test_every_series_is_there_with_rtorrents_own_values(swarm, leecher, loops, 
     assert series(samples, "rtorrent_tracker_items") == {(("alias", "127.0.0.1"),): 2}
     assert value(samples, "rtorrent_tracker_error_items", alias="127.0.0.1") == messages
     assert value(samples, "rtorrent_open_sockets_limit") == proxy.network.max_open_sockets()
+    http_limit = "network.http.max_open" if leecher.series < (0, 15) else \
+        "network.http.max_total_connections"            # 0.16 renamed it
+    assert value(samples, "rtorrent_http_requests_open_limit") == getattr(proxy, http_limit)()
     assert value(samples, "rtorrent_pieces_memory_limit_bytes") == proxy.pieces.memory.max()
     assert abs(value(samples, "rtorrent_start_time_seconds") - time.time()) < 300
     assert value(samples, "rtorrent_collection_duration_seconds") < 5

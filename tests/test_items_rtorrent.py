@@ -61,6 +61,8 @@ def library(rtorrent):
         _metafile("Nothing.Here", [("a.iso", 20000), ("b.txt", 10)], "udp://tr.other.net:80"),
         "d.priority.set=1", "d.custom.set=tm_loaded,1000000000")
     rtorrent.wait_for(lambda: rtorrent.proxy.d.complete(hashes["episode"]) == 1, timeout=10)
+    # The dead tracker's message: 0.9.8 has it when the check completes, 0.16 about 1 s later.
+    rtorrent.wait_for(lambda: rtorrent.proxy.d.message(hashes["episode"]), timeout=10)
     return hashes
 
 

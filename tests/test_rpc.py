@@ -11,6 +11,7 @@ from hypothesis import assume, given, settings
 from hypothesis import strategies as st
 
 import pyrotorque
+import rtlab
 from pyrotorque import (ConfigError, HashNotFound, MethodMissing, RtorrentError,
                         RtorrentProxy, RtorrentUnavailable, parse_rpc_url)
 
@@ -188,14 +189,14 @@ def test_a_trickling_server_cannot_stretch_a_call_past_its_timeout(short_tmp):
 
 def test_an_outage_is_logged_once_and_its_end_once(short_tmp, caplog, rtorrent):
     proxy = RtorrentProxy(rtorrent.url, timeout=5)
-    assert proxy.system.client_version() == "0.9.8"
+    assert proxy.system.client_version() == rtorrent.version
     rtorrent.stop()
     with caplog.at_level(logging.INFO, logger="pyrotorque.rtorrent"):
         for _ in range(3):
             with pytest.raises(RtorrentUnavailable):
                 proxy.system.client_version()
         rtorrent.start()
-        assert proxy.system.client_version() == "0.9.8"
+        assert proxy.system.client_version() == rtorrent.version
         proxy.system.client_version()
     messages = [r.getMessage() for r in caplog.records]
     assert sum("unreachable" in m for m in messages) == 1
@@ -203,16 +204,37 @@ def test_an_outage_is_logged_once_and_its_end_once(short_tmp, caplog, rtorrent):
     assert proxy.stats.errors == 3
 
 
-# -- against a real rTorrent 0.9.8 ---------------------------------------------------
+# -- against a real rTorrent (0.9.8, or the one --rtorrent names) -----------------------
 
 def test_the_handshake_learns_version_session_pid_and_methods(rtorrent):
     proxy = RtorrentProxy(rtorrent.url, timeout=5)
     info = proxy.connect()
-    assert (info.version, info.library) == ("0.9.8", "0.13.8")
+    assert (info.version, info.library) == (rtorrent.version, rtorrent.library_version)
     assert info.pid == rtorrent.pid
     assert "d.multicall2" in info.methods and "load.raw" in info.methods
     assert info.startup is not None and abs(info.startup - time.time()) < 600
     assert proxy.missing_methods(["d.multicall2", "d.no_such_thing"]) == ["d.no_such_thing"]
+
+
+#: Faults as the rTorrents answer them (probed) -> the error pyrotorque raises.
+FAULT_KINDS = [
+    (-501, "Could not find info-hash.", HashNotFound),                       # 0.9.8
+    (-503, "invalid parameters: info-hash not found", HashNotFound),         # 0.16 xmlrpc-c
+    (-500, "invalid parameters: info-hash not found", HashNotFound),         # 0.16 tinyxml2
+    (-506, "Method 'd.nope' not defined", MethodMissing),                    # 0.9.8, 0.16 xmlrpc-c
+    (-506, "method 'd.nope' not defined", MethodMissing),                    # 0.16 tinyxml2
+    (-501, "Unsupported target type found.", pyrotorque.RtorrentFault),      # 0.9.8
+    (-500, "invalid parameters: invalid target", pyrotorque.RtorrentFault),  # 0.16 tinyxml2
+    (-503, "Could not find view.", pyrotorque.RtorrentFault),
+    (-500, "Could not find view.", pyrotorque.RtorrentFault),
+]
+
+
+@pytest.mark.parametrize("code, text, kind", FAULT_KINDS)
+def test_each_rtorrents_fault_becomes_the_same_typed_error(code, text, kind):
+    error = RtorrentProxy._fault("d.name", pyrotorque.XmlRpcFault(code, text))
+    assert type(error) is kind
+    assert (error.code, error.message) == (code, text)
 
 
 def test_faults_become_typed_errors(rtorrent):
@@ -223,12 +245,12 @@ def test_faults_become_typed_errors(rtorrent):
         proxy.call("no.such.method")
     with pytest.raises(pyrotorque.RtorrentFault) as caught:
         proxy.d.multicall2("", "no-such-view", "d.hash=")
-    assert caught.value.code == -503
+    assert caught.value.code == rtlab.COMMAND_FAULT[rtorrent.backend]   # 0.16 tinyxml2: -500
 
 
 def test_a_multicall_returns_each_result_and_raises_on_a_fault(rtorrent):
     proxy = RtorrentProxy(rtorrent.url, timeout=5)
-    assert proxy.multicall([("system.client_version",), ("view.size", "", "main")]) == ["0.9.8", 0]
+    assert proxy.multicall([("system.client_version",), ("view.size", "", "main")]) == [rtorrent.version, 0]
     with pytest.raises(HashNotFound):
         proxy.multicall([("system.client_version",), ("d.name", "0" * 40)])
 
@@ -242,7 +264,7 @@ def test_big_values_reach_rtorrent_as_strings(rtorrent):
 def test_tcp_endpoints_work_too(rtorrent_tcp):
     proxy = RtorrentProxy(rtorrent_tcp.url, timeout=5)
     assert parse_rpc_url(rtorrent_tcp.url).kind == "tcp"
-    assert proxy.system.client_version() == "0.9.8"
+    assert proxy.system.client_version() == rtorrent_tcp.version
     assert proxy.stats.calls == 1 and proxy.stats.bytes_in > 0
 
 
@@ -277,8 +299,8 @@ def test_http_endpoints_with_basic_auth_reach_rtorrent_through_a_web_server(rtor
     try:
         url = "http://me:p%%40ss@127.0.0.1:%d/RPC2" % server.server_address[1]
         proxy = RtorrentProxy(url, timeout=5)
-        assert proxy.system.client_version() == "0.9.8"
-        assert proxy.connect().version == "0.9.8"
+        assert proxy.system.client_version() == rtorrent.version
+        assert proxy.connect().version == rtorrent.version
     finally:
         server.shutdown()
         server.server_close()

@@ -30,7 +30,7 @@ def watchdog_rc(config_dir, python=sys.executable, script=SCRIPT):
     """The shipped rc lines with this machine's paths and a 1 s schedule."""
     with open(RC_FILE, encoding="utf-8") as handle:
         text = handle.read()
-    text, count = re.subn(r"^(schedule2 = pyro_watchdog,) 30, 300,", r"\1 1, 1,", text, flags=re.M)
+    text, count = re.subn(r"^(schedule = pyro_watchdog,) 30, 300,", r"\1 1, 1,", text, flags=re.M)
     assert count == 1, "the schedule line changed; adjust the test"
     for name, value in (("config_dir", config_dir), ("python", python), ("script", script)):
         assert '"' not in value and "\\" not in value
