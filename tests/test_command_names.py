@@ -34,15 +34,13 @@ def test_old_names_are_translated_where_rtorrent_reads_a_command(text, expected,
     assert pyrotorque.translate_command_names(text) == (expected, renamed)
 
 
-def test_the_renames_table_holds_only_names_rtorrent_0_9_8_lacks():
-    methods = set(open("/work/shared/rtorrent/rtorrent-0.9.8-listMethods.txt").read().split()) \
-        if os.path.exists("/work/shared/rtorrent/rtorrent-0.9.8-listMethods.txt") else None
-    if methods is None:
-        pytest.skip("no listMethods dump here")
+def test_the_renames_table_holds_only_names_the_real_rtorrent_lacks(rtorrent):
+    methods = set(rtorrent.proxy.system.listMethods())
     table = pyrotorque.RTORRENT_RENAMED
     assert len(table) > 250
-    assert not [old for old in table if old in methods]
-    assert not [new for new in table.values() if new not in methods]
+    assert not [old for old in table if old in methods]     # a working name is never changed
+    if rtorrent.series == (0, 9):       # 0.16 dropped a few of the new names too
+        assert not [new for new in table.values() if new not in methods]
 
 
 def test_expressions_are_not_translated_only_the_template_text():
@@ -164,7 +162,8 @@ def test_rtorrent_itself_skips_the_commands_after_a_failing_one():
 def rtorrent_with_private_method():
     rc = 'method.insert = d.my_private_tag, private|simple, "d.custom.set=tag,mine"'
     with rtlab.RTorrent(extra_rc=[rc]) as rt:
-        assert "d.my_private_tag" not in rt.proxy.system.listMethods()
+        if rt.backend != "tinyxml2":    # which lists private commands too
+            assert "d.my_private_tag" not in rt.proxy.system.listMethods()
         yield rt
 
 
