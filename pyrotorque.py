@@ -408,6 +408,99 @@ def human_size(count):
             return "%.1f %s" % (count, unit)
 
 
+#: Characters that break a log line, a file name or a protocol line: C0 controls,
+#: DEL and the Unicode line and paragraph separators.
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+
+
+def _log_safe(text):
+    """Text with control characters (newlines...) shown as escapes, for one log line."""
+    return CONTROL_CHARS.sub(lambda found: found.group().encode("unicode_escape").decode("ascii"),
+                             str(text))
+
+
+def byte_size(text):
+    """A size or rate in bytes from config text: '512', '1.5g', '10M' (1024-based)."""
+    try:
+        return int(BYTESIZE.number(str(text).strip()))
+    except BadValue as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def non_negative(converter):
+    """A converter that also refuses negative numbers."""
+    def convert(text):
+        value = converter(text)
+        if value < 0:
+            raise ConfigError("%r must not be negative" % text)
+        return value
+    return convert
+
+
+# Files that must survive a crash.  A state file is replaced, never rewritten in
+# place: written beside it as PATH.PID.tmp, then renamed over it, so a crash leaves
+# the old file or the new one.  ``durable`` also fsyncs the file and then its folder
+# (the rename), so the new one survives a power cut too; that can block for tens of
+# milliseconds, so a file whose loss costs little (one written every second, a
+# graph) is not durable.
+
+def fsync_dir(path):
+    """Flush a folder's entries (renames, new and removed names in it) to the disk."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_file_atomic(path, data, durable=True):
+    """Replace the file ``path`` with ``data`` (bytes, or text written as UTF-8) at once
+    (see above; raises OSError and leaves no temporary file behind)."""
+    folder = os.path.dirname(path) or "."
+    os.makedirs(folder, exist_ok=True)
+    temp = "%s.%d.tmp" % (path, os.getpid())
+    try:
+        with open(temp, "wb") as handle:
+            handle.write(data if isinstance(data, bytes) else data.encode("utf-8"))
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        if os.path.lexists(temp):
+            os.unlink(temp)
+        raise
+    if durable:
+        fsync_dir(folder)
+
+
+def write_json_atomic(path, data, durable=True):
+    """Replace the JSON file ``path`` with ``data`` at once (see write_file_atomic)."""
+    write_file_atomic(path, json.dumps(data, indent=0, sort_keys=True), durable)
+
+
+def read_json_state(path, log, what, afterwards, check=lambda data: data):
+    """``check(data)`` of the JSON file ``path``, or None if there is no such file.
+
+    ``check`` returns what the caller keeps and raises KeyError, TypeError, ValueError
+    or AttributeError for a file of the wrong shape.  A file that cannot be read or has
+    the wrong shape is renamed to PATH.bad, so it is looked at once and kept for a
+    human, and logged as an error: '<what> PATH is unreadable (why); moved aside to
+    PATH.bad. <afterwards>'.  Raises OSError if it cannot be moved aside.
+    """
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return check(json.load(handle))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        aside = path + ".bad"
+        log.error("%s %s is unreadable (%s); moved aside to %s. %s", what, path, exc, aside,
+                  afterwards)
+        os.replace(path, aside)
+        return None
+
+
 def human_duration(seconds):
     """A duration in its two largest units: '2d 5h', '3m 12s', '42s'."""
     seconds = int(max(0, seconds))
@@ -6339,24 +6432,6 @@ class EngineStats(Job):
 
 
 
-def byte_size(text):
-    """A size or rate in bytes from config text: '512', '1.5g', '10M' (1024-based)."""
-    try:
-        return int(BYTESIZE.number(str(text).strip()))
-    except BadValue as exc:
-        raise ConfigError(str(exc)) from None
-
-
-def non_negative(converter):
-    """A converter that also refuses negative numbers."""
-    def convert(text):
-        value = converter(text)
-        if value < 0:
-            raise ConfigError("%r must not be negative" % text)
-        return value
-    return convert
-
-
 @builtin_job
 class QueueManager(Job):
     """Starts stopped items in a controlled way: the job pyrotorque is named after.
@@ -6688,33 +6763,8 @@ _WATCH_INI_KEYS = {
 }
 
 
-def write_json_atomic(path, data, durable=True):
-    """Replace the JSON file ``path`` with ``data`` at once: a crash leaves the old file or
-    the new one, never a part (raises OSError).  ``durable=False`` skips the fsync, which
-    can block for tens of milliseconds: for files whose loss costs little."""
-    temp = "%s.%d.tmp" % (path, os.getpid())
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(temp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=0, sort_keys=True)
-        if durable:
-            handle.flush()
-            os.fsync(handle.fileno())
-    os.replace(temp, path)
-
-
-def _size_value(text):
-    """'32M', '512k', '1048576' -> bytes."""
-    found = re.fullmatch(r"\s*(\d+)\s*([kKmMgG]?)i?[bB]?\s*", str(text))
-    if not found:
-        raise ConfigError("%r is not a size (e.g. 32M)" % text)
-    return int(found.group(1)) * {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[found.group(2).lower()]
-
-
-def _seconds(text):
-    value = float(text)
-    if value < 0:
-        raise ConfigError("%r: must not be negative" % text)
-    return value
+#: The names TreeWatch's PARAMS still use for byte_size and non_negative(float).
+_size_value, _seconds = byte_size, non_negative(float)
 
 
 class _LoadSettings:
@@ -8555,15 +8605,6 @@ class RtorrentExporter(Job):
 _CHILD_ENV_DROP = ("NOTIFY_SOCKET", "WATCHDOG_PID", "WATCHDOG_USEC", "JOURNAL_STREAM",
                    "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_LOG_UNSAFE = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
-
-
-def _log_safe(text):
-    """Text with control characters (newlines...) shown as escapes, for one log line."""
-    return _LOG_UNSAFE.sub(lambda found: found.group().encode("unicode_escape").decode("ascii"),
-                           str(text))
-
-
 def _shown_command(argv, limit=300):
     text = _log_safe(shlex.join(argv))
     return text if len(text) <= limit else text[:limit] + "..."
@@ -9640,14 +9681,6 @@ def _rename_noreplace(source, target):
     os.rename(source, target)
 
 
-def _fsync_dir(path):
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
 def _remove_path(path):
     """Remove a file, symlink or tree (no error if it is gone)."""
     if os.path.isdir(path) and not os.path.islink(path):
@@ -9716,8 +9749,8 @@ def _copy_steps(source, target, chunk):
         if kind == "dir":
             dst = os.path.join(target, rel) if rel else target
             _copy_meta(os.path.join(source, rel) if rel else source, dst)
-            _fsync_dir(dst)
-    _fsync_dir(os.path.dirname(target))
+            fsync_dir(dst)
+    fsync_dir(os.path.dirname(target))
 
 
 def _tree_size(root):
@@ -10133,7 +10166,7 @@ class CompletionHandler(Job):
         try:
             _rename_noreplace(entry["source"], entry["target"])
             entry["method"] = "rename"
-            _fsync_dir(entry["target_dir"])
+            fsync_dir(entry["target_dir"])
         except OSError as exc:
             if exc.errno != errno.EXDEV:
                 raise
@@ -10157,7 +10190,7 @@ class CompletionHandler(Job):
             self.log.debug("%s: copy of %s verified", where, human_size(entry["bytes"]))
             self._write_journal(entry, "place")
             _rename_noreplace(entry["partial"], entry["target"])
-            _fsync_dir(entry["target_dir"])
+            fsync_dir(entry["target_dir"])
             self._write_journal(entry, "delete")
             self._delete_source(entry)
             yield 0
@@ -10181,7 +10214,7 @@ class CompletionHandler(Job):
             os.rename(entry["source"], entry["deleting"])
         if os.path.lexists(entry["deleting"]):
             _remove_path(entry["deleting"])
-        _fsync_dir(os.path.dirname(entry["source"]))
+        fsync_dir(os.path.dirname(entry["source"]))
 
     def _settle(self, entry, path, outcome):
         """Point rTorrent at ``path``, bring the item back to how it was, forget the move."""
@@ -10225,41 +10258,29 @@ class CompletionHandler(Job):
 
     def _write_journal(self, entry, phase):
         entry["phase"] = phase
-        folder = os.path.dirname(self.journal)
-        os.makedirs(folder, exist_ok=True)
-        temp = "%s.%d.tmp" % (self.journal, os.getpid())
-        with open(temp, "w") as handle:
-            json.dump({"version": 1, "move": entry}, handle, indent=1, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.rename(temp, self.journal)
-        _fsync_dir(folder)
+        write_json_atomic(self.journal, {"version": 1, "move": entry})
         self.log.debug("Journal: %s %s", phase, self._where(entry))
 
     def _clear_journal(self):
         if os.path.exists(self.journal):
             os.unlink(self.journal)
-            _fsync_dir(os.path.dirname(self.journal))
+            fsync_dir(os.path.dirname(self.journal))
 
     def _read_journal(self):
-        try:
-            with open(self.journal) as handle:
-                data = json.load(handle)
-            entry = data["move"]
-            for key in ("hash", "name", "source", "target", "target_dir", "partial", "deleting",
-                        "phase", "was", "multi"):
-                entry[key]
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            aside = self.journal + ".bad"
-            self.log.error("The journal %s is unreadable (%s); moved aside to %s. No data was "
-                           "deleted: look for %s* folders/files left behind", self.journal, exc,
-                           aside, _PARTIAL)
-            os.replace(self.journal, aside)
-            return None
-        entry.setdefault("bytes", 0)
-        entry.setdefault("method", "")
+        entry = read_json_state(self.journal, self.log, "The journal", "No data was deleted: "
+                                "look for %s* folders/files left behind" % _PARTIAL,
+                                self._journal_entry)
+        if entry is not None:
+            entry.setdefault("bytes", 0)
+            entry.setdefault("method", "")
+        return entry
+
+    @staticmethod
+    def _journal_entry(data):
+        entry = data["move"]
+        for key in ("hash", "name", "source", "target", "target_dir", "partial", "deleting",
+                    "phase", "was", "multi"):
+            entry[key]
         return entry
 
     def _recover_journal(self):
@@ -10299,7 +10320,7 @@ class CompletionHandler(Job):
         elif phase == "place":
             if exists(partial) and not exists(target):
                 _rename_noreplace(partial, target)      # verified before 'place' was written
-                _fsync_dir(entry["target_dir"])
+                fsync_dir(entry["target_dir"])
             elif exists(partial):           # someone else's target: ours is the source
                 _remove_path(partial)
                 if exists(source):
@@ -11017,11 +11038,8 @@ class StatsArchiver(Job):
         except ArchiveBusy as exc:
             self.log.debug("Graph file not written: %s", exc)
             return
-        temporary = "%s.tmp-%d" % (self.graph_file, os.getpid())
         try:
-            with open(temporary, "w", encoding="utf-8") as handle:
-                handle.write(text)
-            os.replace(temporary, self.graph_file)
+            write_file_atomic(self.graph_file, text, durable=False)
         except OSError as exc:
             self.log.warning("Cannot write the graph file %s: %s", self.graph_file,
                              exc.strerror or exc)
@@ -11318,33 +11336,19 @@ class TorrentMirror(Job):
     # -- the state file ------------------------------------------------------------------
 
     def _read_state(self):
-        try:
-            with open(self.state_path) as handle:
-                data = json.load(handle)
-            mirrors, failed = data["mirrors"], data.get("failed", {})
-            for entry in mirrors.values():
-                entry["hash"], entry["remotes"], entry["local"]
-        except FileNotFoundError:
-            return {"version": 1, "mirrors": {}, "failed": {}}
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            aside = self.state_path + ".bad"
-            self.log.error("The state file %s is unreadable (%s); moved aside to %s. Items "
-                           "with a 'mirror' custom are still not mirrored again",
-                           self.state_path, exc, aside)
-            os.replace(self.state_path, aside)
-            return {"version": 1, "mirrors": {}, "failed": {}}
+        return read_json_state(self.state_path, self.log, "The state file", "Items with a "
+                               "'mirror' custom are still not mirrored again", self._state_of) \
+            or {"version": 1, "mirrors": {}, "failed": {}}
+
+    @staticmethod
+    def _state_of(data):
+        mirrors, failed = data["mirrors"], data.get("failed", {})
+        for entry in mirrors.values():
+            entry["hash"], entry["remotes"], entry["local"]
         return {"version": 1, "mirrors": mirrors, "failed": failed}
 
     def _save_state(self):
-        folder = os.path.dirname(self.state_path)
-        os.makedirs(folder, exist_ok=True)
-        temp = "%s.%d.tmp" % (self.state_path, os.getpid())
-        with open(temp, "w") as handle:
-            json.dump(self.state, handle, indent=1, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.rename(temp, self.state_path)
-        _fsync_dir(folder)
+        write_json_atomic(self.state_path, self.state)
 
     # -- a run ---------------------------------------------------------------------------
 
@@ -11502,14 +11506,8 @@ class TorrentMirror(Job):
         if meta.info_hash == job["source"]:
             raise MetafileError("its mirror would have the same info-hash as the item itself; "
                                 "set 'source' to make it differ")
-        os.makedirs(self.metafile_dir, exist_ok=True)
         path = os.path.join(self.metafile_dir, meta.info_hash + ".torrent")
-        temp = "%s.%d.tmp" % (path, os.getpid())
-        with open(temp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.rename(temp, path)
+        write_file_atomic(path, data)
         entry = {"hash": meta.info_hash, "name": job["name"], "source": job["source"],
                  "metafile": path, "size": job["size"], "directory": job["directory"],
                  "multi": job["multi"], "made": int(time.time()), "local": "new",
@@ -12015,7 +12013,6 @@ REMOTE_SCHEMES = {"ftp": 21, "ftps": 21, "sftp": 22}
 _REMOTE_PARTIAL = ".pyrotorque-remote-"
 #: Deepest folder level a recursive poll goes down to.
 REMOTE_MAX_DEPTH = 8
-_REMOTE_UNSAFE = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 #: What gets a backslash in an sftp batch word: all but letters, digits, '/._-' and non-ASCII.
 _SFTP_PLAIN = re.compile(r"([^A-Za-z0-9/._\x80-\U0010ffff-])")
 #: One line of 'ls -ln': mode, links, owner, group, size, date (3 words), name.  Of the
@@ -12069,7 +12066,7 @@ def parse_remote_url(text):
     path = urllib.parse.unquote(parts.path)[1:]     # the '/' after the host is not in it
     url.folder = path.rstrip("/") or path[:1]       # '//' is the root folder '/'
     for value in (url.user, url.password or "", url.folder):
-        if _REMOTE_UNSAFE.search(value):
+        if CONTROL_CHARS.search(value):
             raise ConfigError("%r: control characters are not allowed" % text)
     return url
 
@@ -12080,7 +12077,7 @@ def _remote_join(folder, rel):
 
 def _unsafe_remote_name(rel):
     """Why a remote relative path must not be fetched, or None if it is fine."""
-    if _REMOTE_UNSAFE.search(rel):
+    if CONTROL_CHARS.search(rel):
         return "it has control characters"
     for part in rel.split("/"):
         if part in ("", ".", ".."):
@@ -12626,7 +12623,7 @@ class RemoteWatch(TreeWatch):
             return ""
         if text.startswith("rename:"):
             suffix = text[7:]
-            if not suffix or "/" in suffix or _REMOTE_UNSAFE.search(suffix):
+            if not suffix or "/" in suffix or CONTROL_CHARS.search(suffix):
                 raise ConfigError("after: 'rename:SUFFIX' needs a suffix without '/', "
                                   "e.g. rename:.loaded")
             if _remote_candidate("x" + suffix):
@@ -12696,26 +12693,18 @@ class RemoteWatch(TreeWatch):
     def _load_state(self):
         """{remote rel: {"sig": [size, mtime], "loaded": bool, "acted": bool}} for this URL."""
         try:
-            with open(self.state_file, encoding="utf-8") as handle:
-                data = json.load(handle)
-            if data.get("url") != self.url.shown():
-                self.log.info("Remote state %s was for another URL; starting afresh",
-                              self.state_file)
-                return {}
-            return {rel: value for rel, value in data["files"].items()
-                    if isinstance(value, dict) and isinstance(value.get("sig"), list)}
-        except FileNotFoundError:
+            return read_json_state(self.state_file, self.log, "Remote state", "Starting afresh "
+                                   "(what is fetched again is a duplicate to the tree watch)",
+                                   self._files_of) or {}
+        except OSError:         # cannot be moved aside: it is read (and logged) again next time
             return {}
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            aside = self.state_file + ".bad"
-            self.log.error("Remote state %s is unreadable (%s); moved to %s, starting afresh "
-                           "(what is fetched again is a duplicate to the tree watch)",
-                           self.state_file, exc, aside)
-            try:
-                os.replace(self.state_file, aside)
-            except OSError:
-                pass
+
+    def _files_of(self, data):
+        if data.get("url") != self.url.shown():
+            self.log.info("Remote state %s was for another URL; starting afresh", self.state_file)
             return {}
+        return {rel: value for rel, value in data["files"].items()
+                if isinstance(value, dict) and isinstance(value.get("sig"), list)}
 
     def _save_state(self):
         """Replace the state file atomically (called with the state lock held)."""
