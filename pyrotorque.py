@@ -6431,6 +6431,114 @@ class EngineStats(Job):
                       info.session_name, uptime, count, self.proxy.stats)
 
 
+def _loop_turns(daemon):
+    """Does the main loop turn (the daemon), or must work finish inside run() (--run-once)?"""
+    return daemon is not None and daemon.serving
+
+
+class SteppedJob(Job):
+    """A job that works through things one at a time, each in many small steps.
+
+    Why: the daemon is one thread, and copying a big item or hashing it takes minutes.
+    So run() only picks the things (into ``_pending``) and calls ``_next()``; the work
+    on one thing is a generator whose steps run from main-loop timers, each returning
+    at once, so the other jobs, signals and /metrics go on in between.  Without a
+    turning loop (--run-once) the steps run right inside run().
+
+    A subclass gives ``_prepare(thing)`` (the work to do, or None: that thing waits),
+    ``_would(work)`` (what --dry-run says instead), ``_steps(work)`` (a generator: each
+    ``yield`` is the seconds until the next step), ``_work_done(work)`` and
+    ``_work_failed(work, error)``; its close() calls ``_stop_work()``.
+    """
+
+    #: What one piece of work is called in a log line.
+    WORK = "piece of work"
+
+    def __init__(self, config):
+        super().__init__(config)
+        self._pending = collections.deque()     # things still to work on in this run
+        self._gen = None            # the steps of the work going on
+        self._work = None           # what they work on
+        self._timer = None          # the timer of the next step
+        self._closed = False
+
+    def _next(self):
+        """Start the work on the next pending thing (all of them, one by one, outside the
+        daemon)."""
+        while self._pending and not self._closed and self._gen is None:
+            work = self._prepare(self._pending.popleft())
+            if work is None:
+                continue
+            if self.dry_run:
+                self._would(work)
+                continue
+            self._begin(work)
+
+    def _begin(self, work):
+        self._work = work
+        self._gen = self._steps(work)
+        if _loop_turns(self.daemon):
+            self._timer = self.daemon.call_later(0, self._drive)
+            return
+        try:                    # --run-once, or a job without the loop: work right here
+            while self._gen is not None:
+                delay = self._drive()
+                if delay:
+                    time.sleep(delay)
+        finally:
+            self._gen = None
+
+    def _drive(self):
+        """One step of the work going on; schedules the next one in the daemon."""
+        self._timer = None
+        gen, work = self._gen, self._work
+        if gen is None:
+            return None
+        try:
+            delay = next(gen)
+        except StopIteration:
+            self._gen = self._work = None
+            self._work_done(work)
+        except Exception as exc:
+            self._gen = self._work = None
+            self._work_failed(work, exc)
+        else:
+            if _loop_turns(self.daemon) and not self._closed:
+                self._timer = self.daemon.call_later(delay, self._drive)
+            return delay
+        self._start_next()
+        return None
+
+    def _start_next(self):
+        """From a loop callback, when one piece of work is done: start the next one.  An
+        error drops what was pending, since nothing calls back into a loop callback; the
+        job's next run starts afresh."""
+        if not _loop_turns(self.daemon):
+            return
+        try:
+            self._next()
+        except RtorrentUnavailable as exc:
+            self._pending.clear()
+            self.log.warning("%s", exc)
+        except Exception:       # noqa: BLE001 - logged with its traceback
+            self._pending.clear()
+            self.log.exception("While starting the next %s", self.WORK)
+
+    def _stop_work(self):
+        """For close(): start nothing more and stop the steps; the work they were doing
+        (to settle), or None."""
+        self._closed = True
+        self._pending.clear()
+        if self._timer is not None and self.daemon is not None:
+            self.daemon.cancel(self._timer)
+            self._timer = None
+        gen, work = self._gen, self._work
+        self._gen = self._work = None
+        if gen is not None:
+            gen.close()         # closes the files it reads or writes
+        return work if gen is not None else None
+
+
 
 @builtin_job
 class QueueManager(Job):
@@ -8610,27 +8718,6 @@ def _shown_command(argv, limit=300):
     return text if len(text) <= limit else text[:limit] + "..."
 
 
-def _loop_turns(daemon):
-    """Does the main loop turn (the daemon), or must work finish inside run() (--run-once)?"""
-    return daemon is not None and daemon.serving
-
-
-def _start_next(job, what):
-    """From a loop callback, when one piece of a job's stepped work is done: start the
-    next one (``job._next()``).  An error drops what was pending, since nothing calls
-    back into a loop callback; the job's next run starts afresh."""
-    if not _loop_turns(job.daemon):
-        return
-    try:
-        job._next()
-    except RtorrentUnavailable as exc:
-        job._pending.clear()
-        job.log.warning("%s", exc)
-    except Exception:       # noqa: BLE001 - logged with its traceback
-        job._pending.clear()
-        job.log.exception("While starting the next %s", what)
-
-
 def _env_keys(config):
     """The env.NAME keys of a job's config as {NAME: value}; raise ConfigError('env.NAME: ...')."""
     env = {}
@@ -9831,7 +9918,7 @@ _TARGET_NAMES = ("label", "relpath")
 
 
 @builtin_job
-class CompletionHandler(Job):
+class CompletionHandler(SteppedJob):
     """Moves the data of completed items to their target folder and keeps them seeding.
 
     The target folder of an item is its ``targetdir`` custom (set by a tree watch
@@ -9902,15 +9989,10 @@ class CompletionHandler(Job):
             config_dir = getattr(config.get("settings"), "config_dir", None) \
                 or os.path.expanduser("~/.pyroscope")
             self.journal = os.path.join(config_dir, "run", "completion-%s.json" % self.name)
-        self._gen = None            # the move going on (a generator of step delays)
-        self._moving = None         # its journal entry
-        self._timer = None
         self._started = time.monotonic()
-        self._pending = collections.deque()     # (item, target dir) still to move this run
         self._failed = {}           # hash -> monotonic time of a failed move
         self._told = set()          # (hash, reason) said at info level already
         self._download_root = None
-        self._closed = False
         self.totals = collections.Counter()
         self.log.info("Completion handler '%s': [ %s ] in view %r -> %s%s", self.name,
                       self.matcher, self.view, "targetdir custom, else " if self.use_targetdir
@@ -9921,7 +10003,7 @@ class CompletionHandler(Job):
     def run(self):
         if self._gen is not None:
             self.log.debug("Still moving %s; no new moves until it is done",
-                           self._where(self._moving))
+                           self._where(self._work))
             return
         self.proxy.connect()
         if not self._recover_journal():
@@ -10017,21 +10099,14 @@ class CompletionHandler(Job):
         self._told.add(key)
         self.log.log(level, message, *args)
 
-    # -- starting one move ------------------------------------------------------------
+    # -- starting one move (SteppedJob's work is a journal entry) ----------------------
 
-    def _next(self):
-        """Start the next pending move (all of them, one by one, outside the daemon)."""
-        while self._pending and not self._closed and self._gen is None:
-            item, target_dir = self._pending.popleft()
-            entry = self._prepare(item, target_dir)
-            if entry is None:
-                continue
-            if self.dry_run:
-                self.log.info("WOULD move %s from %s to %s", self._where(entry),
-                              entry["source"], entry["target"])
-                self.totals["would move"] += 1
-                continue
-            self._begin(entry)
+    WORK = "move"
+
+    def _would(self, entry):
+        self.log.info("WOULD move %s from %s to %s", self._where(entry), entry["source"],
+                      entry["target"])
+        self.totals["would move"] += 1
 
     def _fresh(self, info_hash):
         """The item's state now: a dict of the fields a move decides on."""
@@ -10040,8 +10115,9 @@ class CompletionHandler(Job):
         values = self.proxy.multicall([("d." + n, info_hash) for n in names])
         return dict(zip(names, values))
 
-    def _prepare(self, item, target_dir):
+    def _prepare(self, pending):
         """Check an item right before its move; its journal entry, or None if it waits."""
+        item, target_dir = pending
         where = self._where(item)
         failed = self._failed.get(item.hash)
         if failed is not None and time.monotonic() - failed < COMPLETION_RETRY:
@@ -10097,44 +10173,14 @@ class CompletionHandler(Job):
             "phase": "stop", "bytes": 0, "method": "",
         }
 
-    def _begin(self, entry):
-        self._moving = entry
-        self._gen = self._move_steps(entry)
+    def _steps(self, entry):
         self._started = time.monotonic()
-        if _loop_turns(self.daemon):
-            self._timer = self.daemon.call_later(0, self._drive)
-            return
-        try:                    # --run-once, or a job without the loop: move right here
-            while self._gen is not None:
-                delay = self._drive()
-                if delay:
-                    time.sleep(delay)
-        finally:
-            self._gen = None
+        return self._move_steps(entry)
 
-    def _drive(self):
-        """One step of the move going on; schedules the next one in the daemon."""
-        self._timer = None
-        gen, entry = self._gen, self._moving
-        if gen is None:
-            return None
-        try:
-            delay = next(gen)
-        except StopIteration:
-            self._gen = self._moving = None
-            self.totals["moved"] += 1
-            _start_next(self, "move")
-            return None
-        except Exception as exc:
-            self._gen = self._moving = None
-            self._move_failed(entry, exc)
-            _start_next(self, "move")
-            return None
-        if _loop_turns(self.daemon) and not self._closed:
-            self._timer = self.daemon.call_later(delay, self._drive)
-        return delay
+    def _work_done(self, entry):
+        self.totals["moved"] += 1
 
-    def _move_failed(self, entry, exc):
+    def _work_failed(self, entry, exc):
         if isinstance(exc, RtorrentUnavailable):
             self.log.warning("Moving %s: rTorrent went away (%s); the move is settled when it "
                              "is back", self._where(entry), exc)
@@ -10346,22 +10392,15 @@ class CompletionHandler(Job):
 
     def status_text(self):
         text = "%d moved, %d failed" % (self.totals["moved"], self.totals["failed"])
-        if self._moving is not None:
-            text += ", moving %s" % self._moving["name"]
+        if self._work is not None:
+            text += ", moving %s" % self._work["name"]
         return text
 
     def close(self):
         """Stop a move going on: roll it back (or finish it, past the copy) right now."""
-        self._closed = True
-        self._pending.clear()
-        if self._timer is not None and self.daemon is not None:
-            self.daemon.cancel(self._timer)
-            self._timer = None
-        gen, entry = self._gen, self._moving
-        self._gen = self._moving = None
-        if gen is None:
+        entry = self._stop_work()
+        if entry is None:
             return
-        gen.close()             # closes the files of the copy
         self.log.info("Closing during the move of %s (phase '%s')", self._where(entry),
                       entry["phase"])
         try:
@@ -11254,7 +11293,7 @@ def mirror_info(name, files, piece_size, pieces, multi, private=True, source="")
 
 
 @builtin_job
-class TorrentMirror(Job):
+class TorrentMirror(SteppedJob):
     """Sends the data of complete items to remote rTorrents by BitTorrent.
 
     For each matching complete item a new metafile is made for its data (announcing
@@ -11323,12 +11362,7 @@ class TorrentMirror(Job):
             or os.path.join(config_dir, "run", "mirror-%s.json" % self.name)))
         self.fields = set(self.matcher.fields) | {"name", "custom_mirror", "custom_mirror_of"}
         self.state = self._read_state()
-        self._pending = collections.deque()     # items still to hash in this run
-        self._gen = None            # the hashing going on (a generator)
-        self._hashing = None        # what it hashes: a dict
-        self._timer = None
         self._retry_at = {}         # hash -> monotonic time its next try may start
-        self._closed = False
         self.totals = collections.Counter()
         self.log.info("Mirror '%s': [ %s ] in view %r -> %s via %s", self.name, self.matcher,
                       self.view, ", ".join(map(_shown_url, self.remote_urls)), self.tracker)
@@ -11357,7 +11391,7 @@ class TorrentMirror(Job):
         self._follow()
         if self._gen is not None:
             self.log.debug("Still hashing %s; no new mirrors until it is done",
-                           self._where(self._hashing))
+                           self._where(self._work))
             return
         mirrors = self.state["mirrors"]
         made = {entry["hash"] for entry in mirrors.values()}
@@ -11400,20 +11434,14 @@ class TorrentMirror(Job):
         origin = thing.hash if isinstance(thing, Item) else thing["source"]
         return "'%s' [#%s]" % (_log_safe(thing["name"]), origin)
 
-    # -- making a mirror -----------------------------------------------------------------
+    # -- making a mirror (SteppedJob's work is a dict of what is hashed) ----------------
 
-    def _next(self):
-        """Start hashing the next pending item (all of them, one by one, outside the daemon)."""
-        while self._pending and not self._closed and self._gen is None:
-            job = self._prepare(self._pending.popleft())
-            if job is None:
-                continue
-            if self.dry_run:
-                self.log.info("WOULD mirror %s (%s in %d file(s)) to %s", self._where(job),
-                              human_size(job["size"]), len(job["files"]),
-                              ", ".join(map(_shown_url, self.remote_urls)))
-                continue
-            self._begin(job)
+    WORK = "mirror"
+
+    def _would(self, mirror):
+        self.log.info("WOULD mirror %s (%s in %d file(s)) to %s", self._where(mirror),
+                      human_size(mirror["size"]), len(mirror["files"]),
+                      ", ".join(map(_shown_url, self.remote_urls)))
 
     def _prepare(self, item):
         """The item's files as rTorrent sees them right now, or None if it cannot be mirrored."""
@@ -11439,48 +11467,25 @@ class TorrentMirror(Job):
                 "multi": bool(now["is_multi_file"]), "files": files,
                 "size": sum(size for _, _, size in files)}
 
-    def _begin(self, job):
-        job["piece_size"] = self.config.get("piece_size") or mirror_piece_size(job["size"])
-        job["pieces"] = []
-        job["started"] = time.monotonic()
-        self._hashing = job
-        self._gen = _piece_steps([(path, size) for _, path, size in job["files"]],
-                                 job["piece_size"], job["pieces"], self.step)
-        self.log.info("Hashing %s for its mirror (%s, %s pieces)", self._where(job),
-                      human_size(job["size"]), human_size(job["piece_size"]))
-        if _loop_turns(self.daemon):
-            self._timer = self.daemon.call_later(0, self._drive)
-            return
-        while self._gen is not None:        # --run-once, or no loop: hash right here
-            self._drive()
+    def _steps(self, mirror):
+        mirror["piece_size"] = self.config.piece_size or mirror_piece_size(mirror["size"])
+        mirror["pieces"] = []
+        mirror["started"] = time.monotonic()
+        self.log.info("Hashing %s for its mirror (%s, %s pieces)", self._where(mirror),
+                      human_size(mirror["size"]), human_size(mirror["piece_size"]))
+        return self._hash_steps(mirror)
 
-    def _drive(self):
-        """One step of the hashing going on; the next one comes after the loop turned."""
-        self._timer = None
-        gen, job = self._gen, self._hashing
-        if gen is None:
-            return
-        try:
-            next(gen)
-        except StopIteration:
-            pass
-        except Exception as exc:
-            self._gen = self._hashing = None
-            self._failed(job, exc)
-            _start_next(self, "mirror")
-            return
-        else:
-            if _loop_turns(self.daemon) and not self._closed:
-                self._timer = self.daemon.call_later(0, self._drive)
-            return
-        self._gen = self._hashing = None
-        try:
-            self._finish(job)
-        except Exception as exc:
-            self._failed(job, exc)
-        _start_next(self, "mirror")
+    def _hash_steps(self, mirror):
+        """Hash in steps (the next one after the loop turned), then make the mirror."""
+        for _ in _piece_steps([(path, size) for _, path, size in mirror["files"]],
+                              mirror["piece_size"], mirror["pieces"], self.step):
+            yield 0
+        self._finish(mirror)
 
-    def _failed(self, job, error):
+    def _work_done(self, mirror):
+        """_finish counted and logged it."""
+
+    def _work_failed(self, job, error):
         """Log a failed mirror; remember it (never tried again) unless the error may pass:
         an OSError (the data changed, a read failed) or rTorrent being away."""
         self.totals["failed"] += 1
@@ -11703,21 +11708,15 @@ class TorrentMirror(Job):
     def status_text(self):
         text = "%d made, %d complete at remotes, %d failed" % (
             self.totals["made"], self.totals["complete"], self.totals["failed"])
-        if self._hashing is not None:
-            text += ", hashing %s" % _log_safe(self._hashing["name"])
+        if self._work is not None:
+            text += ", hashing %s" % _log_safe(self._work["name"])
         return text
 
     def close(self):
-        self._closed = True
-        self._pending.clear()
-        if self._timer is not None and self.daemon is not None:
-            self.daemon.cancel(self._timer)
-            self._timer = None
-        if self._gen is not None:
-            self._gen.close()       # closes the file being read
+        mirror = self._stop_work()
+        if mirror is not None:
             self.log.info("Closing while hashing %s; it is hashed again at the next start",
-                          self._where(self._hashing))
-        self._gen = self._hashing = None
+                          self._where(mirror))
 
 
 ###############################################################################
@@ -11781,7 +11780,7 @@ def fast_resume(meta, paths, priorities=None):
 
 
 @builtin_job
-class TorrentMover(Job):
+class TorrentMover(SteppedJob):
     """Moves complete items, with their fast-resume data, to another rTorrent.
 
     pyrosimple's Mover (``pyrosimple.job.move_torrent:Mover``).  The target must see
@@ -11816,10 +11815,9 @@ class TorrentMover(Job):
         self.max_items = config.get("max_items", 0)
         self.fields = set(self.matcher.fields) | {"name", "alias"} | (
             set(self.sorter.fields) if self.sorter else set())
-        self._pending = collections.deque()
+        # SteppedJob's pending queue and timer, with a _next of its own: a move is one
+        # call, then a wait for the item to show up at the target (_arrived).
         self._moving = None         # (item, target url, was active, deadline) while it travels
-        self._timer = None
-        self._closed = False
         self.totals = collections.Counter()
         self.log.info("Mover '%s': [ %s ] in view %r -> %s", self.name, self.matcher, self.view,
                       ", ".join(map(_shown_url, self.hosts)))
@@ -11827,12 +11825,10 @@ class TorrentMover(Job):
     def status_text(self):
         return "%d moved" % self.totals["moved"]
 
+    WORK = "move"
+
     def close(self):
-        self._closed = True
-        self._pending.clear()
-        if self._timer is not None:
-            self.daemon.cancel(self._timer)
-            self._timer = None
+        self._stop_work()
         if self._moving is not None:        # stopped here, not confirmed there: back on
             self._give_back(self._moving, "the daemon stops")
 
@@ -11941,7 +11937,7 @@ class TorrentMover(Job):
                 pass
             if time.monotonic() > deadline:
                 self._give_back(self._moving, "it did not show up within %.0f s" % MOVER_ARRIVAL)
-                _start_next(self, "move")
+                self._start_next()
                 return
             if _loop_turns(self.daemon):        # look again after the loop turned
                 self._timer = self.daemon.call_later(MOVER_POLL, self._arrived)
@@ -11954,7 +11950,7 @@ class TorrentMover(Job):
             self.log.warning("Moving %s: it is at %s, but finishing failed: %s (it stays "
                              "stopped here)", self._where(item), _shown_url(url), exc)
         self._moving = None
-        _start_next(self, "move")
+        self._start_next()
 
     def _finish(self, item, remote):
         """Copy the customs, start the item there, erase it here."""
