@@ -5938,6 +5938,43 @@ class MetricsServer:
         self.listener = listener
         listener.attach(self)
 
+    def take_over_or_listen(self, job, addr, port):
+        """Serve ``job`` on addr:port: on the socket of the running job of its class that
+        listens there (a reload builds the new jobs before it closes the old ones, so the
+        port is never given up), else on a new one; ConfigError('port: ...') if that
+        fails.  Returns the job taken over from, or None."""
+        other = self._listening_job(job, addr, port)
+        if other is not None:
+            self.use(other.server.listener)
+            job.log.info("Taking over %s from the job being replaced", self.listener.where)
+            return other
+        try:
+            self.listen(addr, port)
+        except OSError as exc:
+            raise ConfigError("port: cannot listen on %s:%s (%s)"
+                              % (addr, port, exc.strerror or exc)) from None
+        return None
+
+    @staticmethod
+    def _listening_job(job, addr, port):
+        """The other job of ``job``'s class whose server listens on addr:port (as the
+        system resolves the address, so 'localhost' finds '127.0.0.1'), or None.  Port 0
+        (any free port) is never taken over."""
+        if not port:
+            return None
+        try:
+            wanted = socket.getaddrinfo(addr or None, port, 0, socket.SOCK_STREAM, 0,
+                                        socket.AI_PASSIVE)[0][4][:2]
+        except OSError:
+            return None
+        for sj in list(getattr(job.daemon, "jobs", {}).values()):
+            other = getattr(sj, "job", None)
+            server = getattr(other, "server", None)
+            if (isinstance(other, type(job)) and other is not job and server is not None
+                    and server.listener is not None and server.address == wanted):
+                return other
+        return None
+
     @property
     def address(self):
         return self.listener.address if self.listener else None
@@ -8369,16 +8406,9 @@ class RtorrentExporter(Job):
                                     max_request=config.max_request_size,
                                     max_connections=config.max_connections, auth=self.auth,
                                     tls=self.tls)
-        listener = self._running_listener(config.addr, config.port)
-        if listener is not None:
-            self.server.use(listener)
-            self.log.info("Taking over %s from the job being replaced", listener.where)
-        else:
-            try:
-                self.server.listen(config.addr, config.port)
-            except OSError as exc:
-                raise ConfigError("port: cannot listen on %s:%s (%s)"
-                                  % (config.addr, config.port, exc.strerror or exc)) from None
+        other = self.server.take_over_or_listen(self, config.addr, config.port)
+        if other is not None:       # serve the old text until our first collection
+            self.text, self.body, self.gzipped = other.text, other.body, other.gzipped
         host, port = self.server.address
         self.log.info("Serving metrics on %s://%s:%d/metrics (%s)",
                       "https" if self.tls else "http",
@@ -8401,26 +8431,6 @@ class RtorrentExporter(Job):
                               % (" and key" if config.tls_key else "",
                                  getattr(exc, "strerror", None) or exc)) from None
         return context
-
-    def _running_listener(self, addr, port):
-        """The listening socket of a running exporter on the same address (a reload
-        builds the new jobs before it closes the old ones)."""
-        if not port:
-            return None
-        try:
-            wanted = socket.getaddrinfo(addr or None, port, 0, socket.SOCK_STREAM, 0,
-                                        socket.AI_PASSIVE)[0][4][:2]
-        except OSError:
-            return None
-        for sj in list(getattr(self.daemon, "jobs", {}).values()):
-            other = getattr(sj, "job", None)
-            server = getattr(other, "server", None)
-            if (isinstance(other, RtorrentExporter) and other is not self and server is not None
-                    and server.listener is not None and server.address == wanted):
-                if self.text is None:       # serve the old text until our first collection
-                    self.text, self.body, self.gzipped = other.text, other.body, other.gzipped
-                return server.listener
-        return None
 
     def close(self):
         if self.server is not None:
@@ -9421,7 +9431,7 @@ class ActionRule(Job):
         self.matcher = required_matcher(self)
         self.prefilter = rtorrent_filter(self.matcher)
         self.sorter = sort_order(config)
-        self.actions = parse_actions(config.get("action"), config.get("allow_erase", False))
+        self.actions = parse_actions(config.action, config.allow_erase)
         self._guarded = "/".join(sorted({a.kind for a in self.actions
                                          if a.kind in _DANGEROUS or a.kind == "throttle"}))
         fields = set(self.matcher.fields) | {"name"}
@@ -9439,10 +9449,10 @@ class ActionRule(Job):
             if action.kind in ("tag", "untag"):
                 fields.add("custom_tags")
         self.fields = fields
-        self.max_items = config.get("max_items", 0)
-        self.view = config.get("view") or "main"
-        self.exec_timeout = config.get("exec_timeout", 60.0)
-        self.grace = config.get("kill_grace", 5.0)
+        self.max_items = config.max_items
+        self.view = config.view or "main"
+        self.exec_timeout = config.exec_timeout
+        self.grace = config.kill_grace
         self.cwd = _work_dir(config.get("cwd"))
         self.env = _env_keys(config)
         self.child = None
@@ -9950,7 +9960,7 @@ class CompletionHandler(SteppedJob):
     def __init__(self, config):
         super().__init__(config)
         self.items = config.get("item_source")
-        text = str(config.get("matcher") or "").strip()
+        text = config.matcher.strip()
         condition = "is_complete=yes" + (" [ %s ]" % text if text else "")
         try:
             self.matcher = parse_condition(condition)
@@ -9958,10 +9968,10 @@ class CompletionHandler(SteppedJob):
             raise ConfigError("matcher: %s" % exc) from None
         self.prefilter = rtorrent_filter(self.matcher)
         self.template = None
-        self.use_targetdir = config.get("use_targetdir", True)
+        self.use_targetdir = config.use_targetdir
         fields = set(self.matcher.fields) | {"name", "directory", "is_multi_file"} | (
             {"custom_targetdir"} if self.use_targetdir else set())
-        target = str(config.get("target") or "").strip()
+        target = config.target.strip()
         if target:
             try:
                 self.template = ItemTemplate(target, "target")
@@ -9979,10 +9989,10 @@ class CompletionHandler(SteppedJob):
                 fields.add("traits")
         self.fields = fields
         self.view = config.get("view") or "main"
-        self.max_items = config.get("max_items", 0)
-        self.chunk = max(64 * 1024, config.get("copy_chunk") or 8 * 1024 * 1024)
-        self.rate = config.get("copy_rate", 0)
-        journal = str(config.get("journal") or "").strip()
+        self.max_items = config.max_items
+        self.chunk = max(64 * 1024, config.copy_chunk or 8 * 1024 * 1024)
+        self.rate = config.copy_rate
+        journal = config.journal.strip()
         if journal:
             self.journal = os.path.abspath(os.path.expanduser(journal))
         else:
@@ -10938,32 +10948,13 @@ class StatsArchiver(Job):
             return
         if config.port:
             self.server = MetricsServer(self.daemon, self.serve_page, self.log)
-            listener = self._running_listener(config.addr, config.port)
-            if listener is not None:
-                self.server.use(listener)
-            else:
-                try:
-                    self.server.listen(config.addr, config.port)
-                except OSError as exc:
-                    raise ConfigError("port: cannot listen on %s:%s (%s)"
-                                      % (config.addr, config.port, exc.strerror or exc)) from None
+            self.server.take_over_or_listen(self, config.addr, config.port)
             host, port = self.server.address
             self.log.info("Serving graphs on http://%s:%d%s", "[%s]" % host if ":" in host
                           else host, port, GRAPHS_PATH)
         self.log.info("Archiving statistics in %s (tiers %s)", path, ", ".join(
             "%s for %s" % (duration_text(step), duration_text(step * count))
             for step, count in config.tiers))
-
-    def _running_listener(self, addr, port):
-        """The socket of the archiver this one replaces on a reload, if on the same port."""
-        for sj in list(getattr(self.daemon, "jobs", {}).values()):
-            other = getattr(sj, "job", None)
-            server = getattr(other, "server", None)
-            if (isinstance(other, StatsArchiver) and other is not self and server is not None
-                    and server.listener is not None and other.config.port == port
-                    and other.config.addr == addr):
-                return server.listener
-        return None
 
     def close(self):
         if self.server is not None:
@@ -11333,14 +11324,14 @@ class TorrentMirror(SteppedJob):
     def __init__(self, config):
         super().__init__(config)
         self.items = config.get("item_source")
-        text = str(config.get("matcher") or "").strip()
+        text = config.matcher.strip()
         if not text:
             raise ConfigError("matcher: you need to set 'job.%s.matcher' (a condition)" % self.name)
         try:
             self.matcher = parse_condition("is_complete=yes [ %s ]" % text)
         except ConditionError as exc:
             raise ConfigError("matcher: %s" % exc) from None
-        self.tracker = str(config.get("tracker") or "").strip()
+        self.tracker = config.tracker.strip()
         if not re.match(r"(?i)(https?|udp)://[^\s/]+", self.tracker):
             raise ConfigError("tracker: %s (an http://, https:// or udp:// announce URL)"
                               % ("you need to set 'job.%s.tracker'" % self.name
@@ -11349,16 +11340,16 @@ class TorrentMirror(SteppedJob):
         self.remotes = _remote_proxies(self, "remotes", "the remote rTorrents")
         self.remote_urls = list(self.remotes)
         settings = config.get("settings")
-        self.remote_dir = str(config.get("remote_dir") or "").strip()
-        self.view = config.get("view") or "main"
-        self.max_items = config.get("max_items", 1)
-        self.step = max(64 * 1024, config.get("hash_chunk") or 4 * 1024 * 1024)
+        self.remote_dir = config.remote_dir.strip()
+        self.view = config.view or "main"
+        self.max_items = config.max_items
+        self.step = max(64 * 1024, config.hash_chunk or 4 * 1024 * 1024)
         config_dir = getattr(settings, "config_dir", None) or os.path.expanduser("~/.pyroscope")
         self.metafile_dir = os.path.abspath(os.path.expanduser(
-            str(config.get("metafile_dir") or "").strip()
+            config.metafile_dir.strip()
             or os.path.join(config_dir, "mirror-%s" % self.name)))
         self.state_path = os.path.abspath(os.path.expanduser(
-            str(config.get("state_file") or "").strip()
+            config.state_file.strip()
             or os.path.join(config_dir, "run", "mirror-%s.json" % self.name)))
         self.fields = set(self.matcher.fields) | {"name", "custom_mirror", "custom_mirror_of"}
         self.state = self._read_state()
@@ -11504,7 +11495,7 @@ class TorrentMirror(SteppedJob):
         """Write the mirror's metafile, remember it, and seed it locally."""
         info = mirror_info(job["name"], [(parts, size) for parts, _, size in job["files"]],
                            job["piece_size"], job["pieces"], job["multi"],
-                           self.config.get("private", True), str(self.config.get("source") or ""))
+                           self.config.private, self.config.source)
         data = bencode({"announce": self.tracker, "created by": "pyrotorque/" + __version__,
                         "creation date": int(time.time()), "info": info})
         meta = read_metafile(data)          # our own rules for metafiles, as for any other
@@ -11811,8 +11802,8 @@ class TorrentMover(SteppedJob):
         self.sorter = sort_order(config)
         self.remotes = _remote_proxies(self, "hosts", "the target rTorrents")
         self.hosts = list(self.remotes)
-        self.view = config.get("view") or "main"
-        self.max_items = config.get("max_items", 0)
+        self.view = config.view or "main"
+        self.max_items = config.max_items
         self.fields = set(self.matcher.fields) | {"name", "alias"} | (
             set(self.sorter.fields) if self.sorter else set())
         # SteppedJob's pending queue and timer, with a _next of its own: a move is one
@@ -12581,9 +12572,9 @@ class RemoteWatch(TreeWatch):
         self.state_file = self._abs(str(config.get("state_file") or "")) \
             or os.path.join(run_dir, "remote-%s.json" % self.name)
         self.after = self._after_action(str(config.get("after") or "keep"))
-        self.recursive = config.get("recursive", False)
-        self.max_files = config.get("max_files", 50)
-        timeout = config.get("timeout") or 30.0
+        self.recursive = config.recursive
+        self.max_files = config.max_files
+        timeout = config.timeout or 30.0
         self.source = self._source(config, timeout)
         try:
             os.makedirs(self.spool, exist_ok=True)
@@ -12656,7 +12647,7 @@ class RemoteWatch(TreeWatch):
                 context = ssl.create_default_context(cafile=cafile or None)
             except (OSError, ssl.SSLError) as exc:
                 raise ConfigError("cafile: cannot read %r (%s)" % (cafile, exc)) from None
-            if not config.get("tls_verify", True):
+            if not config.tls_verify:
                 context.check_hostname = False
                 context.verify_mode = ssl.CERT_NONE
         return _FtpSource(url, self._password(config), timeout, context, self.log)
@@ -12672,7 +12663,7 @@ class RemoteWatch(TreeWatch):
                     return handle.readline().rstrip("\r\n")
             except (OSError, UnicodeDecodeError) as exc:
                 raise ConfigError("password_file: cannot read %r (%s)" % (name, exc)) from None
-        name = os.path.expanduser(str(config.get("netrc", "~/.netrc") or "").strip())
+        name = os.path.expanduser(config.netrc.strip())
         if name and os.path.isfile(name):
             try:
                 found = netrc.netrc(name).authenticators(self.url.host)
