@@ -8354,43 +8354,13 @@ class RtorrentExporter(Job):
 
     def __init__(self, config):
         super().__init__(config)
-        self.prefix = config.prefix.strip()
-        if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", self.prefix) or \
-                self.prefix.startswith("pyrotorque_"):
-            raise ConfigError("prefix: %r is not a metric name prefix (letters, digits, '_'; "
-                              "pyrotorque_ is the daemon's own)"
-                              % self.prefix)
-        self.collectors = []
-        for word in re.split(r"[\s,]+", config.jobs.strip()):
-            if word and word not in EXPORTER_COLLECTORS:
-                raise ConfigError("jobs: unknown collector %r (choose from %s)"
-                                  % (word, ", ".join(EXPORTER_COLLECTORS)))
-            if word and word not in self.collectors:
-                self.collectors.append(word)
-        stats = config.get("item-stats")
-        labels = config.get("item-labels")
-        try:
-            self.item_stats = _method_list(stats if stats is not None else config.item_stats, "")
-        except ConfigError as exc:
-            raise ConfigError("%s: %s" % ("item-stats" if stats is not None else "item_stats",
-                                          exc)) from None
-        try:
-            self.item_labels = _method_list(labels if labels is not None else config.item_labels,
-                                            "")
-        except ConfigError as exc:
-            raise ConfigError("%s: %s" % ("item-labels" if labels is not None else "item_labels",
-                                          exc)) from None
+        self.prefix = self._prefix(config)
+        self.collectors = self._collectors(config)
+        self.item_stats = self._item_methods(config, "item_stats")
+        self.item_labels = self._item_methods(config, "item_labels")
         if "d.hash" not in self.item_labels:
             self.item_labels.insert(0, "d.hash")     # the hash keeps every series unique
-        if not 0 <= config.port < 65536:
-            raise ConfigError("port: %d is not a port number (0-65535)" % config.port)
-        if config.max_connections < 1:
-            raise ConfigError("max_connections: must be at least 1")
-        if config.http_timeout <= 0:
-            raise ConfigError("http_timeout: must be more than 0 seconds")
-        if bool(config.user) != bool(config.password):
-            raise ConfigError("%s: user and password go together (basic authentication)"
-                              % ("user" if config.user else "password"))
+        self._check_http(config)
         self.auth = (config.user, config.password) if config.user else None
         self.tls = self._tls_context(config)
         self.text = None            # the rendered metrics (str), None before the first collection
@@ -8400,8 +8370,54 @@ class RtorrentExporter(Job):
         self.up = None
         self.fetched = None
         self.server = None
-        if self.daemon is None:     # --check: validate only
-            return
+        if self.daemon is not None:     # else --check: validate only
+            self._serve(config)
+
+    # -- the settings, checked -----------------------------------------------------------
+
+    @staticmethod
+    def _prefix(config):
+        prefix = config.prefix.strip()
+        if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", prefix) or prefix.startswith("pyrotorque_"):
+            raise ConfigError("prefix: %r is not a metric name prefix (letters, digits, '_'; "
+                              "pyrotorque_ is the daemon's own)" % prefix)
+        return prefix
+
+    @staticmethod
+    def _collectors(config):
+        collectors = []
+        for word in re.split(r"[\s,]+", config.jobs.strip()):
+            if word and word not in EXPORTER_COLLECTORS:
+                raise ConfigError("jobs: unknown collector %r (choose from %s)"
+                                  % (word, ", ".join(EXPORTER_COLLECTORS)))
+            if word and word not in collectors:
+                collectors.append(word)
+        return collectors
+
+    @staticmethod
+    def _item_methods(config, key):
+        """item_stats or item_labels as d.* methods; pyrocore's spelling (item-stats) wins."""
+        old_key = key.replace("_", "-")
+        if config.get(old_key) is not None:
+            key = old_key
+        try:
+            return _method_list(config[key], "")
+        except ConfigError as exc:
+            raise ConfigError("%s: %s" % (key, exc)) from None
+
+    @staticmethod
+    def _check_http(config):
+        if not 0 <= config.port < 65536:
+            raise ConfigError("port: %d is not a port number (0-65535)" % config.port)
+        if config.max_connections < 1:
+            raise ConfigError("max_connections: must be at least 1")
+        if config.http_timeout <= 0:
+            raise ConfigError("http_timeout: must be more than 0 seconds")
+        if bool(config.user) != bool(config.password):
+            raise ConfigError("%s: user and password go together (basic authentication)"
+                              % ("user" if config.user else "password"))
+
+    def _serve(self, config):
         self.server = MetricsServer(self.daemon, self.page, self.log, timeout=config.http_timeout,
                                     max_request=config.max_request_size,
                                     max_connections=config.max_connections, auth=self.auth,
@@ -9269,6 +9285,26 @@ _PRIORITIES = {"off": 0, "low": 1, "normal": 2, "high": 3}
 _CUSTOM_KEY = re.compile(r"[A-Za-z0-9_.-]+\Z")
 _THROTTLE_NAME = re.compile(r"[A-Za-z0-9_.-]*\Z")
 _PLAIN_ACTIONS = ("start", "stop", "close", "pause", "resume", "erase")
+#: For each plain action: is it needed, given the item's state now (d.state, d.is_open,
+#: d.is_active), and the calls that do it.  A start of a paused item (or one closed
+#: while started) is a resume.
+_PLAIN_NEEDED = {
+    "start": lambda state, is_open, active: not active,
+    "stop": lambda state, is_open, active: state == 1,
+    "close": lambda state, is_open, active: state == 1 or is_open,
+    "pause": lambda state, is_open, active: active,
+    "resume": lambda state, is_open, active: state == 1 and not active,
+    "erase": lambda state, is_open, active: True,
+}
+_PLAIN_CALLS = {
+    "start": lambda state, is_open: ((() if is_open else ("d.open",))
+                                     + (("d.start",) if state == 0 else ("d.resume",))),
+    "stop": lambda state, is_open: ("d.stop",),
+    "close": lambda state, is_open: (("d.stop",) if state == 1 else ()) + ("d.close",),
+    "pause": lambda state, is_open: ("d.pause",),
+    "resume": lambda state, is_open: (() if is_open else ("d.open",)) + ("d.resume",),
+    "erase": lambda state, is_open: ("d.erase",),
+}
 _VALUE_ACTIONS = ("priority", "tag", "untag", "custom.KEY", "throttle", "print", "exec")
 
 
@@ -9570,86 +9606,69 @@ class ActionRule(Job):
 
     def _do(self, action, task):
         """One action on one item; returns None, or 'wait' / 'skipped' / 'failed'."""
-        item, kind, h = task.item, action.kind, task.item.hash
-        where = self._where(item)
-        d = self.proxy.d
-        if kind == "print":
-            self.log.info("%s", action.template.render(_ItemNamespace(item)))
-            return None
-        if kind == "exec":
-            return self._exec(action, task)
-        if kind == "custom":
-            value = action.template.render(_ItemNamespace(item))
-            if self.dry_run:
-                self.log.info("Would set custom %r of %s to '%s'", action.key, where,
-                              _log_safe(value))
-            elif action.key in ("1", "2", "3", "4", "5"):
-                self.proxy.call("d.custom%s.set" % action.key, h, value)
-            else:
-                d.custom.set(h, action.key, value)
-            return None
-        if kind in ("tag", "untag"):
-            return self._tags(action, item)
-        if kind == "priority":
-            if self.dry_run:
-                self.log.info("Would set the priority of %s to %d", where, action.value)
-            else:
-                d.priority.set(h, action.value)
-            return None
-        state, is_open, active, checking = self._fresh(item)
-        if checking and (kind in _DANGEROUS or kind == "throttle" and active):
-            self._skip_hashing(item, "stop (to change the throttle)" if kind == "throttle"
-                               else kind)
+        return self._ACTIONS[action.kind](self, action, task)
+
+    def _print(self, action, task):
+        self.log.info("%s", action.template.render(_ItemNamespace(task.item)))
+
+    def _custom(self, action, task):
+        item = task.item
+        value = action.template.render(_ItemNamespace(item))
+        if self.dry_run:
+            self.log.info("Would set custom %r of %s to '%s'", action.key, self._where(item),
+                          _log_safe(value))
+        elif action.key in ("1", "2", "3", "4", "5"):
+            self.proxy.call("d.custom%s.set" % action.key, item.hash, value)
+        else:
+            self.proxy.call("d.custom.set", item.hash, action.key, value)
+
+    def _priority(self, action, task):
+        if self.dry_run:
+            self.log.info("Would set the priority of %s to %d", self._where(task.item),
+                          action.value)
+        else:
+            self.proxy.call("d.priority.set", task.item.hash, action.value)
+
+    def _throttle(self, action, task):
+        item, h = task.item, task.item.hash
+        _, _, active, checking = self._fresh(item)
+        if checking and active:
+            self._skip_hashing(item, "stop (to change the throttle)")
             return "skipped"
-        if kind == "throttle":
-            if self.dry_run:
-                self.log.info("Would set the throttle of %s to %r%s", where, action.value or "NONE",
-                              " (stopping and starting it)" if active else "")
-                return None
-            if active:      # rTorrent refuses to change the throttle of an active item
-                d.stop(h)
-                try:
-                    d.throttle_name.set(h, action.value)
-                finally:
-                    d.start(h)
-            else:
-                d.throttle_name.set(h, action.value)
+        if self.dry_run:
+            self.log.info("Would set the throttle of %s to %r%s", self._where(item),
+                          action.value or "NONE", " (stopping and starting it)" if active else "")
             return None
-        needed = {
-            "start": not active, "stop": state == 1, "close": state == 1 or is_open,
-            "pause": active, "resume": state == 1 and not active, "erase": True,
-        }[kind]
-        if not needed:
+        if active:      # rTorrent refuses to change the throttle of an active item
+            self.proxy.call("d.stop", h)
+            try:
+                self.proxy.call("d.throttle_name.set", h, action.value)
+            finally:
+                self.proxy.call("d.start", h)
+        else:
+            self.proxy.call("d.throttle_name.set", h, action.value)
+        return None
+
+    def _plain(self, action, task):
+        """start, stop, close, pause, resume, erase: what the item's state now needs."""
+        item, kind, where = task.item, action.kind, self._where(task.item)
+        state, is_open, active, checking = self._fresh(item)
+        if checking and kind in _DANGEROUS:
+            self._skip_hashing(item, kind)
+            return "skipped"
+        if not _PLAIN_NEEDED[kind](state, is_open, active):
             self.log.debug("%s: no need to %s it", where, kind)
             return None
         if self.dry_run:
             self.log.info("Would %s %s", kind, where)
             return None
         self.log.info("%s %s", _GERUNDS[kind], where)
-        if kind == "start":
-            if not is_open:
-                d.open(h)
-            if state == 0:
-                d.start(h)
-            else:               # paused, or closed while started: start means go on
-                d.resume(h)
-        elif kind == "stop":
-            d.stop(h)
-        elif kind == "close":
-            if state == 1:
-                d.stop(h)
-            d.close(h)
-        elif kind == "pause":
-            d.pause(h)
-        elif kind == "resume":
-            if not is_open:
-                d.open(h)
-            d.resume(h)
-        elif kind == "erase":
-            d.erase(h)
+        for method in _PLAIN_CALLS[kind](state, is_open):
+            self.proxy.call(method, item.hash)
         return None
 
-    def _tags(self, action, item):
+    def _tags(self, action, task):
+        item = task.item
         words = str(item["custom_tags"] or "").split()
         lower = {w.lower() for w in words}
         if action.kind == "tag":
@@ -9715,6 +9734,11 @@ class ActionRule(Job):
             self._queue.clear()
         if self.child is not None:
             self.child.kill("the job is closing")
+
+    #: The method that does each kind of action (_do's table).
+    _ACTIONS = dict(dict.fromkeys(_PLAIN_ACTIONS, _plain), print=_print, exec=_exec,
+                    custom=_custom, tag=_tags, untag=_tags, priority=_priority,
+                    throttle=_throttle)
 
 
 ###############################################################################
