@@ -9119,12 +9119,12 @@ class ExecCommand(Job):
         super().__init__(config)
         if not str(config.get("command") or "").strip():
             raise ConfigError("command: you need to set 'job.%s.command'" % self.name)
-        self.argv = _command_argv(config.command, config.get("shell", False))
+        self.argv = _command_argv(config.command, config.shell)
         self.label = _shown_command(self.argv)
         self.cwd = _work_dir(config.get("cwd"))
         self.env = _env_keys(config)
         self.timeout = config.get("timeout") or 0.0
-        self.grace = config.get("kill_grace", 5.0)
+        self.grace = config.kill_grace
         self.child = None
         self.runs = self.failures = self.overlaps = 0
 
