@@ -419,6 +419,11 @@ def _log_safe(text):
                              str(text))
 
 
+def _shown_item(name, info_hash):
+    """An item as a log line shows it: 'NAME' [#HASH]."""
+    return "'%s' [#%s]" % (_log_safe(name), info_hash)
+
+
 def byte_size(text):
     """A size or rate in bytes from config text: '512', '1.5g', '10M' (1024-based)."""
     try:
@@ -6415,6 +6420,19 @@ def builtin_job(cls):
     return cls
 
 
+def job_path(config, text, default):
+    """A file or folder of a job: ``text`` from its config (~ expanded, made absolute),
+    else ``default`` below the config dir (the daemon's; without one $PYRO_CONFIG_DIR,
+    else ~/.pyroscope), e.g. 'run/completion-NAME.json'."""
+    text = str(text or "").strip()
+    if text:
+        return os.path.abspath(os.path.expanduser(text))
+    config_dir = getattr(config.get("settings"), "config_dir", None) \
+        or getattr(getattr(config.get("daemon"), "settings", None), "config_dir", None) \
+        or os.path.expanduser(os.environ.get("PYRO_CONFIG_DIR") or "~/.pyroscope")
+    return os.path.join(config_dir, default)
+
+
 class Job:
     """The base of the built-in jobs, and a convenient one for your own.
 
@@ -9585,7 +9603,7 @@ class ActionRule(Job):
         return "acted"
 
     def _where(self, item):
-        return "'%s' [#%s]" % (_log_safe(item["name"]), item.hash)
+        return _shown_item(item["name"], item.hash)
 
     def _fresh(self, item):
         """The item's state now, not at the fetch: (state, open, active, hash-checking)."""
@@ -10016,13 +10034,7 @@ class CompletionHandler(SteppedJob):
         self.max_items = config.max_items
         self.chunk = max(64 * 1024, config.copy_chunk or 8 * 1024 * 1024)
         self.rate = config.copy_rate
-        journal = config.journal.strip()
-        if journal:
-            self.journal = os.path.abspath(os.path.expanduser(journal))
-        else:
-            config_dir = getattr(config.get("settings"), "config_dir", None) \
-                or os.path.expanduser("~/.pyroscope")
-            self.journal = os.path.join(config_dir, "run", "completion-%s.json" % self.name)
+        self.journal = job_path(config, config.journal, "run/completion-%s.json" % self.name)
         self._started = time.monotonic()
         self._failed = {}           # hash -> monotonic time of a failed move
         self._told = set()          # (hash, reason) said at info level already
@@ -10123,7 +10135,7 @@ class CompletionHandler(SteppedJob):
     def _where(self, item):
         if item is None:
             return "?"
-        return "'%s' [#%s]" % (_log_safe(item["name"]), item["hash"])
+        return _shown_item(item["name"], item["hash"])
 
     def _say(self, item, reason, level, message, *args):
         """Log why an item waits: at ``level`` the first time, at debug after that."""
@@ -10954,13 +10966,7 @@ class StatsArchiver(Job):
                 raise ConfigError("views: %r is not a view name" % view)
         if not 0 <= config.port < 65536:
             raise ConfigError("port: %d is not a port number (0-65535)" % config.port)
-        path = str(config.db or "").strip()
-        if path:
-            path = os.path.expanduser(path)
-        else:
-            config_dir = getattr(config.get("settings"), "config_dir", None) \
-                or os.path.expanduser("~/.pyroscope")
-            path = os.path.join(config_dir, "run", "stats-%s.sqlite" % self.name)
+        path = job_path(config, config.db, "run/stats-%s.sqlite" % self.name)
         self.graph_file = os.path.expanduser(config.graph_file) if config.graph_file else ""
         self.archive = StatsArchive(path, config.tiers, self.log, config.busy_timeout)
         self.missing_views = set()
@@ -11363,18 +11369,12 @@ class TorrentMirror(SteppedJob):
                                  % self.tracker))
         self.remotes = _remote_proxies(self, "remotes", "the remote rTorrents")
         self.remote_urls = list(self.remotes)
-        settings = config.get("settings")
         self.remote_dir = config.remote_dir.strip()
         self.view = config.view or "main"
         self.max_items = config.max_items
         self.step = max(64 * 1024, config.hash_chunk or 4 * 1024 * 1024)
-        config_dir = getattr(settings, "config_dir", None) or os.path.expanduser("~/.pyroscope")
-        self.metafile_dir = os.path.abspath(os.path.expanduser(
-            config.metafile_dir.strip()
-            or os.path.join(config_dir, "mirror-%s" % self.name)))
-        self.state_path = os.path.abspath(os.path.expanduser(
-            config.state_file.strip()
-            or os.path.join(config_dir, "run", "mirror-%s.json" % self.name)))
+        self.metafile_dir = job_path(config, config.metafile_dir, "mirror-%s" % self.name)
+        self.state_path = job_path(config, config.state_file, "run/mirror-%s.json" % self.name)
         self.fields = set(self.matcher.fields) | {"name", "custom_mirror", "custom_mirror_of"}
         self.state = self._read_state()
         self._retry_at = {}         # hash -> monotonic time its next try may start
@@ -11447,7 +11447,7 @@ class TorrentMirror(SteppedJob):
         if thing is None:
             return "?"
         origin = thing.hash if isinstance(thing, Item) else thing["source"]
-        return "'%s' [#%s]" % (_log_safe(thing["name"]), origin)
+        return _shown_item(thing["name"], origin)
 
     # -- making a mirror (SteppedJob's work is a dict of what is hashed) ----------------
 
@@ -11866,7 +11866,7 @@ class TorrentMover(SteppedJob):
 
     @staticmethod
     def _where(item):
-        return "'%s' [#%s]" % (_log_safe(item["name"]), item.hash)
+        return _shown_item(item["name"], item.hash)
 
     def _next(self):
         """Move the pending items one by one; each waits for the previous one to arrive."""
@@ -12587,15 +12587,9 @@ class RemoteWatch(TreeWatch):
             self.url = parse_remote_url(url)
         except ConfigError as exc:
             raise ConfigError("url: %s" % exc) from None
-        config_dir = getattr(config.get("settings"), "config_dir", None) \
-            or getattr(getattr(config.get("daemon"), "settings", None), "config_dir", None) \
-            or os.path.expanduser(os.environ.get("PYRO_CONFIG_DIR") or "~/.pyroscope")
-        run_dir = os.path.join(config_dir, "run")
-        self.spool = self._abs(str(config.get("spool") or "")) \
-            or os.path.join(run_dir, "remote-%s" % self.name)
-        self.state_file = self._abs(str(config.get("state_file") or "")) \
-            or os.path.join(run_dir, "remote-%s.json" % self.name)
-        self.after = self._after_action(str(config.get("after") or "keep"))
+        self.spool = job_path(config, config.spool, "run/remote-%s" % self.name)
+        self.state_file = job_path(config, config.state_file, "run/remote-%s.json" % self.name)
+        self.after = self._after_action(config.after.strip() or "keep")
         self.recursive = config.recursive
         self.max_files = config.max_files
         timeout = config.timeout or 30.0
