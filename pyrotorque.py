@@ -6517,6 +6517,14 @@ class SteppedJob(Job):
         self._timer = None          # the timer of the next step
         self._closed = False
 
+    def _chosen_enough(self, chosen):
+        """Has run() chosen ``max_items`` things (a setting of every such job) already?"""
+        if self.max_items and len(chosen) >= self.max_items:
+            self.log.debug("max_items %d reached; more items wait for the next run",
+                           self.max_items)
+            return True
+        return False
+
     def _next(self):
         """Start the work on the next pending thing (all of them, one by one, outside the
         daemon)."""
@@ -10062,9 +10070,7 @@ class CompletionHandler(SteppedJob):
             target_dir = self._target_dir(item)
             if target_dir is None:
                 continue
-            if self.max_items and len(chosen) >= self.max_items:
-                self.log.debug("max_items %d reached; more items wait for the next run",
-                               self.max_items)
+            if self._chosen_enough(chosen):
                 break
             chosen.append((item, target_dir))
         self._pending = collections.deque(chosen)
@@ -11430,9 +11436,7 @@ class TorrentMirror(SteppedJob):
                 self.log.debug("%s is mirrored already (custom mirror=%s)", self._where(item),
                                _log_safe(item["custom_mirror"]))
                 continue
-            if self.max_items and len(chosen) >= self.max_items:
-                self.log.debug("max_items %d reached; more items wait for the next run",
-                               self.max_items)
+            if self._chosen_enough(chosen):
                 break
             chosen.append(item)
         self.log.debug("%d item(s) match, %d mirrored before, %d to mirror now", matched, before,
