@@ -11360,13 +11360,7 @@ class TorrentMirror(SteppedJob):
     def __init__(self, config):
         super().__init__(config)
         self.items = config.get("item_source")
-        text = config.matcher.strip()
-        if not text:
-            raise ConfigError("matcher: you need to set 'job.%s.matcher' (a condition)" % self.name)
-        try:
-            self.matcher = parse_condition("is_complete=yes [ %s ]" % text)
-        except ConditionError as exc:
-            raise ConfigError("matcher: %s" % exc) from None
+        self.matcher = required_matcher(self, "is_complete=yes [ %s ]")
         self.tracker = config.tracker.strip()
         if not re.match(r"(?i)(https?|udp)://[^\s/]+", self.tracker):
             raise ConfigError("tracker: %s (an http://, https:// or udp:// announce URL)"
