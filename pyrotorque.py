@@ -411,6 +411,104 @@ def human_size(count):
             return "%.1f %s" % (count, unit)
 
 
+#: Characters that break a log line, a file name or a protocol line: C0 controls,
+#: DEL and the Unicode line and paragraph separators.
+CONTROL_CHARS = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
+
+
+def _log_safe(text):
+    """Text with control characters (newlines...) shown as escapes, for one log line."""
+    return CONTROL_CHARS.sub(lambda found: found.group().encode("unicode_escape").decode("ascii"),
+                             str(text))
+
+
+def _shown_item(name, info_hash):
+    """An item as a log line shows it: 'NAME' [#HASH]."""
+    return "'%s' [#%s]" % (_log_safe(name), info_hash)
+
+
+def byte_size(text):
+    """A size or rate in bytes from config text: '512', '1.5g', '10M' (1024-based)."""
+    try:
+        return int(BYTESIZE.number(str(text).strip()))
+    except BadValue as exc:
+        raise ConfigError(str(exc)) from None
+
+
+def non_negative(converter):
+    """A converter that also refuses negative numbers."""
+    def convert(text):
+        value = converter(text)
+        if value < 0:
+            raise ConfigError("%r must not be negative" % text)
+        return value
+    return convert
+
+
+# Files that must survive a crash.  A state file is replaced, never rewritten in
+# place: written beside it as PATH.PID.tmp, then renamed over it, so a crash leaves
+# the old file or the new one.  ``durable`` also fsyncs the file and then its folder
+# (the rename), so the new one survives a power cut too; that can block for tens of
+# milliseconds, so a file whose loss costs little (one written every second, a
+# graph) is not durable.
+
+def fsync_dir(path):
+    """Flush a folder's entries (renames, new and removed names in it) to the disk."""
+    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def write_file_atomic(path, data, durable=True):
+    """Replace the file ``path`` with ``data`` (bytes, or text written as UTF-8) at once
+    (see above; raises OSError and leaves no temporary file behind)."""
+    folder = os.path.dirname(path) or "."
+    os.makedirs(folder, exist_ok=True)
+    temp = "%s.%d.tmp" % (path, os.getpid())
+    try:
+        with open(temp, "wb") as handle:
+            handle.write(data if isinstance(data, bytes) else data.encode("utf-8"))
+            if durable:
+                handle.flush()
+                os.fsync(handle.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        if os.path.lexists(temp):
+            os.unlink(temp)
+        raise
+    if durable:
+        fsync_dir(folder)
+
+
+def write_json_atomic(path, data, durable=True):
+    """Replace the JSON file ``path`` with ``data`` at once (see write_file_atomic)."""
+    write_file_atomic(path, json.dumps(data, indent=0, sort_keys=True), durable)
+
+
+def read_json_state(path, log, what, afterwards, check=lambda data: data):
+    """``check(data)`` of the JSON file ``path``, or None if there is no such file.
+
+    ``check`` returns what the caller keeps and raises KeyError, TypeError, ValueError
+    or AttributeError for a file of the wrong shape.  A file that cannot be read or has
+    the wrong shape is renamed to PATH.bad, so it is looked at once and kept for a
+    human, and logged as an error: '<what> PATH is unreadable (why); moved aside to
+    PATH.bad. <afterwards>'.  Raises OSError if it cannot be moved aside.
+    """
+    try:
+        with open(path, encoding="utf-8") as handle:
+            return check(json.load(handle))
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+        aside = path + ".bad"
+        log.error("%s %s is unreadable (%s); moved aside to %s. %s", what, path, exc, aside,
+                  afterwards)
+        os.replace(path, aside)
+        return None
+
+
 def human_duration(seconds):
     """A duration in its two largest units: '2d 5h', '3m 12s', '42s'."""
     seconds = int(max(0, seconds))
@@ -5853,6 +5951,43 @@ class MetricsServer:
         self.listener = listener
         listener.attach(self)
 
+    def take_over_or_listen(self, job, addr, port):
+        """Serve ``job`` on addr:port: on the socket of the running job of its class that
+        listens there (a reload builds the new jobs before it closes the old ones, so the
+        port is never given up), else on a new one; ConfigError('port: ...') if that
+        fails.  Returns the job taken over from, or None."""
+        other = self._listening_job(job, addr, port)
+        if other is not None:
+            self.use(other.server.listener)
+            job.log.info("Taking over %s from the job being replaced", self.listener.where)
+            return other
+        try:
+            self.listen(addr, port)
+        except OSError as exc:
+            raise ConfigError("port: cannot listen on %s:%s (%s)"
+                              % (addr, port, exc.strerror or exc)) from None
+        return None
+
+    @staticmethod
+    def _listening_job(job, addr, port):
+        """The other job of ``job``'s class whose server listens on addr:port (as the
+        system resolves the address, so 'localhost' finds '127.0.0.1'), or None.  Port 0
+        (any free port) is never taken over."""
+        if not port:
+            return None
+        try:
+            wanted = socket.getaddrinfo(addr or None, port, 0, socket.SOCK_STREAM, 0,
+                                        socket.AI_PASSIVE)[0][4][:2]
+        except OSError:
+            return None
+        for sj in list(getattr(job.daemon, "jobs", {}).values()):
+            other = getattr(sj, "job", None)
+            server = getattr(other, "server", None)
+            if (isinstance(other, type(job)) and other is not job and server is not None
+                    and server.listener is not None and server.address == wanted):
+                return other
+        return None
+
     @property
     def address(self):
         return self.listener.address if self.listener else None
@@ -6293,6 +6428,19 @@ def builtin_job(cls):
     return cls
 
 
+def job_path(config, text, default):
+    """A file or folder of a job: ``text`` from its config (~ expanded, made absolute),
+    else ``default`` below the config dir (the daemon's; without one $PYRO_CONFIG_DIR,
+    else ~/.pyroscope), e.g. 'run/completion-NAME.json'."""
+    text = str(text or "").strip()
+    if text:
+        return os.path.abspath(os.path.expanduser(text))
+    config_dir = getattr(config.get("settings"), "config_dir", None) \
+        or getattr(getattr(config.get("daemon"), "settings", None), "config_dir", None) \
+        or os.path.expanduser(os.environ.get("PYRO_CONFIG_DIR") or "~/.pyroscope")
+    return os.path.join(config_dir, default)
+
+
 class Job:
     """The base of the built-in jobs, and a convenient one for your own.
 
@@ -6346,23 +6494,121 @@ class EngineStats(Job):
                       info.session_name, uptime, count, self.proxy.stats)
 
 
-
-def byte_size(text):
-    """A size or rate in bytes from config text: '512', '1.5g', '10M' (1024-based)."""
-    try:
-        return int(BYTESIZE.number(str(text).strip()))
-    except BadValue as exc:
-        raise ConfigError(str(exc)) from None
+def _loop_turns(daemon):
+    """Does the main loop turn (the daemon), or must work finish inside run() (--run-once)?"""
+    return daemon is not None and daemon.serving
 
 
-def non_negative(converter):
-    """A converter that also refuses negative numbers."""
-    def convert(text):
-        value = converter(text)
-        if value < 0:
-            raise ConfigError("%r must not be negative" % text)
-        return value
-    return convert
+class SteppedJob(Job):
+    """A job that works through things one at a time, each in many small steps.
+
+    Why: the daemon is one thread, and copying a big item or hashing it takes minutes.
+    So run() only picks the things (into ``_pending``) and calls ``_next()``; the work
+    on one thing is a generator whose steps run from main-loop timers, each returning
+    at once, so the other jobs, signals and /metrics go on in between.  Without a
+    turning loop (--run-once) the steps run right inside run().
+
+    A subclass gives ``_prepare(thing)`` (the work to do, or None: that thing waits),
+    ``_would(work)`` (what --dry-run says instead), ``_steps(work)`` (a generator: each
+    ``yield`` is the seconds until the next step), ``_work_done(work)`` and
+    ``_work_failed(work, error)``; its close() calls ``_stop_work()``.
+    """
+
+    #: What one piece of work is called in a log line.
+    WORK = "piece of work"
+
+    def __init__(self, config):
+        super().__init__(config)
+        self._pending = collections.deque()     # things still to work on in this run
+        self._gen = None            # the steps of the work going on
+        self._work = None           # what they work on
+        self._timer = None          # the timer of the next step
+        self._closed = False
+
+    def _chosen_enough(self, chosen):
+        """Has run() chosen ``max_items`` things (a setting of every such job) already?"""
+        if self.max_items and len(chosen) >= self.max_items:
+            self.log.debug("max_items %d reached; more items wait for the next run",
+                           self.max_items)
+            return True
+        return False
+
+    def _next(self):
+        """Start the work on the next pending thing (all of them, one by one, outside the
+        daemon)."""
+        while self._pending and not self._closed and self._gen is None:
+            work = self._prepare(self._pending.popleft())
+            if work is None:
+                continue
+            if self.dry_run:
+                self._would(work)
+                continue
+            self._begin(work)
+
+    def _begin(self, work):
+        self._work = work
+        self._gen = self._steps(work)
+        if _loop_turns(self.daemon):
+            self._timer = self.daemon.call_later(0, self._drive)
+            return
+        try:                    # --run-once, or a job without the loop: work right here
+            while self._gen is not None:
+                delay = self._drive()
+                if delay:
+                    time.sleep(delay)
+        finally:
+            self._gen = None
+
+    def _drive(self):
+        """One step of the work going on; schedules the next one in the daemon."""
+        self._timer = None
+        gen, work = self._gen, self._work
+        if gen is None:
+            return None
+        try:
+            delay = next(gen)
+        except StopIteration:
+            self._gen = self._work = None
+            self._work_done(work)
+        except Exception as exc:
+            self._gen = self._work = None
+            self._work_failed(work, exc)
+        else:
+            if _loop_turns(self.daemon) and not self._closed:
+                self._timer = self.daemon.call_later(delay, self._drive)
+            return delay
+        self._start_next()
+        return None
+
+    def _start_next(self):
+        """From a loop callback, when one piece of work is done: start the next one.  An
+        error drops what was pending, since nothing calls back into a loop callback; the
+        job's next run starts afresh."""
+        if not _loop_turns(self.daemon):
+            return
+        try:
+            self._next()
+        except RtorrentUnavailable as exc:
+            self._pending.clear()
+            self.log.warning("%s", exc)
+        except Exception:       # noqa: BLE001 - logged with its traceback
+            self._pending.clear()
+            self.log.exception("While starting the next %s", self.WORK)
+
+    def _stop_work(self):
+        """For close(): start nothing more and stop the steps; the work they were doing
+        (to settle), or None."""
+        self._closed = True
+        self._pending.clear()
+        if self._timer is not None and self.daemon is not None:
+            self.daemon.cancel(self._timer)
+            self._timer = None
+        gen, work = self._gen, self._work
+        self._gen = self._work = None
+        if gen is not None:
+            gen.close()         # closes the files it reads or writes
+        return work if gen is not None else None
+
 
 
 @builtin_job
@@ -6696,33 +6942,8 @@ _WATCH_INI_KEYS = {
 }
 
 
-def write_json_atomic(path, data, durable=True):
-    """Replace the JSON file ``path`` with ``data`` at once: a crash leaves the old file or
-    the new one, never a part (raises OSError).  ``durable=False`` skips the fsync, which
-    can block for tens of milliseconds: for files whose loss costs little."""
-    temp = "%s.%d.tmp" % (path, os.getpid())
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(temp, "w", encoding="utf-8") as handle:
-        json.dump(data, handle, indent=0, sort_keys=True)
-        if durable:
-            handle.flush()
-            os.fsync(handle.fileno())
-    os.replace(temp, path)
-
-
-def _size_value(text):
-    """'32M', '512k', '1048576' -> bytes."""
-    found = re.fullmatch(r"\s*(\d+)\s*([kKmMgG]?)i?[bB]?\s*", str(text))
-    if not found:
-        raise ConfigError("%r is not a size (e.g. 32M)" % text)
-    return int(found.group(1)) * {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[found.group(2).lower()]
-
-
-def _seconds(text):
-    value = float(text)
-    if value < 0:
-        raise ConfigError("%r: must not be negative" % text)
-    return value
+#: The names TreeWatch's PARAMS still use for byte_size and non_negative(float).
+_size_value, _seconds = byte_size, non_negative(float)
 
 
 class _LoadSettings:
@@ -8171,43 +8392,13 @@ class RtorrentExporter(Job):
 
     def __init__(self, config):
         super().__init__(config)
-        self.prefix = config.prefix.strip()
-        if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", self.prefix) or \
-                self.prefix.startswith("pyrotorque_"):
-            raise ConfigError("prefix: %r is not a metric name prefix (letters, digits, '_'; "
-                              "pyrotorque_ is the daemon's own)"
-                              % self.prefix)
-        self.collectors = []
-        for word in re.split(r"[\s,]+", config.jobs.strip()):
-            if word and word not in EXPORTER_COLLECTORS:
-                raise ConfigError("jobs: unknown collector %r (choose from %s)"
-                                  % (word, ", ".join(EXPORTER_COLLECTORS)))
-            if word and word not in self.collectors:
-                self.collectors.append(word)
-        stats = config.get("item-stats")
-        labels = config.get("item-labels")
-        try:
-            self.item_stats = _method_list(stats if stats is not None else config.item_stats, "")
-        except ConfigError as exc:
-            raise ConfigError("%s: %s" % ("item-stats" if stats is not None else "item_stats",
-                                          exc)) from None
-        try:
-            self.item_labels = _method_list(labels if labels is not None else config.item_labels,
-                                            "")
-        except ConfigError as exc:
-            raise ConfigError("%s: %s" % ("item-labels" if labels is not None else "item_labels",
-                                          exc)) from None
+        self.prefix = self._prefix(config)
+        self.collectors = self._collectors(config)
+        self.item_stats = self._item_methods(config, "item_stats")
+        self.item_labels = self._item_methods(config, "item_labels")
         if "d.hash" not in self.item_labels:
             self.item_labels.insert(0, "d.hash")     # the hash keeps every series unique
-        if not 0 <= config.port < 65536:
-            raise ConfigError("port: %d is not a port number (0-65535)" % config.port)
-        if config.max_connections < 1:
-            raise ConfigError("max_connections: must be at least 1")
-        if config.http_timeout <= 0:
-            raise ConfigError("http_timeout: must be more than 0 seconds")
-        if bool(config.user) != bool(config.password):
-            raise ConfigError("%s: user and password go together (basic authentication)"
-                              % ("user" if config.user else "password"))
+        self._check_http(config)
         self.auth = (config.user, config.password) if config.user else None
         self.tls = self._tls_context(config)
         self.text = None            # the rendered metrics (str), None before the first collection
@@ -8217,22 +8408,61 @@ class RtorrentExporter(Job):
         self.up = None
         self.fetched = None
         self.server = None
-        if self.daemon is None:     # --check: validate only
-            return
+        if self.daemon is not None:     # else --check: validate only
+            self._serve(config)
+
+    # -- the settings, checked -----------------------------------------------------------
+
+    @staticmethod
+    def _prefix(config):
+        prefix = config.prefix.strip()
+        if not re.fullmatch(r"[a-zA-Z_][a-zA-Z0-9_]*", prefix) or prefix.startswith("pyrotorque_"):
+            raise ConfigError("prefix: %r is not a metric name prefix (letters, digits, '_'; "
+                              "pyrotorque_ is the daemon's own)" % prefix)
+        return prefix
+
+    @staticmethod
+    def _collectors(config):
+        collectors = []
+        for word in re.split(r"[\s,]+", config.jobs.strip()):
+            if word and word not in EXPORTER_COLLECTORS:
+                raise ConfigError("jobs: unknown collector %r (choose from %s)"
+                                  % (word, ", ".join(EXPORTER_COLLECTORS)))
+            if word and word not in collectors:
+                collectors.append(word)
+        return collectors
+
+    @staticmethod
+    def _item_methods(config, key):
+        """item_stats or item_labels as d.* methods; pyrocore's spelling (item-stats) wins."""
+        old_key = key.replace("_", "-")
+        if config.get(old_key) is not None:
+            key = old_key
+        try:
+            return _method_list(config[key], "")
+        except ConfigError as exc:
+            raise ConfigError("%s: %s" % (key, exc)) from None
+
+    @staticmethod
+    def _check_http(config):
+        if not 0 <= config.port < 65536:
+            raise ConfigError("port: %d is not a port number (0-65535)" % config.port)
+        if config.max_connections < 1:
+            raise ConfigError("max_connections: must be at least 1")
+        if config.http_timeout <= 0:
+            raise ConfigError("http_timeout: must be more than 0 seconds")
+        if bool(config.user) != bool(config.password):
+            raise ConfigError("%s: user and password go together (basic authentication)"
+                              % ("user" if config.user else "password"))
+
+    def _serve(self, config):
         self.server = MetricsServer(self.daemon, self.page, self.log, timeout=config.http_timeout,
                                     max_request=config.max_request_size,
                                     max_connections=config.max_connections, auth=self.auth,
                                     tls=self.tls)
-        listener = self._running_listener(config.addr, config.port)
-        if listener is not None:
-            self.server.use(listener)
-            self.log.info("Taking over %s from the job being replaced", listener.where)
-        else:
-            try:
-                self.server.listen(config.addr, config.port)
-            except OSError as exc:
-                raise ConfigError("port: cannot listen on %s:%s (%s)"
-                                  % (config.addr, config.port, exc.strerror or exc)) from None
+        other = self.server.take_over_or_listen(self, config.addr, config.port)
+        if other is not None:       # serve the old text until our first collection
+            self.text, self.body, self.gzipped = other.text, other.body, other.gzipped
         host, port = self.server.address
         self.log.info("Serving metrics on %s://%s:%d/metrics (%s)",
                       "https" if self.tls else "http",
@@ -8255,26 +8485,6 @@ class RtorrentExporter(Job):
                               % (" and key" if config.tls_key else "",
                                  getattr(exc, "strerror", None) or exc)) from None
         return context
-
-    def _running_listener(self, addr, port):
-        """The listening socket of a running exporter on the same address (a reload
-        builds the new jobs before it closes the old ones)."""
-        if not port:
-            return None
-        try:
-            wanted = socket.getaddrinfo(addr or None, port, 0, socket.SOCK_STREAM, 0,
-                                        socket.AI_PASSIVE)[0][4][:2]
-        except OSError:
-            return None
-        for sj in list(getattr(self.daemon, "jobs", {}).values()):
-            other = getattr(sj, "job", None)
-            server = getattr(other, "server", None)
-            if (isinstance(other, RtorrentExporter) and other is not self and server is not None
-                    and server.listener is not None and server.address == wanted):
-                if self.text is None:       # serve the old text until our first collection
-                    self.text, self.body, self.gzipped = other.text, other.body, other.gzipped
-                return server.listener
-        return None
 
     def close(self):
         if self.server is not None:
@@ -8567,39 +8777,9 @@ class RtorrentExporter(Job):
 _CHILD_ENV_DROP = ("NOTIFY_SOCKET", "WATCHDOG_PID", "WATCHDOG_USEC", "JOURNAL_STREAM",
                    "LISTEN_FDS", "LISTEN_PID", "LISTEN_FDNAMES")
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_LOG_UNSAFE = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
-
-
-def _log_safe(text):
-    """Text with control characters (newlines...) shown as escapes, for one log line."""
-    return _LOG_UNSAFE.sub(lambda found: found.group().encode("unicode_escape").decode("ascii"),
-                           str(text))
-
-
 def _shown_command(argv, limit=300):
     text = _log_safe(shlex.join(argv))
     return text if len(text) <= limit else text[:limit] + "..."
-
-
-def _loop_turns(daemon):
-    """Does the main loop turn (the daemon), or must work finish inside run() (--run-once)?"""
-    return daemon is not None and daemon.serving
-
-
-def _start_next(job, what):
-    """From a loop callback, when one piece of a job's stepped work is done: start the
-    next one (``job._next()``).  An error drops what was pending, since nothing calls
-    back into a loop callback; the job's next run starts afresh."""
-    if not _loop_turns(job.daemon):
-        return
-    try:
-        job._next()
-    except RtorrentUnavailable as exc:
-        job._pending.clear()
-        job.log.warning("%s", exc)
-    except Exception:       # noqa: BLE001 - logged with its traceback
-        job._pending.clear()
-        job.log.exception("While starting the next %s", what)
 
 
 def _env_keys(config):
@@ -8977,12 +9157,12 @@ class ExecCommand(Job):
         super().__init__(config)
         if not str(config.get("command") or "").strip():
             raise ConfigError("command: you need to set 'job.%s.command'" % self.name)
-        self.argv = _command_argv(config.command, config.get("shell", False))
+        self.argv = _command_argv(config.command, config.shell)
         self.label = _shown_command(self.argv)
         self.cwd = _work_dir(config.get("cwd"))
         self.env = _env_keys(config)
         self.timeout = config.get("timeout") or 0.0
-        self.grace = config.get("kill_grace", 5.0)
+        self.grace = config.kill_grace
         self.child = None
         self.runs = self.failures = self.overlaps = 0
 
@@ -9143,6 +9323,26 @@ _PRIORITIES = {"off": 0, "low": 1, "normal": 2, "high": 3}
 _CUSTOM_KEY = re.compile(r"[A-Za-z0-9_.-]+\Z")
 _THROTTLE_NAME = re.compile(r"[A-Za-z0-9_.-]*\Z")
 _PLAIN_ACTIONS = ("start", "stop", "close", "pause", "resume", "erase")
+#: For each plain action: is it needed, given the item's state now (d.state, d.is_open,
+#: d.is_active), and the calls that do it.  A start of a paused item (or one closed
+#: while started) is a resume.
+_PLAIN_NEEDED = {
+    "start": lambda state, is_open, active: not active,
+    "stop": lambda state, is_open, active: state == 1,
+    "close": lambda state, is_open, active: state == 1 or is_open,
+    "pause": lambda state, is_open, active: active,
+    "resume": lambda state, is_open, active: state == 1 and not active,
+    "erase": lambda state, is_open, active: True,
+}
+_PLAIN_CALLS = {
+    "start": lambda state, is_open: ((() if is_open else ("d.open",))
+                                     + (("d.start",) if state == 0 else ("d.resume",))),
+    "stop": lambda state, is_open: ("d.stop",),
+    "close": lambda state, is_open: (("d.stop",) if state == 1 else ()) + ("d.close",),
+    "pause": lambda state, is_open: ("d.pause",),
+    "resume": lambda state, is_open: (() if is_open else ("d.open",)) + ("d.resume",),
+    "erase": lambda state, is_open: ("d.erase",),
+}
 _VALUE_ACTIONS = ("priority", "tag", "untag", "custom.KEY", "throttle", "print", "exec")
 
 
@@ -9305,7 +9505,7 @@ class ActionRule(Job):
         self.matcher = required_matcher(self)
         self.prefilter = rtorrent_filter(self.matcher)
         self.sorter = sort_order(config)
-        self.actions = parse_actions(config.get("action"), config.get("allow_erase", False))
+        self.actions = parse_actions(config.action, config.allow_erase)
         self._guarded = "/".join(sorted({a.kind for a in self.actions
                                          if a.kind in _DANGEROUS or a.kind == "throttle"}))
         fields = set(self.matcher.fields) | {"name"}
@@ -9323,10 +9523,10 @@ class ActionRule(Job):
             if action.kind in ("tag", "untag"):
                 fields.add("custom_tags")
         self.fields = fields
-        self.max_items = config.get("max_items", 0)
-        self.view = config.get("view") or "main"
-        self.exec_timeout = config.get("exec_timeout", 60.0)
-        self.grace = config.get("kill_grace", 5.0)
+        self.max_items = config.max_items
+        self.view = config.view or "main"
+        self.exec_timeout = config.exec_timeout
+        self.grace = config.kill_grace
         self.cwd = _work_dir(config.get("cwd"))
         self.env = _env_keys(config)
         self.child = None
@@ -9423,7 +9623,7 @@ class ActionRule(Job):
         return "acted"
 
     def _where(self, item):
-        return "'%s' [#%s]" % (_log_safe(item["name"]), item.hash)
+        return _shown_item(item["name"], item.hash)
 
     def _fresh(self, item):
         """The item's state now, not at the fetch: (state, open, active, hash-checking)."""
@@ -9444,86 +9644,69 @@ class ActionRule(Job):
 
     def _do(self, action, task):
         """One action on one item; returns None, or 'wait' / 'skipped' / 'failed'."""
-        item, kind, h = task.item, action.kind, task.item.hash
-        where = self._where(item)
-        d = self.proxy.d
-        if kind == "print":
-            self.log.info("%s", action.template.render(_ItemNamespace(item)))
-            return None
-        if kind == "exec":
-            return self._exec(action, task)
-        if kind == "custom":
-            value = action.template.render(_ItemNamespace(item))
-            if self.dry_run:
-                self.log.info("Would set custom %r of %s to '%s'", action.key, where,
-                              _log_safe(value))
-            elif action.key in ("1", "2", "3", "4", "5"):
-                self.proxy.call("d.custom%s.set" % action.key, h, value)
-            else:
-                d.custom.set(h, action.key, value)
-            return None
-        if kind in ("tag", "untag"):
-            return self._tags(action, item)
-        if kind == "priority":
-            if self.dry_run:
-                self.log.info("Would set the priority of %s to %d", where, action.value)
-            else:
-                d.priority.set(h, action.value)
-            return None
-        state, is_open, active, checking = self._fresh(item)
-        if checking and (kind in _DANGEROUS or kind == "throttle" and active):
-            self._skip_hashing(item, "stop (to change the throttle)" if kind == "throttle"
-                               else kind)
+        return self._ACTIONS[action.kind](self, action, task)
+
+    def _print(self, action, task):
+        self.log.info("%s", action.template.render(_ItemNamespace(task.item)))
+
+    def _custom(self, action, task):
+        item = task.item
+        value = action.template.render(_ItemNamespace(item))
+        if self.dry_run:
+            self.log.info("Would set custom %r of %s to '%s'", action.key, self._where(item),
+                          _log_safe(value))
+        elif action.key in ("1", "2", "3", "4", "5"):
+            self.proxy.call("d.custom%s.set" % action.key, item.hash, value)
+        else:
+            self.proxy.call("d.custom.set", item.hash, action.key, value)
+
+    def _priority(self, action, task):
+        if self.dry_run:
+            self.log.info("Would set the priority of %s to %d", self._where(task.item),
+                          action.value)
+        else:
+            self.proxy.call("d.priority.set", task.item.hash, action.value)
+
+    def _throttle(self, action, task):
+        item, h = task.item, task.item.hash
+        _, _, active, checking = self._fresh(item)
+        if checking and active:
+            self._skip_hashing(item, "stop (to change the throttle)")
             return "skipped"
-        if kind == "throttle":
-            if self.dry_run:
-                self.log.info("Would set the throttle of %s to %r%s", where, action.value or "NONE",
-                              " (stopping and starting it)" if active else "")
-                return None
-            if active:      # rTorrent refuses to change the throttle of an active item
-                d.stop(h)
-                try:
-                    d.throttle_name.set(h, action.value)
-                finally:
-                    d.start(h)
-            else:
-                d.throttle_name.set(h, action.value)
+        if self.dry_run:
+            self.log.info("Would set the throttle of %s to %r%s", self._where(item),
+                          action.value or "NONE", " (stopping and starting it)" if active else "")
             return None
-        needed = {
-            "start": not active, "stop": state == 1, "close": state == 1 or is_open,
-            "pause": active, "resume": state == 1 and not active, "erase": True,
-        }[kind]
-        if not needed:
+        if active:      # rTorrent refuses to change the throttle of an active item
+            self.proxy.call("d.stop", h)
+            try:
+                self.proxy.call("d.throttle_name.set", h, action.value)
+            finally:
+                self.proxy.call("d.start", h)
+        else:
+            self.proxy.call("d.throttle_name.set", h, action.value)
+        return None
+
+    def _plain(self, action, task):
+        """start, stop, close, pause, resume, erase: what the item's state now needs."""
+        item, kind, where = task.item, action.kind, self._where(task.item)
+        state, is_open, active, checking = self._fresh(item)
+        if checking and kind in _DANGEROUS:
+            self._skip_hashing(item, kind)
+            return "skipped"
+        if not _PLAIN_NEEDED[kind](state, is_open, active):
             self.log.debug("%s: no need to %s it", where, kind)
             return None
         if self.dry_run:
             self.log.info("Would %s %s", kind, where)
             return None
         self.log.info("%s %s", _GERUNDS[kind], where)
-        if kind == "start":
-            if not is_open:
-                d.open(h)
-            if state == 0:
-                d.start(h)
-            else:               # paused, or closed while started: start means go on
-                d.resume(h)
-        elif kind == "stop":
-            d.stop(h)
-        elif kind == "close":
-            if state == 1:
-                d.stop(h)
-            d.close(h)
-        elif kind == "pause":
-            d.pause(h)
-        elif kind == "resume":
-            if not is_open:
-                d.open(h)
-            d.resume(h)
-        elif kind == "erase":
-            d.erase(h)
+        for method in _PLAIN_CALLS[kind](state, is_open):
+            self.proxy.call(method, item.hash)
         return None
 
-    def _tags(self, action, item):
+    def _tags(self, action, task):
+        item = task.item
         words = str(item["custom_tags"] or "").split()
         lower = {w.lower() for w in words}
         if action.kind == "tag":
@@ -9590,6 +9773,11 @@ class ActionRule(Job):
         if self.child is not None:
             self.child.kill("the job is closing")
 
+    #: The method that does each kind of action (_do's table).
+    _ACTIONS = dict(dict.fromkeys(_PLAIN_ACTIONS, _plain), print=_print, exec=_exec,
+                    custom=_custom, tag=_tags, untag=_tags, priority=_priority,
+                    throttle=_throttle)
+
 
 ###############################################################################
 # Completion handler ##########################################################
@@ -9650,14 +9838,6 @@ def _rename_noreplace(source, target):
     if os.path.lexists(target):
         raise OSError(errno.EEXIST, os.strerror(errno.EEXIST), source, None, target)
     os.rename(source, target)
-
-
-def _fsync_dir(path):
-    fd = os.open(path, os.O_RDONLY | os.O_DIRECTORY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _remove_path(path):
@@ -9728,8 +9908,8 @@ def _copy_steps(source, target, chunk):
         if kind == "dir":
             dst = os.path.join(target, rel) if rel else target
             _copy_meta(os.path.join(source, rel) if rel else source, dst)
-            _fsync_dir(dst)
-    _fsync_dir(os.path.dirname(target))
+            fsync_dir(dst)
+    fsync_dir(os.path.dirname(target))
 
 
 def _tree_size(root):
@@ -9810,7 +9990,7 @@ _TARGET_NAMES = ("label", "relpath")
 
 
 @builtin_job
-class CompletionHandler(Job):
+class CompletionHandler(SteppedJob):
     """Moves the data of completed items to their target folder and keeps them seeding.
 
     The target folder of an item is its ``targetdir`` custom (set by a tree watch
@@ -9842,7 +10022,7 @@ class CompletionHandler(Job):
     def __init__(self, config):
         super().__init__(config)
         self.items = config.get("item_source")
-        text = str(config.get("matcher") or "").strip()
+        text = config.matcher.strip()
         condition = "is_complete=yes" + (" [ %s ]" % text if text else "")
         try:
             self.matcher = parse_condition(condition)
@@ -9850,10 +10030,10 @@ class CompletionHandler(Job):
             raise ConfigError("matcher: %s" % exc) from None
         self.prefilter = rtorrent_filter(self.matcher)
         self.template = None
-        self.use_targetdir = config.get("use_targetdir", True)
+        self.use_targetdir = config.use_targetdir
         fields = set(self.matcher.fields) | {"name", "directory", "is_multi_file"} | (
             {"custom_targetdir"} if self.use_targetdir else set())
-        target = str(config.get("target") or "").strip()
+        target = config.target.strip()
         if target:
             try:
                 self.template = ItemTemplate(target, "target")
@@ -9871,25 +10051,14 @@ class CompletionHandler(Job):
                 fields.add("traits")
         self.fields = fields
         self.view = config.get("view") or "main"
-        self.max_items = config.get("max_items", 0)
-        self.chunk = max(64 * 1024, config.get("copy_chunk") or 8 * 1024 * 1024)
-        self.rate = config.get("copy_rate", 0)
-        journal = str(config.get("journal") or "").strip()
-        if journal:
-            self.journal = os.path.abspath(os.path.expanduser(journal))
-        else:
-            config_dir = getattr(config.get("settings"), "config_dir", None) \
-                or os.path.expanduser("~/.pyroscope")
-            self.journal = os.path.join(config_dir, "run", "completion-%s.json" % self.name)
-        self._gen = None            # the move going on (a generator of step delays)
-        self._moving = None         # its journal entry
-        self._timer = None
+        self.max_items = config.max_items
+        self.chunk = max(64 * 1024, config.copy_chunk or 8 * 1024 * 1024)
+        self.rate = config.copy_rate
+        self.journal = job_path(config, config.journal, "run/completion-%s.json" % self.name)
         self._started = time.monotonic()
-        self._pending = collections.deque()     # (item, target dir) still to move this run
         self._failed = {}           # hash -> monotonic time of a failed move
         self._told = set()          # (hash, reason) said at info level already
         self._download_root = None
-        self._closed = False
         self.totals = collections.Counter()
         self.log.info("Completion handler '%s': [ %s ] in view %r -> %s%s", self.name,
                       self.matcher, self.view, "targetdir custom, else " if self.use_targetdir
@@ -9900,7 +10069,7 @@ class CompletionHandler(Job):
     def run(self):
         if self._gen is not None:
             self.log.debug("Still moving %s; no new moves until it is done",
-                           self._where(self._moving))
+                           self._where(self._work))
             return
         self.proxy.connect()
         if not self._recover_journal():
@@ -9913,9 +10082,7 @@ class CompletionHandler(Job):
             target_dir = self._target_dir(item)
             if target_dir is None:
                 continue
-            if self.max_items and len(chosen) >= self.max_items:
-                self.log.debug("max_items %d reached; more items wait for the next run",
-                               self.max_items)
+            if self._chosen_enough(chosen):
                 break
             chosen.append((item, target_dir))
         self._pending = collections.deque(chosen)
@@ -9986,7 +10153,7 @@ class CompletionHandler(Job):
     def _where(self, item):
         if item is None:
             return "?"
-        return "'%s' [#%s]" % (_log_safe(item["name"]), item["hash"])
+        return _shown_item(item["name"], item["hash"])
 
     def _say(self, item, reason, level, message, *args):
         """Log why an item waits: at ``level`` the first time, at debug after that."""
@@ -9996,21 +10163,14 @@ class CompletionHandler(Job):
         self._told.add(key)
         self.log.log(level, message, *args)
 
-    # -- starting one move ------------------------------------------------------------
+    # -- starting one move (SteppedJob's work is a journal entry) ----------------------
 
-    def _next(self):
-        """Start the next pending move (all of them, one by one, outside the daemon)."""
-        while self._pending and not self._closed and self._gen is None:
-            item, target_dir = self._pending.popleft()
-            entry = self._prepare(item, target_dir)
-            if entry is None:
-                continue
-            if self.dry_run:
-                self.log.info("WOULD move %s from %s to %s", self._where(entry),
-                              entry["source"], entry["target"])
-                self.totals["would move"] += 1
-                continue
-            self._begin(entry)
+    WORK = "move"
+
+    def _would(self, entry):
+        self.log.info("WOULD move %s from %s to %s", self._where(entry), entry["source"],
+                      entry["target"])
+        self.totals["would move"] += 1
 
     def _fresh(self, info_hash):
         """The item's state now: a dict of the fields a move decides on."""
@@ -10019,8 +10179,9 @@ class CompletionHandler(Job):
         values = self.proxy.multicall([("d." + n, info_hash) for n in names])
         return dict(zip(names, values))
 
-    def _prepare(self, item, target_dir):
+    def _prepare(self, pending):
         """Check an item right before its move; its journal entry, or None if it waits."""
+        item, target_dir = pending
         where = self._where(item)
         failed = self._failed.get(item.hash)
         if failed is not None and time.monotonic() - failed < COMPLETION_RETRY:
@@ -10076,44 +10237,14 @@ class CompletionHandler(Job):
             "phase": "stop", "bytes": 0, "method": "",
         }
 
-    def _begin(self, entry):
-        self._moving = entry
-        self._gen = self._move_steps(entry)
+    def _steps(self, entry):
         self._started = time.monotonic()
-        if _loop_turns(self.daemon):
-            self._timer = self.daemon.call_later(0, self._drive)
-            return
-        try:                    # --run-once, or a job without the loop: move right here
-            while self._gen is not None:
-                delay = self._drive()
-                if delay:
-                    time.sleep(delay)
-        finally:
-            self._gen = None
+        return self._move_steps(entry)
 
-    def _drive(self):
-        """One step of the move going on; schedules the next one in the daemon."""
-        self._timer = None
-        gen, entry = self._gen, self._moving
-        if gen is None:
-            return None
-        try:
-            delay = next(gen)
-        except StopIteration:
-            self._gen = self._moving = None
-            self.totals["moved"] += 1
-            _start_next(self, "move")
-            return None
-        except Exception as exc:
-            self._gen = self._moving = None
-            self._move_failed(entry, exc)
-            _start_next(self, "move")
-            return None
-        if _loop_turns(self.daemon) and not self._closed:
-            self._timer = self.daemon.call_later(delay, self._drive)
-        return delay
+    def _work_done(self, entry):
+        self.totals["moved"] += 1
 
-    def _move_failed(self, entry, exc):
+    def _work_failed(self, entry, exc):
         if isinstance(exc, RtorrentUnavailable):
             self.log.warning("Moving %s: rTorrent went away (%s); the move is settled when it "
                              "is back", self._where(entry), exc)
@@ -10145,7 +10276,7 @@ class CompletionHandler(Job):
         try:
             _rename_noreplace(entry["source"], entry["target"])
             entry["method"] = "rename"
-            _fsync_dir(entry["target_dir"])
+            fsync_dir(entry["target_dir"])
         except OSError as exc:
             if exc.errno != errno.EXDEV:
                 raise
@@ -10169,7 +10300,7 @@ class CompletionHandler(Job):
             self.log.debug("%s: copy of %s verified", where, human_size(entry["bytes"]))
             self._write_journal(entry, "place")
             _rename_noreplace(entry["partial"], entry["target"])
-            _fsync_dir(entry["target_dir"])
+            fsync_dir(entry["target_dir"])
             self._write_journal(entry, "delete")
             self._delete_source(entry)
             yield 0
@@ -10193,7 +10324,7 @@ class CompletionHandler(Job):
             os.rename(entry["source"], entry["deleting"])
         if os.path.lexists(entry["deleting"]):
             _remove_path(entry["deleting"])
-        _fsync_dir(os.path.dirname(entry["source"]))
+        fsync_dir(os.path.dirname(entry["source"]))
 
     def _settle(self, entry, path, outcome):
         """Point rTorrent at ``path``, bring the item back to how it was, forget the move."""
@@ -10237,41 +10368,29 @@ class CompletionHandler(Job):
 
     def _write_journal(self, entry, phase):
         entry["phase"] = phase
-        folder = os.path.dirname(self.journal)
-        os.makedirs(folder, exist_ok=True)
-        temp = "%s.%d.tmp" % (self.journal, os.getpid())
-        with open(temp, "w") as handle:
-            json.dump({"version": 1, "move": entry}, handle, indent=1, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.rename(temp, self.journal)
-        _fsync_dir(folder)
+        write_json_atomic(self.journal, {"version": 1, "move": entry})
         self.log.debug("Journal: %s %s", phase, self._where(entry))
 
     def _clear_journal(self):
         if os.path.exists(self.journal):
             os.unlink(self.journal)
-            _fsync_dir(os.path.dirname(self.journal))
+            fsync_dir(os.path.dirname(self.journal))
 
     def _read_journal(self):
-        try:
-            with open(self.journal) as handle:
-                data = json.load(handle)
-            entry = data["move"]
-            for key in ("hash", "name", "source", "target", "target_dir", "partial", "deleting",
-                        "phase", "was", "multi"):
-                entry[key]
-        except FileNotFoundError:
-            return None
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            aside = self.journal + ".bad"
-            self.log.error("The journal %s is unreadable (%s); moved aside to %s. No data was "
-                           "deleted: look for %s* folders/files left behind", self.journal, exc,
-                           aside, _PARTIAL)
-            os.replace(self.journal, aside)
-            return None
-        entry.setdefault("bytes", 0)
-        entry.setdefault("method", "")
+        entry = read_json_state(self.journal, self.log, "The journal", "No data was deleted: "
+                                "look for %s* folders/files left behind" % _PARTIAL,
+                                self._journal_entry)
+        if entry is not None:
+            entry.setdefault("bytes", 0)
+            entry.setdefault("method", "")
+        return entry
+
+    @staticmethod
+    def _journal_entry(data):
+        entry = data["move"]
+        for key in ("hash", "name", "source", "target", "target_dir", "partial", "deleting",
+                    "phase", "was", "multi"):
+            entry[key]
         return entry
 
     def _recover_journal(self):
@@ -10311,7 +10430,7 @@ class CompletionHandler(Job):
         elif phase == "place":
             if exists(partial) and not exists(target):
                 _rename_noreplace(partial, target)      # verified before 'place' was written
-                _fsync_dir(entry["target_dir"])
+                fsync_dir(entry["target_dir"])
             elif exists(partial):           # someone else's target: ours is the source
                 _remove_path(partial)
                 if exists(source):
@@ -10337,22 +10456,15 @@ class CompletionHandler(Job):
 
     def status_text(self):
         text = "%d moved, %d failed" % (self.totals["moved"], self.totals["failed"])
-        if self._moving is not None:
-            text += ", moving %s" % self._moving["name"]
+        if self._work is not None:
+            text += ", moving %s" % self._work["name"]
         return text
 
     def close(self):
         """Stop a move going on: roll it back (or finish it, past the copy) right now."""
-        self._closed = True
-        self._pending.clear()
-        if self._timer is not None and self.daemon is not None:
-            self.daemon.cancel(self._timer)
-            self._timer = None
-        gen, entry = self._gen, self._moving
-        self._gen = self._moving = None
-        if gen is None:
+        entry = self._stop_work()
+        if entry is None:
             return
-        gen.close()             # closes the files of the copy
         self.log.info("Closing during the move of %s (phase '%s')", self._where(entry),
                       entry["phase"])
         try:
@@ -10872,13 +10984,7 @@ class StatsArchiver(Job):
                 raise ConfigError("views: %r is not a view name" % view)
         if not 0 <= config.port < 65536:
             raise ConfigError("port: %d is not a port number (0-65535)" % config.port)
-        path = str(config.db or "").strip()
-        if path:
-            path = os.path.expanduser(path)
-        else:
-            config_dir = getattr(config.get("settings"), "config_dir", None) \
-                or os.path.expanduser("~/.pyroscope")
-            path = os.path.join(config_dir, "run", "stats-%s.sqlite" % self.name)
+        path = job_path(config, config.db, "run/stats-%s.sqlite" % self.name)
         self.graph_file = os.path.expanduser(config.graph_file) if config.graph_file else ""
         self.archive = StatsArchive(path, config.tiers, self.log, config.busy_timeout)
         self.missing_views = set()
@@ -10890,32 +10996,13 @@ class StatsArchiver(Job):
             return
         if config.port:
             self.server = MetricsServer(self.daemon, self.serve_page, self.log)
-            listener = self._running_listener(config.addr, config.port)
-            if listener is not None:
-                self.server.use(listener)
-            else:
-                try:
-                    self.server.listen(config.addr, config.port)
-                except OSError as exc:
-                    raise ConfigError("port: cannot listen on %s:%s (%s)"
-                                      % (config.addr, config.port, exc.strerror or exc)) from None
+            self.server.take_over_or_listen(self, config.addr, config.port)
             host, port = self.server.address
             self.log.info("Serving graphs on http://%s:%d%s", "[%s]" % host if ":" in host
                           else host, port, GRAPHS_PATH)
         self.log.info("Archiving statistics in %s (tiers %s)", path, ", ".join(
             "%s for %s" % (duration_text(step), duration_text(step * count))
             for step, count in config.tiers))
-
-    def _running_listener(self, addr, port):
-        """The socket of the archiver this one replaces on a reload, if on the same port."""
-        for sj in list(getattr(self.daemon, "jobs", {}).values()):
-            other = getattr(sj, "job", None)
-            server = getattr(other, "server", None)
-            if (isinstance(other, StatsArchiver) and other is not self and server is not None
-                    and server.listener is not None and other.config.port == port
-                    and other.config.addr == addr):
-                return server.listener
-        return None
 
     def close(self):
         if self.server is not None:
@@ -11029,11 +11116,8 @@ class StatsArchiver(Job):
         except ArchiveBusy as exc:
             self.log.debug("Graph file not written: %s", exc)
             return
-        temporary = "%s.tmp-%d" % (self.graph_file, os.getpid())
         try:
-            with open(temporary, "w", encoding="utf-8") as handle:
-                handle.write(text)
-            os.replace(temporary, self.graph_file)
+            write_file_atomic(self.graph_file, text, durable=False)
         except OSError as exc:
             self.log.warning("Cannot write the graph file %s: %s", self.graph_file,
                              exc.strerror or exc)
@@ -11248,7 +11332,7 @@ def mirror_info(name, files, piece_size, pieces, multi, private=True, source="")
 
 
 @builtin_job
-class TorrentMirror(Job):
+class TorrentMirror(SteppedJob):
     """Sends the data of complete items to remote rTorrents by BitTorrent.
 
     For each matching complete item a new metafile is made for its data (announcing
@@ -11288,14 +11372,8 @@ class TorrentMirror(Job):
     def __init__(self, config):
         super().__init__(config)
         self.items = config.get("item_source")
-        text = str(config.get("matcher") or "").strip()
-        if not text:
-            raise ConfigError("matcher: you need to set 'job.%s.matcher' (a condition)" % self.name)
-        try:
-            self.matcher = parse_condition("is_complete=yes [ %s ]" % text)
-        except ConditionError as exc:
-            raise ConfigError("matcher: %s" % exc) from None
-        self.tracker = str(config.get("tracker") or "").strip()
+        self.matcher = required_matcher(self, "is_complete=yes [ %s ]")
+        self.tracker = config.tracker.strip()
         if not re.match(r"(?i)(https?|udp)://[^\s/]+", self.tracker):
             raise ConfigError("tracker: %s (an http://, https:// or udp:// announce URL)"
                               % ("you need to set 'job.%s.tracker'" % self.name
@@ -11303,26 +11381,15 @@ class TorrentMirror(Job):
                                  % self.tracker))
         self.remotes = _remote_proxies(self, "remotes", "the remote rTorrents")
         self.remote_urls = list(self.remotes)
-        settings = config.get("settings")
-        self.remote_dir = str(config.get("remote_dir") or "").strip()
-        self.view = config.get("view") or "main"
-        self.max_items = config.get("max_items", 1)
-        self.step = max(64 * 1024, config.get("hash_chunk") or 4 * 1024 * 1024)
-        config_dir = getattr(settings, "config_dir", None) or os.path.expanduser("~/.pyroscope")
-        self.metafile_dir = os.path.abspath(os.path.expanduser(
-            str(config.get("metafile_dir") or "").strip()
-            or os.path.join(config_dir, "mirror-%s" % self.name)))
-        self.state_path = os.path.abspath(os.path.expanduser(
-            str(config.get("state_file") or "").strip()
-            or os.path.join(config_dir, "run", "mirror-%s.json" % self.name)))
+        self.remote_dir = config.remote_dir.strip()
+        self.view = config.view or "main"
+        self.max_items = config.max_items
+        self.step = max(64 * 1024, config.hash_chunk or 4 * 1024 * 1024)
+        self.metafile_dir = job_path(config, config.metafile_dir, "mirror-%s" % self.name)
+        self.state_path = job_path(config, config.state_file, "run/mirror-%s.json" % self.name)
         self.fields = set(self.matcher.fields) | {"name", "custom_mirror", "custom_mirror_of"}
         self.state = self._read_state()
-        self._pending = collections.deque()     # items still to hash in this run
-        self._gen = None            # the hashing going on (a generator)
-        self._hashing = None        # what it hashes: a dict
-        self._timer = None
         self._retry_at = {}         # hash -> monotonic time its next try may start
-        self._closed = False
         self.totals = collections.Counter()
         self.log.info("Mirror '%s': [ %s ] in view %r -> %s via %s", self.name, self.matcher,
                       self.view, ", ".join(map(_shown_url, self.remote_urls)), self.tracker)
@@ -11330,33 +11397,19 @@ class TorrentMirror(Job):
     # -- the state file ------------------------------------------------------------------
 
     def _read_state(self):
-        try:
-            with open(self.state_path) as handle:
-                data = json.load(handle)
-            mirrors, failed = data["mirrors"], data.get("failed", {})
-            for entry in mirrors.values():
-                entry["hash"], entry["remotes"], entry["local"]
-        except FileNotFoundError:
-            return {"version": 1, "mirrors": {}, "failed": {}}
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            aside = self.state_path + ".bad"
-            self.log.error("The state file %s is unreadable (%s); moved aside to %s. Items "
-                           "with a 'mirror' custom are still not mirrored again",
-                           self.state_path, exc, aside)
-            os.replace(self.state_path, aside)
-            return {"version": 1, "mirrors": {}, "failed": {}}
+        return read_json_state(self.state_path, self.log, "The state file", "Items with a "
+                               "'mirror' custom are still not mirrored again", self._state_of) \
+            or {"version": 1, "mirrors": {}, "failed": {}}
+
+    @staticmethod
+    def _state_of(data):
+        mirrors, failed = data["mirrors"], data.get("failed", {})
+        for entry in mirrors.values():
+            entry["hash"], entry["remotes"], entry["local"]
         return {"version": 1, "mirrors": mirrors, "failed": failed}
 
     def _save_state(self):
-        folder = os.path.dirname(self.state_path)
-        os.makedirs(folder, exist_ok=True)
-        temp = "%s.%d.tmp" % (self.state_path, os.getpid())
-        with open(temp, "w") as handle:
-            json.dump(self.state, handle, indent=1, sort_keys=True)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.rename(temp, self.state_path)
-        _fsync_dir(folder)
+        write_json_atomic(self.state_path, self.state)
 
     # -- a run ---------------------------------------------------------------------------
 
@@ -11365,7 +11418,7 @@ class TorrentMirror(Job):
         self._follow()
         if self._gen is not None:
             self.log.debug("Still hashing %s; no new mirrors until it is done",
-                           self._where(self._hashing))
+                           self._where(self._work))
             return
         mirrors = self.state["mirrors"]
         made = {entry["hash"] for entry in mirrors.values()}
@@ -11389,9 +11442,7 @@ class TorrentMirror(Job):
                 self.log.debug("%s is mirrored already (custom mirror=%s)", self._where(item),
                                _log_safe(item["custom_mirror"]))
                 continue
-            if self.max_items and len(chosen) >= self.max_items:
-                self.log.debug("max_items %d reached; more items wait for the next run",
-                               self.max_items)
+            if self._chosen_enough(chosen):
                 break
             chosen.append(item)
         self.log.debug("%d item(s) match, %d mirrored before, %d to mirror now", matched, before,
@@ -11406,22 +11457,16 @@ class TorrentMirror(Job):
         if thing is None:
             return "?"
         origin = thing.hash if isinstance(thing, Item) else thing["source"]
-        return "'%s' [#%s]" % (_log_safe(thing["name"]), origin)
+        return _shown_item(thing["name"], origin)
 
-    # -- making a mirror -----------------------------------------------------------------
+    # -- making a mirror (SteppedJob's work is a dict of what is hashed) ----------------
 
-    def _next(self):
-        """Start hashing the next pending item (all of them, one by one, outside the daemon)."""
-        while self._pending and not self._closed and self._gen is None:
-            job = self._prepare(self._pending.popleft())
-            if job is None:
-                continue
-            if self.dry_run:
-                self.log.info("WOULD mirror %s (%s in %d file(s)) to %s", self._where(job),
-                              human_size(job["size"]), len(job["files"]),
-                              ", ".join(map(_shown_url, self.remote_urls)))
-                continue
-            self._begin(job)
+    WORK = "mirror"
+
+    def _would(self, mirror):
+        self.log.info("WOULD mirror %s (%s in %d file(s)) to %s", self._where(mirror),
+                      human_size(mirror["size"]), len(mirror["files"]),
+                      ", ".join(map(_shown_url, self.remote_urls)))
 
     def _prepare(self, item):
         """The item's files as rTorrent sees them right now, or None if it cannot be mirrored."""
@@ -11447,48 +11492,25 @@ class TorrentMirror(Job):
                 "multi": bool(now["is_multi_file"]), "files": files,
                 "size": sum(size for _, _, size in files)}
 
-    def _begin(self, job):
-        job["piece_size"] = self.config.get("piece_size") or mirror_piece_size(job["size"])
-        job["pieces"] = []
-        job["started"] = time.monotonic()
-        self._hashing = job
-        self._gen = _piece_steps([(path, size) for _, path, size in job["files"]],
-                                 job["piece_size"], job["pieces"], self.step)
-        self.log.info("Hashing %s for its mirror (%s, %s pieces)", self._where(job),
-                      human_size(job["size"]), human_size(job["piece_size"]))
-        if _loop_turns(self.daemon):
-            self._timer = self.daemon.call_later(0, self._drive)
-            return
-        while self._gen is not None:        # --run-once, or no loop: hash right here
-            self._drive()
+    def _steps(self, mirror):
+        mirror["piece_size"] = self.config.piece_size or mirror_piece_size(mirror["size"])
+        mirror["pieces"] = []
+        mirror["started"] = time.monotonic()
+        self.log.info("Hashing %s for its mirror (%s, %s pieces)", self._where(mirror),
+                      human_size(mirror["size"]), human_size(mirror["piece_size"]))
+        return self._hash_steps(mirror)
 
-    def _drive(self):
-        """One step of the hashing going on; the next one comes after the loop turned."""
-        self._timer = None
-        gen, job = self._gen, self._hashing
-        if gen is None:
-            return
-        try:
-            next(gen)
-        except StopIteration:
-            pass
-        except Exception as exc:
-            self._gen = self._hashing = None
-            self._failed(job, exc)
-            _start_next(self, "mirror")
-            return
-        else:
-            if _loop_turns(self.daemon) and not self._closed:
-                self._timer = self.daemon.call_later(0, self._drive)
-            return
-        self._gen = self._hashing = None
-        try:
-            self._finish(job)
-        except Exception as exc:
-            self._failed(job, exc)
-        _start_next(self, "mirror")
+    def _hash_steps(self, mirror):
+        """Hash in steps (the next one after the loop turned), then make the mirror."""
+        for _ in _piece_steps([(path, size) for _, path, size in mirror["files"]],
+                              mirror["piece_size"], mirror["pieces"], self.step):
+            yield 0
+        self._finish(mirror)
 
-    def _failed(self, job, error):
+    def _work_done(self, mirror):
+        """_finish counted and logged it."""
+
+    def _work_failed(self, job, error):
         """Log a failed mirror; remember it (never tried again) unless the error may pass:
         an OSError (the data changed, a read failed) or rTorrent being away."""
         self.totals["failed"] += 1
@@ -11507,21 +11529,15 @@ class TorrentMirror(Job):
         """Write the mirror's metafile, remember it, and seed it locally."""
         info = mirror_info(job["name"], [(parts, size) for parts, _, size in job["files"]],
                            job["piece_size"], job["pieces"], job["multi"],
-                           self.config.get("private", True), str(self.config.get("source") or ""))
+                           self.config.private, self.config.source)
         data = bencode({"announce": self.tracker, "created by": "pyrotorque/" + __version__,
                         "creation date": int(time.time()), "info": info})
         meta = read_metafile(data)          # our own rules for metafiles, as for any other
         if meta.info_hash == job["source"]:
             raise MetafileError("its mirror would have the same info-hash as the item itself; "
                                 "set 'source' to make it differ")
-        os.makedirs(self.metafile_dir, exist_ok=True)
         path = os.path.join(self.metafile_dir, meta.info_hash + ".torrent")
-        temp = "%s.%d.tmp" % (path, os.getpid())
-        with open(temp, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        os.rename(temp, path)
+        write_file_atomic(path, data)
         entry = {"hash": meta.info_hash, "name": job["name"], "source": job["source"],
                  "metafile": path, "size": job["size"], "directory": job["directory"],
                  "multi": job["multi"], "made": int(time.time()), "local": "new",
@@ -11717,21 +11733,15 @@ class TorrentMirror(Job):
     def status_text(self):
         text = "%d made, %d complete at remotes, %d failed" % (
             self.totals["made"], self.totals["complete"], self.totals["failed"])
-        if self._hashing is not None:
-            text += ", hashing %s" % _log_safe(self._hashing["name"])
+        if self._work is not None:
+            text += ", hashing %s" % _log_safe(self._work["name"])
         return text
 
     def close(self):
-        self._closed = True
-        self._pending.clear()
-        if self._timer is not None and self.daemon is not None:
-            self.daemon.cancel(self._timer)
-            self._timer = None
-        if self._gen is not None:
-            self._gen.close()       # closes the file being read
+        mirror = self._stop_work()
+        if mirror is not None:
             self.log.info("Closing while hashing %s; it is hashed again at the next start",
-                          self._where(self._hashing))
-        self._gen = self._hashing = None
+                          self._where(mirror))
 
 
 ###############################################################################
@@ -11795,7 +11805,7 @@ def fast_resume(meta, paths, priorities=None):
 
 
 @builtin_job
-class TorrentMover(Job):
+class TorrentMover(SteppedJob):
     """Moves complete items, with their fast-resume data, to another rTorrent.
 
     pyrosimple's Mover (``pyrosimple.job.move_torrent:Mover``).  The target must see
@@ -11826,14 +11836,13 @@ class TorrentMover(Job):
         self.sorter = sort_order(config)
         self.remotes = _remote_proxies(self, "hosts", "the target rTorrents")
         self.hosts = list(self.remotes)
-        self.view = config.get("view") or "main"
-        self.max_items = config.get("max_items", 0)
+        self.view = config.view or "main"
+        self.max_items = config.max_items
         self.fields = set(self.matcher.fields) | {"name", "alias"} | (
             set(self.sorter.fields) if self.sorter else set())
-        self._pending = collections.deque()
+        # SteppedJob's pending queue and timer, with a _next of its own: a move is one
+        # call, then a wait for the item to show up at the target (_arrived).
         self._moving = None         # (item, target url, was active, deadline) while it travels
-        self._timer = None
-        self._closed = False
         self.totals = collections.Counter()
         self.log.info("Mover '%s': [ %s ] in view %r -> %s", self.name, self.matcher, self.view,
                       ", ".join(map(_shown_url, self.hosts)))
@@ -11841,12 +11850,10 @@ class TorrentMover(Job):
     def status_text(self):
         return "%d moved" % self.totals["moved"]
 
+    WORK = "move"
+
     def close(self):
-        self._closed = True
-        self._pending.clear()
-        if self._timer is not None:
-            self.daemon.cancel(self._timer)
-            self._timer = None
+        self._stop_work()
         if self._moving is not None:        # stopped here, not confirmed there: back on
             self._give_back(self._moving, "the daemon stops")
 
@@ -11869,7 +11876,7 @@ class TorrentMover(Job):
 
     @staticmethod
     def _where(item):
-        return "'%s' [#%s]" % (_log_safe(item["name"]), item.hash)
+        return _shown_item(item["name"], item.hash)
 
     def _next(self):
         """Move the pending items one by one; each waits for the previous one to arrive."""
@@ -11955,7 +11962,7 @@ class TorrentMover(Job):
                 pass
             if time.monotonic() > deadline:
                 self._give_back(self._moving, "it did not show up within %.0f s" % MOVER_ARRIVAL)
-                _start_next(self, "move")
+                self._start_next()
                 return
             if _loop_turns(self.daemon):        # look again after the loop turned
                 self._timer = self.daemon.call_later(MOVER_POLL, self._arrived)
@@ -11968,7 +11975,7 @@ class TorrentMover(Job):
             self.log.warning("Moving %s: it is at %s, but finishing failed: %s (it stays "
                              "stopped here)", self._where(item), _shown_url(url), exc)
         self._moving = None
-        _start_next(self, "move")
+        self._start_next()
 
     def _finish(self, item, remote):
         """Copy the customs, start the item there, erase it here."""
@@ -12027,7 +12034,6 @@ REMOTE_SCHEMES = {"ftp": 21, "ftps": 21, "sftp": 22}
 _REMOTE_PARTIAL = ".pyrotorque-remote-"
 #: Deepest folder level a recursive poll goes down to.
 REMOTE_MAX_DEPTH = 8
-_REMOTE_UNSAFE = re.compile(r"[\x00-\x1f\x7f\u2028\u2029]")
 #: What gets a backslash in an sftp batch word: all but letters, digits, '/._-' and non-ASCII.
 _SFTP_PLAIN = re.compile(r"([^A-Za-z0-9/._\x80-\U0010ffff-])")
 #: One line of 'ls -ln': mode, links, owner, group, size, date (3 words), name.  Of the
@@ -12081,7 +12087,7 @@ def parse_remote_url(text):
     path = urllib.parse.unquote(parts.path)[1:]     # the '/' after the host is not in it
     url.folder = path.rstrip("/") or path[:1]       # '//' is the root folder '/'
     for value in (url.user, url.password or "", url.folder):
-        if _REMOTE_UNSAFE.search(value):
+        if CONTROL_CHARS.search(value):
             raise ConfigError("%r: control characters are not allowed" % text)
     return url
 
@@ -12092,7 +12098,7 @@ def _remote_join(folder, rel):
 
 def _unsafe_remote_name(rel):
     """Why a remote relative path must not be fetched, or None if it is fine."""
-    if _REMOTE_UNSAFE.search(rel):
+    if CONTROL_CHARS.search(rel):
         return "it has control characters"
     for part in rel.split("/"):
         if part in ("", ".", ".."):
@@ -12591,18 +12597,12 @@ class RemoteWatch(TreeWatch):
             self.url = parse_remote_url(url)
         except ConfigError as exc:
             raise ConfigError("url: %s" % exc) from None
-        config_dir = getattr(config.get("settings"), "config_dir", None) \
-            or getattr(getattr(config.get("daemon"), "settings", None), "config_dir", None) \
-            or os.path.expanduser(os.environ.get("PYRO_CONFIG_DIR") or "~/.pyroscope")
-        run_dir = os.path.join(config_dir, "run")
-        self.spool = self._abs(str(config.get("spool") or "")) \
-            or os.path.join(run_dir, "remote-%s" % self.name)
-        self.state_file = self._abs(str(config.get("state_file") or "")) \
-            or os.path.join(run_dir, "remote-%s.json" % self.name)
-        self.after = self._after_action(str(config.get("after") or "keep"))
-        self.recursive = config.get("recursive", False)
-        self.max_files = config.get("max_files", 50)
-        timeout = config.get("timeout") or 30.0
+        self.spool = job_path(config, config.spool, "run/remote-%s" % self.name)
+        self.state_file = job_path(config, config.state_file, "run/remote-%s.json" % self.name)
+        self.after = self._after_action(config.after.strip() or "keep")
+        self.recursive = config.recursive
+        self.max_files = config.max_files
+        timeout = config.timeout or 30.0
         self.source = self._source(config, timeout)
         try:
             os.makedirs(self.spool, exist_ok=True)
@@ -12638,7 +12638,7 @@ class RemoteWatch(TreeWatch):
             return ""
         if text.startswith("rename:"):
             suffix = text[7:]
-            if not suffix or "/" in suffix or _REMOTE_UNSAFE.search(suffix):
+            if not suffix or "/" in suffix or CONTROL_CHARS.search(suffix):
                 raise ConfigError("after: 'rename:SUFFIX' needs a suffix without '/', "
                                   "e.g. rename:.loaded")
             if _remote_candidate("x" + suffix):
@@ -12675,7 +12675,7 @@ class RemoteWatch(TreeWatch):
                 context = ssl.create_default_context(cafile=cafile or None)
             except (OSError, ssl.SSLError) as exc:
                 raise ConfigError("cafile: cannot read %r (%s)" % (cafile, exc)) from None
-            if not config.get("tls_verify", True):
+            if not config.tls_verify:
                 context.check_hostname = False
                 context.verify_mode = ssl.CERT_NONE
         return _FtpSource(url, self._password(config), timeout, context, self.log)
@@ -12691,7 +12691,7 @@ class RemoteWatch(TreeWatch):
                     return handle.readline().rstrip("\r\n")
             except (OSError, UnicodeDecodeError) as exc:
                 raise ConfigError("password_file: cannot read %r (%s)" % (name, exc)) from None
-        name = os.path.expanduser(str(config.get("netrc", "~/.netrc") or "").strip())
+        name = os.path.expanduser(config.netrc.strip())
         if name and os.path.isfile(name):
             try:
                 found = netrc.netrc(name).authenticators(self.url.host)
@@ -12708,26 +12708,18 @@ class RemoteWatch(TreeWatch):
     def _load_state(self):
         """{remote rel: {"sig": [size, mtime], "loaded": bool, "acted": bool}} for this URL."""
         try:
-            with open(self.state_file, encoding="utf-8") as handle:
-                data = json.load(handle)
-            if data.get("url") != self.url.shown():
-                self.log.info("Remote state %s was for another URL; starting afresh",
-                              self.state_file)
-                return {}
-            return {rel: value for rel, value in data["files"].items()
-                    if isinstance(value, dict) and isinstance(value.get("sig"), list)}
-        except FileNotFoundError:
+            return read_json_state(self.state_file, self.log, "Remote state", "Starting afresh "
+                                   "(what is fetched again is a duplicate to the tree watch)",
+                                   self._files_of) or {}
+        except OSError:         # cannot be moved aside: it is read (and logged) again next time
             return {}
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            aside = self.state_file + ".bad"
-            self.log.error("Remote state %s is unreadable (%s); moved to %s, starting afresh "
-                           "(what is fetched again is a duplicate to the tree watch)",
-                           self.state_file, exc, aside)
-            try:
-                os.replace(self.state_file, aside)
-            except OSError:
-                pass
+
+    def _files_of(self, data):
+        if data.get("url") != self.url.shown():
+            self.log.info("Remote state %s was for another URL; starting afresh", self.state_file)
             return {}
+        return {rel: value for rel, value in data["files"].items()
+                if isinstance(value, dict) and isinstance(value.get("sig"), list)}
 
     def _save_state(self):
         """Replace the state file atomically (called with the state lock held)."""

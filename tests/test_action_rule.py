@@ -344,3 +344,23 @@ def test_config_errors_name_the_key(rtorrent, short_tmp):
     fails(r"job.rule.action: no action given", action="")
     fails(r"job.rule.action: .*\{\{if\}\} without \{\{endif\}\}",
           action="exec=echo {{if name}}a b{{endif}}")
+
+
+def test_every_kind_of_action_has_its_method_in_the_dispatch_table():
+    kinds = set(pyrotorque._PLAIN_ACTIONS) | {word.split(".")[0]
+                                              for word in pyrotorque._VALUE_ACTIONS}
+    assert set(pyrotorque.ActionRule._ACTIONS) == kinds
+    assert set(pyrotorque._PLAIN_NEEDED) == set(pyrotorque._PLAIN_CALLS) \
+        == set(pyrotorque._PLAIN_ACTIONS)
+
+
+@pytest.mark.parametrize("kind, state, is_open, calls", [
+    ("start", 0, False, ("d.open", "d.start")),
+    ("start", 1, True, ("d.resume",)),          # paused: start means go on
+    ("close", 1, True, ("d.stop", "d.close")),
+    ("close", 0, True, ("d.close",)),
+    ("resume", 1, False, ("d.open", "d.resume")),
+    ("erase", 0, False, ("d.erase",)),
+])
+def test_a_plain_action_makes_the_calls_the_items_state_needs(kind, state, is_open, calls):
+    assert pyrotorque._PLAIN_CALLS[kind](state, is_open) == calls
