@@ -2200,6 +2200,8 @@ def filesystem_type(path):
 # .get(), str methods, comparisons, and/or/not), checked with the ast module.
 # Every value a template puts out is escaped for rTorrent's command parser,
 # so no file, folder or torrent name can add or change a command.
+# Template is the engine; WatchTemplate (the tree watch's cmd.NAME) is it as it
+# is, ItemTemplate (in "Item templates") puts values out with another escaping.
 
 class TemplateError(ValueError):
     """A template that cannot be parsed or expanded."""
@@ -2574,11 +2576,14 @@ _TEMPLATE_TOKEN = re.compile(r"\{\{(.*?)\}\}|%\((\w+)\)s", re.S)
 _DIRECTIVE = re.compile(r"\s*(if|elif|else|endif)\b\s*(.*?)\s*:?\s*\Z", re.S)
 
 
-class WatchTemplate:
-    """One compiled cmd.NAME template; ``render(namespace)`` returns the command text."""
+class Template:
+    """One compiled template; ``render(namespace)`` returns its text with every value put
+    through ``escape``.  The tree watch's cmd.NAME templates (``WatchTemplate``) use it
+    as it is; ItemTemplate (in "Item templates") chooses another escape."""
 
-    #: Every value a template puts out goes through this: these templates become
-    #: rTorrent commands, so nothing in a value may be read as syntax.
+    #: Every value a template puts out goes through this.  By default it is rTorrent's
+    #: command escaping: cmd.NAME templates become rTorrent commands, so nothing in a
+    #: value may be read as syntax.
     escape = staticmethod(rtorrent_escape)
 
     def __init__(self, text, name="template"):
@@ -2586,7 +2591,7 @@ class WatchTemplate:
         self.nodes = self._parse(self._tokens(text))
 
     def __repr__(self):
-        return "WatchTemplate(%r)" % self.text
+        return "%s(%r)" % (type(self).__name__, self.text)
 
     @staticmethod
     def _tokens(text):
@@ -2728,6 +2733,10 @@ class WatchTemplate:
                         break
                 else:
                     self._render(node[2], ns, out)
+
+
+#: The tree watch's cmd.NAME templates: a Template with rTorrent's command escaping.
+WatchTemplate = Template
 
 
 ###############################################################################
@@ -9020,8 +9029,8 @@ class ExecCommand(Job):
 # Item templates ##############################################################
 ###############################################################################
 
-class ItemTemplate(WatchTemplate):
-    """A WatchTemplate whose values go through ``escape`` (default: none) instead of
+class ItemTemplate(Template):
+    """A Template whose values go through ``escape`` (default: none) instead of
     rTorrent's command escaping: for text that never becomes an rTorrent command
     (an XML-RPC value, a whole argv word, a log line)."""
 
