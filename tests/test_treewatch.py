@@ -266,7 +266,7 @@ def test_a_folder_renamed_inside_the_tree_keeps_being_watched(lab, caplog):
     assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("Loaded 'two'")] \
         == ["Loaded 'two' #%s from %r [normal]" % (h2, str(root / "new" / "inner" / "two.torrent"))]
     assert not logged(caplog, "already in rTorrent")
-    assert str(root / "old") not in watch._dir_wd and str(root / "new" / "inner") in watch._dir_wd
+    assert str(root / "old") not in watch.watcher.dir_wd and str(root / "new" / "inner") in watch.watcher.dir_wd
     watch.close()
 
 
@@ -391,7 +391,7 @@ def test_load_by_path_ties_the_item_to_its_file(lab):
 def test_poll_mode_without_inotify(lab):
     loop, rt, root = lab
     watch = make_watch(loop, rt, root, poll_interval="0.2", settle="0.1")
-    assert watch._inotify is None
+    assert watch.watcher.inotify is None
     loop.idle(0.1)
     h = write(str(root / "sub" / "polled.torrent"), metafile("polled"))
     wait_loaded(loop, rt, [h], timeout=5)
