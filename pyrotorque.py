@@ -6747,6 +6747,25 @@ def _file_signature(st):
     return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
+def _move_into(path, folder, log):
+    """Move a file into ``folder`` under a free name; return the new path, or None when
+    that failed (and was logged)."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        base = os.path.basename(path)
+        target = os.path.join(folder, base)
+        number = 1
+        while os.path.lexists(target):
+            stem, ext = os.path.splitext(base)
+            target = os.path.join(folder, "%s.%d%s" % (stem, number, ext))
+            number += 1
+        shutil.move(path, target)       # a rename, or copy and delete across devices
+        return target
+    except OSError as exc:
+        log.error("Cannot move %r to %s: %s", path, folder, exc)
+        return None
+
+
 def _abs_path(path):
     """A configured folder as an absolute path without a trailing '/' ('' stays '')."""
     path = path.strip()
@@ -7008,6 +7027,17 @@ class _TreeMemory:
         self._by_inode = {}                 # (device, inode) -> path in files
         self._timer = None
         self.dirty = self._failed = False
+
+    @staticmethod
+    def configured_path(job, config):
+        """memory_file, else <config dir>/run/treewatch-NAME.json; None without either."""
+        path = str(config.get("memory_file") or "").strip()
+        if path:
+            return _abs_path(path)
+        config_dir = getattr(config.get("settings"), "config_dir", None) \
+            or getattr(getattr(job.daemon, "settings", None), "config_dir", None)
+        return os.path.join(config_dir, "run", "treewatch-%s.json" % job.name) \
+            if config_dir else None
 
     def knows(self, sig):
         """True when this version of a file was handled (or reported bad) already."""
@@ -7546,7 +7576,8 @@ class TreeWatcher:
                 raise
             self.log.debug("%s: incomplete (%s), waiting for the rest", path, exc)
             if data:
-                self.settle_again(entry, st2, delay=max(self.settle, 2.0) * min(8, 2 ** entry.waits))
+                delay = max(self.settle, 2.0) * min(8, 2 ** entry.waits)
+                self.settle_again(entry, st2, delay=delay)
                 entry.waits += 1
             return False
         return True
@@ -7594,7 +7625,7 @@ class TreeWatch(Job):
         self.failed_dir = _abs_path(config.get("failed_dir") or "")
         self.folder_settings = _WatchSettings(self, config)
         self.base = self.folder_settings.base
-        self.memory = _TreeMemory(self._memory_path(config), self.log, self.later)
+        self.memory = _TreeMemory(_TreeMemory.configured_path(self, config), self.log, self.later)
         self.watcher = TreeWatcher(self, self.roots, missing_roots,
                                    config.get("poll_interval") or 0.0,
                                    config.get("settle", 1.0), config.get("trace_inotify", False))
@@ -7633,15 +7664,6 @@ class TreeWatch(Job):
         if not roots:
             raise ConfigError("You need to set 'job.%s.path' in the configuration!" % self.name)
         return roots
-
-    def _memory_path(self, config):
-        path = str(config.get("memory_file") or "").strip()
-        if path:
-            return _abs_path(path)
-        config_dir = getattr(config.get("settings"), "config_dir", None) \
-            or getattr(getattr(self.daemon, "settings", None), "config_dir", None)
-        return os.path.join(config_dir, "run", "treewatch-%s.json" % self.name) \
-            if config_dir else None
 
     def where(self, param):
         """'file:line: job.NAME.PARAM' for a key of this job's configuration."""
@@ -7779,26 +7801,9 @@ class TreeWatch(Job):
         self.memory.reported.add(entry.sig)
         self.log.error("Invalid metafile %r: %s", entry.path, reason)
         if self.failed_dir and not self.dry_run:
-            target = self._move(entry.path, self.failed_dir)
+            target = _move_into(entry.path, self.failed_dir, self.log)
             if target:
                 self.log.info("Moved bad metafile %r to %r", entry.path, target)
-
-    def _move(self, path, folder):
-        """Move a file into ``folder`` under a free name; return the new path or None."""
-        try:
-            os.makedirs(folder, exist_ok=True)
-            base = os.path.basename(path)
-            target = os.path.join(folder, base)
-            number = 1
-            while os.path.lexists(target):
-                stem, ext = os.path.splitext(base)
-                target = os.path.join(folder, "%s.%d%s" % (stem, number, ext))
-                number += 1
-            shutil.move(path, target)       # a rename, or copy and delete across devices
-            return target
-        except OSError as exc:
-            self.log.error("Cannot move %r to %s: %s", path, folder, exc)
-            return None
 
     # -- loading -------------------------------------------------------------------------
 
@@ -8094,7 +8099,7 @@ class TreeWatch(Job):
             except OSError as exc:
                 self.log.error("Cannot remove %r: %s", entry.path, exc.strerror)
         else:
-            target = self._move(entry.path, settings.move_loaded_to)
+            target = _move_into(entry.path, settings.move_loaded_to, self.log)
             if target:
                 self.log.info("Moved loaded metafile %r to %r", entry.path, target)
 

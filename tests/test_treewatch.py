@@ -266,7 +266,8 @@ def test_a_folder_renamed_inside_the_tree_keeps_being_watched(lab, caplog):
     assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("Loaded 'two'")] \
         == ["Loaded 'two' #%s from %r [normal]" % (h2, str(root / "new" / "inner" / "two.torrent"))]
     assert not logged(caplog, "already in rTorrent")
-    assert str(root / "old") not in watch.watcher.dir_wd and str(root / "new" / "inner") in watch.watcher.dir_wd
+    watched = watch.watcher.dir_wd
+    assert str(root / "old") not in watched and str(root / "new" / "inner") in watched
     watch.close()
 
 
