@@ -5,6 +5,7 @@ that a test decides when events are read (the overflow test needs that).  The en
 cases (SIGKILL during a burst, rTorrent down while files arrive) run the daemon as a real
 process; set PYROTORQUE_SCRIPT to test another copy of pyrotorque.py.
 """
+import collections
 import hashlib
 import logging
 import os
@@ -586,6 +587,63 @@ def test_escaping_is_total():
     for char in map(chr, range(1, 128)):
         escaped = pyrotorque.rtorrent_escape("a" + char)
         assert escaped in ("a" + char, "a\\" + char) or char in "\x0b\x0c" or ord(char) < 32
+
+
+# ---- the watcher alone (no job, no rTorrent) ---------------------------------------------
+
+class _Owner:
+    """What a TreeWatcher asks of its owner, with nothing of a job or of rTorrent."""
+
+    def __init__(self, loop):
+        self.log = logging.getLogger(LOGGER)
+        self.stats = collections.Counter()
+        self.daemon = loop
+        self.memory = pyrotorque._TreeMemory(None, self.log, self.later)
+        self.kicks = 0
+
+    def later(self, delay, callback):
+        return self.daemon.call_later(delay, callback)
+
+    def skip_dir(self, path):
+        return os.path.basename(path) == "done"
+
+    def busy(self, path):
+        return False
+
+    def kick(self):
+        self.kicks += 1
+
+
+def test_the_watcher_alone_finds_ready_files_lets_fresh_ones_settle_and_skips_handled_ones(
+        short_tmp):
+    loop = Loop()
+    owner = _Owner(loop)
+    old = time.time() - 60
+    ready = str(short_tmp / "a" / "old.torrent")
+    write(ready, metafile("old"), mtime=old)
+    for rel in ("done/skipped.torrent", ".hidden/h.torrent", "a/notes.txt"):
+        write(str(short_tmp / rel), metafile(rel), mtime=old)
+    watcher = pyrotorque.TreeWatcher(owner, [str(short_tmp)], set(), settle=2.0)
+    try:
+        watcher.start()
+        loop.pump(lambda: watcher.ready, 5, "the scan at start")
+        assert list(watcher.ready) == [ready] and owner.kicks
+        written = str(short_tmp / "a" / "new.torrent")
+        write(written, metafile("new"))             # closed after writing: ready at once
+        loop.pump(lambda: written in watcher.ready, 5, "the close-write")
+        fresh = str(short_tmp / "b" / "fresh.torrent")
+        write(fresh, metafile("fresh"))             # in a new folder: found by its scan
+        loop.pump(lambda: fresh in watcher.settling, 5, "the new folder's scan")
+        assert fresh not in watcher.ready
+        loop.pump(lambda: fresh in watcher.ready, 10, "settling")
+        for entry in watcher.ready.values():        # as if the job had loaded them
+            owner.memory.handled[entry.sig] = ("#", "loaded")
+        watcher.ready.clear()
+        watcher.scan("again")
+        assert not watcher.ready and not watcher.settling
+    finally:
+        watcher.close()
+        loop.close()
 
 
 # ---- the daemon as a process ------------------------------------------------------------------
