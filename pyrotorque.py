@@ -6867,9 +6867,10 @@ class _WatchSettings:
     def read_ini(self, directory):
         """The settings of ``directory``'s watch.ini: a dict, {} if none, or a ConfigError.
 
-        A watch.ini is a few 'key = value' lines (a section header is optional), so it is
-        read with configparser directly: the module's _read_ini is for pyrocore's files,
-        with their [TORQUE] names and interpolation."""
+        A watch.ini is a few 'key = value' lines, a section header optional, so it is read
+        with configparser directly: the module's _read_ini (pyrocore's files: [TORQUE]
+        names, interpolation) numbers its errors by the text it is given, and the header
+        added here to a file without one would put them one line off."""
         path = os.path.join(directory, WATCH_INI)
         try:
             st = os.stat(path)
