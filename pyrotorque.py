@@ -6686,7 +6686,8 @@ def job_config(spec, handler, settings, warn=None, **extra):
 # run scans all roots, so nothing that arrived while we or rTorrent were down
 # is lost.  What was handled is remembered by (device, inode, size, mtime).
 #
-# Four parts, each using only those above it:
+# Four parts, in dependency order (the job builds the other three and hands each
+# the few things it asks of the job):
 #   _WatchSettings  how a folder's metafiles are loaded: the job's settings, each
 #                   folder's watch.ini on top, the cmd.NAME templates, and what that
 #                   means for one metafile (start or not, queued, its load commands)
