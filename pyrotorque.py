@@ -29,7 +29,7 @@ banners below carry the same names):
  6. Bencode and metafiles  the strict decoder, Metafile checks and info-hash
  7. inotify                INotify: a thin ctypes binding with fileno() for select
  8. Load command templates
-                           WatchTemplate: cmd.NAME templates, 0.8 command names
+                           Template (WatchTemplate for cmd.NAME), 0.8 command names
  9. Fast XML-RPC answers   fast_loads: rTorrent's answers parsed without xmlrpc.client
 10. rTorrent proxy         RtorrentProxy.call: the one place a call goes to rTorrent
 11. Items and fields       FIELD_TABLE, ItemSource (d.multicall2 / .filtered), Sorter
@@ -41,7 +41,8 @@ banners below carry the same names):
 16. Event loop             EventLoop: one selector, timers, fd callbacks
 17. Jobs                   Job, EngineStats, QueueManager.run (where the queue
                            decides), ItemPoller, resolve_handler
-18. Tree watch             TreeWatch: where a metafile is found, checked and loaded
+18. Tree watch             TreeWatcher finds metafiles; TreeWatch._prepare checks
+                           them and _load_batch loads them
 19. Prometheus exporter    RtorrentExporter: collection and /metrics
 20. Commands and rules     ChildProcess and ExecCommand
 21. Item templates         ItemTemplate: templates over an item's fields
@@ -153,6 +154,7 @@ __version__ = "0.1.0"
 __all__ = [
     "PyrotorqueError", "ConfigError", "StartupError", "ConditionError", "RtorrentError",
     "RtorrentUnavailable", "ArchiveBusy", "AlreadyRunning", "CompletionHandler",
+    "Template", "TreeWatcher", "SteppedJob",
     "RtorrentFault", "HashNotFound", "MethodMissing", "CronSchedule", "RpcEndpoint",
     "fast_loads", "XmlRpcFault", "UnreadableAnswer", "xmlrpc_request",
     "parse_rpc_url", "RtorrentProxy", "CallStats", "scgi_request", "parse_scgi_response",
@@ -2305,6 +2307,8 @@ def filesystem_type(path):
 # .get(), str methods, comparisons, and/or/not), checked with the ast module.
 # Every value a template puts out is escaped for rTorrent's command parser,
 # so no file, folder or torrent name can add or change a command.
+# Template is the engine; WatchTemplate (the tree watch's cmd.NAME) is it as it
+# is, ItemTemplate (in "Item templates") puts values out with another escaping.
 
 class TemplateError(ValueError):
     """A template that cannot be parsed or expanded."""
@@ -2679,11 +2683,14 @@ _TEMPLATE_TOKEN = re.compile(r"\{\{(.*?)\}\}|%\((\w+)\)s", re.S)
 _DIRECTIVE = re.compile(r"\s*(if|elif|else|endif)\b\s*(.*?)\s*:?\s*\Z", re.S)
 
 
-class WatchTemplate:
-    """One compiled cmd.NAME template; ``render(namespace)`` returns the command text."""
+class Template:
+    """One compiled template; ``render(namespace)`` returns its text with every value put
+    through ``escape``.  The tree watch's cmd.NAME templates (``WatchTemplate``) use it
+    as it is; ItemTemplate (in "Item templates") chooses another escape."""
 
-    #: Every value a template puts out goes through this: these templates become
-    #: rTorrent commands, so nothing in a value may be read as syntax.
+    #: Every value a template puts out goes through this.  By default it is rTorrent's
+    #: command escaping: cmd.NAME templates become rTorrent commands, so nothing in a
+    #: value may be read as syntax.
     escape = staticmethod(rtorrent_escape)
 
     def __init__(self, text, name="template"):
@@ -2691,7 +2698,7 @@ class WatchTemplate:
         self.nodes = self._parse(self._tokens(text))
 
     def __repr__(self):
-        return "WatchTemplate(%r)" % self.text
+        return "%s(%r)" % (type(self).__name__, self.text)
 
     @staticmethod
     def _tokens(text):
@@ -2833,6 +2840,10 @@ class WatchTemplate:
                         break
                 else:
                     self._render(node[2], ns, out)
+
+
+#: The tree watch's cmd.NAME templates: a Template with rTorrent's command escaping.
+WatchTemplate = Template
 
 
 ###############################################################################
@@ -6930,6 +6941,21 @@ def job_config(spec, handler, settings, warn=None, **extra):
 # answers.  rTorrent is the source of truth: every start and every scheduled
 # run scans all roots, so nothing that arrived while we or rTorrent were down
 # is lost.  What was handled is remembered by (device, inode, size, mtime).
+#
+# Four parts, in dependency order (the job builds the other three and hands each
+# the few things it asks of the job):
+#   _WatchSettings  how a folder's metafiles are loaded: the job's settings, each
+#                   folder's watch.ini on top, the cmd.NAME templates, and what that
+#                   means for one metafile (start or not, queued, its load commands)
+#   _TreeMemory     what was handled: the file signatures of this run, and the
+#                   metafiles whose item got into rTorrent, kept in memory_file so
+#                   that an erased item stays erased across restarts
+#   TreeWatcher     the folder trees: inotify, scans, polls on network file systems,
+#                   roots that come and go, files settling until they are ready to
+#                   be read; it knows nothing of rTorrent
+#   TreeWatch       the job: reads what is ready, loads it into rTorrent in batches,
+#                   verifies, waits and retries while rTorrent is down, reports
+#                   failing load commands, counts and logs
 
 METAFILE_SUFFIXES = (".torrent", ".load", ".start", ".queue", ".magnet")
 WATCH_INI = "watch.ini"
@@ -6940,10 +6966,39 @@ _WATCH_INI_KEYS = {
     "load_mode": str, "queued": parse_bool, "load_by_path": parse_bool,
     "remove_loaded": parse_bool, "move_loaded_to": str, "quiet": parse_bool,
 }
+#: The custom field where each load command that worked leaves its number ('1-2-3-').
+LOAD_COMMAND_MARK = "tm_cmds_done"
 
 
-#: The names TreeWatch's PARAMS still use for byte_size and non_negative(float).
-_size_value, _seconds = byte_size, non_negative(float)
+
+def _file_signature(st):
+    """One version of one file: (device, inode, size, mtime in ns) from its stat."""
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+def _move_into(path, folder, log):
+    """Move a file into ``folder`` under a free name; return the new path, or None when
+    that failed (and was logged)."""
+    try:
+        os.makedirs(folder, exist_ok=True)
+        base = os.path.basename(path)
+        target = os.path.join(folder, base)
+        number = 1
+        while os.path.lexists(target):
+            stem, ext = os.path.splitext(base)
+            target = os.path.join(folder, "%s.%d%s" % (stem, number, ext))
+            number += 1
+        shutil.move(path, target)       # a rename, or copy and delete across devices
+        return target
+    except OSError as exc:
+        log.error("Cannot move %r to %s: %s", path, folder, exc)
+        return None
+
+
+def _abs_path(path):
+    """A configured folder as an absolute path without a trailing '/' ('' stays '')."""
+    path = path.strip()
+    return os.path.abspath(os.path.expanduser(path)).rstrip("/") or "/" if path else ""
 
 
 class _LoadSettings:
@@ -6973,132 +7028,43 @@ class _Entry:
         self.waits = 0
 
 
-@builtin_job
-class TreeWatch(Job):
-    """Loads every metafile that lands anywhere in the watched folder trees, once."""
+class _WatchSettings:
+    """How each folder's metafiles are loaded: the job's settings (``base``) with the
+    watch.ini of every folder from the root down on top (read again when one changes),
+    and what they mean for one metafile (``decide``)."""
 
-    PARAMS = {
-        "path": (str, "", "watched roots, ':'-separated"),
-        "load_mode": (str, "normal", "'start'/'started' starts new items, else just load"),
-        "queued": (parse_bool, False, "leave new items to the queue (priority 0 if not started)"),
-        "trace_inotify": (parse_bool, False, "log every file system event at debug level"),
-        "poll_interval": (_seconds, 0.0, "scan every N seconds instead of using inotify (0: inotify)"),
-        "settle": (_seconds, 1.0, "seconds a scanned or linked file must stay unchanged"),
-        "load_by_path": (parse_bool, False, "load by path (item tied to its file) instead of bytes"),
-        "remove_loaded": (parse_bool, False, "delete a metafile once its item is in rTorrent"),
-        "move_loaded_to": (str, "", "move a metafile here once its item is in rTorrent"),
-        "failed_dir": (str, "", "move bad metafiles here"),
-        "max_size": (_size_value, METAFILE_MAX_SIZE, "larger metafiles are refused"),
-        "memory_file": (str, "", "what was loaded, kept across restarts (default: "
-                        "<config dir>/run/treewatch-NAME.json)"),
-    }
-    PARAM_PREFIXES = ("cmd.",)
-    RPC_METHODS = ("system.multicall", "d.hash", "load.raw_verbose",
-                   "load.raw_start_verbose", "load.verbose", "load.start_verbose",
-                   "network.xmlrpc.size_limit", "network.xmlrpc.size_limit.set", "print",
-                   "d.custom", "d.custom.set", "d.tied_to_file.set", "branch")
-
-    #: Seconds a just-sent load may take to show up in rTorrent.
-    VERIFY_TIMEOUT = 5.0
-    #: How long an incomplete (truncated) file may wait before it is reported.
-    INCOMPLETE_GRACE = 60.0
-    #: Items per batch of loads.
-    BATCH = 200
-    #: The custom field where each load command that worked leaves its number ('1-2-3-').
-    COMMAND_MARK = "tm_cmds_done"
-
-    def __init__(self, config):
-        super().__init__(config)
-        self._missing_roots = set()
-        self.roots = self._parse_roots(config.get("path") or "")
-        self.trace = config.get("trace_inotify", False)
-        self.poll_interval = config.get("poll_interval") or 0.0
-        self.settle = config.get("settle", 1.0)
-        self.max_size = config.get("max_size") or METAFILE_MAX_SIZE
-        self.failed_dir = self._abs(config.get("failed_dir") or "")
+    def __init__(self, job, config):
+        self.job, self.log = job, job.log
+        self._ini_cache = {}                        # dir -> (stat sig, dict or ConfigError)
+        self._ini_errors = set()
+        self._alias_map = None
         base = _LoadSettings()
         base.load_mode = str(config.get("load_mode") or "normal")
-        base.queued = config.get("queued", False)
-        base.load_by_path = config.get("load_by_path", False)
-        base.remove_loaded = config.get("remove_loaded", False)
-        base.move_loaded_to = self._abs(config.get("move_loaded_to") or "")
-        base.quiet = config.get("quiet", False)
+        base.queued = config.queued
+        base.load_by_path = config.get("load_by_path", False)     # not a RemoteWatch key
+        base.remove_loaded = config.remove_loaded
+        base.move_loaded_to = _abs_path(config.move_loaded_to or "")
+        base.quiet = config.quiet
         base.commands = {}
-        base.source = "job.%s" % self.name
+        base.source = "job.%s" % job.name
         for key in sorted(config):
             if key.startswith("cmd.") and key[4:]:
                 value = config[key]
                 text = value if isinstance(value, str) else str(value)
                 if text.strip():
-                    base.commands[key[4:]] = self._template(text, key)
+                    base.commands[key[4:]] = self.template(text, key)
         if base.remove_loaded and base.move_loaded_to:
             raise ConfigError("set only one of remove_loaded and move_loaded_to")
         self.base = base
-        self._alias_map = None
 
-        self._inotify = None
-        self._wd_dir, self._dir_wd = {}, {}
-        self._root_dev = {}                         # root -> st_dev when last scanned
-        self._timers = {}                           # id -> handle of our daemon timers
-        self._ready = collections.OrderedDict()     # path -> _Entry
-        self._settling = {}                         # path -> (_Entry, due monotonic)
-        self._inflight = {}                         # info-hash -> _Entry
-        self._blocked = {}                          # info-hash -> [_Entry] waiting for it
-        self._handled = {}                          # sig -> (info-hash or None, outcome)
-        self._known = {}                            # path -> [info-hash, outcome, sig]
-        self._known_ino = {}                        # (device, inode) -> path in _known
-        self.memory_file = self._memory_path(config)
-        self._memory_timer = None
-        self._memory_dirty = self._memory_failed = False
-        self._reported = set()                      # sigs of bad files already reported
-        self._ini_cache = {}                        # dir -> (stat sig, dict or ConfigError)
-        self._ini_errors = set()
-        self._settle_timer = self._process_timer = self._verify_timer = None
-        self._down = False
-        self._backoff = 0.0
-        self._verify_delay = 0.005
-        self._size_limit = None
-        self._limit_warned = False
-        self._closed = False
-        self.stats = collections.Counter()
-        self._started_at = time.time()
-        self._load_memory()         # also for --run-once, which saves it at the end
-        if self.daemon is not None:
-            self._start()
-
-    # -- configuration -------------------------------------------------------------
-
-    @staticmethod
-    def _abs(path):
-        path = path.strip()
-        return os.path.abspath(os.path.expanduser(path)).rstrip("/") or "/" if path else ""
-
-    def _parse_roots(self, text):
-        roots = []
-        for part in str(text).split(os.pathsep):
-            part = part.strip()
-            if not part:
-                continue
-            root = os.path.abspath(os.path.expanduser(part)).rstrip("/") or "/"
-            if os.path.exists(root) and not os.path.isdir(root):
-                raise ConfigError("path: %r is not a folder" % root)
-            if not os.path.isdir(root) and root not in self._missing_roots:
-                # A late mount: watched as soon as it is there.
-                self._missing_roots.add(root)
-                self.config_problem("%s: the folder %s does not exist (yet); it is watched "
-                                    "and loaded from as soon as it appears"
-                                    % (self._where("path"), root))
-            if root not in roots:
-                roots.append(root)
-        if not roots:
-            raise ConfigError("You need to set 'job.%s.path' in the configuration!" % self.name)
-        return roots
-
-    def _template(self, text, key, where=None):
+    def template(self, text, key, where=None):
+        """Compile one cmd.NAME value ('file:NAME' reads it from the templates folder);
+        rTorrent 0.8 command names in it are renamed, with a note in the problem list."""
+        job = self.job
         if text.startswith("file:"):
             name = os.path.expanduser(text[5:].strip())
             if not os.path.isabs(name):
-                config_dir = getattr(getattr(self.daemon, "settings", None), "config_dir", None) \
+                config_dir = getattr(getattr(job.daemon, "settings", None), "config_dir", None) \
                     or os.path.expanduser(os.environ.get("PYRO_CONFIG_DIR") or "~/.pyroscope")
                 name = os.path.join(config_dir, "templates", name)
             try:
@@ -7112,44 +7078,349 @@ class TreeWatch(Job):
             raise ConfigError("%s: %s" % (key, exc)) from None
         renamed = template.translate_names()
         if renamed:
-            self.config_problem("%s: %s; loading with the new name%s (write %s to silence this "
-                                "warning)" % (where or self._where(key), ", ".join(
-                                    "%r is rTorrent 0.8's name of %r" % pair for pair in renamed),
-                                    "s"[:len(renamed) > 1], "them" if len(renamed) > 1 else "it"),
-                                NOTE)
+            job.config_problem("%s: %s; loading with the new name%s (write %s to silence this "
+                               "warning)" % (where or job.where(key), ", ".join(
+                                   "%r is rTorrent 0.8's name of %r" % pair for pair in renamed),
+                                   "s"[:len(renamed) > 1], "them" if len(renamed) > 1 else "it"),
+                               NOTE)
         return template
 
-    def _where(self, param):
-        """'file:line: job.NAME.PARAM' for a key of this job's configuration."""
-        spec = getattr(self.config.get("settings"), "jobs", {}).get(self.name)
-        return spec.where(param) if spec is not None else "job.%s.%s" % (self.name, param)
+    # -- watch.ini ----------------------------------------------------------------------
 
-    def command_methods(self):
-        """(key, method) of every rTorrent command the job's cmd.* templates call."""
-        return [("cmd." + name, method) for name, template in sorted(self.base.commands.items())
-                for method in template.command_names()]
+    def changed(self, directory):
+        """A watch.ini was written or removed; True when what is there now is usable."""
+        self._ini_cache.pop(directory, None)
+        self.log.info("Reloading watch config %s", os.path.join(directory, WATCH_INI))
+        return not isinstance(self.read_ini(directory), ConfigError)
+
+    def read_ini(self, directory):
+        """The settings of ``directory``'s watch.ini: a dict, {} if none, or a ConfigError.
+
+        A watch.ini is a few 'key = value' lines, a section header optional, so it is read
+        with configparser directly: the module's _read_ini (pyrocore's files: [TORQUE]
+        names, interpolation) numbers its errors by the text it is given, and the header
+        added here to a file without one would put them one line off."""
+        path = os.path.join(directory, WATCH_INI)
+        try:
+            st = os.stat(path)
+        except OSError:
+            self._ini_cache.pop(directory, None)
+            return {}
+        sig = _file_signature(st)
+        cached = self._ini_cache.get(directory)
+        if cached and cached[0] == sig:
+            return cached[1]
+        try:
+            with open(path, encoding="utf-8") as handle:
+                text = handle.read(65536)
+            parser = configparser.ConfigParser(interpolation=None, strict=True,
+                                               empty_lines_in_values=False)
+            parser.optionxform = str
+            if not re.match(r"\s*\[", text):
+                text = "[watch]\n" + text
+            parser.read_string(text, source=path)
+            result = self._ini_values(path, parser)
+        except (OSError, UnicodeDecodeError, configparser.Error, ConfigError) as exc:
+            result = ConfigError("%s: %s" % (path, str(exc).splitlines()[0]))
+            if (path, sig) not in self._ini_errors:
+                self._ini_errors.add((path, sig))
+                self.log.error("Bad watch config %s; metafiles below it wait until it is "
+                               "fixed", result)
+        self._ini_cache[directory] = (sig, result)
+        return result
+
+    def _ini_values(self, path, parser):
+        result = {}
+        prefix = "job.%s." % self.job.name
+        for section in parser.sections():
+            for key, value in parser.items(section):
+                key = key[len(prefix):] if key.startswith(prefix) else key
+                if key.startswith("cmd.") and key[4:]:
+                    result[key] = self.template(value, key, "%s: %s" % (path, key)) \
+                        if value.strip() else None
+                elif key in _WATCH_INI_KEYS:
+                    try:
+                        result[key] = _WATCH_INI_KEYS[key](value)
+                    except ValueError as exc:
+                        raise ConfigError("%s: %s" % (key, exc)) from None
+                else:
+                    raise ConfigError("unknown key %r (known: %s, cmd.NAME)"
+                                      % (key, ", ".join(sorted(_WATCH_INI_KEYS))))
+        if "move_loaded_to" in result:
+            result["move_loaded_to"] = _abs_path(result["move_loaded_to"])
+        return result
+
+    def for_path(self, path, root):
+        """The load settings of a metafile's folder, or a ConfigError from a broken watch.ini."""
+        settings = self.base
+        directory = os.path.dirname(path)
+        chain = [root]
+        rel = os.path.relpath(directory, root) if directory != root else ""
+        for part in (rel.split("/") if rel and rel != "." else []):
+            chain.append(os.path.join(chain[-1], part))
+        for folder in chain:
+            values = self.read_ini(folder)
+            if isinstance(values, ConfigError):
+                return values
+            if not values:
+                continue
+            if settings is self.base:
+                settings = settings.copy()
+            settings.source = os.path.join(folder, WATCH_INI)
+            for key, value in values.items():
+                if key.startswith("cmd."):
+                    if value is None:
+                        settings.commands.pop(key[4:], None)
+                    else:
+                        settings.commands[key[4:]] = value
+                else:
+                    setattr(settings, key, value)
+            # The folder's choice of what happens after loading replaces the inherited one.
+            if values.get("move_loaded_to"):
+                settings.remove_loaded = False
+            elif values.get("remove_loaded"):
+                settings.move_loaded_to = ""
+        return settings
+
+    # -- one metafile ---------------------------------------------------------------------
+
+    def decide(self, entry, settings):
+        """Fill in what ``settings`` and the path flags mean for a read metafile: start,
+        queue, and its load commands rendered (a template that fails is logged, skipped)."""
+        entry.settings = settings
+        rel = os.path.relpath(entry.path, entry.root)
+        parts = [p for p in rel.split("/") if p]
+        entry.flags = set(parts) | set(p for p in parts[-1].split(".") if p)
+        start = settings.load_mode.strip().lower() in ("start", "started")
+        if "start" in entry.flags:
+            start = True
+        elif "load" in entry.flags:
+            start = False
+        entry.start = start
+        entry.queue = settings.queued or bool(entry.flags & {"queue", "queued"})
+        commands, keys = [], []
+        if settings.commands:
+            namespace = self.namespace(entry)
+            for name in sorted(settings.commands):
+                try:
+                    command = settings.commands[name].render(namespace).strip()
+                except TemplateError as exc:
+                    self.log.error("While expanding '%s' custom command for %s: %s", name,
+                                   entry.path, exc)
+                    continue
+                if command:
+                    commands.append(command)
+                    keys.append("cmd." + name)
+        entry.commands, entry.keys = commands, keys
+
+    def namespace(self, entry):
+        """The template variables for one metafile (pyrocore's, §5.4)."""
+        meta = entry.meta
+        if self._alias_map is None:
+            sections = getattr(getattr(self.job.daemon, "settings", None), "sections", {}) or {}
+            self._alias_map = build_alias_map(sections.get("announce", {}))
+        alias = tracker_alias(meta.announce, self._alias_map) if meta.announce else None
+        filetype = meta.filetype
+        kind, details = name_trait(meta.info_name)
+        traits = Bunch(details)
+        traits.kind = kind
+        label = "/".join(detect_traits(meta.info_name, alias, filetype.lstrip("."))).strip("/")
+        directory = os.path.dirname(entry.path)
+        relpath = os.path.relpath(directory, entry.root) if directory != entry.root else ""
+        return {
+            "pathname": os.path.abspath(entry.path), "info_hash": meta.info_hash,
+            "info_name": meta.info_name, "tracker_alias": alias,
+            "watch_path": frozenset(self.job.roots), "relpath": relpath,
+            "flags": frozenset(entry.flags),
+            "filetype": filetype, "traits": traits, "label": label, "size": meta.size,
+            "announce": meta.announce, "is_magnet": meta.magnet is not None,
+            "rel_path": relpath or ".",     # pyrosimple's name (a Path there: '.' at the root)
+        }
+
+
+class _TreeMemory:
+    """What the tree watch handled.
+
+    ``handled`` (signature -> (info-hash, outcome)) and ``reported`` (signatures of bad
+    files) cover this run.  ``files`` (path -> [info-hash, outcome, signature]) are the
+    metafiles whose item got into rTorrent (loaded, or there already), kept in a small
+    JSON file so that an item the user erased is not loaded again from the same file,
+    at the next run or after a restart.  Files it does not know are looked up in
+    rTorrent (one d.hash each), so what arrived while we were down is still loaded;
+    a scheduled run asks rTorrent nothing when no file is new.
+    """
+
+    def __init__(self, path, log, later):
+        self.path, self.log, self._later = path, log, later
+        self.handled, self.reported = {}, set()
+        self.files = {}                     # path -> [info-hash, outcome, sig]
+        self._by_inode = {}                 # (device, inode) -> path in files
+        self._timer = None
+        self.dirty = self._failed = False
+
+    @staticmethod
+    def configured_path(job, config):
+        """memory_file, else <config dir>/run/treewatch-NAME.json; None without either."""
+        path = str(config.get("memory_file") or "").strip()
+        if path:
+            return _abs_path(path)
+        config_dir = getattr(config.get("settings"), "config_dir", None) \
+            or getattr(getattr(job.daemon, "settings", None), "config_dir", None)
+        return os.path.join(config_dir, "run", "treewatch-%s.json" % job.name) \
+            if config_dir else None
+
+    def knows(self, sig):
+        """True when this version of a file was handled (or reported bad) already."""
+        return sig in self.handled or sig in self.reported
+
+    def outcome(self, sig):
+        return self.handled.get(sig, (None, "bad"))[1]
+
+    def load(self):
+        if not self.path:
+            return
+
+        def check(data):        # all three or nothing: a half-read file is not kept
+            files, by_inode, handled = {}, {}, {}
+            for path, (info_hash, outcome, sig) in data["files"].items():
+                files[path] = [info_hash, outcome, tuple(sig)]
+                by_inode[tuple(sig[:2])] = path
+                handled[tuple(sig)] = (info_hash, outcome)
+            return files, by_inode, handled
+        try:
+            found = read_json_state(self.path, self.log, "The tree watch memory",
+                                    "Items erased in rTorrent whose metafile is still in the "
+                                    "tree may load again once", check)
+        except OSError:         # it could not even be moved aside: start afresh all the same
+            found = None
+        if found is None:
+            return
+        self.files, self._by_inode, self.handled = found
+        self.log.debug("Remembering %d loaded metafile(s) from %s", len(self.files), self.path)
+
+    def remember(self, entry, outcome):
+        self.handled[entry.sig] = (entry.meta.info_hash, outcome)
+        settings = entry.settings
+        if outcome in ("loaded", "duplicate") and self.path \
+                and not (settings.remove_loaded or settings.move_loaded_to):   # it leaves
+            self.files[entry.path] = [entry.meta.info_hash, outcome, entry.sig]
+            self._by_inode[entry.sig[:2]] = entry.path
+            self._changed()
+
+    def forget(self, path):
+        known = self.files.pop(path, None)
+        if known is not None:
+            if self._by_inode.get(tuple(known[2][:2])) == path:
+                del self._by_inode[tuple(known[2][:2])]
+            self._changed()
+
+    def seen_again(self, path, sig):
+        """A handled file seen (again) at ``path``: if the memory knows its inode under
+        another name that is gone, the file moved."""
+        old = self._by_inode.get(sig[:2])
+        if path in self.files or old is None:
+            return
+        known = self.files.get(old)
+        if known and tuple(known[2]) == sig and not os.path.lexists(old):
+            del self.files[old]
+            self.files[path] = known
+            self._by_inode[sig[:2]] = path
+            self._changed()
+            self.log.debug("%s: moved from %s", path, old)
+
+    def recall(self, entry):
+        """True when ``entry`` is the very file an item came from before (the same inode
+        with the same info-hash: touched, written again the same, or moved within the
+        trees): if that item is not in rTorrent, the user erased it, and erased stays
+        erased.  A file put in its place is another file."""
+        path, sig, info_hash = entry.path, entry.sig, entry.meta.info_hash
+        for where in (path, self._by_inode.get(sig[:2])):
+            known = self.files.get(where) if where else None
+            if known and known[0] == info_hash and tuple(known[2][:2]) == sig[:2]:
+                break
+        else:
+            known = self.files.get(path)
+            if known and known[0] != info_hash:
+                self.log.info("%s changed (#%s before, #%s now): a new metafile", path,
+                              known[0], info_hash)
+            return False
+        del self.files[where]
+        known[2] = sig
+        self.files[path] = known
+        self._by_inode[sig[:2]] = path
+        self.handled[sig] = (known[0], known[1])
+        self._changed()
+        self.log.debug("%s: its item #%s was in rTorrent before%s; not loaded again", path,
+                       known[0], "" if where == path else " (as %s)" % where)
+        return True
+
+    def prune(self, live_sigs, live_paths, scanned_roots):
+        """After a scan of all roots: forget the files that are gone, so the memory stays
+        as big as the trees; a root that is not there (not mounted) keeps what is
+        remembered below it."""
+        self.handled = {s: v for s, v in self.handled.items() if s in live_sigs}
+        self.reported &= live_sigs
+        gone = [p for p in self.files if p not in live_paths
+                and any(p.startswith(r.rstrip("/") + "/") for r in scanned_roots)]
+        for path in gone:
+            self.forget(path)
+
+    def _changed(self):
+        self.dirty = True
+        if self._timer is None:
+            # Written at most once a second, so a burst costs one write.
+            self._timer = self._later(1.0, self.save)
+
+    def save(self):
+        self._timer = None
+        self.dirty = False
+        try:
+            # No fsync in the loop: after a power cut the worst is an erased item's file
+            # loaded once more.
+            write_json_atomic(self.path, {"version": 1, "files": self.files}, durable=False)
+        except OSError as exc:
+            if not self._failed:     # said once, not on every save
+                self.log.error("Cannot save the tree watch memory %s: %s; items erased in "
+                               "rTorrent may load again after a restart", self.path, exc)
+            self._failed = True
+        else:
+            self._failed = False
+
+
+class TreeWatcher:
+    """The folder trees below ``roots``: which files in them are ready to be read.
+
+    inotify (or, on network file systems and where inotify gives out, scans every
+    ``poll_interval`` seconds) finds metafiles; a file not known to be complete waits
+    until its size and mtime stayed the same for ``settle`` seconds.  What is ready
+    waits in ``ready`` (path -> _Entry) for the owner, which is told by ``kick()``.
+    Roots that are missing or go away are watched for until they (re)appear.
+
+    The owner (the job) provides: ``memory`` (a _TreeMemory: what was handled),
+    ``folder_settings.changed(directory)`` for a watch.ini written or removed,
+    ``busy(path)`` (a file being loaded now), ``skip_dir(path)`` (its own target
+    folders) and ``kick()``.  It knows nothing of rTorrent.
+    """
+
+    #: How long an incomplete (truncated) file may wait before it is reported.
+    INCOMPLETE_GRACE = 60.0
+
+    def __init__(self, owner, roots, missing_roots, poll_interval=0.0, settle=1.0, trace=False):
+        self.owner, self.log, self.stats = owner, owner.log, owner.stats
+        self.memory, self._later = owner.memory, owner.later
+        self.roots, self._missing_roots = roots, missing_roots
+        self.poll_interval, self.settle, self.trace = poll_interval, settle, trace
+        self.inotify = None
+        self.daemon = owner.daemon
+        self.wd_dir, self.dir_wd = {}, {}
+        self._root_dev = {}                         # root -> st_dev when last scanned
+        self.ready = collections.OrderedDict()      # path -> _Entry
+        self.settling = {}                          # path -> (_Entry, due monotonic)
+        self._settle_timer = None
 
     # -- life cycle ------------------------------------------------------------------
 
-    def _later(self, delay, callback):
-        if self.daemon is None:
-            return None
-        handle = None
-
-        def fire():
-            self._timers.pop(id(handle), None)
-            if not self._closed:
-                callback()
-        handle = self.daemon.call_later(delay, fire)
-        self._timers[id(handle)] = handle
-        return handle
-
-    def _cancel(self, handle):
-        if handle is not None:
-            self._timers.pop(id(handle), None)
-            self.daemon.cancel(handle)
-
-    def _start(self):
+    def start(self, settings_text=""):
         """Watch the roots (or poll them) and scan them at once."""
         networked = []
         for root in self.roots:
@@ -7158,20 +7429,19 @@ class TreeWatch(Job):
                 networked.append("%s (%s)" % (root, kind))
         if not self.poll_interval:
             try:
-                self._inotify = INotify()
+                self.inotify = INotify()
             except OSError as exc:
                 self.log.error("inotify is not available (%s); scanning every 15 s instead", exc)
                 self.poll_interval = 15.0
             else:
-                self.daemon.add_reader(self._inotify, self._on_readable)
+                self.daemon.add_reader(self.inotify, self._on_readable)
         if networked and not self.poll_interval:
             self.poll_interval = 30.0
             self.log.info("%s on a network file system: inotify only sees this host's changes, "
                           "so the trees are also scanned every %.0f s", ", ".join(networked),
                           self.poll_interval)
-        self.log.info("Watching %s%s: load_mode=%s, queued=%s%s", ", ".join(self.roots),
-                      " with inotify" if self._inotify else "",
-                      self.base.load_mode, self.base.queued,
+        self.log.info("Watching %s%s: %s%s", ", ".join(self.roots),
+                      " with inotify" if self.inotify else "", settings_text,
                       ", scanning every %g s" % self.poll_interval if self.poll_interval else "")
         self._later(0, lambda: self.scan("start"))
         if self.poll_interval:
@@ -7180,165 +7450,39 @@ class TreeWatch(Job):
             self._later(1.0, lambda root=root: self._rewatch_root(root, 1.0))
 
     def close(self):
-        self._closed = True
-        for handle in list(self._timers.values()):
-            self._cancel(handle)
-        if self._memory_dirty:
-            self._save_memory()
-        if self._inotify is not None:
-            self.daemon.remove_reader(self._inotify)
-            self._inotify.close()
-            self._inotify = None
-
-    def run(self):
-        """The scheduled run: catch up with everything in the trees."""
-        self.scan("scheduled run")
-        if self.daemon is None or not self.daemon.serving:
-            self._drain_blocking()      # --run-once: the loop does not turn, finish here
+        """Give back the inotify instance (the owner cancels the timers)."""
+        if self.inotify is not None:
+            self.daemon.remove_reader(self.inotify)
+            self.inotify.close()
+            self.inotify = None
 
     def _poll(self):
         self.scan("poll")
         self._later(self.poll_interval, self._poll)
 
-    def _drain_blocking(self, timeout=60.0):
-        """Finish all pending work without the main loop (for --run-once)."""
-        deadline = time.monotonic() + timeout
-        while (self._ready or self._settling or self._inflight) and time.monotonic() < deadline:
-            self._check_settling()
-            self._process()
-            self._verify()
-            if self._down:
-                break
-            time.sleep(0.01)
-        if self._memory_dirty:
-            self._save_memory()
-
-    # -- what was loaded, across restarts -----------------------------------------------
-    #
-    # Every metafile whose item got into rTorrent (loaded, or there already) is
-    # remembered by path and info-hash in a small JSON file, so that an item the user
-    # erased is not loaded again from the same file, at the next run or after a
-    # restart.  Files the memory does not know are looked up in rTorrent (one d.hash
-    # each), so what arrived while we were down is still loaded; a scheduled run asks
-    # rTorrent nothing when no file is new.
-
-    def _memory_path(self, config):
-        path = str(config.get("memory_file") or "").strip()
-        if path:
-            return self._abs(path)
-        config_dir = getattr(config.get("settings"), "config_dir", None) \
-            or getattr(getattr(self.daemon, "settings", None), "config_dir", None)
-        return os.path.join(config_dir, "run", "treewatch-%s.json" % self.name) \
-            if config_dir else None
-
-    def _load_memory(self):
-        if not self.memory_file:
-            return
-        try:
-            with open(self.memory_file, encoding="utf-8") as handle:
-                data = json.load(handle)
-            for path, (info_hash, outcome, sig) in data["files"].items():
-                self._known[path] = [info_hash, outcome, tuple(sig)]
-                self._known_ino[tuple(sig[:2])] = path
-                self._handled[tuple(sig)] = (info_hash, outcome)
-        except FileNotFoundError:
-            return
-        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
-            aside = self.memory_file + ".bad"
-            self.log.error("The tree watch memory %s is unreadable (%s); moved to %s. Items "
-                           "erased in rTorrent whose metafile is still in the tree may load "
-                           "again once", self.memory_file, exc, aside)
-            self._known, self._known_ino, self._handled = {}, {}, {}
-            try:
-                os.replace(self.memory_file, aside)
-            except OSError:
-                pass
-            return
-        self.log.debug("Remembering %d loaded metafile(s) from %s", len(self._known),
-                       self.memory_file)
-
-    def _remember(self, entry, outcome):
-        self._handled[entry.sig] = (entry.meta.info_hash, outcome)
-        settings = entry.settings
-        if outcome in ("loaded", "duplicate") and self.memory_file \
-                and not (settings.remove_loaded or settings.move_loaded_to):   # it leaves
-            self._known[entry.path] = [entry.meta.info_hash, outcome, entry.sig]
-            self._known_ino[entry.sig[:2]] = entry.path
-            self._memory_changed()
-
-    def _forget(self, path):
-        known = self._known.pop(path, None)
-        if known is not None:
-            if self._known_ino.get(tuple(known[2][:2])) == path:
-                del self._known_ino[tuple(known[2][:2])]
-            self._memory_changed()
-
-    def _moved(self, path, sig):
-        """A remembered file seen under another name: if its old name is gone, it moved."""
-        old = self._known_ino[sig[:2]]
-        known = self._known.get(old)
-        if known and tuple(known[2]) == sig and not os.path.lexists(old):
-            del self._known[old]
-            self._known[path] = known
-            self._known_ino[sig[:2]] = path
-            self._memory_changed()
-            self.log.debug("%s: moved from %s", path, old)
-
-    def _remembered(self, path, sig, info_hash):
-        """The path under which the memory knows this very file (the same inode with the
-        same info-hash: touched, written again the same, or moved within the trees)."""
-        for where in (path, self._known_ino.get(sig[:2])):
-            known = self._known.get(where) if where else None
-            if known and known[0] == info_hash and tuple(known[2][:2]) == sig[:2]:
-                return where
-        return None
-
-    def _memory_changed(self):
-        self._memory_dirty = True
-        if self._memory_timer is None and self.daemon is not None:
-            # Written at most once a second, so a burst costs one write.
-            self._memory_timer = self._later(1.0, self._save_memory)
-
-    def _save_memory(self):
-        self._memory_timer = None
-        self._memory_dirty = False
-        try:
-            # No fsync in the loop: after a power cut the worst is an erased item's file
-            # loaded once more.
-            write_json_atomic(self.memory_file, {"version": 1, "files": self._known},
-                              durable=False)
-        except OSError as exc:
-            if not self._memory_failed:     # said once, not on every save
-                self.log.error("Cannot save the tree watch memory %s: %s; items erased in "
-                               "rTorrent may load again after a restart", self.memory_file, exc)
-            self._memory_failed = True
-        else:
-            self._memory_failed = False
-
     # -- watching --------------------------------------------------------------------
 
-    def _root_of(self, path):
+    def root_of(self, path):
         for root in self.roots:
             if path == root or path.startswith(root + "/"):
                 return root
         return None
 
     def _skip_dir(self, path):
-        """Our own target folders inside a tree are not watched."""
-        for special in (self.failed_dir, self.base.move_loaded_to):
-            if special and (path == special or path.startswith(special + "/")):
-                return True
+        """The owner's own target folders inside a tree, and hidden folders, are not watched."""
+        if self.owner.skip_dir(path):
+            return True
         return os.path.basename(path).startswith(".") and path not in self.roots
 
     def _watch(self, path):
         """Watch one directory; False if it cannot be watched."""
-        if self._inotify is None:
+        if self.inotify is None:
             return False
         try:
             mask = _DIR_MASK | (IN_ALL_EVENTS if self.trace else 0)
             if path in self.roots:
                 mask &= ~IN_DONT_FOLLOW         # a configured root may be a symlink
-            wd = self._inotify.add_watch(path, mask)
+            wd = self.inotify.add_watch(path, mask)
         except InotifyLimit as exc:
             if not self.poll_interval:
                 self.log.error("Cannot watch %s: %s; scanning every 60 s instead until restarted",
@@ -7350,20 +7494,20 @@ class TreeWatch(Job):
             if exc.errno not in (errno.ENOENT, errno.ENOTDIR):
                 self.log.warning("Cannot watch %s: %s", path, exc.strerror)
             return False
-        old = self._wd_dir.get(wd)
+        old = self.wd_dir.get(wd)
         if old is not None and old != path:
-            self._dir_wd.pop(old, None)
-        self._wd_dir[wd] = path
-        self._dir_wd[path] = wd
+            self.dir_wd.pop(old, None)
+        self.wd_dir[wd] = path
+        self.dir_wd[path] = wd
         return True
 
     def _unwatch_tree(self, path):
-        for directory in [d for d in self._dir_wd if d == path or d.startswith(path + "/")]:
-            wd = self._dir_wd.pop(directory)
-            if self._wd_dir.get(wd) == directory:
-                del self._wd_dir[wd]
+        for directory in [d for d in self.dir_wd if d == path or d.startswith(path + "/")]:
+            wd = self.dir_wd.pop(directory)
+            if self.wd_dir.get(wd) == directory:
+                del self.wd_dir[wd]
                 try:
-                    self._inotify.rm_watch(wd)
+                    self.inotify.rm_watch(wd)
                 except OSError:
                     pass
 
@@ -7374,70 +7518,75 @@ class TreeWatch(Job):
         live_sigs = set() if top is None else None
         live_paths, scanned = set(), []
         for root in ([top] if top else self.roots):
-            base = self._root_of(root) or root
-            try:
-                root_dev = os.stat(root).st_dev if os.path.isdir(root) else None
-            except OSError:
-                root_dev = None
-            if root_dev is None:
-                if root in self.roots:
-                    self._root_missing(root)
+            if not self._root_present(root):
                 continue
-            if root in self._missing_roots:
-                self._missing_roots.discard(root)
-                self.log.info("Watched folder %s is %s", root,
-                              "back" if root in self._root_dev else "there now")
-                kind = NETWORK_FILESYSTEMS.get(filesystem_type(root))
-                if kind and not self.poll_interval and self.daemon is not None:
-                    self.poll_interval = 30.0       # as _start does for a network root
-                    self.log.info("%s is on %s: also scanned every 30 s", root, kind)
-                    self._later(self.poll_interval, self._poll)
-            if root in self.roots and self._root_dev.get(root, root_dev) != root_dev:
-                # Something was mounted on (or unmounted from) the root: watch anew.
-                self.log.info("Watched folder %s is another file system now; watching it "
-                              "anew", root)
-                self._unwatch_tree(root)
-            self._root_dev[root] = root_dev
             scanned.append(root)
-            stack = [root]
-            while stack:
-                directory = stack.pop()
-                if self._skip_dir(directory):
-                    continue
-                if directory not in self._dir_wd:
-                    self._watch(directory)
-                try:
-                    entries = list(os.scandir(directory))
-                except OSError as exc:
-                    if exc.errno != errno.ENOENT:
-                        self.log.warning("Cannot read folder %s: %s", directory, exc.strerror)
-                    continue
-                for entry in entries:
-                    try:
-                        if entry.is_dir(follow_symlinks=False):
-                            stack.append(entry.path)
-                            continue
-                    except OSError:
-                        continue
-                    if self._candidate(entry.name):
-                        found += 1
-                        sig = self._arrived(entry.path, base, trusted=False, quiet=True)
-                        if live_sigs is not None and sig:
-                            live_sigs.add(sig)
-                            live_paths.add(entry.path)
+            base = self.root_of(root) or root
+            for path in self._metafiles_below(root):
+                found += 1
+                sig = self._arrived(path, base, trusted=False, quiet=True)
+                if live_sigs is not None and sig:
+                    live_sigs.add(sig)
+                    live_paths.add(path)
         if live_sigs is not None:
-            # Forget files that are gone, so the memory stays as big as the trees; a root
-            # that is not there (not mounted) keeps what is remembered below it.
-            self._handled = {s: v for s, v in self._handled.items() if s in live_sigs}
-            self._reported &= live_sigs
-            gone = [p for p in self._known if p not in live_paths
-                    and any(p.startswith(r.rstrip("/") + "/") for r in scanned)]
-            for path in gone:
-                self._forget(path)
+            self.memory.prune(live_sigs, live_paths, scanned)
         self.log.log(logging.INFO if why == "start" else logging.DEBUG,
                      "Scan (%s) of %s: %d metafile(s), %d to look at now, %d waiting to settle",
-                     why, top or ", ".join(self.roots), found, len(self._ready), len(self._settling))
-        self._kick()
+                     why, top or ", ".join(self.roots), found, len(self.ready), len(self.settling))
+        self.owner.kick()
+
+    def _root_present(self, root):
+        """True when ``root`` (a root, or a folder below one) is there to be scanned; notes
+        a root that went, came back, or is another file system now."""
+        try:
+            root_dev = os.stat(root).st_dev if os.path.isdir(root) else None
+        except OSError:
+            root_dev = None
+        if root_dev is None:
+            if root in self.roots:
+                self._root_missing(root)
+            return False
+        if root in self._missing_roots:
+            self._missing_roots.discard(root)
+            self.log.info("Watched folder %s is %s", root,
+                          "back" if root in self._root_dev else "there now")
+            kind = NETWORK_FILESYSTEMS.get(filesystem_type(root))
+            if kind and not self.poll_interval and self.daemon is not None:
+                self.poll_interval = 30.0       # as start() does for a network root
+                self.log.info("%s is on %s: also scanned every 30 s", root, kind)
+                self._later(self.poll_interval, self._poll)
+        if root in self.roots and self._root_dev.get(root, root_dev) != root_dev:
+            # Something was mounted on (or unmounted from) the root: watch anew.
+            self.log.info("Watched folder %s is another file system now; watching it "
+                          "anew", root)
+            self._unwatch_tree(root)
+        self._root_dev[root] = root_dev
+        return True
+
+    def _metafiles_below(self, top):
+        """The candidate files below ``top``, watching each folder on the way."""
+        stack = [top]
+        while stack:
+            directory = stack.pop()
+            if self._skip_dir(directory):
+                continue
+            if directory not in self.dir_wd:
+                self._watch(directory)
+            try:
+                entries = list(os.scandir(directory))
+            except OSError as exc:
+                if exc.errno != errno.ENOENT:
+                    self.log.warning("Cannot read folder %s: %s", directory, exc.strerror)
+                continue
+            for entry in entries:
+                try:
+                    if entry.is_dir(follow_symlinks=False):
+                        stack.append(entry.path)
+                        continue
+                except OSError:
+                    continue
+                if self._candidate(entry.name):
+                    yield entry.path
 
     def _root_missing(self, root):
         if root in self._missing_roots:
@@ -7461,82 +7610,84 @@ class TreeWatch(Job):
         return (not name.startswith(".") and name.lower().endswith(METAFILE_SUFFIXES)) \
             or name == WATCH_INI
 
+    # -- inotify events ----------------------------------------------------------------
+
     def _on_readable(self):
         try:
-            events = self._inotify.read()
+            events = self.inotify.read()
         except OSError as exc:
             self.log.error("Reading inotify events failed: %s", exc)
             return
-        rescan, moved_dirs = False, []
+        rescan, new_dirs = False, []
         for event in events:
             if self.trace:
-                self.log.debug("inotify event %r in %s", event, self._wd_dir.get(event.wd))
-            mask = event.mask
-            if mask & IN_Q_OVERFLOW:
+                self.log.debug("inotify event %r in %s", event, self.wd_dir.get(event.wd))
+            if event.mask & IN_Q_OVERFLOW:
                 self.stats["overflows"] += 1
                 self.log.warning("The inotify event queue overflowed (more than "
                                  "fs.inotify.max_queued_events events were pending); "
                                  "rescanning all trees")
                 rescan = True
                 continue
-            directory = self._wd_dir.get(event.wd)
+            directory = self.wd_dir.get(event.wd)
             if directory is None:
                 continue        # a watch we dropped; its last events may still come
-            if mask & IN_IGNORED:
-                del self._wd_dir[event.wd]
-                if self._dir_wd.get(directory) == event.wd:
-                    del self._dir_wd[directory]
-                if directory in self.roots:
-                    self._root_missing(directory)
-                continue
-            if mask & (IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT):
-                if directory in self.roots and mask & IN_MOVE_SELF:
-                    self._unwatch_tree(directory)
-                    self._root_missing(directory)
-                continue
-            if not event.name:
-                continue
-            path = os.path.join(directory, event.name)
-            if mask & IN_ISDIR:
-                if mask & IN_MOVED_FROM:
-                    self._unwatch_tree(path)
-                elif mask & (IN_CREATE | IN_MOVED_TO) and not self._skip_dir(path):
-                    moved_dirs.append(path)
-                continue
-            if event.name == WATCH_INI:
-                if mask & (IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM):
-                    self._watch_ini_changed(directory)
-                continue
-            if not self._candidate(event.name):
-                continue
-            root = self._root_of(path)
-            if root is None:
-                continue
-            if mask & (IN_CLOSE_WRITE | IN_MOVED_TO):
-                self._arrived(path, root, trusted=True)
-            elif mask & IN_DELETE:
-                # Gone (say rTorrent's delete_tied removed it): a file put there later is new.
-                self._forget(path)
-            elif mask & IN_CREATE:
-                # Hard links and symlinks only ever produce IN_CREATE.
-                try:
-                    st = os.lstat(path)
-                except OSError:
-                    continue
-                if stat.S_ISLNK(st.st_mode) or st.st_nlink > 1:
-                    self._arrived(path, root, trusted=False)
+            if event.mask & (IN_IGNORED | IN_DELETE_SELF | IN_MOVE_SELF | IN_UNMOUNT):
+                self._folder_event(event, directory)
+            elif event.name:
+                self._file_event(event, directory, new_dirs)
         if not rescan:
-            for path in moved_dirs:
+            for path in new_dirs:
                 self.scan("new folder", top=path)
         if rescan:
             self.scan("overflow")
-        self._kick()
+        self.owner.kick()
+
+    def _folder_event(self, event, directory):
+        """The watched folder itself went away (or its watch did)."""
+        if event.mask & IN_IGNORED:
+            del self.wd_dir[event.wd]
+            if self.dir_wd.get(directory) == event.wd:
+                del self.dir_wd[directory]
+            if directory in self.roots:
+                self._root_missing(directory)
+        elif directory in self.roots and event.mask & IN_MOVE_SELF:
+            self._unwatch_tree(directory)
+            self._root_missing(directory)
+
+    def _file_event(self, event, directory, new_dirs):
+        """Something happened to ``event.name`` in ``directory``; folders that came are
+        added to ``new_dirs`` (scanned after the whole batch of events)."""
+        mask, path = event.mask, os.path.join(directory, event.name)
+        if mask & IN_ISDIR:
+            if mask & IN_MOVED_FROM:
+                self._unwatch_tree(path)
+            elif mask & (IN_CREATE | IN_MOVED_TO) and not self._skip_dir(path):
+                new_dirs.append(path)
+            return
+        if event.name == WATCH_INI:
+            if mask & (IN_CLOSE_WRITE | IN_MOVED_TO | IN_DELETE | IN_MOVED_FROM):
+                if self.owner.folder_settings.changed(directory):
+                    self.scan("watch.ini changed", top=directory)
+            return
+        root = self.root_of(path) if self._candidate(event.name) else None
+        if root is None:
+            return
+        if mask & (IN_CLOSE_WRITE | IN_MOVED_TO):
+            self._arrived(path, root, trusted=True)
+        elif mask & IN_DELETE:
+            # Gone (say rTorrent's delete_tied removed it): a file put there later is new.
+            self.memory.forget(path)
+        elif mask & IN_CREATE:
+            # Hard links and symlinks only ever produce IN_CREATE.
+            try:
+                st = os.lstat(path)
+            except OSError:
+                return
+            if stat.S_ISLNK(st.st_mode) or st.st_nlink > 1:
+                self._arrived(path, root, trusted=False)
 
     # -- readiness -------------------------------------------------------------------
-
-    @staticmethod
-    def _signature(st):
-        return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
     def _arrived(self, path, root, trusted, quiet=False):
         """A metafile showed up (or may have); return its signature if it is a file."""
@@ -7548,17 +7699,15 @@ class TreeWatch(Job):
             return None
         if not stat.S_ISREG(st.st_mode):
             return None
-        sig = self._signature(st)
-        if sig in self._handled or sig in self._reported:
-            if path not in self._known and sig[:2] in self._known_ino:
-                self._moved(path, sig)
+        sig = _file_signature(st)
+        if self.memory.knows(sig):
+            self.memory.seen_again(path, sig)
             if not quiet:
-                self.log.debug("%s: already handled (%s)", path,
-                               self._handled.get(sig, (None, "bad"))[1])
+                self.log.debug("%s: already handled (%s)", path, self.memory.outcome(sig))
             return sig
-        if path in self._ready or any(e.path == path for e in self._inflight.values()):
-            if path in self._ready:
-                self._ready[path].trusted |= trusted
+        if path in self.ready or self.owner.busy(path):
+            if path in self.ready:
+                self.ready[path].trusted |= trusted
             return sig
         if st.st_size == 0:     # a later close-write or scan brings it back
             self.log.debug("%s: empty, waiting for it to be written", path)
@@ -7567,240 +7716,293 @@ class TreeWatch(Job):
         age = time.time() - st.st_mtime
         if trusted or age >= self.settle:
             entry.sig = sig
-            self._settling.pop(path, None)
-            self._ready[path] = entry
+            self.settling.pop(path, None)
+            self.ready[path] = entry
         else:
-            self._settle(entry, st)
+            self.settle_again(entry, st)
         return sig
 
-    def _settle(self, entry, st, delay=None):
-        entry.sig = self._signature(st)
+    def settle_again(self, entry, st, delay=None):
+        """Let ``entry`` wait until it stays unchanged (``delay`` seconds, or settle)."""
+        entry.sig = _file_signature(st)
         due = time.monotonic() + (delay if delay is not None
                                   else max(0.05, self.settle - max(0.0, time.time() - st.st_mtime)))
-        if entry.path not in self._settling:
+        if entry.path not in self.settling:
             self.log.debug("%s: waiting until it stops changing", entry.path)
-        self._settling[entry.path] = (entry, due)
+        self.settling[entry.path] = (entry, due)
         if self.daemon is not None and self._settle_timer is None:
-            self._settle_timer = self._later(max(0.0, due - time.monotonic()), self._check_settling)
+            self._settle_timer = self._later(max(0.0, due - time.monotonic()),
+                                             self.check_settling)
 
-    def _check_settling(self):
+    def check_settling(self):
         self._settle_timer = None
         now = time.monotonic()
-        for path, (entry, due) in list(self._settling.items()):
+        for path, (entry, due) in list(self.settling.items()):
             if due > now:
                 continue
-            del self._settling[path]
+            del self.settling[path]
             self._arrived_again(entry)
-        if self._settling and self.daemon is not None:
-            next_due = min(due for _, due in self._settling.values())
+        if self.settling and self.daemon is not None:
+            next_due = min(due for _, due in self.settling.values())
             self._settle_timer = self._later(max(0.0, next_due - time.monotonic()),
-                                             self._check_settling)
-        self._kick()
+                                             self.check_settling)
+        self.owner.kick()
 
     def _arrived_again(self, entry):
         try:
             st = os.stat(entry.path)
         except OSError:
             return
-        sig = self._signature(st)
-        if sig in self._handled or sig in self._reported or entry.path in self._ready:
+        sig = _file_signature(st)
+        if self.memory.knows(sig) or entry.path in self.ready:
             return
         if st.st_size == 0:
             return
         elif sig == entry.sig and time.time() - st.st_mtime >= self.settle:
-            self._ready[entry.path] = entry
+            self.ready[entry.path] = entry
         else:
-            self._settle(entry, st)
+            self.settle_again(entry, st)
 
-    # -- folder settings (watch.ini) ---------------------------------------------------
+    def requeue(self, entries):
+        """Put entries back at the head of ``ready``, in their order (to be tried again)."""
+        for entry in reversed(entries):
+            self.ready[entry.path] = entry
+            self.ready.move_to_end(entry.path, last=False)
 
-    def _watch_ini_changed(self, directory):
-        self._ini_cache.pop(directory, None)
-        path = os.path.join(directory, WATCH_INI)
-        self.log.info("Reloading watch config %s", path)
-        result = self._read_ini(directory)
-        if not isinstance(result, ConfigError):
-            self.scan("watch.ini changed", top=directory)
-
-    def _read_ini(self, directory):
-        """The settings of ``directory``'s watch.ini: a dict, {} if none, or a ConfigError."""
-        path = os.path.join(directory, WATCH_INI)
-        try:
-            st = os.stat(path)
-        except OSError:
-            self._ini_cache.pop(directory, None)
-            return {}
-        sig = self._signature(st)
-        cached = self._ini_cache.get(directory)
-        if cached and cached[0] == sig:
-            return cached[1]
-        result = {}
-        try:
-            with open(path, encoding="utf-8") as handle:
-                text = handle.read(65536)
-            parser = configparser.ConfigParser(interpolation=None, strict=True,
-                                               empty_lines_in_values=False)
-            parser.optionxform = str
-            if not re.match(r"\s*\[", text):
-                text = "[watch]\n" + text
-            parser.read_string(text, source=path)
-            for section in parser.sections():
-                for key, value in parser.items(section):
-                    prefix = "job.%s." % self.name
-                    key = key[len(prefix):] if key.startswith(prefix) else key
-                    if key.startswith("cmd.") and key[4:]:
-                        result[key] = self._template(value, key, "%s: %s" % (path, key)) \
-                            if value.strip() else None
-                    elif key in _WATCH_INI_KEYS:
-                        try:
-                            result[key] = _WATCH_INI_KEYS[key](value)
-                        except ValueError as exc:
-                            raise ConfigError("%s: %s" % (key, exc)) from None
-                    else:
-                        raise ConfigError("unknown key %r (known: %s, cmd.NAME)"
-                                          % (key, ", ".join(sorted(_WATCH_INI_KEYS))))
-            if "move_loaded_to" in result:
-                result["move_loaded_to"] = self._abs(result["move_loaded_to"])
-        except (OSError, UnicodeDecodeError, configparser.Error, ConfigError) as exc:
-            result = ConfigError("%s: %s" % (path, str(exc).splitlines()[0]))
-            if (path, sig) not in self._ini_errors:
-                self._ini_errors.add((path, sig))
-                self.log.error("Bad watch config %s; metafiles below it wait until it is "
-                               "fixed", result)
-        self._ini_cache[directory] = (sig, result)
-        return result
-
-    def _settings_for(self, path, root):
-        """The load settings of a metafile's folder, or a ConfigError from a broken watch.ini."""
-        settings = self.base
-        directory = os.path.dirname(path)
-        chain = [root]
-        rel = os.path.relpath(directory, root) if directory != root else ""
-        for part in (rel.split("/") if rel and rel != "." else []):
-            chain.append(os.path.join(chain[-1], part))
-        for folder in chain:
-            values = self._read_ini(folder)
-            if isinstance(values, ConfigError):
-                return values
-            if not values:
-                continue
-            if settings is self.base:
-                settings = settings.copy()
-            settings.source = os.path.join(folder, WATCH_INI)
-            for key, value in values.items():
-                if key.startswith("cmd."):
-                    if value is None:
-                        settings.commands.pop(key[4:], None)
-                    else:
-                        settings.commands[key[4:]] = value
-                else:
-                    setattr(settings, key, value)
-            # The folder's choice of what happens after loading replaces the inherited one.
-            if values.get("move_loaded_to"):
-                settings.remove_loaded = False
-            elif values.get("remove_loaded"):
-                settings.move_loaded_to = ""
-        return settings
-
-    # -- preparing a load --------------------------------------------------------------
-
-    def _kick(self):
-        """Make the ready queue move (at once, unless we wait for rTorrent)."""
-        if self._ready and not self._down and self._process_timer is None \
-                and self.daemon is not None and not self._closed:
-            self._process_timer = self._later(0, self._process)
-
-    def _prepare(self, entry):
-        """Read, validate and decide; return True if the entry should be loaded."""
+    def read(self, entry, max_size):
+        """Read and parse a ready metafile into ``entry.meta``.  False when it is gone,
+        handled already, or not complete yet (it settles again; a truncated one waits
+        up to INCOMPLETE_GRACE seconds, longer each time); raises MetafileError for a
+        bad one."""
         path = entry.path
         try:
             with open(path, "rb") as handle:
                 st = os.fstat(handle.fileno())
                 if not stat.S_ISREG(st.st_mode):
                     return False
-                data = handle.read(self.max_size + 1)
+                data = handle.read(max_size + 1)
             st2 = os.stat(path)
         except OSError as exc:
             if exc.errno != errno.ENOENT:
                 self.log.error("Can't read metafile %r (%s)", path, exc.strerror)
             return False
-        sig = self._signature(st2)
-        if sig != self._signature(st):          # changed while we read it: later
-            self._settle(entry, st2)
+        sig = _file_signature(st2)
+        if sig != _file_signature(st):          # changed while we read it: later
+            self.settle_again(entry, st2)
             return False
         entry.sig = sig
-        if sig in self._handled or sig in self._reported:
+        if self.memory.knows(sig):
             return False
         try:
-            if len(data) > self.max_size:
-                raise MetafileError("larger than max_size (%s)" % human_size(self.max_size))
-            if path.lower().endswith(".magnet"):
-                entry.meta = parse_magnet(data)
-            else:
-                entry.meta = read_metafile(data, self.max_size)
+            if len(data) > max_size:
+                raise MetafileError("larger than max_size (%s)" % human_size(max_size))
+            entry.meta = parse_magnet(data) if path.lower().endswith(".magnet") \
+                else read_metafile(data, max_size)
         except MetafileError as exc:
-            if exc.truncated and time.time() - st2.st_mtime < self.INCOMPLETE_GRACE:
-                self.log.debug("%s: incomplete (%s), waiting for the rest", path, exc)
-                if not data:
-                    return False
-                self._settle(entry, st2, delay=max(self.settle, 2.0) * min(8, 2 ** entry.waits))
+            if not (exc.truncated and time.time() - st2.st_mtime < self.INCOMPLETE_GRACE):
+                raise
+            self.log.debug("%s: incomplete (%s), waiting for the rest", path, exc)
+            if data:
+                delay = max(self.settle, 2.0) * min(8, 2 ** entry.waits)
+                self.settle_again(entry, st2, delay=delay)
                 entry.waits += 1
+            return False
+        return True
+
+
+@builtin_job
+class TreeWatch(Job):
+    """Loads every metafile that lands anywhere in the watched folder trees, once."""
+
+    PARAMS = {
+        "path": (str, "", "watched roots, ':'-separated"),
+        "load_mode": (str, "normal", "'start'/'started' starts new items, else just load"),
+        "queued": (parse_bool, False, "leave new items to the queue (priority 0 if not started)"),
+        "trace_inotify": (parse_bool, False, "log every file system event at debug level"),
+        "poll_interval": (non_negative(float), 0.0, "scan every N seconds instead of using inotify (0: inotify)"),
+        "settle": (non_negative(float), 1.0, "seconds a scanned or linked file must stay unchanged"),
+        "load_by_path": (parse_bool, False, "load by path (item tied to its file) instead of bytes"),
+        "remove_loaded": (parse_bool, False, "delete a metafile once its item is in rTorrent"),
+        "move_loaded_to": (str, "", "move a metafile here once its item is in rTorrent"),
+        "failed_dir": (str, "", "move bad metafiles here"),
+        "max_size": (byte_size, METAFILE_MAX_SIZE, "larger metafiles are refused"),
+        "memory_file": (str, "", "what was loaded, kept across restarts (default: "
+                        "<config dir>/run/treewatch-NAME.json)"),
+    }
+    PARAM_PREFIXES = ("cmd.",)
+    RPC_METHODS = ("system.multicall", "d.hash", "load.raw_verbose",
+                   "load.raw_start_verbose", "load.verbose", "load.start_verbose",
+                   "network.xmlrpc.size_limit", "network.xmlrpc.size_limit.set", "print",
+                   "d.custom", "d.custom.set", "d.tied_to_file.set", "branch")
+
+    #: Seconds a just-sent load may take to show up in rTorrent.
+    VERIFY_TIMEOUT = 5.0
+    #: Items per batch of loads.
+    BATCH = 200
+    COMMAND_MARK = LOAD_COMMAND_MARK
+
+    def __init__(self, config):
+        super().__init__(config)
+        self._timers = {}                           # id -> handle of our daemon timers
+        self._closed = False
+        self.stats = collections.Counter()
+        missing_roots = set()
+        self.roots = self._parse_roots(config.get("path") or "", missing_roots)
+        self.max_size = config.max_size or METAFILE_MAX_SIZE     # 0: the built-in limit
+        self.failed_dir = _abs_path(config.get("failed_dir") or "")
+        self.folder_settings = _WatchSettings(self, config)
+        self.base = self.folder_settings.base
+        self.memory = _TreeMemory(_TreeMemory.configured_path(self, config), self.log, self.later)
+        # RemoteWatch (a subclass) has no settle and trace_inotify: its spool is ours.
+        self.watcher = TreeWatcher(self, self.roots, missing_roots, config.poll_interval,
+                                   config.get("settle", 1.0), config.get("trace_inotify", False))
+        self._inflight = {}                         # info-hash -> _Entry
+        self._blocked = {}                          # info-hash -> [_Entry] waiting for it
+        self._process_timer = self._verify_timer = None
+        self._down = False
+        self._backoff = 0.0
+        self._verify_delay = 0.005
+        self._size_limit = None
+        self._started_at = time.time()
+        self.memory.load()          # also for --run-once, which saves it at the end
+        if self.daemon is not None:
+            self.watcher.start("load_mode=%s, queued=%s" % (self.base.load_mode,
+                                                             self.base.queued))
+
+    # -- configuration -------------------------------------------------------------
+
+    def _parse_roots(self, text, missing):
+        roots = []
+        for part in str(text).split(os.pathsep):
+            part = part.strip()
+            if not part:
+                continue
+            root = os.path.abspath(os.path.expanduser(part)).rstrip("/") or "/"
+            if os.path.exists(root) and not os.path.isdir(root):
+                raise ConfigError("path: %r is not a folder" % root)
+            if not os.path.isdir(root) and root not in missing:
+                # A late mount: watched as soon as it is there.
+                missing.add(root)
+                self.config_problem("%s: the folder %s does not exist (yet); it is watched "
+                                    "and loaded from as soon as it appears"
+                                    % (self.where("path"), root))
+            if root not in roots:
+                roots.append(root)
+        if not roots:
+            raise ConfigError("You need to set 'job.%s.path' in the configuration!" % self.name)
+        return roots
+
+    def where(self, param):
+        """'file:line: job.NAME.PARAM' for a key of this job's configuration."""
+        spec = getattr(self.config.get("settings"), "jobs", {}).get(self.name)
+        return spec.where(param) if spec is not None else "job.%s.%s" % (self.name, param)
+
+    def command_methods(self):
+        """(key, method) of every rTorrent command the job's cmd.* templates call."""
+        return [("cmd." + name, method) for name, template in sorted(self.base.commands.items())
+                for method in template.command_names()]
+
+    # -- what the watcher asks ------------------------------------------------------------
+
+    def skip_dir(self, path):
+        """Our own target folders inside a tree are not watched."""
+        for special in (self.failed_dir, self.base.move_loaded_to):
+            if special and (path == special or path.startswith(special + "/")):
+                return True
+        return False
+
+    def busy(self, path):
+        """True while the metafile at ``path`` is being loaded."""
+        return any(e.path == path for e in self._inflight.values())
+
+    def kick(self):
+        """Make the ready queue move (at once, unless we wait for rTorrent)."""
+        if self.watcher.ready and not self._down and self._process_timer is None \
+                and self.daemon is not None and not self._closed:
+            self._process_timer = self.later(0, self._process)
+
+    # -- life cycle ------------------------------------------------------------------
+
+    def later(self, delay, callback):
+        """Call ``callback`` from the loop in ``delay`` seconds, unless the job is closed
+        by then; None without a loop (--run-once, tests)."""
+        if self.daemon is None:
+            return None
+        handle = None
+
+        def fire():
+            self._timers.pop(id(handle), None)
+            if not self._closed:
+                callback()
+        handle = self.daemon.call_later(delay, fire)
+        self._timers[id(handle)] = handle
+        return handle
+
+    def close(self):
+        self._closed = True
+        for handle in list(self._timers.values()):
+            self._timers.pop(id(handle), None)
+            self.daemon.cancel(handle)
+        if self.memory.dirty:
+            self.memory.save()
+        self.watcher.close()
+
+    def scan(self, why="scan", top=None):
+        """Look at every metafile below the roots (or ``top``) now."""
+        self.watcher.scan(why, top)
+
+    def run(self):
+        """The scheduled run: catch up with everything in the trees."""
+        self.scan("scheduled run")
+        if self.daemon is None or not self.daemon.serving:
+            self._drain_blocking()      # --run-once: the loop does not turn, finish here
+
+    def _drain_blocking(self, timeout=60.0):
+        """Finish all pending work without the main loop (for --run-once)."""
+        deadline = time.monotonic() + timeout
+        watcher = self.watcher
+        while (watcher.ready or watcher.settling or self._inflight) \
+                and time.monotonic() < deadline:
+            watcher.check_settling()
+            self._process()
+            self._verify()
+            if self._down:
+                break
+            time.sleep(0.01)
+        if self.memory.dirty:
+            self.memory.save()
+
+    # -- preparing a load --------------------------------------------------------------
+
+    def _prepare(self, entry):
+        """Read, validate and decide; return True if the entry should be loaded."""
+        try:
+            if not self.watcher.read(entry, self.max_size):
                 return False
+        except MetafileError as exc:
             self._bad(entry, str(exc))
             return False
-        same = self._remembered(path, sig, entry.meta.info_hash)
-        if same:
-            # The file an item came from: if that item is not in rTorrent, the user erased
-            # it, and erased stays erased.  A file put in its place is another file.
-            known = self._known.pop(same)
-            known[2] = sig
-            self._known[path] = known
-            self._known_ino[sig[:2]] = path
-            self._handled[sig] = (known[0], known[1])
-            self._memory_changed()
-            self.log.debug("%s: its item #%s was in rTorrent before%s; not loaded again", path,
-                           known[0], "" if same == path else " (as %s)" % same)
-            return False
-        known = self._known.get(path)
-        if known and known[0] != entry.meta.info_hash:
-            self.log.info("%s changed (#%s before, #%s now): a new metafile", path, known[0],
-                          entry.meta.info_hash)
-        settings = self._settings_for(path, entry.root)
+        if self.memory.recall(entry):
+            return False            # erased stays erased
+        settings = self.folder_settings.for_path(entry.path, entry.root)
         if isinstance(settings, ConfigError):
-            return False
-        entry.settings = settings
-        rel = os.path.relpath(path, entry.root)
-        parts = [p for p in rel.split("/") if p]
-        entry.flags = set(parts) | set(p for p in parts[-1].split(".") if p)
-        start = settings.load_mode.strip().lower() in ("start", "started")
-        if "start" in entry.flags:
-            start = True
-        elif "load" in entry.flags:
-            start = False
-        queue = settings.queued or bool(entry.flags & {"queue", "queued"})
-        entry.start, entry.queue = start, queue
-        commands, keys = [], []
-        if settings.commands:
-            namespace = self.namespace(entry)
-            for name in sorted(settings.commands):
-                try:
-                    command = settings.commands[name].render(namespace).strip()
-                except TemplateError as exc:
-                    self.log.error("While expanding '%s' custom command for %s: %s", name, path, exc)
-                    continue
-                if command:
-                    commands.append(command)
-                    keys.append("cmd." + name)
-        entry.commands, entry.keys = commands, keys
-        meta = entry.meta
+            return False            # said once; it waits until the watch.ini is fixed
+        self.folder_settings.decide(entry, settings)
+        self._load_call(entry)
+        return True
+
+    def _load_call(self, entry):
+        """The load.* method and its parameters for a decided entry."""
+        settings, meta, path = entry.settings, entry.meta, entry.path
+        start = entry.start and not entry.queue
         if meta.magnet is not None:
-            entry.method = "load.start_verbose" if start and not queue else "load.verbose"
+            entry.method = "load.start_verbose" if start else "load.verbose"
             entry.params = ["", meta.magnet["uri"]]
         elif settings.load_by_path and _sendable(path) == path:
-            entry.method = "load.start_verbose" if start and not queue else "load.verbose"
+            entry.method = "load.start_verbose" if start else "load.verbose"
             entry.params = ["", os.path.abspath(path)]
         else:
-            entry.method = "load.raw_start_verbose" if start and not queue else "load.raw_verbose"
+            entry.method = "load.raw_start_verbose" if start else "load.raw_verbose"
             entry.params = ["", meta.data]
         if not (settings.remove_loaded or settings.move_loaded_to):
             # Tied to its file as pyrocore's items were, so that rTorrent's erase hooks
@@ -7811,65 +8013,24 @@ class TreeWatch(Job):
         # the session) and marks it hash-failed.  So each command runs inside 'catch'
         # (its text escaped once more, for catch's own parse), followed by a note of its
         # number; _verify reads the notes and reports the commands that left none.
-        for index, command in enumerate(commands, 1):
+        for index, command in enumerate(entry.commands, 1):
             entry.params.append("catch=" + rtorrent_escape(
                 "%s ; d.custom.set=%s,(cat,(d.custom,%s),%d,-)"
                 % (command, self.COMMAND_MARK, self.COMMAND_MARK, index)))
-        if queue and not start:
+        if entry.queue and not entry.start:
             entry.params.append("d.priority.set=0")
-        return True
-
-    def namespace(self, entry):
-        """The template variables for one metafile (pyrocore's, §5.4)."""
-        meta = entry.meta
-        if self._alias_map is None:
-            sections = getattr(getattr(self.daemon, "settings", None), "sections", {}) or {}
-            self._alias_map = build_alias_map(sections.get("announce", {}))
-        alias = tracker_alias(meta.announce, self._alias_map) if meta.announce else None
-        filetype = meta.filetype
-        kind, details = name_trait(meta.info_name)
-        traits = Bunch(details)
-        traits.kind = kind
-        label = "/".join(detect_traits(meta.info_name, alias, filetype.lstrip("."))).strip("/")
-        directory = os.path.dirname(entry.path)
-        relpath = os.path.relpath(directory, entry.root) if directory != entry.root else ""
-        return {
-            "pathname": os.path.abspath(entry.path), "info_hash": meta.info_hash,
-            "info_name": meta.info_name, "tracker_alias": alias,
-            "watch_path": frozenset(self.roots), "relpath": relpath, "flags": frozenset(entry.flags),
-            "filetype": filetype, "traits": traits, "label": label, "size": meta.size,
-            "announce": meta.announce, "is_magnet": meta.magnet is not None,
-            "rel_path": relpath or ".",     # pyrosimple's name (a Path there: '.' at the root)
-        }
 
     def _bad(self, entry, reason):
         """Report a bad metafile once; move it to failed_dir if that is set."""
         self.stats["bad"] += 1
-        if entry.sig in self._reported:
+        if entry.sig in self.memory.reported:
             return
-        self._reported.add(entry.sig)
+        self.memory.reported.add(entry.sig)
         self.log.error("Invalid metafile %r: %s", entry.path, reason)
         if self.failed_dir and not self.dry_run:
-            target = self._move(entry.path, self.failed_dir)
+            target = _move_into(entry.path, self.failed_dir, self.log)
             if target:
                 self.log.info("Moved bad metafile %r to %r", entry.path, target)
-
-    def _move(self, path, folder):
-        """Move a file into ``folder`` under a free name; return the new path or None."""
-        try:
-            os.makedirs(folder, exist_ok=True)
-            base = os.path.basename(path)
-            target = os.path.join(folder, base)
-            number = 1
-            while os.path.lexists(target):
-                stem, ext = os.path.splitext(base)
-                target = os.path.join(folder, "%s.%d%s" % (stem, number, ext))
-                number += 1
-            shutil.move(path, target)       # a rename, or copy and delete across devices
-            return target
-        except OSError as exc:
-            self.log.error("Cannot move %r to %s: %s", path, folder, exc)
-            return None
 
     # -- loading -------------------------------------------------------------------------
 
@@ -7888,10 +8049,11 @@ class TreeWatch(Job):
         self._process_timer = None
         if self._closed:
             return
-        while self._ready and not self._down:
+        ready = self.watcher.ready
+        while ready and not self._down:
             batch = []
-            while self._ready and len(batch) < self.BATCH:
-                _, entry = self._ready.popitem(last=False)
+            while ready and len(batch) < self.BATCH:
+                _, entry = ready.popitem(last=False)
                 try:
                     if self._prepare(entry):
                         batch.append(entry)
@@ -7903,29 +8065,25 @@ class TreeWatch(Job):
                 except RtorrentError as exc:    # a fault: report it, try again later
                     self.log.error("While loading %d metafile(s): %s", len(batch), exc)
                     self._went_down(batch, exc)
-            if self.daemon is not None and self._ready and not self._down:
-                self._kick()     # let the loop breathe between batches
+            if self.daemon is not None and ready and not self._down:
+                self.kick()     # let the loop breathe between batches
                 return
 
-    def _requeue(self, entries):
-        for entry in reversed(entries):
-            self._ready[entry.path] = entry
-            self._ready.move_to_end(entry.path, last=False)
-
     def _went_down(self, entries, exc):
-        self._requeue(entries)
+        self.watcher.requeue(entries)
+        waiting = len(self.watcher.ready)
         if not self._down:
             self._down = True
             self._backoff = 0.5
             self.log.warning("rTorrent %s; %d metafile(s) wait and are retried with backoff (%s)",
                              "is unreachable" if isinstance(exc, RtorrentUnavailable)
-                             else "failed a call", len(self._ready), exc)
+                             else "failed a call", waiting, exc)
         else:
             self._backoff = min(10.0, self._backoff * 2)
             self.log.debug("rTorrent still unreachable; %d metafile(s) wait, next try in %.1f s",
-                           len(self._ready), self._backoff)
+                           waiting, self._backoff)
         if self.daemon is not None:
-            self._later(self._backoff, self._retry)
+            self.later(self._backoff, self._retry)
 
     def _retry(self):
         self._down = False
@@ -7949,7 +8107,7 @@ class TreeWatch(Job):
             return
         except RtorrentError as exc:
             self.log.error("While checking for %d info-hash(es): %s", len(hashes), exc)
-            self._requeue(batch)
+            self.watcher.requeue(batch)
             self._went_down([], exc)
             return
         if self._backoff:
@@ -7963,26 +8121,29 @@ class TreeWatch(Job):
                 to_load.append(entry)
         for entry in later:     # looked at again once the first of their hash is through
             self._blocked.setdefault(entry.meta.info_hash, []).append(entry)
-        if not to_load:
-            return
+        if to_load:
+            self._load(to_load)
+
+    def _load(self, entries):
+        """Send the loads (or say what would be loaded) and wait for them to arrive."""
         if self.dry_run:
-            for entry in to_load:
+            for entry in entries:
                 self.log.info("Would load %r #%s from %r%s (dry run)", entry.meta.info_name,
                               entry.meta.info_hash, entry.path, self._suffix(entry))
-                self._handled[entry.sig] = (entry.meta.info_hash, "dry run")
+                self.memory.handled[entry.sig] = (entry.meta.info_hash, "dry run")
             return
         try:
-            self._send(to_load)
+            self._send(entries)
         except RtorrentUnavailable as exc:
-            self._went_down(to_load, exc)
+            self._went_down(entries, exc)
             return
         now = time.monotonic()
-        for entry in to_load:
+        for entry in entries:
             entry.deadline = now + self.VERIFY_TIMEOUT
             self._inflight[entry.meta.info_hash] = entry
         self._verify_delay = 0.005
         if self.daemon is not None and self._verify_timer is None:
-            self._verify_timer = self._later(self._verify_delay, self._verify)
+            self._verify_timer = self.later(self._verify_delay, self._verify)
 
     def _send(self, entries):
         """Send load calls in system.multicalls that fit rTorrent's XML-RPC size limit."""
@@ -8029,6 +8190,8 @@ class TreeWatch(Job):
             return
         self._size_limit = new
 
+    # -- verifying -----------------------------------------------------------------------
+
     def _verify(self):
         """Poll d.hash for the loads in flight; report what arrived and what did not."""
         self._verify_timer = None
@@ -8039,7 +8202,7 @@ class TreeWatch(Job):
         finally:
             if self._inflight and self._verify_timer is None and not self._down:
                 self._verify_delay = min(0.1, self._verify_delay * 2)
-                self._verify_timer = self._later(self._verify_delay, self._verify)
+                self._verify_timer = self.later(self._verify_delay, self._verify)
 
     def _verify_once(self):
         # An item with load commands is asked for its marker (which also says whether it
@@ -8059,7 +8222,7 @@ class TreeWatch(Job):
         present = {info_hash: answer[0] for (info_hash, _), answer in zip(waiting, answers)
                    if isinstance(answer, list)}
         now = time.monotonic()
-        loaded, prints, failed = [], [], []
+        loaded, calls, failed = [], [], []
         for info_hash, entry in list(self._inflight.items()):
             if info_hash in present:
                 del self._inflight[info_hash]
@@ -8068,8 +8231,8 @@ class TreeWatch(Job):
                     done = set(present[info_hash].split("-"))
                     failed += [(entry, index) for index in range(len(entry.commands))
                                if str(index + 1) not in done]
-                    prints.append({"methodName": "d.custom.set",
-                                   "params": [info_hash, self.COMMAND_MARK, ""]})
+                    calls.append({"methodName": "d.custom.set",
+                                  "params": [info_hash, self.COMMAND_MARK, ""]})
             elif now > entry.deadline:
                 del self._inflight[info_hash]
                 self._bad(entry, "rTorrent did not take it within %.0f s (see rTorrent's log "
@@ -8077,12 +8240,29 @@ class TreeWatch(Job):
                               self.VERIFY_TIMEOUT, "; a magnet link needs a tracker unless DHT "
                               "is on" if entry.meta.magnet else ""))
         for info_hash in [h for h in self._blocked if h not in self._inflight]:
-            self._requeue(self._blocked.pop(info_hash))
-        for entry in loaded:
+            self.watcher.requeue(self._blocked.pop(info_hash))
+        self._loaded(loaded, calls)
+        if failed:
+            self._command_failures(failed)
+        if calls:
+            try:
+                self.proxy.call("system.multicall", calls)
+            except RtorrentError:
+                pass
+        # Items loaded stopped with a priority above 0 are what the queue starts.
+        if any("start" not in e.method and not (e.queue and not e.start) for e in loaded):
+            self._wake_queue()
+        self.kick()
+
+    def _loaded(self, entries, calls):
+        """Count, remember and log the loads that arrived; add a 'print' to rTorrent's
+        log for each (one for all when there are more than 20) to ``calls``."""
+        prints = []
+        for entry in entries:
             self.stats["loaded"] += 1
             if self.config.get("item_source") is not None:
                 self.config.get("item_source").invalidate()
-            self._remember(entry, "loaded")
+            self.memory.remember(entry, "loaded")
             self.log.info("Loaded %r #%s from %r%s", entry.meta.info_name, entry.meta.info_hash,
                           entry.path, self._suffix(entry))
             if not entry.settings.quiet:
@@ -8090,21 +8270,10 @@ class TreeWatch(Job):
                     "TreeWatch: Loaded '%s' from '%s/'%s" % (
                         entry.meta.info_name, os.path.dirname(entry.path), self._suffix(entry)))]})
             self._after_load(entry)
-        if failed:
-            self._command_failures(failed)
-        lines = [call for call in prints if call["methodName"] == "print"]
-        if len(lines) > 20:
-            prints = [call for call in prints if call["methodName"] != "print"] + [
-                {"methodName": "print", "params": ["", "TreeWatch: Loaded %d items" % len(lines)]}]
-        if prints:
-            try:
-                self.proxy.call("system.multicall", prints)
-            except RtorrentError:
-                pass
-        # Items loaded stopped with a priority above 0 are what the queue starts.
-        if any("start" not in e.method and not (e.queue and not e.start) for e in loaded):
-            self._wake_queue()
-        self._kick()
+        if len(prints) > 20:
+            prints = [{"methodName": "print",
+                       "params": ["", "TreeWatch: Loaded %d items" % len(prints)]}]
+        calls.extend(prints)
 
     def _command_failures(self, failed):
         """Log each load command that failed, with rTorrent's reason: the command is sent
@@ -8132,7 +8301,7 @@ class TreeWatch(Job):
 
     def _duplicate(self, entry):
         self.stats["duplicates"] += 1
-        self._remember(entry, "duplicate")
+        self.memory.remember(entry, "duplicate")
         # Files that were there before we started are most likely loaded by us earlier.
         fresh = entry.trusted or entry.sig[3] >= self._started_at * 1e9
         level = logging.INFO if fresh else logging.DEBUG
@@ -8146,7 +8315,7 @@ class TreeWatch(Job):
         if self.dry_run or not (settings.remove_loaded or settings.move_loaded_to):
             return
         try:
-            if self._signature(os.stat(entry.path)) != entry.sig:
+            if _file_signature(os.stat(entry.path)) != entry.sig:
                 return
         except OSError:
             return
@@ -8157,7 +8326,7 @@ class TreeWatch(Job):
             except OSError as exc:
                 self.log.error("Cannot remove %r: %s", entry.path, exc.strerror)
         else:
-            target = self._move(entry.path, settings.move_loaded_to)
+            target = _move_into(entry.path, settings.move_loaded_to, self.log)
             if target:
                 self.log.info("Moved loaded metafile %r to %r", entry.path, target)
 
@@ -9212,8 +9381,8 @@ class ExecCommand(Job):
 # Item templates ##############################################################
 ###############################################################################
 
-class ItemTemplate(WatchTemplate):
-    """A WatchTemplate whose values go through ``escape`` (default: none) instead of
+class ItemTemplate(Template):
+    """A Template whose values go through ``escape`` (default: none) instead of
     rTorrent's command escaping: for text that never becomes an rTorrent command
     (an XML-RPC value, a whole argv word, a log line)."""
 
@@ -12783,7 +12952,7 @@ class RemoteWatch(TreeWatch):
         self.polls += 1
         if _loop_turns(self.daemon):
             poll.start()
-            self._later(0.05, self._check_poll)
+            self.later(0.05, self._check_poll)
             return
         poll.run()          # --run-once: finish here
         self._finish_poll()
@@ -12798,7 +12967,7 @@ class RemoteWatch(TreeWatch):
 
     def _check_poll(self):
         if self._remote_poll.thread.is_alive():
-            self._later(0.05, self._check_poll)
+            self.later(0.05, self._check_poll)
             return
         self._finish_poll()
         self.scan("fetched")

@@ -239,7 +239,8 @@ def poll(loop, job, timeout=15.0):
     """One scheduled run, until the worker is done and the loop has loaded what came."""
     job.run()
     loop.pump(lambda: job._remote_poll is None, timeout, "the poll's end")
-    loop.pump(lambda: not (job._ready or job._settling or job._inflight), timeout, "loads done")
+    loop.pump(lambda: not (job.watcher.ready or job.watcher.settling or job._inflight), timeout,
+              "loads done")
 
 
 # ---- FTP ----------------------------------------------------------------------------------

@@ -5,6 +5,7 @@ that a test decides when events are read (the overflow test needs that).  The en
 cases (SIGKILL during a burst, rTorrent down while files arrive) run the daemon as a real
 process; set PYROTORQUE_SCRIPT to test another copy of pyrotorque.py.
 """
+import collections
 import hashlib
 import logging
 import os
@@ -266,7 +267,8 @@ def test_a_folder_renamed_inside_the_tree_keeps_being_watched(lab, caplog):
     assert [r.getMessage() for r in caplog.records if r.getMessage().startswith("Loaded 'two'")] \
         == ["Loaded 'two' #%s from %r [normal]" % (h2, str(root / "new" / "inner" / "two.torrent"))]
     assert not logged(caplog, "already in rTorrent")
-    assert str(root / "old") not in watch._dir_wd and str(root / "new" / "inner") in watch._dir_wd
+    watched = watch.watcher.dir_wd
+    assert str(root / "old") not in watched and str(root / "new" / "inner") in watched
     watch.close()
 
 
@@ -393,7 +395,7 @@ def test_load_by_path_ties_the_item_to_its_file(lab):
 def test_poll_mode_without_inotify(lab):
     loop, rt, root = lab
     watch = make_watch(loop, rt, root, poll_interval="0.2", settle="0.1")
-    assert watch._inotify is None
+    assert watch.watcher.inotify is None
     loop.idle(0.1)
     h = write(str(root / "sub" / "polled.torrent"), metafile("polled"))
     wait_loaded(loop, rt, [h], timeout=5)
@@ -593,6 +595,63 @@ def test_escaping_is_total():
             assert escaped == "a\ufffd", repr(char)
         else:
             assert escaped == "a\\" + char, repr(char)
+
+
+# ---- the watcher alone (no job, no rTorrent) ---------------------------------------------
+
+class _Owner:
+    """What a TreeWatcher asks of its owner, with nothing of a job or of rTorrent."""
+
+    def __init__(self, loop):
+        self.log = logging.getLogger(LOGGER)
+        self.stats = collections.Counter()
+        self.daemon = loop
+        self.memory = pyrotorque._TreeMemory(None, self.log, self.later)
+        self.kicks = 0
+
+    def later(self, delay, callback):
+        return self.daemon.call_later(delay, callback)
+
+    def skip_dir(self, path):
+        return os.path.basename(path) == "done"
+
+    def busy(self, path):
+        return False
+
+    def kick(self):
+        self.kicks += 1
+
+
+def test_the_watcher_alone_finds_ready_files_lets_fresh_ones_settle_and_skips_handled_ones(
+        short_tmp):
+    loop = Loop()
+    owner = _Owner(loop)
+    old = time.time() - 60
+    ready = str(short_tmp / "a" / "old.torrent")
+    write(ready, metafile("old"), mtime=old)
+    for rel in ("done/skipped.torrent", ".hidden/h.torrent", "a/notes.txt"):
+        write(str(short_tmp / rel), metafile(rel), mtime=old)
+    watcher = pyrotorque.TreeWatcher(owner, [str(short_tmp)], set(), settle=2.0)
+    try:
+        watcher.start()
+        loop.pump(lambda: watcher.ready, 5, "the scan at start")
+        assert list(watcher.ready) == [ready] and owner.kicks
+        written = str(short_tmp / "a" / "new.torrent")
+        write(written, metafile("new"))             # closed after writing: ready at once
+        loop.pump(lambda: written in watcher.ready, 5, "the close-write")
+        fresh = str(short_tmp / "b" / "fresh.torrent")
+        write(fresh, metafile("fresh"))             # in a new folder: found by its scan
+        loop.pump(lambda: fresh in watcher.settling, 5, "the new folder's scan")
+        assert fresh not in watcher.ready
+        loop.pump(lambda: fresh in watcher.ready, 10, "settling")
+        for entry in watcher.ready.values():        # as if the job had loaded them
+            owner.memory.handled[entry.sig] = ("#", "loaded")
+        watcher.ready.clear()
+        watcher.scan("again")
+        assert not watcher.ready and not watcher.settling
+    finally:
+        watcher.close()
+        loop.close()
 
 
 # ---- the daemon as a process ------------------------------------------------------------------
