@@ -37,6 +37,10 @@ def complete_item(rt, folder, name, files=None):
     info_hash = rt.load_raw(raw, "d.directory.set=" + pyrotorque.rtorrent_escape(folder),
                             start=True)
     rt.wait_for(lambda: rt.proxy.d.complete(info_hash) == 1, 10, what="the item complete")
+    # The mover reads the session's copy of the metafile, which 0.16 writes a moment after
+    # the load (0.9.8 before it answers); an item that completed has it long since.
+    session = os.path.join(rt.proxy.session.path(), info_hash + ".torrent")
+    rt.wait_for(lambda: os.path.exists(session), 5, what="the session's metafile")
     return info_hash, raw
 
 
