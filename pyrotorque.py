@@ -13829,49 +13829,63 @@ def run_check(options, settings, log):
     not answer, else 0."""
     out = sys.stdout
     found = list(settings.errors) + [ConfigProblem(w, problem_kind(w)) for w in settings.warnings]
-    problems = 0        # on rTorrent's side
-    unavailable = False
     out.write("pyrotorque %s, configuration from: %s\n" % (__version__, ", ".join(settings.files)))
-    needed = set()
-    commands = []       # (job, key, method) the jobs' own rTorrent commands call
     out.write("Jobs:\n")
+    needed, commands = set(), []
     for name, spec in sorted(settings.jobs.items()):
-        failed = []
+        out.write(_check_job_line(name, spec, settings, found, needed, commands, log) + "\n")
+    problems, unavailable = _check_rtorrent(options, settings, found, needed, commands, out)
+    problems += check_job_connections(settings, out)
+    for note in settings.notes:
+        out.write("info: %s\n" % note)
+    return _check_verdict(settings, found, problems, unavailable, out)
 
-        def attempt(step):      # one broken value hides nothing else, in this job or others
-            try:
-                return step()
-            except ConfigError as exc:
-                failed.append(exc)
-                found.extend(ConfigProblem(line, ERROR) for line in str(exc).splitlines())
-        schedule = attempt(lambda: spec.value("schedule", CronSchedule))
-        active = attempt(lambda: spec.value("active", parse_bool, True)) is not False
-        line = "  %-12s %-40s %s" % (name, spec.params["handler"],
-                                     "active" if active else "inactive")
-        if active:
-            handler = attempt(lambda: spec.value(
-                "handler", lambda n: resolve_handler(n, settings.config_dir)))
-            if handler is not None:
-                needed.update(getattr(handler, "RPC_METHODS", ()))
-                config = attempt(lambda: job_config(
-                    spec, handler, settings, warn=lambda m: found.append(ConfigProblem(
-                        m, problem_kind(m))),
-                    schedule=schedule, proxy=None, item_source=None, daemon=None))
-                if config is not None and not failed:
-                    calls = attempt(lambda: _check_job(spec, handler, config, log))
-                    commands.extend((name, key, method) for key, method in calls or ())
-        if failed:
-            line = "  %-12s %-40s ERROR (see below)" % (name, spec.params["handler"])
-        elif active:
-            fires, after = [], datetime.datetime.now()
-            for _ in range(3):
-                after = schedule.next_fire(after)
-                if after is None:
-                    break
-                fires.append(after.strftime("%Y-%m-%d %H:%M:%S"))
-                after = datetime.datetime.fromtimestamp(after.timestamp() + 1)
-            line += ", schedule %s, next: %s" % (schedule, ", ".join(fires) or "never")
-        out.write(line + "\n")
+
+def _check_job_line(name, spec, settings, found, needed, commands, log):
+    """Build one job as the daemon would, without a daemon; its line for --check.  Every
+    problem goes to ``found`` (one broken value hides nothing else), the methods it needs
+    to ``needed``, and (job, key, method) of its own rTorrent commands to ``commands``."""
+    failed = []
+
+    def attempt(step):
+        try:
+            return step()
+        except ConfigError as exc:
+            failed.append(exc)
+            found.extend(ConfigProblem(line, ERROR) for line in str(exc).splitlines())
+    schedule = attempt(lambda: spec.value("schedule", CronSchedule))
+    active = attempt(lambda: spec.value("active", parse_bool, True)) is not False
+    if active:
+        handler = attempt(lambda: spec.value(
+            "handler", lambda n: resolve_handler(n, settings.config_dir)))
+        if handler is not None:
+            needed.update(getattr(handler, "RPC_METHODS", ()))
+            config = attempt(lambda: job_config(
+                spec, handler, settings,
+                warn=lambda m: found.append(ConfigProblem(m, problem_kind(m))),
+                schedule=schedule, proxy=None, item_source=None, daemon=None))
+            if config is not None and not failed:
+                calls = attempt(lambda: _check_job(spec, handler, config, log))
+                commands.extend((name, key, method) for key, method in calls or ())
+    if failed:
+        return "  %-12s %-40s ERROR (see below)" % (name, spec.params["handler"])
+    line = "  %-12s %-40s %s" % (name, spec.params["handler"], "active" if active else "inactive")
+    if active:
+        fires, after = [], datetime.datetime.now()
+        for _ in range(3):
+            after = schedule.next_fire(after)
+            if after is None:
+                break
+            fires.append(after.strftime("%Y-%m-%d %H:%M:%S"))
+            after = datetime.datetime.fromtimestamp(after.timestamp() + 1)
+        line += ", schedule %s, next: %s" % (schedule, ", ".join(fires) or "never")
+    return line
+
+
+def _check_rtorrent(options, settings, found, needed, commands, out):
+    """Connect to the daemon's rTorrent: are the methods the jobs need there, and those
+    their own commands call?  Returns (problems, unavailable)."""
+    problems = 0
     try:
         url = find_rpc_url(settings, options.url)
         proxy = RtorrentProxy(url, float(settings.get("rpc_timeout", "30")))
@@ -13897,14 +13911,16 @@ def run_check(options, settings, log):
         if not missing and not unknown:
             out.write("  every method the active jobs need is there\n")
     except (ConfigError, ValueError) as exc:
-        problems += 1
         out.write("rTorrent: ERROR: %s\n" % exc)
+        return problems + 1, False
     except RtorrentError as exc:
-        unavailable = True
         out.write("rTorrent: ERROR: %s\n" % exc)
-    problems += check_job_connections(settings, out)
-    for note in settings.notes:
-        out.write("info: %s\n" % note)
+        return problems, True
+    return problems, False
+
+
+def _check_verdict(settings, found, problems, unavailable, out):
+    """The problem list, in order, and the summary line; returns --check's exit code."""
     counts = {kind: sum(problem_kind(p) == kind for p in found) for kind in (ERROR, IGNORED, NOTE)}
     counts[ERROR] += problems
     if found:
