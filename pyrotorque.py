@@ -14018,22 +14018,9 @@ def main(argv=None):
     if argv is None:
         name_process()
     options = _parse_options(sys.argv[1:] if argv is None else argv)
-    background = options.background
     log = logging.getLogger("pyrotorque")
-    # With --cron, stderr may go nowhere (rTorrent's watchdog), so the log file hears
-    # everything from the start, a broken configuration too; what keeps the log file
-    # from being used goes to stderr, the only place left.
-    try:
-        setup_logging(options.level, options.log_file, console=not options.cron,
-                      logging_ini=options.logging_ini)
-    except (StartupError, ConfigError) as exc:
-        code = EX_IOERR if isinstance(exc, StartupError) else EX_SOFTWARE
-        try:        # a broken logging.torque.ini: the default log file still hears it
-            setup_logging(options.level or logging.INFO,
-                          options.log_file if options.logging_ini else None, console=True)
-        except StartupError:
-            setup_logging(options.level or logging.INFO)
-        log.error("%s", exc)
+    code = _start_logging(options, log)
+    if code is not None:
         return code
     pid_file = PidFile(options.pid_file)
 
@@ -14063,6 +14050,40 @@ def main(argv=None):
         code = stop_daemon(pid_file, log)
         if code != EX_OK:
             return code
+    code = _claim_pid_file(options, pid_file, log)
+    if code is not None:
+        return code
+    try:
+        code = _run_daemon(options, settings, pid_file, log)
+    finally:
+        if not pid_file.release():
+            log.warning("Failed to remove pid file '%s'", options.pid_file)
+            code = EX_IOERR
+    return code
+
+
+def _start_logging(options, log):
+    """Logging as the options say; an exit code if even that fails, else None."""
+    # With --cron, stderr may go nowhere (rTorrent's watchdog), so the log file hears
+    # everything from the start, a broken configuration too; what keeps the log file
+    # from being used goes to stderr, the only place left.
+    try:
+        setup_logging(options.level, options.log_file, console=not options.cron,
+                      logging_ini=options.logging_ini)
+    except (StartupError, ConfigError) as exc:
+        code = EX_IOERR if isinstance(exc, StartupError) else EX_SOFTWARE
+        try:        # a broken logging.torque.ini: the default log file still hears it
+            setup_logging(options.level or logging.INFO,
+                          options.log_file if options.logging_ini else None, console=True)
+        except StartupError:
+            setup_logging(options.level or logging.INFO)
+        log.error("%s", exc)
+        return code
+    return None
+
+
+def _claim_pid_file(options, pid_file, log):
+    """The guard file must be there and no other daemon running; an exit code if not."""
     # Being called every few minutes by rTorrent's watchdog schedule is normal in
     # cron mode, so "won't start" is only worth a debug line there.
     quiet_level = logging.DEBUG if options.cron else logging.WARNING
@@ -14083,7 +14104,12 @@ def main(argv=None):
     except StartupError as exc:
         log.error("%s", exc)
         return EX_IOERR
+    return None
 
+
+def _run_daemon(options, settings, pid_file, log):
+    """Start the jobs, detach (in the background), serve until stopped; the exit code."""
+    background = options.background
     if options.logging_ini:
         log.info("Logging as %s says (pyrocore's logging configuration)", options.logging_ini)
     scripts_ini = os.path.join(options.config_dir, "logging.scripts.ini")
@@ -14093,7 +14119,6 @@ def main(argv=None):
                  "adds a file", scripts_ini)
     notifier = SystemdNotifier(log=log)
     daemon = Daemon(options, settings, guard_file=options.guard_file, notifier=notifier)
-    code = EX_SOFTWARE
     try:
         daemon.start()      # config errors show on the terminal, before detaching
         if background:
@@ -14105,14 +14130,11 @@ def main(argv=None):
         started = time.monotonic()
         code = daemon.serve()
         log.info("Total time: %.3f seconds.", time.monotonic() - started)
+        return code
     except ConfigError as exc:
         log.error("%s", exc)
-        code = EX_IOERR if isinstance(exc, StartupError) else EX_SOFTWARE
-    finally:
-        if not pid_file.release():
-            log.warning("Failed to remove pid file '%s'", options.pid_file)
-            code = EX_IOERR
-    return code
+        return EX_IOERR if isinstance(exc, StartupError) else EX_SOFTWARE
+
 
 if __name__ == "__main__":
     # Custom jobs that 'import pyrotorque' must get this very module, not a second copy.
