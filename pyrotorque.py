@@ -212,6 +212,9 @@ FAULT_NO_SUCH_METHOD = -506
 HASH_NOT_FOUND_TEXTS = ("Could not find info-hash.", "info-hash not found")
 
 #: The embedded defaults; ``torque.ini.default`` is the same text (a test keeps them equal).
+#: pyrocore's configuration directory, used when neither --config-dir nor $PYRO_CONFIG_DIR says.
+DEFAULT_CONFIG_DIR = "~/.pyroscope"
+
 DEFAULT_CONFIG = r"""# pyrotorque configuration defaults
 #
 # This is torque.ini.default: the defaults built into pyrotorque.py, for
@@ -4778,66 +4781,21 @@ def load_settings(config_dir=None, config_files=(), defines=(), strict=True):
     with ``strict`` (the daemon), errors then raise one ConfigError naming them all,
     without it (``--check``) the caller lists them.
     """
-    default_dir = os.path.expanduser("~/.pyroscope")
-    config_dir = os.path.expanduser(config_dir or os.environ.get("PYRO_CONFIG_DIR") or default_dir)
+    config_dir = os.path.expanduser(config_dir or os.environ.get("PYRO_CONFIG_DIR")
+                                    or DEFAULT_CONFIG_DIR)
     toml_file, toml_warning = pyrosimple_config_file(config_dir)       # pyrosimple's users
     if toml_file:
         return _checked(load_pyrosimple_settings(toml_file, config_dir, config_files, defines),
                         strict)
     settings = Settings(config_dir)
     settings.warnings.extend([toml_warning] if toml_warning else [])
-    if not os.path.isdir(config_dir):
-        if os.path.abspath(config_dir) != os.path.abspath(default_dir) or \
-                os.path.lexists(config_dir):
-            settings.errors.append(ConfigProblem(
-                "%s: the configuration directory does not exist (from --config-dir or "
-                "$PYRO_CONFIG_DIR); create it or name the right one" % config_dir, ERROR))
-        else:
-            settings.notes.append("%s does not exist: running on the built-in defaults"
-                                  % config_dir)
-
     # pyrocore's order: defaults, config.ini, torque.ini, --config-file...; all files
     # go into one parser, so a later file's value wins and '%(name)s' sees earlier ones.
     parser = configparser.ConfigParser(strict=False, empty_lines_in_values=False,
                                        interpolation=configparser.BasicInterpolation())
     parser.optionxform = str
-    sources = [("torque.ini.default", DEFAULT_CONFIG)]
-    for name in ("config.ini", "torque.ini"):
-        path = os.path.join(config_dir, name)
-        if _config_file(path, None, settings):
-            sources.append((path, None))
-    for extra in config_files:
-        extra = os.path.expanduser(extra)
-        if _config_file(extra, "--config-file", settings):
-            sources.append((extra, None))
-    script = os.path.join(config_dir, "config.py")
-    if os.path.exists(script):
-        settings.notes.append("%s is used by pyrocore's other tools, not by pyrotorque (custom "
-                              "fields defined there are unknown here; conditions can use "
-                              "custom_KEY and d_METHOD)" % script)
-
-    origins = {}            # (section, key) -> "file:line" of the value that counts
-    headers = []            # (section, "file:line") of every file's section headers
-    for source, text in sources:
-        if text is None:
-            try:
-                text = _read_text(source)
-            except ConfigError as exc:
-                settings.errors.append(ConfigProblem(str(exc), ERROR))
-                settings.unreadable = settings.unreadable or isinstance(exc, StartupError)
-                continue
-        found = _read_ini(parser, text, source, settings)
-        if source == "torque.ini.default":
-            settings.defaults = dict(parser.items("TORQUE", raw=True))
-        for (section, key), line in found.items():
-            if key is None:
-                headers.append((section, "%s:%d" % (source, line)))
-            else:
-                origins[section, key] = "%s:%d" % (source, line)
-        if source.endswith("config.ini") and ("TORQUE", None) in found:
-            settings.notes.append("%s:%d: [TORQUE] is read, before torque.ini, as pyrocore "
-                                  "read it" % (source, found["TORQUE", None]))
-
+    origins, headers = _read_sources(parser, _config_sources(config_dir, config_files, settings),
+                                     settings)
     if parser.has_section("TORQUE"):
         for key in parser.options("TORQUE"):
             if key in parser.defaults():
@@ -4860,6 +4818,61 @@ def load_settings(config_dir=None, config_files=(), defines=(), strict=True):
     _check_inactive_jobs(settings)
     _note_conditions(settings)
     return _checked(settings, strict)
+
+
+def _config_sources(config_dir, config_files, settings):
+    """[(path, text or None)] of the files to read, in pyrocore's order; what is missing
+    or only pyrocore's goes to ``settings``."""
+    if not os.path.isdir(config_dir):
+        if os.path.abspath(config_dir) != os.path.abspath(os.path.expanduser(
+                DEFAULT_CONFIG_DIR)) or os.path.lexists(config_dir):
+            settings.errors.append(ConfigProblem(
+                "%s: the configuration directory does not exist (from --config-dir or "
+                "$PYRO_CONFIG_DIR); create it or name the right one" % config_dir, ERROR))
+        else:
+            settings.notes.append("%s does not exist: running on the built-in defaults"
+                                  % config_dir)
+    sources = [("torque.ini.default", DEFAULT_CONFIG)]
+    for name in ("config.ini", "torque.ini"):
+        path = os.path.join(config_dir, name)
+        if _config_file(path, None, settings):
+            sources.append((path, None))
+    for extra in config_files:
+        extra = os.path.expanduser(extra)
+        if _config_file(extra, "--config-file", settings):
+            sources.append((extra, None))
+    script = os.path.join(config_dir, "config.py")
+    if os.path.exists(script):
+        settings.notes.append("%s is used by pyrocore's other tools, not by pyrotorque (custom "
+                              "fields defined there are unknown here; conditions can use "
+                              "custom_KEY and d_METHOD)" % script)
+    return sources
+
+
+def _read_sources(parser, sources, settings):
+    """Feed the files to the one parser; returns (origins, headers): (section, key) ->
+    'file:line' of the value that counts, and (section, 'file:line') of every header."""
+    origins, headers = {}, []
+    for source, text in sources:
+        if text is None:
+            try:
+                text = _read_text(source)
+            except ConfigError as exc:
+                settings.errors.append(ConfigProblem(str(exc), ERROR))
+                settings.unreadable = settings.unreadable or isinstance(exc, StartupError)
+                continue
+        found = _read_ini(parser, text, source, settings)
+        if source == "torque.ini.default":
+            settings.defaults = dict(parser.items("TORQUE", raw=True))
+        for (section, key), line in found.items():
+            if key is None:
+                headers.append((section, "%s:%d" % (source, line)))
+            else:
+                origins[section, key] = "%s:%d" % (source, line)
+        if source.endswith("config.ini") and ("TORQUE", None) in found:
+            settings.notes.append("%s:%d: [TORQUE] is read, before torque.ini, as pyrocore "
+                                  "read it" % (source, found["TORQUE", None]))
+    return origins, headers
 
 
 def _checked(settings, strict):
@@ -6448,7 +6461,7 @@ def job_path(config, text, default):
         return os.path.abspath(os.path.expanduser(text))
     config_dir = getattr(config.get("settings"), "config_dir", None) \
         or getattr(getattr(config.get("daemon"), "settings", None), "config_dir", None) \
-        or os.path.expanduser(os.environ.get("PYRO_CONFIG_DIR") or "~/.pyroscope")
+        or os.path.expanduser(os.environ.get("PYRO_CONFIG_DIR") or DEFAULT_CONFIG_DIR)
     return os.path.join(config_dir, default)
 
 
@@ -7065,7 +7078,7 @@ class _WatchSettings:
             name = os.path.expanduser(text[5:].strip())
             if not os.path.isabs(name):
                 config_dir = getattr(getattr(job.daemon, "settings", None), "config_dir", None) \
-                    or os.path.expanduser(os.environ.get("PYRO_CONFIG_DIR") or "~/.pyroscope")
+                    or os.path.expanduser(os.environ.get("PYRO_CONFIG_DIR") or DEFAULT_CONFIG_DIR)
                 name = os.path.join(config_dir, "templates", name)
             try:
                 with open(name, encoding="utf-8") as handle:
@@ -13798,7 +13811,7 @@ def _parse_options(argv):
         parser.error("--match needs a condition, e.g. --match 'name=*ubuntu*' "
                      "(--match 'is_open=1' lists the open items)")
     options.config_dir = os.path.expanduser(
-        options.config_dir or os.environ.get("PYRO_CONFIG_DIR") or "~/.pyroscope")
+        options.config_dir or os.environ.get("PYRO_CONFIG_DIR") or DEFAULT_CONFIG_DIR)
     run_dir = os.path.join(options.config_dir, "run")
     options.pid_file = os.path.expanduser(options.pid_file or os.path.join(run_dir, "pyrotorque.pid"))
     command = (options.status or options.stop or options.check or options.run_once is not None
