@@ -9,7 +9,8 @@ import pytest
 import daemon_process
 import pyrotorque
 import rtlab
-from test_treewatch import hashes, lab, logged, make_watch, metafile, write  # noqa: F401 (lab)
+from helpers import hashes, logged
+from test_treewatch import lab, make_watch, metafile, write  # noqa: F401 (lab)
 
 LOGGER = "pyrotorque.job.treewatch"
 

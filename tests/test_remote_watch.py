@@ -8,19 +8,18 @@ the daemon as a process and restarts it.
 import hashlib
 import logging
 import os
-import re
 import shutil
 import signal
 import subprocess
 import sys
 import textwrap
-import time
 
 import pytest
 
 import daemon_process
 import pyrotorque
 import rtlab
+from helpers import Loop, hashes, logged
 
 ANNOUNCE = "http://127.0.0.1:6969/announce"
 LOGGER = "pyrotorque.job.remote"
@@ -43,40 +42,6 @@ def put(folder, rel, data):
         return rtlab.infohash(data)
     except ValueError:
         return None
-
-
-class _RaiseErrors:
-    def exception(self, *args):
-        raise       # a callback's error fails the test instead of being logged
-
-
-class Loop(pyrotorque.EventLoop):
-    """The daemon's event loop, turned by the test."""
-
-    serving = True
-
-    def __init__(self):
-        super().__init__(log=_RaiseErrors())
-        self.jobs = {}
-
-    def run_soon(self, name):
-        pass
-
-    def pump(self, until, timeout=15.0, what="condition"):
-        deadline = time.monotonic() + timeout
-        while not until():
-            if time.monotonic() > deadline:
-                raise AssertionError("%s not reached within %.0f s" % (what, timeout))
-            self.run_timers()
-            self.poll_once(self.timer_timeout(0.02))
-
-
-def hashes(rt):
-    return sorted(row["d.hash"] for row in rt.downloads("d.hash="))
-
-
-def logged(caplog, pattern):
-    return [r.getMessage() for r in caplog.records if re.search(pattern, r.getMessage())]
 
 
 def visible_files(folder):

@@ -9,7 +9,6 @@ import collections
 import hashlib
 import logging
 import os
-import re
 import shutil
 import signal
 import textwrap
@@ -20,6 +19,7 @@ import pytest
 import daemon_process
 import pyrotorque
 import rtlab
+from helpers import Loop, hashes, logged
 
 ANNOUNCE = "http://127.0.0.1:6969/announce"
 LOGGER = "pyrotorque.job.treewatch"
@@ -54,46 +54,6 @@ def write(path, data, mtime=None):
         return None
 
 
-class _RaiseErrors:
-    """A log for the loop that lets a callback's error fail the test instead of logging it."""
-
-    def exception(self, *args):
-        raise       # re-raises the error being handled
-
-
-class Loop(pyrotorque.EventLoop):
-    """The daemon's own event loop, turned by the test (``pump``), with the rest of what
-    jobs use of the daemon."""
-
-    serving = True
-
-    def __init__(self):
-        super().__init__(log=_RaiseErrors())
-        self.jobs = {}
-        self.soon = []
-
-    def run_soon(self, name):
-        self.soon.append(name)
-
-    def turn(self, wait=0.02):
-        self.run_timers()
-        self.poll_once(self.timer_timeout(wait))
-
-    def pump(self, until, timeout=10.0, what="condition"):
-        deadline = time.monotonic() + timeout
-        while True:
-            self.turn()
-            if until():
-                return
-            if time.monotonic() > deadline:
-                raise AssertionError("%s not reached within %.0f s" % (what, timeout))
-
-    def idle(self, seconds):
-        deadline = time.monotonic() + seconds
-        while time.monotonic() < deadline:
-            self.turn()
-
-
 def make_watch(loop, rt, root, **params):
     spec = pyrotorque.JobSpec("treewatch")
     spec.params.update(handler="pyrotorque:TreeWatch", schedule="hour=*", path=str(root))
@@ -102,14 +62,6 @@ def make_watch(loop, rt, root, **params):
     config = pyrotorque.job_config(spec, pyrotorque.TreeWatch, None, warn=None,
                                    proxy=proxy, daemon=loop)
     return pyrotorque.TreeWatch(config)
-
-
-def hashes(rt):
-    return [row["d.hash"] for row in rt.downloads("d.hash=")]
-
-
-def logged(caplog, pattern):
-    return [r.getMessage() for r in caplog.records if re.search(pattern, r.getMessage())]
 
 
 @pytest.fixture

@@ -6,8 +6,9 @@ import time
 
 import daemon_process
 import rtlab
-from test_treewatch import (daemon_config, hashes, lab, logged, make_watch, metafile,  # noqa: F401
-                            script, wait_loaded, write)
+from helpers import hashes, logged
+from test_treewatch import (daemon_config, lab, make_watch, metafile, script,  # noqa: F401
+                            wait_loaded, write)
 
 
 def memory(short_tmp):
