@@ -3667,9 +3667,12 @@ UNREADABLE = _Unreadable()
 # item.  `d.multicall.filtered` lets rTorrent drop items first, so a condition is
 # translated into rTorrent's filter language where it can be done without doubt:
 # the translation may keep items the condition would reject (they are matched in
-# Python anyway), never the other way round.  Only integer fields whose value is a
-# d.* command as it is are translated, and the filter text is built from this
-# table and integers alone, so nothing a user writes can reach rTorrent as a command.
+# Python anyway), never the other way round.  Integer fields whose value is a d.*
+# command as it is are compared as integers; text fields (names, messages, custom
+# fields, tags) become rTorrent's `match` (a case-insensitive ECMAScript regex
+# that must match the whole value).  The filter text is built from these tables,
+# integers, ASCII letters and digits, and `\xHH` escapes for every other character
+# of a value, so nothing a user writes can reach rTorrent as a command.
 
 #: Fields whose item value is exactly the integer a d.* command returns.
 FILTERABLE_FIELDS = {
@@ -3682,6 +3685,24 @@ FILTERABLE_FIELDS = {
 
 #: rTorrent compares 64-bit integers; thresholds beyond this are left to Python.
 _FILTER_INT_MAX = 1 << 62
+
+#: Text fields whose item value is the text a d.* command returns (None as '');
+#: `custom_*` fields are found from their field row.
+FILTERABLE_TEXT = {"name": "d.name=", "message": "d.message=", "directory": "d.directory=",
+                   "hash": "d.hash="}
+
+#: Text fields holding words: `tagged` is the words of d.custom=tags.
+FILTERABLE_WORDS = {"tagged": "d.custom=tags"}
+
+#: ASCII letters Python's re.IGNORECASE also finds outside ASCII (rTorrent's regex
+#: folds ASCII only, so these come as UTF-8 alternatives); str.lower() only does k.
+_CASE_FOLDS = {"i": "\u0130\u0131", "k": "\u212a", "s": "\u017f"}
+_LOWER_FOLDS = {"k": "\u212a"}
+
+#: Any one byte (rTorrent's '.' stops at line ends), and one character as 1-4
+#: UTF-8 bytes (a superset: rTorrent reads bytes).
+_ANY_BYTES = "[^]*"
+_ONE_CHAR = "[^]([^]([^]([^])?)?)?"
 
 
 def rtorrent_filter(condition):
@@ -3725,7 +3746,7 @@ def _term_filter(term, negated):
     """Filter for one `field=value` term (or its negation), None if not translatable."""
     command = FILTERABLE_FIELDS.get(term.field)
     if command is None:
-        return None
+        return _text_filter(term, negated)
     value_type = field_for(term.field).type
     if isinstance(value_type, BoolType):
         if (term.value == "yes") != negated:
@@ -3751,6 +3772,107 @@ def _term_filter(term, negated):
         return _filter_list("or", ["less=%s,value=%d" % (command, low),
                                    "greater=%s,value=%d" % (command, low)])
     return "equal=%s,value=%d" % (command, low)
+
+
+def _text_command(name):
+    """The d.* command whose text is the value of text field `name`, else None."""
+    if name in FILTERABLE_TEXT:
+        return FILTERABLE_TEXT[name]
+    if not name.startswith("custom_"):
+        return None
+    field = field_for(name)      # custom_1..5, custom_KEY: KEY is [A-Za-z0-9_.-]+
+    return field.sources[0] if field.convert is _text else None
+
+
+def _text_filter(term, negated):
+    """`match` filter for a text or words term, None if it cannot be done exactly
+    enough: a negated term needs a translation that is exact, others a superset."""
+    words = term.field in FILTERABLE_WORDS
+    command = FILTERABLE_WORDS[term.field] if words else _text_command(term.field)
+    if command is None:
+        return None
+    found = _words_regex(term.value) if words else _pattern_regex(term.value)
+    if found is None:
+        return None
+    regex, exact = found
+    if negated and not exact:
+        return None
+    # In rTorrent's quoted string a backslash escapes: `\xHH` reaches the regex as \xHH.
+    test = 'match={%s,"%s"}' % (command, regex.replace("\\", "\\\\"))
+    if negated:
+        return 'not="$%s"' % test.replace("\\", "\\\\").replace('"', '\\"')
+    return test
+
+
+def _regex_literal(text, folds):
+    """ECMAScript regex text matching `text` (ASCII) as Python's case-insensitive
+    match does: letters and digits as they are, the rest as \\xHH escapes."""
+    out = []
+    for char in text:
+        if char.isalnum():
+            others = folds.get(char.lower())
+            if others:
+                char = "(%s|%s)" % (char, "|".join(
+                    "".join("\\x%02x" % byte for byte in other.encode()) for other in others))
+            out.append(char)
+        else:
+            out.append("\\x%02x" % ord(char))
+    return "".join(out)
+
+
+def _glob_regex(glob):
+    """(regex, exact) for a glob of `*` and `?` (ASCII), None for one with `[`."""
+    if "[" in glob:
+        return None
+    parts, exact = [], True
+    for index, piece in enumerate(glob.split("*")):
+        if index:
+            parts.append(_ANY_BYTES)
+        for number, chunk in enumerate(piece.split("?")):
+            if number:
+                parts.append(_ONE_CHAR)
+                exact = False
+            parts.append(_regex_literal(chunk, _CASE_FOLDS))
+    return "".join(parts), exact
+
+
+def _pattern_regex(value):
+    """(regex, exact) for a PatternType value, None if it cannot be translated.
+
+    Exact means rTorrent matches exactly the values Python matches (valid UTF-8).
+    Only ASCII values are translated; a /regex/ only when each of its `|`
+    alternatives is literal text with an optional ^ and $.
+    """
+    if not value.isascii():
+        return None
+    if len(value) >= 2 and value[0] == value[-1] == "/":
+        alternatives = []
+        for alternative in value[1:-1].split("|"):
+            start = alternative.startswith("^")
+            end = alternative.endswith("$") and len(alternative) > start
+            body = alternative[start:len(alternative) - end]
+            if any(char in body for char in "\\.^$*+?{}[]()"):
+                return None
+            # re.search: anywhere unless anchored; $ also before a last newline.
+            alternatives.append("(%s%s%s)" % ("" if start else _ANY_BYTES,
+                                              _regex_literal(body, _CASE_FOLDS),
+                                              "(\\x0a)?" if end else _ANY_BYTES))
+        return "|".join(alternatives), True
+    if any(char in value for char in "*?["):
+        return _glob_regex(value)
+    return _regex_literal(value, _LOWER_FOLDS), True
+
+
+def _words_regex(value):
+    """A superset regex (never exact) for a TaggedType value: the wanted word or glob
+    anywhere in the text; None for the empty value and globs with `[`."""
+    wanted = value[1:] if value.startswith("=") else value
+    if not wanted or not wanted.isascii():
+        return None
+    found = _glob_regex(wanted)
+    if found is None:
+        return None
+    return "%s%s%s" % (_ANY_BYTES, found[0], _ANY_BYTES), False
 
 
 class ItemSource:
@@ -3796,8 +3918,9 @@ class ItemSource:
                 and time.monotonic() - snapshot[2] <= self.snapshot_age:
             self.view_size = len(snapshot[0])
             return list(snapshot[0])
-        if prefilter and "d.multicall.filtered" not in self.known_methods():
-            prefilter = None    # rTorrent before 0.9.7
+        if prefilter and ("d.multicall.filtered" not in self.known_methods()
+                          or "match={" in prefilter and "match" not in self.known_methods()):
+            prefilter = None    # rTorrent before 0.9.7 (or 0.9.8 for text)
         items = self._fetch(view, fields, prefilter)
         self.view_size = self.proxy.view.size("", view) if prefilter else len(items)
         return items
