@@ -3646,6 +3646,12 @@ METHODS_SECONDS = 300
 #: Up to this many items missing from a cache are read with per-hash calls.
 FEW_ITEMS = 20
 
+#: A pre-filter that keeps more than this share of a view costs rTorrent more (it runs
+#: the filter's commands for every item) than it saves; it is then left out for the
+#: next UNFILTERED_FETCHES fetches with it, and tried again after them.
+FILTER_USEFUL = 0.5
+UNFILTERED_FETCHES = 9
+
 #: Per-item data as nested multicalls: files (path, size) and trackers (URL, enabled).
 _NESTED_CALLS = {"@files": "f.multicall=,f.path=,f.size_bytes=",
                  "@trackers": "t.multicall=,t.url=,t.is_enabled="}
@@ -3699,20 +3705,24 @@ FILTERABLE_WORDS = {"tagged": "d.custom=tags"}
 _CASE_FOLDS = {"i": "\u0130\u0131", "k": "\u212a", "s": "\u017f"}
 _LOWER_FOLDS = {"k": "\u212a"}
 
-#: Any one byte (rTorrent's '.' stops at line ends), and one character as 1-4
-#: UTF-8 bytes (a superset: rTorrent reads bytes).
-_ANY_BYTES = "[^]*"
-_ONE_CHAR = "[^]([^]([^]([^])?)?)?"
+#: Any bytes (rTorrent's '.' stops at CR and LF), and one character as 1-4 UTF-8
+#: bytes (a superset: rTorrent reads bytes).  No brackets and no capturing groups:
+#: rTorrent compiles the regex for every item, and a bracket ([^]) costs it 40 us.
+_ANY_BYTE = "(?:.|\\x0a|\\x0d)"
+_ANY_BYTES = _ANY_BYTE + "*"
+_ONE_CHAR = "%s(?:%s(?:%s%s?)?)?" % ((_ANY_BYTE,) * 4)
 
 
 def rtorrent_filter(condition):
     """A `d.multicall.filtered` expression that keeps every item `condition` can
     match (and maybe a few more), or None when it cannot narrow anything down."""
-    return _filter_of(condition, False)
+    tree = _filter_of(condition, False)
+    return None if tree is None else _render_filter(tree)
 
 
 def _filter_of(condition, negated):
-    """Filter for `condition`, or for its negation; NOT is pushed down to the terms."""
+    """Filter tree for `condition`, or for its negation: a filter text, or
+    (operation, [trees]); NOT is pushed down to the terms."""
     if isinstance(condition, Term):
         return _term_filter(condition, condition.negated != negated)
     if isinstance(condition, Not):
@@ -3725,13 +3735,45 @@ def _filter_of(condition, negated):
         parts, all_needed = condition.parts, negated
     else:
         return None
-    filters = [_filter_of(part, negated) for part in parts]
+    found = [(_filter_of(part, negated), part) for part in parts]
     if all_needed:         # AND: a conjunct left out only lets more items through
-        filters = [f for f in filters if f is not None]
-        return _filter_list("and", filters) if filters else None
-    if not filters or None in filters:      # OR: one unknown branch may match anything
+        # rTorrent stops at the first false conjunct and runs the filter for every
+        # item: integer tests first, then text (a regex), flags (true for most) last.
+        found = sorted(((tree, part) for tree, part in found if tree is not None),
+                       key=lambda found: _filter_cost(*found))
+        operation = "and"
+    elif not found or any(tree is None for tree, _ in found):
+        return None        # OR: one unknown branch may match anything
+    else:
+        operation = "or"
+    trees = []
+    for tree, _ in found:      # and={a,and={b,c}} is and={a,b,c}: less to parse
+        trees.extend(tree[1] if isinstance(tree, tuple) and tree[0] == operation else [tree])
+    if not trees:
         return None
-    return _filter_list("or", filters)
+    return trees[0] if len(trees) == 1 else (operation, trees)
+
+
+def _filter_cost(tree, condition):
+    """Where a conjunct goes in an AND: 0 integer tests, 1 text, 2 flags only."""
+    if _only_flags(condition):
+        return 2
+    return 1 if "match={" in _render_filter(tree) else 0
+
+
+def _only_flags(condition):
+    if isinstance(condition, Term):
+        return isinstance(field_for(condition.field).type, BoolType)
+    if isinstance(condition, Not):
+        return _only_flags(condition.inner)
+    parts = getattr(condition, "parts", None) or getattr(condition, "terms", None) or ()
+    return bool(parts) and all(_only_flags(part) for part in parts)
+
+
+def _render_filter(tree):
+    if isinstance(tree, str):
+        return tree
+    return _filter_list(tree[0], [_render_filter(child) for child in tree[1]])
 
 
 def _filter_list(operation, filters):
@@ -3812,7 +3854,7 @@ def _regex_literal(text, folds):
         if char.isalnum():
             others = folds.get(char.lower())
             if others:
-                char = "(%s|%s)" % (char, "|".join(
+                char = "(?:%s|%s)" % (char, "|".join(
                     "".join("\\x%02x" % byte for byte in other.encode()) for other in others))
             out.append(char)
         else:
@@ -3854,9 +3896,9 @@ def _pattern_regex(value):
             if any(char in body for char in "\\.^$*+?{}[]()"):
                 return None
             # re.search: anywhere unless anchored; $ also before a last newline.
-            alternatives.append("(%s%s%s)" % ("" if start else _ANY_BYTES,
+            alternatives.append("(?:%s%s%s)" % ("" if start else _ANY_BYTES,
                                               _regex_literal(body, _CASE_FOLDS),
-                                              "(\\x0a)?" if end else _ANY_BYTES))
+                                              "(?:\\x0a)?" if end else _ANY_BYTES))
         return "|".join(alternatives), True
     if any(char in value for char in "*?["):
         return _glob_regex(value)
@@ -3893,11 +3935,11 @@ class ItemSource:
         self.per_hash = {}  # "@files", "@trackers", stable field names → {hash: value}
         self.seen = {}  # hash → last time it was fetched
         self.unreadable = set()  # hashes whose rows break a d.multicall2
-        self.fetch_state = None
         self.wanted = {}  # view → every field asked for so far (what a poll fetches)
         self.snapshots = {}  # view → (items, fields, monotonic time taken)
         self.snapshot_age = None  # seconds a snapshot serves; None: no ItemPoller
         self.view_size = None  # items in the view at the last fetch, filtered or not
+        self.unfiltered = {}  # (view, filter) → fetches left that skip a filter that kept most
 
     # Fetching rows ---------------------------------------------------------
 
@@ -3921,8 +3963,18 @@ class ItemSource:
         if prefilter and ("d.multicall.filtered" not in self.known_methods()
                           or "match={" in prefilter and "match" not in self.known_methods()):
             prefilter = None    # rTorrent before 0.9.7 (or 0.9.8 for text)
+        key = (view, prefilter)
+        if prefilter and self.unfiltered.get(key):
+            self.unfiltered[key] -= 1       # the filter let most through lately
+            prefilter = None
         items = self._fetch(view, fields, prefilter)
         self.view_size = self.proxy.view.size("", view) if prefilter else len(items)
+        if prefilter and len(items) > self.view_size * FILTER_USEFUL:
+            # Evaluating the filter costs rTorrent more than sending the rows it drops.
+            self.unfiltered[key] = UNFILTERED_FETCHES
+            self.log.debug("rTorrent's filter kept %d of %d item(s) in view %r: the next %d "
+                           "fetches ask without it", len(items), self.view_size, view,
+                           UNFILTERED_FETCHES)
         return items
 
     def poll(self):
@@ -3940,10 +3992,12 @@ class ItemSource:
         commands = ["d.hash="] + sorted(self.command(s) for s in sources
                                         if s != "d.hash=" and self.command(s))
         rows = self.rows(view, commands, prefilter)
-        self.fetch_state = _FetchState(self, commands, view)
-        items = [Item(row, self.fetch_state) for row in rows]
-        self.fetch_state.items = items
-        self.forget_old(row[0] for row in rows)
+        state = _FetchState(self, commands, view)
+        items = [Item(row, state) for row in rows]
+        # The state knows the hashes, not the items: no cycle, so the items and
+        # their rows are gone as soon as the caller drops them.
+        state.hashes = [row[0] for row in rows]
+        self.forget_old(state.hashes)
         return items
 
     def command(self, source):
@@ -4074,15 +4128,15 @@ class ItemSource:
 
     # Per-item data -----------------------------------------------------------
 
-    def per_item(self, source, items, view):
-        """Fill the per-hash cache of `source` for all `items` that lack it.
+    def per_item(self, source, hashes, view):
+        """Fill the per-hash cache of `source` for all items (info-hashes) that lack it.
 
         rTorrent finds an item by a linear search over its hash, so per-hash calls
         cost O(items) each.  Many missing items are therefore read with one nested
         `d.multicall2` over the view; a few new ones with per-hash calls.
         """
         cache = self.per_hash.setdefault(source, {})
-        missing = [item.hash for item in items if item.hash not in cache]
+        missing = [info_hash for info_hash in hashes if info_hash not in cache]
         if not missing:
             return
         nested = _NESTED_CALLS[source]
@@ -4132,7 +4186,7 @@ class _FetchState:
     compiled getter per field, so that computing a field is a call or two."""
 
     def __init__(self, source, commands, view):
-        self.source, self.view, self.items, self.session = source, view, [], None
+        self.source, self.view, self.hashes, self.session = source, view, [], None
         self.index = {command: position for position, command in enumerate(commands)}
         self.getters = {}
 
@@ -4190,7 +4244,7 @@ class _FetchState:
     def per_item(self, source, item):
         cache = self.source.per_hash.setdefault(source, {})
         if item.row[0] not in cache:
-            self.source.per_item(source, self.items, self.view)
+            self.source.per_item(source, self.hashes, self.view)
         return cache.get(item.row[0], ())
 
     def fetch_one(self, command, item):

@@ -41,8 +41,14 @@ TRANSLATIONS = [
     # A term rTorrent cannot check is left out of an AND ...
     ("alias=foo* prio>0", "greater=d.priority=,value=0"),
     ("is_ignored=no done=0 message=/^$|ghost/ prio>0",
-     'and={"equal=d.ignore_commands=,value=0","match={d.message=,\\"((\\\\\\\\x0a)?)|'
-     '([^]*gho(s|\\\\\\\\xc5\\\\\\\\xbf)t[^]*)\\"}","greater=d.priority=,value=0"}'),
+     'and={"greater=d.priority=,value=0","match={d.message=,\\"(?:(?:\\\\\\\\x0a)?)|'
+     '(?:(?:.|\\\\\\\\x0a|\\\\\\\\x0d)*gho(?:s|\\\\\\\\xc5\\\\\\\\xbf)t(?:.|\\\\\\\\x0a|\\\\\\\\x0d)*)\\"}",'
+     '"equal=d.ignore_commands=,value=0"}'),
+    # rTorrent stops at the first false conjunct: integers, then text, flags last;
+    # a nested AND is flattened into its parent.
+    ("[ is_open=no is_active=no ] [ prio>3 OR size<1 ]",
+     'and={"or={\\"greater=d.priority=,value=3\\",\\"less=d.size_bytes=,value=1\\"}",'
+     '"equal=d.is_open=,value=0","equal=d.is_active=,value=0"}'),
     # ... and nested lists quote their elements one level deeper.
     ("prio=1,3 is_open=no",
      'and={"or={\\"equal=d.priority=,value=1\\",\\"equal=d.priority=,value=3\\"}",'
@@ -50,22 +56,22 @@ TRANSLATIONS = [
     # Text: rTorrent's case-insensitive `match` of the whole value; every character
     # but ASCII letters and digits as \xHH, so nothing reaches rTorrent as a command.
     ("name=foo", 'match={d.name=,"foo"}'),
-    ("name=*zzz*", 'match={d.name=,"[^]*zzz[^]*"}'),
+    ("name=*zzz*", 'match={d.name=,"(?:.|\\\\x0a|\\\\x0d)*zzz(?:.|\\\\x0a|\\\\x0d)*"}'),
     ("[ prio>3 OR name=*zzz* ]",
-     'or={"greater=d.priority=,value=3","match={d.name=,\\"[^]*zzz[^]*\\"}"}'),
-    ("name=a?", 'match={d.name=,"a[^]([^]([^]([^])?)?)?"}'),
+     'or={"greater=d.priority=,value=3","match={d.name=,\\"(?:.|\\\\\\\\x0a|\\\\\\\\x0d)*zzz(?:.|\\\\\\\\x0a|\\\\\\\\x0d)*\\"}"}'),
+    ("name=a?", 'match={d.name=,"a(?:.|\\\\x0a|\\\\x0d)(?:(?:.|\\\\x0a|\\\\x0d)(?:(?:.|\\\\x0a|\\\\x0d)(?:.|\\\\x0a|\\\\x0d)?)?)?"}'),
     ('name="b{c}$d;e\\"f\\\\g x"',
      'match={d.name=,"b\\\\x7bc\\\\x7d\\\\x24d\\\\x3be\\\\x22f\\\\x5cg\\\\x20x"}'),
     ("name=", 'match={d.name=,""}'),
     ("name=!foo", 'not="$match={d.name=,\\"foo\\"}"'),
     # Python's case folding finds K (Kelvin) for k in a literal, and also İ ı ſ in a glob.
-    ("name=kit", 'match={d.name=,"(k|\\\\xe2\\\\x84\\\\xaa)it"}'),
-    ("name=kis*", 'match={d.name=,"(k|\\\\xe2\\\\x84\\\\xaa)(i|\\\\xc4\\\\xb0|\\\\xc4\\\\xb1)'
-     '(s|\\\\xc5\\\\xbf)[^]*"}'),
-    ("message=/^$|gho/", 'match={d.message=,"((\\\\x0a)?)|([^]*gho[^]*)"}'),
-    ("custom_1=x*", 'match={d.custom1=,"x[^]*"}'),
+    ("name=kit", 'match={d.name=,"(?:k|\\\\xe2\\\\x84\\\\xaa)it"}'),
+    ("name=kis*", 'match={d.name=,"(?:k|\\\\xe2\\\\x84\\\\xaa)(?:i|\\\\xc4\\\\xb0|\\\\xc4\\\\xb1)'
+     '(?:s|\\\\xc5\\\\xbf)(?:.|\\\\x0a|\\\\x0d)*"}'),
+    ("message=/^$|gho/", 'match={d.message=,"(?:(?:\\\\x0a)?)|(?:(?:.|\\\\x0a|\\\\x0d)*gho(?:.|\\\\x0a|\\\\x0d)*)"}'),
+    ("custom_1=x*", 'match={d.custom1=,"x(?:.|\\\\x0a|\\\\x0d)*"}'),
     ("custom_my.key=x", 'match={d.custom=my.key,"x"}'),
-    ("tagged=foo", 'match={d.custom=tags,"[^]*foo[^]*"}'),
+    ("tagged=foo", 'match={d.custom=tags,"(?:.|\\\\x0a|\\\\x0d)*foo(?:.|\\\\x0a|\\\\x0d)*"}'),
     ("name=x alias=y", 'match={d.name=,"x"}'),
 ]
 
@@ -317,3 +323,21 @@ def test_a_name_with_any_character_is_found_by_its_own_literal_and_nothing_runs(
     matched, kept = _text_hashes(texts.proxy, condition)
     assert kept == matched and len(kept) >= 1
     assert texts.proxy.view.size("", "main") == len(TEXTS)     # nothing was erased or added
+
+
+def test_a_filter_that_keeps_most_of_the_view_is_left_out_for_a_while(varied, caplog):
+    proxy = pyrotorque.RtorrentProxy(varied.url, timeout=5)
+    source = pyrotorque.ItemSource(proxy)
+    keeps_all = pyrotorque.rtorrent_filter(pyrotorque.parse_condition("prio<9"))
+    keeps_few = pyrotorque.rtorrent_filter(pyrotorque.parse_condition("prio>2"))
+    with caplog.at_level(logging.DEBUG, logger="pyrotorque"):
+        for _ in range(1 + pyrotorque.UNFILTERED_FETCHES):
+            assert len(source.fetch("main", {"prio"}, keeps_all)) == len(ITEMS)
+            assert source.view_size == len(ITEMS)
+        few = source.fetch("main", {"prio"}, keeps_few)      # another filter: used
+    assert "rTorrent's filter kept %d of %d item(s)" % (len(ITEMS), len(ITEMS)) in caplog.text
+    assert proxy.stats.by_method["d.multicall2"] == pyrotorque.UNFILTERED_FETCHES
+    assert proxy.stats.by_method["d.multicall.filtered"] == 2
+    assert {item["prio"] for item in few} == {3}
+    source.fetch("main", {"prio"}, keeps_all)               # its pause is over: tried again
+    assert proxy.stats.by_method["d.multicall.filtered"] == 3
