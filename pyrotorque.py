@@ -4000,6 +4000,28 @@ class ItemSource:
         self.forget_old(state.hashes)
         return items
 
+    def complete(self, items, fields):
+        """Read the commands `fields` need that the fetch of `items` did not ask for,
+        for these items only, in one `system.multicall` (for a few items: rTorrent
+        looks up each info-hash in a list)."""
+        if not items:
+            return
+        wanted = [self.command(s) for s in sorted(required_sources(set(fields)))]
+        states = {}
+        for item in items:
+            states.setdefault(id(item.source), (item.source, []))[1].append(item)
+        for state, members in states.values():
+            if not isinstance(state, _FetchState):
+                continue
+            missing = [c for c in wanted if c and c not in state.index and c not in state.extra]
+            calls = [_call(command, item.hash) for item in members for command in missing]
+            values = iter(self.multicall(calls))
+            for item in members:
+                for command in missing:
+                    value = next(values)
+                    state.extra.setdefault(command, {})[item.hash] = (
+                        None if value is UNREADABLE or isinstance(value, dict) else value)
+
     def command(self, source):
         """The multicall command for a source, None for per-item sources and for
         methods this rTorrent lacks (their value is then None)."""
@@ -4188,6 +4210,7 @@ class _FetchState:
     def __init__(self, source, commands, view):
         self.source, self.view, self.hashes, self.session = source, view, [], None
         self.index = {command: position for position, command in enumerate(commands)}
+        self.extra = {}     # command the fetch did not ask for → {hash: value} (complete())
         self.getters = {}
 
     def compute(self, item, name):
@@ -4233,7 +4256,7 @@ class _FetchState:
                 return lambda item: item.row[position]
             if command is None:
                 return lambda item: None  # this rTorrent has no such method
-            return lambda item: self.fetch_one(command, item)
+            return lambda item: self.read_extra(command, item)
         return lambda item: item[source]
 
     def session_path(self, item):
@@ -4246,6 +4269,13 @@ class _FetchState:
         if item.row[0] not in cache:
             self.source.per_item(source, self.hashes, self.view)
         return cache.get(item.row[0], ())
+
+    def read_extra(self, command, item):
+        """A command the fetch did not ask for: read by `complete`, else now."""
+        values = self.extra.get(command)
+        if values is not None and item.row[0] in values:
+            return values[item.row[0]]
+        return self.fetch_one(command, item)
 
     def fetch_one(self, command, item):
         """A command the fetch did not ask for, read for this one item."""
@@ -6341,8 +6371,11 @@ class QueueManager(Job):
             self.sorter = parse_sort_fields(config.sort_fields) if config.sort_fields.strip() else None
         except ConfigError as exc:
             raise ConfigError("sort_fields: %s" % exc) from None
-        self.fields = (self.startable.fields | self.downloading.fields | {"name"}
-                       | (self.sorter.fields if self.sorter else set()))
+        # Two steps: the fields that decide go to rTorrent for every item that passes
+        # its filter; the order (and the name) only for the few startable ones.
+        self.fields = set(self.startable.fields | self.downloading.fields)
+        self.order_fields = (self.sorter.fields if self.sorter else set()) | {"name", "is_open"}
+        self.many_startable = False     # the last run had many: fetch it all at once
         # rTorrent sends only what may be startable or downloading (all, if unsure).
         self.prefilter = rtorrent_filter(AnyOf([self.startable, self.downloading]))
         if config.downloading_traffic_max:
@@ -6365,8 +6398,17 @@ class QueueManager(Job):
     def run(self):
         config = self.config
         self.proxy.connect()
-        items = self.items.fetch(config.view, self.fields, self.prefilter)
+        fields = self.fields | self.order_fields if self.many_startable else self.fields
+        items = self.items.fetch(config.view, fields, self.prefilter)
         startable = [item for item in items if self.startable.match(item)]
+        self.many_startable = len(startable) > FEW_ITEMS
+        if startable and not self.order_fields <= fields:
+            if self.many_startable:     # one more full fetch costs less than per-item calls
+                items = self.items.fetch(config.view, self.fields | self.order_fields,
+                                         self.prefilter)
+                startable = [item for item in items if self.startable.match(item)]
+            else:
+                self.items.complete(startable, self.order_fields)
         if not startable:
             self.log.debug("Checked %d item(s), none startable according to [ %s ]%s",
                            self.items.view_size, self.startable,

@@ -336,7 +336,7 @@ class Pyrotorque(Side):
     QUEUE_CONFIG = ("[TORQUE]\n"
                     "job.queue.active = True\n"
                     "job.queue.schedule = second=*\n"
-                    "job.queue.startable = prio>3\n"
+                    "job.queue.startable = {startable}\n"
                     "job.connstats.active = False\n")
     IDLE_CONFIG = "[TORQUE]\n"      # the defaults: connstats every minute, nothing else
     WATCH_CONFIG = ("[TORQUE]\n"
@@ -407,7 +407,7 @@ class Pyrosimple(Side):
     QUEUE_CONFIG = ('[TORQUE.queue]\n'
                     'handler = "%s"\n'
                     'schedule = "second=*"\n'
-                    'matcher = "prio>3"\n' % HANDLERS["queue"])
+                    'matcher = "{startable}"\n' % HANDLERS["queue"])
     IDLE_CONFIG = ""                # the defaults: no jobs at all
     # check_unhandled: its only way to load what came while it was down (at start and
     # on every run; the hourly schedule keeps it to the start here).
@@ -582,7 +582,7 @@ def discover_commands(side, tmp):
     with rtlab.RTorrent(log_xmlrpc=True, parent=tmp, prefix="disc") as rt:
         load_items(rt, 20)
         config_dir = tempfile.mkdtemp(prefix="cfg", dir=tmp)
-        side.write_config(config_dir, "queue")
+        side.write_config(config_dir, "queue", startable=QUEUE_CASES[0][1])
         argv = side.command(config_dir, rt.url, run_once="queue")
         done = subprocess.run(argv, env=side.env(config_dir), cwd=config_dir,
                               stdin=subprocess.DEVNULL,
@@ -612,10 +612,10 @@ def launch_at_phase(phase=0.05):
     time.sleep(delay if delay > 0.005 else delay + 1.0)
 
 
-def measure_startup_and_queue(side, rt, count, seconds, tmp):
+def measure_startup_and_queue(side, rt, count, seconds, tmp, startable=None):
     """One daemon run: startup figures, then the queue window.  Returns a dict of figures."""
     config_dir = tempfile.mkdtemp(prefix="cfg", dir=tmp)
-    side.write_config(config_dir, "queue")
+    side.write_config(config_dir, "queue", startable=startable or QUEUE_CASES[0][1])
     argv = side.command(config_dir, rt.url)
     launch_at_phase()
     with DaemonProcess(argv, env=side.env(config_dir), cwd=config_dir) as daemon:
@@ -1002,6 +1002,34 @@ ROWS = [
 ]
 NO_RATIO = {"multicalls", "ticks", "skipped", "idle_stats_runs", "series", "promtool"}
 
+#: The queue's startable conditions measured: (key suffix, condition, what it shows).  The
+#: first is the one above; the others get their own rows (``KEY:suffix``) and targets.
+QUEUE_CASES = [
+    ("", "prio>3", "integers only: rTorrent's filter drops every item"),
+    ("text", "[ prio>3 OR name=*zzz* ]", "a name glob: rTorrent's filter runs a regex per item"),
+    ("all", "[ prio>3 OR done>50 ]", "a computed field (done): every item is fetched and "
+     "matched here"),
+]
+#: Rows measured for each further queue case.
+CASE_ROWS = [
+    ("launch -> first tick done (launch at x.05 s)", "launch_first_tick", _s),
+    ("launch -> started, plus first tick alone (no wait)", "startup_work", _s),
+    ("ticks completed in the window", "ticks", _n),
+    ("daemon CPU per tick", "daemon_cpu_tick", _ms),
+    ("rTorrent CPU per tick", "rt_cpu_tick", _ms),
+    ("RSS at the end", "queue_rss", _mib),
+]
+
+
+def case_rows(cases):
+    """ROWS plus a group of CASE_ROWS for each further queue case."""
+    rows = list(ROWS)
+    for suffix, condition, _ in cases[1:]:
+        rows.append(("queue, startable = %s" % condition, None, None))
+        rows.extend((label, "%s:%s" % (key, suffix), fmt) for label, key, fmt in CASE_ROWS)
+        NO_RATIO.add("ticks:" + suffix)
+    return rows
+
 WATCH_ROWS = [
     ("close/rename -> d.hash answers, p50", "watch_p50", _ms),
     ("close/rename -> d.hash answers, p99", "watch_p99", _ms),
@@ -1023,6 +1051,8 @@ TARGETS = [
     ("  same, without the common wait for x+1.00 s", "startup_work", 0.25),
 ]
 TARGET_N = 10000
+#: The targets checked for each further queue case as well.
+CASE_TARGETS = ["daemon_cpu_tick", "rt_cpu_tick", "queue_rss", "launch_first_tick", "startup_work"]
 EXPORTER_TARGETS = [
     ("exporter: scrape p99", "scrape_p99", 0.25),
 ]
@@ -1064,7 +1094,8 @@ def print_table(sides, counts, results, out=sys.stdout):
     if not measured:
         return
     compare = len(measured) == 2
-    width = max(len(label) for label, _, _ in ROWS) + 2
+    rows = case_rows(QUEUE_CASES)
+    width = max(len(label) for label, _, _ in rows) + 2
     col, rcol = 12, 8
     group = col * len(measured) + (rcol if compare else 0)
     out.write("\n" + " " * width + "".join(
@@ -1072,7 +1103,7 @@ def print_table(sides, counts, results, out=sys.stdout):
     names = "".join("%*s" % (col, side.name) for side in measured)
     names += "%*s" % (rcol, "ratio") if compare else ""
     out.write(" " * width + names * len(counts) + "\n")
-    for label, key, fmt in ROWS:
+    for label, key, fmt in rows:
         if key is None:
             out.write("%s\n" % label)
             continue
@@ -1101,7 +1132,15 @@ def print_targets(sides, counts, results, out=sys.stdout):
     out.write("\nTargets (issue 10), at N = {:,}{}: ratio {} / {} of the medians\n".format(
         n, "" if n == TARGET_N else " (the issue sets them at N = 10,000: not run)",
         ours.name, theirs.name))
-    for label, key, limit in TARGETS + EXPORTER_TARGETS:
+    targets = list(TARGETS)
+    for suffix, condition, _ in QUEUE_CASES[1:]:
+        targets.append(("queue, startable = %s:" % condition, None, None))
+        targets.extend(("  " + label.strip(), "%s:%s" % (key, suffix), limit)
+                       for label, key, limit in TARGETS if key in CASE_TARGETS)
+    for label, key, limit in targets + EXPORTER_TARGETS:
+        if key is None:
+            out.write("  %s\n" % label)
+            continue
         mine = median_of(results[ours.name].get(n, []), key)
         other = median_of(results[theirs.name].get(n, []), key)
         value = ratio(mine, other)
@@ -1161,7 +1200,7 @@ def print_details(sides, counts, results, extra, out=sys.stdout):
         for n in counts:
             runs = results[side.name].get(n, [])
             out.write("  %s, N = %s:\n" % (side.name, "{:,}".format(n)))
-            for label, key, fmt in ROWS:
+            for label, key, fmt in case_rows(QUEUE_CASES):
                 if key is None:
                     continue
                 values = [run[key] for run in runs if key in run]
@@ -1194,6 +1233,8 @@ def parse_args(argv=None):
     parser.add_argument("--catchup", type=int, default=50,
                         help="files put in while the daemon is down (default: 50)")
     parser.add_argument("--no-watch", action="store_true", help="leave out the watch section")
+    parser.add_argument("--one-queue-case", action="store_true",
+                        help="measure the queue with its first startable (prio>3) only")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: N = 1000, one repetition")
     parser.add_argument("--fields", help="the commands of the raw d.multicall2, separated by "
@@ -1207,6 +1248,8 @@ def parse_args(argv=None):
                         "from PyPI and cached under ~/.cache/pyrotorque-bench/)"
                         % PYROSIMPLE_VERSION)
     args = parser.parse_args(argv)
+    if args.one_queue_case:
+        del QUEUE_CASES[1:]
     if args.quick:
         args.items, args.repeat = "1000", 1
         args.watch_files, args.burst, args.scrapes = 50, 200, 10
@@ -1278,6 +1321,12 @@ def main(argv=None):
                             if side.name in multicalls else {}
                         run.update(measure_startup_and_queue(side, rt, count, args.seconds, tmp))
                         time.sleep(0.5)
+                        for suffix, startable, _ in QUEUE_CASES[1:]:
+                            figures = measure_startup_and_queue(side, rt, count, args.seconds,
+                                                                tmp, startable)
+                            run.update(("%s:%s" % (key, suffix), value)
+                                       for key, value in figures.items())
+                            time.sleep(0.5)
                         run.update(measure_idle(side, rt, args.idle_seconds, tmp))
                         time.sleep(0.5)
                         run.update(measure_raw(rt, commands[side.name], count,

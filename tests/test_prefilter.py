@@ -341,3 +341,23 @@ def test_a_filter_that_keeps_most_of_the_view_is_left_out_for_a_while(varied, ca
     assert {item["prio"] for item in few} == {3}
     source.fetch("main", {"prio"}, keeps_all)               # its pause is over: tried again
     assert proxy.stats.by_method["d.multicall.filtered"] == 3
+
+
+def test_the_queue_reads_name_and_order_only_for_the_few_startable_items(varied, caplog):
+    spec = pyrotorque.JobSpec("queue")
+    spec.params.update(startable="prio>2", dry_run="True", start_at_once="9")
+    proxy = pyrotorque.RtorrentProxy(varied.url, timeout=5)
+    config = pyrotorque.job_config(spec, pyrotorque.QueueManager, None, proxy=proxy,
+                                   item_source=pyrotorque.ItemSource(proxy))
+    job = pyrotorque.QueueManager(config)
+    assert not {"name", "loaded"} & job.fields
+    per_item, multicall = [], job.items.multicall
+    job.items.multicall = lambda calls: per_item.extend(calls) or multicall(calls)
+    with caplog.at_level(logging.INFO, logger="pyrotorque"):
+        job.run()
+    expected = [name for name, _, _, prio, is_open, _ in ITEMS if prio == 3 and not is_open]
+    started = [line.split("'")[1] for line in caplog.text.splitlines() if "WOULD start" in line]
+    assert sorted(started) == sorted(expected) and len(expected) > 1
+    assert proxy.stats.by_method["d.multicall.filtered"] == 1
+    assert sorted(method for method, _ in per_item if method != "t.multicall") == sorted(
+        ["d.name", "d.custom", "d.load_date"] * len(expected))     # name, loaded: only these
