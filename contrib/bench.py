@@ -41,7 +41,15 @@ startup  a queue job every second whose startable condition ``prio>3`` matches
 queue    the same process keeps running ``--seconds`` more; the window starts
          and ends right after a completed tick.  Daemon CPU and rTorrent CPU
          per completed tick (rTorrent's is the load a daemon puts on the user's
-         client), ticks completed, RSS at the end.
+         client), ticks completed, RSS at the end: read 0.1 s after the last
+         tick's line (what the daemon holds between ticks: ours hands freed memory
+         back to the system right after each run, which is after that line) and,
+         as a second row, at the line itself (near the tick's peak).
+         The queue runs with each startable of ``QUEUE_CASES`` in turn: ``prio>3``
+         (rTorrent's filter drops every item), ``[ prio>3 OR name=*zzz* ]`` (a
+         name glob: rTorrent runs a regex per item) and ``[ prio>3 OR done>50 ]``
+         (a computed field: every item is fetched and matched in the daemon);
+         ``--one-queue-case`` keeps the first only.
 idle     each daemon's default jobs (ours: connstats every minute; pyrosimple has
          no default jobs): after the "started" line and 1 s to settle,
          ``--idle-seconds`` of daemon CPU per second, rTorrent CPU per second, RSS.
@@ -612,6 +620,10 @@ def launch_at_phase(phase=0.05):
     time.sleep(delay if delay > 0.005 else delay + 1.0)
 
 
+#: Seconds after a tick's log line before the RSS between ticks is read.
+RSS_SETTLE = 0.1
+
+
 def measure_startup_and_queue(side, rt, count, seconds, tmp, startable=None):
     """One daemon run: startup figures, then the queue window.  Returns a dict of figures."""
     config_dir = tempfile.mkdtemp(prefix="cfg", dir=tmp)
@@ -646,6 +658,10 @@ def measure_startup_and_queue(side, rt, count, seconds, tmp, startable=None):
             if t_end - t0 >= seconds:
                 break
         cpu_d1, cpu_r1 = cpu_seconds(daemon.pid), cpu_seconds(rt.pid)
+        rss_tick_end = rss_mib(daemon.pid)
+        # What the daemon holds between ticks: a moment after the tick's last line
+        # (ours hands freed memory back right after each run, after that line).
+        time.sleep(RSS_SETTLE)
         rss_end = rss_mib(daemon.pid)
         ticks = daemon.count(side.TICK_DONE, i_first + 1, index + 1)
         window = t_end - t_first
@@ -661,6 +677,7 @@ def measure_startup_and_queue(side, rt, count, seconds, tmp, startable=None):
             "daemon_cpu_tick": (cpu_d1 - cpu_d0) / ticks,
             "rt_cpu_tick": (cpu_r1 - cpu_r0) / ticks,
             "queue_rss": rss_end,
+            "queue_rss_tick_end": rss_tick_end,
         }
         if side.SKIPPED:
             run["skipped"] = daemon.count(side.SKIPPED, i_first + 1, index + 1)
@@ -981,7 +998,8 @@ ROWS = [
     ("mean time between ticks", "tick_interval", _s),
     ("daemon CPU per tick", "daemon_cpu_tick", _ms),
     ("rTorrent CPU per tick", "rt_cpu_tick", _ms),
-    ("RSS at the end", "queue_rss", _mib),
+    ("RSS at the end (0.1 s after a tick's line)", "queue_rss", _mib),
+    ("RSS at the end, read at the tick's line", "queue_rss_tick_end", _mib),
     ("idle (default jobs: ours connstats/min, pyrosimple none)", None, None),
     ("RSS", "idle_rss", _mib),
     ("daemon CPU per second", "idle_cpu", _rate),
@@ -1017,7 +1035,8 @@ CASE_ROWS = [
     ("ticks completed in the window", "ticks", _n),
     ("daemon CPU per tick", "daemon_cpu_tick", _ms),
     ("rTorrent CPU per tick", "rt_cpu_tick", _ms),
-    ("RSS at the end", "queue_rss", _mib),
+    ("RSS at the end (0.1 s after a tick's line)", "queue_rss", _mib),
+    ("RSS at the end, read at the tick's line", "queue_rss_tick_end", _mib),
 ]
 
 
