@@ -3705,12 +3705,14 @@ FILTERABLE_WORDS = {"tagged": "d.custom=tags"}
 _CASE_FOLDS = {"i": "\u0130\u0131", "k": "\u212a", "s": "\u017f"}
 _LOWER_FOLDS = {"k": "\u212a"}
 
-#: Any bytes (rTorrent's '.' stops at CR and LF), and one character as 1-4 UTF-8
-#: bytes (a superset: rTorrent reads bytes).  No brackets and no capturing groups:
-#: rTorrent compiles the regex for every item, and a bracket ([^]) costs it 40 us.
-_ANY_BYTE = "(?:.|\\x0a|\\x0d)"
-_ANY_BYTES = _ANY_BYTE + "*"
-_ONE_CHAR = "%s(?:%s(?:%s%s?)?)?" % ((_ANY_BYTE,) * 4)
+#: Wildcards: any bytes, and one character as 1-4 UTF-8 bytes (a superset: rTorrent
+#: reads bytes).  rTorrent compiles the regex for every item, so it stays short:
+#: no brackets ([^] costs 40 us an item), no groups around '.', which does not
+#: match CR or LF -- a value with a line break is let through instead (_HAS_BREAK).
+_ANY_BYTES = ".*"
+_ONE_CHAR = ".(?:.(?:..?)?)?"
+#: rTorrent's test "the value holds a CR or LF": '.*' cannot match all of it.
+_HAS_BREAK = 'not="$match={%s,\\".*\\"}"'
 
 
 def rtorrent_filter(condition):
@@ -3841,8 +3843,10 @@ def _text_filter(term, negated):
         return None
     # In rTorrent's quoted string a backslash escapes: `\xHH` reaches the regex as \xHH.
     test = 'match={%s,"%s"}' % (command, regex.replace("\\", "\\\\"))
-    if negated:
+    if negated:     # a wildcard never matches across a line break: never more than Python
         return 'not="$%s"' % test.replace("\\", "\\\\").replace('"', '\\"')
+    if "." in regex:        # a wildcard: a value with a line break is Python's to judge
+        return ("or", [test, _HAS_BREAK % command])
     return test
 
 
@@ -3881,7 +3885,8 @@ def _glob_regex(glob):
 def _pattern_regex(value):
     """(regex, exact) for a PatternType value, None if it cannot be translated.
 
-    Exact means rTorrent matches exactly the values Python matches (valid UTF-8).
+    Exact means rTorrent matches exactly the values Python matches (valid UTF-8 and,
+    where the regex has a wildcard, no line break: see _HAS_BREAK).
     Only ASCII values are translated; a /regex/ only when each of its `|`
     alternatives is literal text with an optional ^ and $.
     """
@@ -3897,8 +3902,8 @@ def _pattern_regex(value):
                 return None
             # re.search: anywhere unless anchored; $ also before a last newline.
             alternatives.append("(?:%s%s%s)" % ("" if start else _ANY_BYTES,
-                                              _regex_literal(body, _CASE_FOLDS),
-                                              "(?:\\x0a)?" if end else _ANY_BYTES))
+                                                _regex_literal(body, _CASE_FOLDS),
+                                                "(?:\\x0a)?" if end else _ANY_BYTES))
         return "|".join(alternatives), True
     if any(char in value for char in "*?["):
         return _glob_regex(value)

@@ -99,7 +99,10 @@ watch    not per N: each daemon watches a folder of its own on a fresh, empty
          polled with d.hash every millisecond until it answers (p50, p99); a burst
          of ``--burst`` files, until view.size counts them; then ``--catchup`` files
          put into a new folder while the daemon is down (dated 10 s back, as if they
-         arrived before the restart), launch -> all loaded.  pyrosimple:
+         arrived before the restart), launch -> all loaded.  Between burst and
+         catch-up, the same tree (every file loaded) is watched with a scan every
+         second (``schedule = second=*`` instead of the hourly default) for 10 s:
+         daemon and rTorrent CPU per second, RSS.  pyrosimple:
          ``pyrosimple.job.watch:TreeWatch`` with ``check_unhandled`` (its only way
          to load what came while it was down).  The "raw" column is the floor: the
          same files read and sent with ``load.raw_verbose``, one call each, by a
@@ -351,6 +354,7 @@ class Pyrotorque(Side):
                     "job.connstats.active = False\n"
                     "job.treewatch.active = True\n"
                     "job.treewatch.path = {root}\n"
+                    "job.treewatch.schedule = {schedule}\n"
                     "job.treewatch.quiet = True\n")
     EXPORTER_CONFIG = ("[TORQUE]\n"
                        "job.connstats.active = False\n"
@@ -421,7 +425,7 @@ class Pyrosimple(Side):
     # on every run; the hourly schedule keeps it to the start here).
     WATCH_CONFIG = ('[TORQUE.watch]\n'
                     'handler = "%s"\n'
-                    'schedule = "hour=*"\n'
+                    'schedule = "{schedule}"\n'
                     'path = "{root}"\n'
                     'print_to_client = false\n'
                     'check_unhandled = true\n' % HANDLERS["watch"])
@@ -828,6 +832,10 @@ def raw_loader(address):
     return load
 
 
+#: Seconds the tree watch on a 1 s schedule is measured for.
+WATCH_SCHEDULE_SECONDS = 10.0
+
+
 def measure_watch(side, tmp, files, burst, catchup):
     """Latency, burst and catch-up of ``side``'s tree watch (``side`` None: the raw floor)."""
     run = {}
@@ -852,7 +860,7 @@ def measure_watch(side, tmp, files, burst, catchup):
             run["watch_catchup"] = wait_loaded(address, loaded, started, 600, "raw catch-up")
             return run
         config_dir = tempfile.mkdtemp(prefix="cfg", dir=tmp)
-        side.write_config(config_dir, "watch", root=root)
+        side.write_config(config_dir, "watch", root=root, schedule="hour=*")
         with DaemonProcess(side.command(config_dir, rt.url), env=side.env(config_dir),
                            cwd=config_dir) as daemon:
             daemon.wait_line(side.WATCH_READY)
@@ -867,6 +875,19 @@ def measure_watch(side, tmp, files, burst, catchup):
             run["watch_burst"] = wait_loaded(address, loaded, started, 600,
                                              "%s burst" % side.name)
             run["watch_burst_rt_cpu"] = cpu_seconds(rt.pid) - cpu
+        # The same tree (every file loaded) with a scan every second instead of hourly.
+        config_dir = tempfile.mkdtemp(prefix="cfg", dir=tmp)
+        side.write_config(config_dir, "watch", root=root, schedule="second=*")
+        with DaemonProcess(side.command(config_dir, rt.url), env=side.env(config_dir),
+                           cwd=config_dir) as daemon:
+            daemon.wait_line(side.WATCH_READY)
+            time.sleep(2.0)
+            cpu_d0, cpu_r0, t0 = cpu_seconds(daemon.pid), cpu_seconds(rt.pid), time.monotonic()
+            time.sleep(WATCH_SCHEDULE_SECONDS)
+            cpu_d1, cpu_r1, t1 = cpu_seconds(daemon.pid), cpu_seconds(rt.pid), time.monotonic()
+            run["watch_sched_cpu"] = (cpu_d1 - cpu_d0) / (t1 - t0)
+            run["watch_sched_rt_cpu"] = (cpu_r1 - cpu_r0) / (t1 - t0)
+            run["watch_sched_rss"] = rss_mib(daemon.pid)
         # A new folder: pyrosimple's catch-up would load every file of the old one again.
         root = tempfile.mkdtemp(prefix="late", dir=tmp)
         arrived = time.time() - 10.0       # as if they came in before the restart
@@ -874,7 +895,7 @@ def measure_watch(side, tmp, files, burst, catchup):
             os.utime(path, (arrived, arrived))
         loaded += catchup
         config_dir = tempfile.mkdtemp(prefix="cfg", dir=tmp)
-        side.write_config(config_dir, "watch", root=root)
+        side.write_config(config_dir, "watch", root=root, schedule="hour=*")
         with DaemonProcess(side.command(config_dir, rt.url), env=side.env(config_dir),
                            cwd=config_dir) as daemon:
             run["watch_catchup"] = wait_loaded(address, loaded, daemon.launched, 600,
@@ -1056,6 +1077,9 @@ WATCH_ROWS = [
     ("burst: rTorrent CPU meanwhile", "watch_burst_rt_cpu", _s),
     ("catch-up: files put in while down, launch -> all loaded", "watch_catchup", _s),
     ("RSS after the catch-up", "watch_rss", _mib),
+    ("schedule every 1 s (tree of files+burst): daemon CPU/s", "watch_sched_cpu", _rate),
+    ("schedule every 1 s: rTorrent CPU per second", "watch_sched_rt_cpu", _rate),
+    ("schedule every 1 s: RSS", "watch_sched_rss", _mib),
 ]
 
 # The issue's targets: (what, key, largest ratio ours / pyrosimple that meets it), at N = 10,000.
