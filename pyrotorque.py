@@ -4145,9 +4145,18 @@ class ItemSource:
         return [reply[0] if isinstance(reply, list) else reply for reply in replies]
 
     def forget_old(self, hashes):
-        """Drop cached data of items not seen for CACHE_SECONDS (erased ones)."""
+        """Drop cached data of items not seen for CACHE_SECONDS (erased ones).
+
+        Only items with cached data are tracked: with no cache in use, a tick keeps
+        nothing of its rows (10,000 info-hashes kept would pin the memory they sit in).
+        """
         now = time.time()
-        self.seen.update(dict.fromkeys(hashes, now))
+        if not any(self.per_hash.values()):
+            self.seen.clear()
+            return
+        cached = set().union(*self.per_hash.values())
+        self.seen.update(dict.fromkeys((h for h in hashes if h in cached), now))
+        self.seen.update(dict.fromkeys((h for h in cached if h not in self.seen), now))
         for info_hash in [h for h, when in self.seen.items() if now - when > CACHE_SECONDS]:
             del self.seen[info_hash]
             for cache in self.per_hash.values():
