@@ -3708,11 +3708,11 @@ _LOWER_FOLDS = {"k": "\u212a"}
 #: Wildcards: any bytes, and one character as 1-4 UTF-8 bytes (a superset: rTorrent
 #: reads bytes).  rTorrent compiles the regex for every item, so it stays short:
 #: no brackets ([^] costs 40 us an item), no groups around '.', which does not
-#: match CR or LF -- a value with a line break is let through instead (_HAS_BREAK).
+#: match CR or LF -- a value with a line break is let through instead (_ANY_BREAK).
 _ANY_BYTES = ".*"
 _ONE_CHAR = ".(?:.(?:..?)?)?"
-#: rTorrent's test "the value holds a CR or LF": '.*' cannot match all of it.
-_HAS_BREAK = 'not="$match={%s,\\".*\\"}"'
+#: An alternative that matches every value holding a CR or LF (lines, then the last).
+_ANY_BREAK = "(?:.*(?:\\x0a|\\x0d))+.*"
 
 
 def rtorrent_filter(condition):
@@ -3841,12 +3841,12 @@ def _text_filter(term, negated):
     regex, exact = found
     if negated and not exact:
         return None
+    if not negated and "." in regex:    # a wildcard: a value with a line break passes
+        regex += "|" + _ANY_BREAK       # (negated, it never matches more than Python)
     # In rTorrent's quoted string a backslash escapes: `\xHH` reaches the regex as \xHH.
     test = 'match={%s,"%s"}' % (command, regex.replace("\\", "\\\\"))
-    if negated:     # a wildcard never matches across a line break: never more than Python
+    if negated:
         return 'not="$%s"' % test.replace("\\", "\\\\").replace('"', '\\"')
-    if "." in regex:        # a wildcard: a value with a line break is Python's to judge
-        return ("or", [test, _HAS_BREAK % command])
     return test
 
 
@@ -3886,7 +3886,7 @@ def _pattern_regex(value):
     """(regex, exact) for a PatternType value, None if it cannot be translated.
 
     Exact means rTorrent matches exactly the values Python matches (valid UTF-8 and,
-    where the regex has a wildcard, no line break: see _HAS_BREAK).
+    where the regex has a wildcard, no line break: see _ANY_BREAK).
     Only ASCII values are translated; a /regex/ only when each of its `|`
     alternatives is literal text with an optional ^ and $.
     """

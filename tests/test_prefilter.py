@@ -41,7 +41,7 @@ TRANSLATIONS = [
     # A term rTorrent cannot check is left out of an AND ...
     ("alias=foo* prio>0", "greater=d.priority=,value=0"),
     ("is_ignored=no done=0 message=/^$|ghost/ prio>0",
-     r'and={"greater=d.priority=,value=0","or={\"match={d.message=,\\\"(?:(?:\\\\\\\\x0a)?)|(?:.*gho(?:s|\\\\\\\\xc5\\\\\\\\xbf)t.*)\\\"}\",\"not=\\\"$match={d.message=,\\\\\\\".*\\\\\\\"}\\\"\"}","equal=d.ignore_commands=,value=0"}'),
+     r'and={"greater=d.priority=,value=0","match={d.message=,\"(?:(?:\\\\x0a)?)|(?:.*gho(?:s|\\\\xc5\\\\xbf)t.*)|(?:.*(?:\\\\x0a|\\\\x0d))+.*\"}","equal=d.ignore_commands=,value=0"}'),
     # rTorrent stops at the first false conjunct: integers, then text, flags last;
     # a nested AND is flattened into its parent.
     ("[ is_open=no is_active=no ] [ prio>3 OR size<1 ]",
@@ -54,13 +54,14 @@ TRANSLATIONS = [
     # Text: rTorrent's case-insensitive `match` of the whole value; every character
     # but ASCII letters and digits as \xHH, so nothing reaches rTorrent as a command.
     ("name=foo", 'match={d.name=,"foo"}'),
-    # A wildcard is '.', which stops at line breaks: a value with one is let through.
+    # A wildcard is '.', which stops at line breaks: a value with one is let through
+    # by a second alternative (negated, the wildcard never matches more than Python).
     ("name=*zzz*",
-     r'or={"match={d.name=,\".*zzz.*\"}","not=\"$match={d.name=,\\\".*\\\"}\""}'),
+     r'match={d.name=,".*zzz.*|(?:.*(?:\\x0a|\\x0d))+.*"}'),
     ("[ prio>3 OR name=*zzz* ]",
-     r'or={"greater=d.priority=,value=3","match={d.name=,\".*zzz.*\"}","not=\"$match={d.name=,\\\".*\\\"}\""}'),
+     r'or={"greater=d.priority=,value=3","match={d.name=,\".*zzz.*|(?:.*(?:\\\\x0a|\\\\x0d))+.*\"}"}'),
     ("name=a?",
-     r'or={"match={d.name=,\"a.(?:.(?:..?)?)?\"}","not=\"$match={d.name=,\\\".*\\\"}\""}'),
+     r'match={d.name=,"a.(?:.(?:..?)?)?|(?:.*(?:\\x0a|\\x0d))+.*"}'),
     ('name="b{c}$d;e\\"f\\\\g x"',
      'match={d.name=,"b\\\\x7bc\\\\x7d\\\\x24d\\\\x3be\\\\x22f\\\\x5cg\\\\x20x"}'),
     ("name=", 'match={d.name=,""}'),
@@ -69,14 +70,14 @@ TRANSLATIONS = [
     # Python's case folding finds K (Kelvin) for k in a literal, and also İ ı ſ in a glob.
     ("name=kit", 'match={d.name=,"(?:k|\\\\xe2\\\\x84\\\\xaa)it"}'),
     ("name=kis*",
-     r'or={"match={d.name=,\"(?:k|\\\\xe2\\\\x84\\\\xaa)(?:i|\\\\xc4\\\\xb0|\\\\xc4\\\\xb1)(?:s|\\\\xc5\\\\xbf).*\"}","not=\"$match={d.name=,\\\".*\\\"}\""}'),
+     r'match={d.name=,"(?:k|\\xe2\\x84\\xaa)(?:i|\\xc4\\xb0|\\xc4\\xb1)(?:s|\\xc5\\xbf).*|(?:.*(?:\\x0a|\\x0d))+.*"}'),
     ("message=/^$|gho/",
-     r'or={"match={d.message=,\"(?:(?:\\\\x0a)?)|(?:.*gho.*)\"}","not=\"$match={d.message=,\\\".*\\\"}\""}'),
+     r'match={d.message=,"(?:(?:\\x0a)?)|(?:.*gho.*)|(?:.*(?:\\x0a|\\x0d))+.*"}'),
     ("custom_1=x*",
-     r'or={"match={d.custom1=,\"x.*\"}","not=\"$match={d.custom1=,\\\".*\\\"}\""}'),
+     r'match={d.custom1=,"x.*|(?:.*(?:\\x0a|\\x0d))+.*"}'),
     ("custom_my.key=x", 'match={d.custom=my.key,"x"}'),
     ("tagged=foo",
-     r'or={"match={d.custom=tags,\".*foo.*\"}","not=\"$match={d.custom=tags,\\\".*\\\"}\""}'),
+     r'match={d.custom=tags,".*foo.*|(?:.*(?:\\x0a|\\x0d))+.*"}'),
     ("name=x alias=y", 'match={d.name=,"x"}'),
 ]
 
