@@ -75,11 +75,19 @@ _AS_MODULE = ("import os, sys; from importlib import util, machinery; sys.argv.p
               "machinery.SourceFileLoader('pyrotorque', p)); "
               "m = sys.modules['pyrotorque'] = util.module_from_spec(s); "
               "s.loader.exec_module(m); sys.exit(m.main())")
+# The daemon runs on glibc's malloc, not pymalloc: pymalloc keeps each 1 MiB arena
+# that still holds one object, so after a tick over 10,000 items some 5 MiB stayed
+# mapped; malloc_trim hands malloc's free pages back (see release_memory).  Children
+# get the environment as it was (the marker says the setting is ours).
 if __name__ == "__main__" and sys.executable and "__file__" in globals():
     try:
-        os.execv(sys.executable, [sys.executable, "-c", _AS_MODULE, __file__] + sys.argv[1:])
+        os.execve(sys.executable, [sys.executable, "-c", _AS_MODULE, __file__] + sys.argv[1:],
+                  dict(os.environ, PYTHONMALLOC="malloc", PYROTORQUE_MALLOC="1")
+                  if "PYTHONMALLOC" not in os.environ else os.environ)
     except OSError:
         pass        # run as the script it is
+if os.environ.pop("PYROTORQUE_MALLOC", None):
+    del os.environ["PYTHONMALLOC"]
 
 import argparse
 import ast
@@ -4000,6 +4008,12 @@ METHODS_SECONDS = 300
 #: Up to this many items missing from a cache are read with per-hash calls.
 FEW_ITEMS = 20
 
+#: A pre-filter that keeps more than this share of a view costs rTorrent more (it runs
+#: the filter's commands for every item) than it saves; it is then left out for the
+#: next UNFILTERED_FETCHES fetches with it, and tried again after them.
+FILTER_USEFUL = 0.5
+UNFILTERED_FETCHES = 9
+
 #: Per-item data as nested multicalls: files (path, size) and trackers (URL, enabled).
 _NESTED_CALLS = {"@files": "f.multicall=,f.path=,f.size_bytes=",
                  "@trackers": "t.multicall=,t.url=,t.is_enabled="}
@@ -4021,9 +4035,12 @@ UNREADABLE = _Unreadable()
 # item.  `d.multicall.filtered` lets rTorrent drop items first, so a condition is
 # translated into rTorrent's filter language where it can be done without doubt:
 # the translation may keep items the condition would reject (they are matched in
-# Python anyway), never the other way round.  Only integer fields whose value is a
-# d.* command as it is are translated, and the filter text is built from this
-# table and integers alone, so nothing a user writes can reach rTorrent as a command.
+# Python anyway), never the other way round.  Integer fields whose value is a d.*
+# command as it is are compared as integers; text fields (names, messages, custom
+# fields, tags) become rTorrent's `match` (a case-insensitive ECMAScript regex
+# that must match the whole value).  The filter text is built from these tables,
+# integers, ASCII letters and digits, and `\xHH` escapes for every other character
+# of a value, so nothing a user writes can reach rTorrent as a command.
 
 #: Fields whose item value is exactly the integer a d.* command returns.
 FILTERABLE_FIELDS = {
@@ -4037,15 +4054,39 @@ FILTERABLE_FIELDS = {
 #: rTorrent compares 64-bit integers; thresholds beyond this are left to Python.
 _FILTER_INT_MAX = 1 << 62
 
+#: Text fields whose item value is the text a d.* command returns (None as '');
+#: `custom_*` fields are found from their field row.
+FILTERABLE_TEXT = {"name": "d.name=", "message": "d.message=", "directory": "d.directory=",
+                   "hash": "d.hash="}
+
+#: Text fields holding words: `tagged` is the words of d.custom=tags.
+FILTERABLE_WORDS = {"tagged": "d.custom=tags"}
+
+#: ASCII letters Python's re.IGNORECASE also finds outside ASCII (rTorrent's regex
+#: folds ASCII only, so these come as UTF-8 alternatives); str.lower() only does k.
+_CASE_FOLDS = {"i": "\u0130\u0131", "k": "\u212a", "s": "\u017f"}
+_LOWER_FOLDS = {"k": "\u212a"}
+
+#: Wildcards: any bytes, and one character as 1-4 UTF-8 bytes (a superset: rTorrent
+#: reads bytes).  rTorrent compiles the regex for every item, so it stays short:
+#: no brackets ([^] costs 40 us an item), no groups around '.', which does not
+#: match CR or LF -- a value with a line break is let through instead (_ANY_BREAK).
+_ANY_BYTES = ".*"
+_ONE_CHAR = ".(?:.(?:..?)?)?"
+#: An alternative that matches every value holding a CR or LF (lines, then the last).
+_ANY_BREAK = "(?:.*(?:\\x0a|\\x0d))+.*"
+
 
 def rtorrent_filter(condition):
     """A `d.multicall.filtered` expression that keeps every item `condition` can
     match (and maybe a few more), or None when it cannot narrow anything down."""
-    return _filter_of(condition, False)
+    tree = _filter_of(condition, False)
+    return None if tree is None else _render_filter(tree)
 
 
 def _filter_of(condition, negated):
-    """Filter for `condition`, or for its negation; NOT is pushed down to the terms."""
+    """Filter tree for `condition`, or for its negation: a filter text, or
+    (operation, [trees]); NOT is pushed down to the terms."""
     if isinstance(condition, Term):
         return _term_filter(condition, condition.negated != negated)
     if isinstance(condition, Not):
@@ -4058,13 +4099,45 @@ def _filter_of(condition, negated):
         parts, all_needed = condition.parts, negated
     else:
         return None
-    filters = [_filter_of(part, negated) for part in parts]
+    found = [(_filter_of(part, negated), part) for part in parts]
     if all_needed:         # AND: a conjunct left out only lets more items through
-        filters = [f for f in filters if f is not None]
-        return _filter_list("and", filters) if filters else None
-    if not filters or None in filters:      # OR: one unknown branch may match anything
+        # rTorrent stops at the first false conjunct and runs the filter for every
+        # item: integer tests first, then text (a regex), flags (true for most) last.
+        found = sorted(((tree, part) for tree, part in found if tree is not None),
+                       key=lambda found: _filter_cost(*found))
+        operation = "and"
+    elif not found or any(tree is None for tree, _ in found):
+        return None        # OR: one unknown branch may match anything
+    else:
+        operation = "or"
+    trees = []
+    for tree, _ in found:      # and={a,and={b,c}} is and={a,b,c}: less to parse
+        trees.extend(tree[1] if isinstance(tree, tuple) and tree[0] == operation else [tree])
+    if not trees:
         return None
-    return _filter_list("or", filters)
+    return trees[0] if len(trees) == 1 else (operation, trees)
+
+
+def _filter_cost(tree, condition):
+    """Where a conjunct goes in an AND: 0 integer tests, 1 text, 2 flags only."""
+    if _only_flags(condition):
+        return 2
+    return 1 if "match={" in _render_filter(tree) else 0
+
+
+def _only_flags(condition):
+    if isinstance(condition, Term):
+        return isinstance(field_for(condition.field).type, BoolType)
+    if isinstance(condition, Not):
+        return _only_flags(condition.inner)
+    parts = getattr(condition, "parts", None) or getattr(condition, "terms", None) or ()
+    return bool(parts) and all(_only_flags(part) for part in parts)
+
+
+def _render_filter(tree):
+    if isinstance(tree, str):
+        return tree
+    return _filter_list(tree[0], [_render_filter(child) for child in tree[1]])
 
 
 def _filter_list(operation, filters):
@@ -4079,7 +4152,7 @@ def _term_filter(term, negated):
     """Filter for one `field=value` term (or its negation), None if not translatable."""
     command = FILTERABLE_FIELDS.get(term.field)
     if command is None:
-        return None
+        return _text_filter(term, negated)
     value_type = field_for(term.field).type
     if isinstance(value_type, BoolType):
         if (term.value == "yes") != negated:
@@ -4107,6 +4180,110 @@ def _term_filter(term, negated):
     return "equal=%s,value=%d" % (command, low)
 
 
+def _text_command(name):
+    """The d.* command whose text is the value of text field `name`, else None."""
+    if name in FILTERABLE_TEXT:
+        return FILTERABLE_TEXT[name]
+    if not name.startswith("custom_"):
+        return None
+    field = field_for(name)      # custom_1..5, custom_KEY: KEY is [A-Za-z0-9_.-]+
+    return field.sources[0] if field.convert is _text else None
+
+
+def _text_filter(term, negated):
+    """`match` filter for a text or words term, None if it cannot be done exactly
+    enough: a negated term needs a translation that is exact, others a superset."""
+    words = term.field in FILTERABLE_WORDS
+    command = FILTERABLE_WORDS[term.field] if words else _text_command(term.field)
+    if command is None:
+        return None
+    found = _words_regex(term.value) if words else _pattern_regex(term.value)
+    if found is None:
+        return None
+    regex, exact = found
+    if negated and not exact:
+        return None
+    if not negated and "." in regex:    # a wildcard: a value with a line break passes
+        regex += "|" + _ANY_BREAK       # (negated, it never matches more than Python)
+    # In rTorrent's quoted string a backslash escapes: `\xHH` reaches the regex as \xHH.
+    test = 'match={%s,"%s"}' % (command, regex.replace("\\", "\\\\"))
+    if negated:
+        return 'not="$%s"' % test.replace("\\", "\\\\").replace('"', '\\"')
+    return test
+
+
+def _regex_literal(text, folds):
+    """ECMAScript regex text matching `text` (ASCII) as Python's case-insensitive
+    match does: letters and digits as they are, the rest as \\xHH escapes."""
+    out = []
+    for char in text:
+        if char.isalnum():
+            others = folds.get(char.lower())
+            if others:
+                char = "(?:%s|%s)" % (char, "|".join(
+                    "".join("\\x%02x" % byte for byte in other.encode()) for other in others))
+            out.append(char)
+        else:
+            out.append("\\x%02x" % ord(char))
+    return "".join(out)
+
+
+def _glob_regex(glob):
+    """(regex, exact) for a glob of `*` and `?` (ASCII), None for one with `[`."""
+    if "[" in glob:
+        return None
+    parts, exact = [], True
+    for index, piece in enumerate(glob.split("*")):
+        if index:
+            parts.append(_ANY_BYTES)
+        for number, chunk in enumerate(piece.split("?")):
+            if number:
+                parts.append(_ONE_CHAR)
+                exact = False
+            parts.append(_regex_literal(chunk, _CASE_FOLDS))
+    return "".join(parts), exact
+
+
+def _pattern_regex(value):
+    """(regex, exact) for a PatternType value, None if it cannot be translated.
+
+    Exact means rTorrent matches exactly the values Python matches (valid UTF-8 and,
+    where the regex has a wildcard, no line break: see _ANY_BREAK).
+    Only ASCII values are translated; a /regex/ only when each of its `|`
+    alternatives is literal text with an optional ^ and $.
+    """
+    if not value.isascii():
+        return None
+    if len(value) >= 2 and value[0] == value[-1] == "/":
+        alternatives = []
+        for alternative in value[1:-1].split("|"):
+            start = alternative.startswith("^")
+            end = alternative.endswith("$") and len(alternative) > start
+            body = alternative[start:len(alternative) - end]
+            if any(char in body for char in "\\.^$*+?{}[]()"):
+                return None
+            # re.search: anywhere unless anchored; $ also before a last newline.
+            alternatives.append("(?:%s%s%s)" % ("" if start else _ANY_BYTES,
+                                                _regex_literal(body, _CASE_FOLDS),
+                                                "(?:\\x0a)?" if end else _ANY_BYTES))
+        return "|".join(alternatives), True
+    if any(char in value for char in "*?["):
+        return _glob_regex(value)
+    return _regex_literal(value, _LOWER_FOLDS), True
+
+
+def _words_regex(value):
+    """A superset regex (never exact) for a TaggedType value: the wanted word or glob
+    anywhere in the text; None for the empty value and globs with `[`."""
+    wanted = value[1:] if value.startswith("=") else value
+    if not wanted or not wanted.isascii():
+        return None
+    found = _glob_regex(wanted)
+    if found is None:
+        return None
+    return "%s%s%s" % (_ANY_BYTES, found[0], _ANY_BYTES), False
+
+
 class ItemSource:
     """Fetches the items of a view from rTorrent, with only the fields asked for.
 
@@ -4125,11 +4302,11 @@ class ItemSource:
         self.per_hash = {}  # "@files", "@trackers", stable field names → {hash: value}
         self.seen = {}  # hash → last time it was fetched
         self.unreadable = set()  # hashes whose rows break a d.multicall2
-        self.fetch_state = None
         self.wanted = {}  # view → every field asked for so far (what a poll fetches)
         self.snapshots = {}  # view → (items, fields, monotonic time taken)
         self.snapshot_age = None  # seconds a snapshot serves; None: no ItemPoller
         self.view_size = None  # items in the view at the last fetch, filtered or not
+        self.unfiltered = {}  # (view, filter) → fetches left that skip a filter that kept most
 
     # Fetching rows ---------------------------------------------------------
 
@@ -4150,10 +4327,21 @@ class ItemSource:
                 and time.monotonic() - snapshot[2] <= self.snapshot_age:
             self.view_size = len(snapshot[0])
             return list(snapshot[0])
-        if prefilter and "d.multicall.filtered" not in self.known_methods():
-            prefilter = None    # rTorrent before 0.9.7
+        if prefilter and ("d.multicall.filtered" not in self.known_methods()
+                          or "match={" in prefilter and "match" not in self.known_methods()):
+            prefilter = None    # rTorrent before 0.9.7 (or 0.9.8 for text)
+        key = (view, prefilter)
+        if prefilter and self.unfiltered.get(key):
+            self.unfiltered[key] -= 1       # the filter let most through lately
+            prefilter = None
         items = self._fetch(view, fields, prefilter)
         self.view_size = self.proxy.view.size("", view) if prefilter else len(items)
+        if prefilter and len(items) > self.view_size * FILTER_USEFUL:
+            # Evaluating the filter costs rTorrent more than sending the rows it drops.
+            self.unfiltered[key] = UNFILTERED_FETCHES
+            self.log.debug("rTorrent's filter kept %d of %d item(s) in view %r: the next %d "
+                           "fetches ask without it", len(items), self.view_size, view,
+                           UNFILTERED_FETCHES)
         return items
 
     def poll(self):
@@ -4171,11 +4359,35 @@ class ItemSource:
         commands = ["d.hash="] + sorted(self.command(s) for s in sources
                                         if s != "d.hash=" and self.command(s))
         rows = self.rows(view, commands, prefilter)
-        self.fetch_state = _FetchState(self, commands, view)
-        items = [Item(row, self.fetch_state) for row in rows]
-        self.fetch_state.items = items
-        self.forget_old(row[0] for row in rows)
+        state = _FetchState(self, commands, view)
+        items = [Item(row, state) for row in rows]
+        # The state knows the hashes, not the items: no cycle, so the items and
+        # their rows are gone as soon as the caller drops them.
+        state.hashes = [row[0] for row in rows]
+        self.forget_old(state.hashes)
         return items
+
+    def complete(self, items, fields):
+        """Read the commands `fields` need that the fetch of `items` did not ask for,
+        for these items only, in one `system.multicall` (for a few items: rTorrent
+        looks up each info-hash in a list)."""
+        if not items:
+            return
+        wanted = [self.command(s) for s in sorted(required_sources(set(fields)))]
+        states = {}
+        for item in items:
+            states.setdefault(id(item.source), (item.source, []))[1].append(item)
+        for state, members in states.values():
+            if not isinstance(state, _FetchState):
+                continue
+            missing = [c for c in wanted if c and c not in state.index and c not in state.extra]
+            calls = [_call(command, item.hash) for item in members for command in missing]
+            values = iter(self.multicall(calls))
+            for item in members:
+                for command in missing:
+                    value = next(values)
+                    state.extra.setdefault(command, {})[item.hash] = (
+                        None if value is UNREADABLE or isinstance(value, dict) else value)
 
     def command(self, source):
         """The multicall command for a source, None for per-item sources and for
@@ -4295,9 +4507,18 @@ class ItemSource:
         return [reply[0] if isinstance(reply, list) else reply for reply in replies]
 
     def forget_old(self, hashes):
-        """Drop cached data of items not seen for CACHE_SECONDS (erased ones)."""
+        """Drop cached data of items not seen for CACHE_SECONDS (erased ones).
+
+        Only items with cached data are tracked: with no cache in use, a tick keeps
+        nothing of its rows (10,000 info-hashes kept would pin the memory they sit in).
+        """
         now = time.time()
-        self.seen.update(dict.fromkeys(hashes, now))
+        if not any(self.per_hash.values()):
+            self.seen.clear()
+            return
+        cached = set().union(*self.per_hash.values())
+        self.seen.update(dict.fromkeys((h for h in hashes if h in cached), now))
+        self.seen.update(dict.fromkeys((h for h in cached if h not in self.seen), now))
         for info_hash in [h for h, when in self.seen.items() if now - when > CACHE_SECONDS]:
             del self.seen[info_hash]
             for cache in self.per_hash.values():
@@ -4305,15 +4526,15 @@ class ItemSource:
 
     # Per-item data -----------------------------------------------------------
 
-    def per_item(self, source, items, view):
-        """Fill the per-hash cache of `source` for all `items` that lack it.
+    def per_item(self, source, hashes, view):
+        """Fill the per-hash cache of `source` for all items (info-hashes) that lack it.
 
         rTorrent finds an item by a linear search over its hash, so per-hash calls
         cost O(items) each.  Many missing items are therefore read with one nested
         `d.multicall2` over the view; a few new ones with per-hash calls.
         """
         cache = self.per_hash.setdefault(source, {})
-        missing = [item.hash for item in items if item.hash not in cache]
+        missing = [info_hash for info_hash in hashes if info_hash not in cache]
         if not missing:
             return
         nested = _NESTED_CALLS[source]
@@ -4363,8 +4584,9 @@ class _FetchState:
     compiled getter per field, so that computing a field is a call or two."""
 
     def __init__(self, source, commands, view):
-        self.source, self.view, self.items, self.session = source, view, [], None
+        self.source, self.view, self.hashes, self.session = source, view, [], None
         self.index = {command: position for position, command in enumerate(commands)}
+        self.extra = {}     # command the fetch did not ask for → {hash: value} (complete())
         self.getters = {}
 
     def compute(self, item, name):
@@ -4410,7 +4632,7 @@ class _FetchState:
                 return lambda item: item.row[position]
             if command is None:
                 return lambda item: None  # this rTorrent has no such method
-            return lambda item: self.fetch_one(command, item)
+            return lambda item: self.read_extra(command, item)
         return lambda item: item[source]
 
     def session_path(self, item):
@@ -4421,8 +4643,15 @@ class _FetchState:
     def per_item(self, source, item):
         cache = self.source.per_hash.setdefault(source, {})
         if item.row[0] not in cache:
-            self.source.per_item(source, self.items, self.view)
+            self.source.per_item(source, self.hashes, self.view)
         return cache.get(item.row[0], ())
+
+    def read_extra(self, command, item):
+        """A command the fetch did not ask for: read by `complete`, else now."""
+        values = self.extra.get(command)
+        if values is not None and item.row[0] in values:
+            return values[item.row[0]]
+        return self.fetch_one(command, item)
 
     def fetch_one(self, command, item):
         """A command the fetch did not ask for, read for this one item."""
@@ -6678,8 +6907,11 @@ class QueueManager(Job):
             self.sorter = parse_sort_fields(config.sort_fields) if config.sort_fields.strip() else None
         except ConfigError as exc:
             raise ConfigError("sort_fields: %s" % exc) from None
-        self.fields = (self.startable.fields | self.downloading.fields | {"name"}
-                       | (self.sorter.fields if self.sorter else set()))
+        # Two steps: the fields that decide go to rTorrent for every item that passes
+        # its filter; the order (and the name) only for the few startable ones.
+        self.fields = set(self.startable.fields | self.downloading.fields)
+        self.order_fields = (self.sorter.fields if self.sorter else set()) | {"name", "is_open"}
+        self.many_startable = False     # the last run had many: fetch it all at once
         # rTorrent sends only what may be startable or downloading (all, if unsure).
         self.prefilter = rtorrent_filter(AnyOf([self.startable, self.downloading]))
         if config.downloading_traffic_max:
@@ -6702,8 +6934,17 @@ class QueueManager(Job):
     def run(self):
         config = self.config
         self.proxy.connect()
-        items = self.items.fetch(config.view, self.fields, self.prefilter)
+        fields = self.fields | self.order_fields if self.many_startable else self.fields
+        items = self.items.fetch(config.view, fields, self.prefilter)
         startable = [item for item in items if self.startable.match(item)]
+        self.many_startable = len(startable) > FEW_ITEMS
+        if startable and not self.order_fields <= fields:
+            if self.many_startable:     # one more full fetch costs less than per-item calls
+                items = self.items.fetch(config.view, self.fields | self.order_fields,
+                                         self.prefilter)
+                startable = [item for item in items if self.startable.match(item)]
+            else:
+                self.items.complete(startable, self.order_fields)
         if not startable:
             self.log.debug("Checked %d item(s), none startable according to [ %s ]%s",
                            self.items.view_size, self.startable,

@@ -41,7 +41,15 @@ startup  a queue job every second whose startable condition ``prio>3`` matches
 queue    the same process keeps running ``--seconds`` more; the window starts
          and ends right after a completed tick.  Daemon CPU and rTorrent CPU
          per completed tick (rTorrent's is the load a daemon puts on the user's
-         client), ticks completed, RSS at the end.
+         client), ticks completed, RSS at the end: read 0.1 s after the last
+         tick's line (what the daemon holds between ticks: ours hands freed memory
+         back to the system right after each run, which is after that line) and,
+         as a second row, at the line itself (near the tick's peak).
+         The queue runs with each startable of ``QUEUE_CASES`` in turn: ``prio>3``
+         (rTorrent's filter drops every item), ``[ prio>3 OR name=*zzz* ]`` (a
+         name glob: rTorrent runs a regex per item) and ``[ prio>3 OR done>50 ]``
+         (a computed field: every item is fetched and matched in the daemon);
+         ``--one-queue-case`` keeps the first only.
 idle     each daemon's default jobs (ours: connstats every minute; pyrosimple has
          no default jobs): after the "started" line and 1 s to settle,
          ``--idle-seconds`` of daemon CPU per second, rTorrent CPU per second, RSS.
@@ -91,7 +99,10 @@ watch    not per N: each daemon watches a folder of its own on a fresh, empty
          polled with d.hash every millisecond until it answers (p50, p99); a burst
          of ``--burst`` files, until view.size counts them; then ``--catchup`` files
          put into a new folder while the daemon is down (dated 10 s back, as if they
-         arrived before the restart), launch -> all loaded.  pyrosimple:
+         arrived before the restart), launch -> all loaded.  Between burst and
+         catch-up, the same tree (every file loaded) is watched with a scan every
+         second (``schedule = second=*`` instead of the hourly default) for 10 s:
+         daemon and rTorrent CPU per second, RSS.  pyrosimple:
          ``pyrosimple.job.watch:TreeWatch`` with ``check_unhandled`` (its only way
          to load what came while it was down).  The "raw" column is the floor: the
          same files read and sent with ``load.raw_verbose``, one call each, by a
@@ -336,13 +347,14 @@ class Pyrotorque(Side):
     QUEUE_CONFIG = ("[TORQUE]\n"
                     "job.queue.active = True\n"
                     "job.queue.schedule = second=*\n"
-                    "job.queue.startable = prio>3\n"
+                    "job.queue.startable = {startable}\n"
                     "job.connstats.active = False\n")
     IDLE_CONFIG = "[TORQUE]\n"      # the defaults: connstats every minute, nothing else
     WATCH_CONFIG = ("[TORQUE]\n"
                     "job.connstats.active = False\n"
                     "job.treewatch.active = True\n"
                     "job.treewatch.path = {root}\n"
+                    "job.treewatch.schedule = {schedule}\n"
                     "job.treewatch.quiet = True\n")
     EXPORTER_CONFIG = ("[TORQUE]\n"
                        "job.connstats.active = False\n"
@@ -407,13 +419,13 @@ class Pyrosimple(Side):
     QUEUE_CONFIG = ('[TORQUE.queue]\n'
                     'handler = "%s"\n'
                     'schedule = "second=*"\n'
-                    'matcher = "prio>3"\n' % HANDLERS["queue"])
+                    'matcher = "{startable}"\n' % HANDLERS["queue"])
     IDLE_CONFIG = ""                # the defaults: no jobs at all
     # check_unhandled: its only way to load what came while it was down (at start and
     # on every run; the hourly schedule keeps it to the start here).
     WATCH_CONFIG = ('[TORQUE.watch]\n'
                     'handler = "%s"\n'
-                    'schedule = "hour=*"\n'
+                    'schedule = "{schedule}"\n'
                     'path = "{root}"\n'
                     'print_to_client = false\n'
                     'check_unhandled = true\n' % HANDLERS["watch"])
@@ -582,7 +594,7 @@ def discover_commands(side, tmp):
     with rtlab.RTorrent(log_xmlrpc=True, parent=tmp, prefix="disc") as rt:
         load_items(rt, 20)
         config_dir = tempfile.mkdtemp(prefix="cfg", dir=tmp)
-        side.write_config(config_dir, "queue")
+        side.write_config(config_dir, "queue", startable=QUEUE_CASES[0][1])
         argv = side.command(config_dir, rt.url, run_once="queue")
         done = subprocess.run(argv, env=side.env(config_dir), cwd=config_dir,
                               stdin=subprocess.DEVNULL,
@@ -612,10 +624,14 @@ def launch_at_phase(phase=0.05):
     time.sleep(delay if delay > 0.005 else delay + 1.0)
 
 
-def measure_startup_and_queue(side, rt, count, seconds, tmp):
+#: Seconds after a tick's log line before the RSS between ticks is read.
+RSS_SETTLE = 0.1
+
+
+def measure_startup_and_queue(side, rt, count, seconds, tmp, startable=None):
     """One daemon run: startup figures, then the queue window.  Returns a dict of figures."""
     config_dir = tempfile.mkdtemp(prefix="cfg", dir=tmp)
-    side.write_config(config_dir, "queue")
+    side.write_config(config_dir, "queue", startable=startable or QUEUE_CASES[0][1])
     argv = side.command(config_dir, rt.url)
     launch_at_phase()
     with DaemonProcess(argv, env=side.env(config_dir), cwd=config_dir) as daemon:
@@ -646,6 +662,10 @@ def measure_startup_and_queue(side, rt, count, seconds, tmp):
             if t_end - t0 >= seconds:
                 break
         cpu_d1, cpu_r1 = cpu_seconds(daemon.pid), cpu_seconds(rt.pid)
+        rss_tick_end = rss_mib(daemon.pid)
+        # What the daemon holds between ticks: a moment after the tick's last line
+        # (ours hands freed memory back right after each run, after that line).
+        time.sleep(RSS_SETTLE)
         rss_end = rss_mib(daemon.pid)
         ticks = daemon.count(side.TICK_DONE, i_first + 1, index + 1)
         window = t_end - t_first
@@ -661,6 +681,7 @@ def measure_startup_and_queue(side, rt, count, seconds, tmp):
             "daemon_cpu_tick": (cpu_d1 - cpu_d0) / ticks,
             "rt_cpu_tick": (cpu_r1 - cpu_r0) / ticks,
             "queue_rss": rss_end,
+            "queue_rss_tick_end": rss_tick_end,
         }
         if side.SKIPPED:
             run["skipped"] = daemon.count(side.SKIPPED, i_first + 1, index + 1)
@@ -811,6 +832,10 @@ def raw_loader(address):
     return load
 
 
+#: Seconds the tree watch on a 1 s schedule is measured for.
+WATCH_SCHEDULE_SECONDS = 10.0
+
+
 def measure_watch(side, tmp, files, burst, catchup):
     """Latency, burst and catch-up of ``side``'s tree watch (``side`` None: the raw floor)."""
     run = {}
@@ -835,7 +860,7 @@ def measure_watch(side, tmp, files, burst, catchup):
             run["watch_catchup"] = wait_loaded(address, loaded, started, 600, "raw catch-up")
             return run
         config_dir = tempfile.mkdtemp(prefix="cfg", dir=tmp)
-        side.write_config(config_dir, "watch", root=root)
+        side.write_config(config_dir, "watch", root=root, schedule="hour=*")
         with DaemonProcess(side.command(config_dir, rt.url), env=side.env(config_dir),
                            cwd=config_dir) as daemon:
             daemon.wait_line(side.WATCH_READY)
@@ -850,6 +875,19 @@ def measure_watch(side, tmp, files, burst, catchup):
             run["watch_burst"] = wait_loaded(address, loaded, started, 600,
                                              "%s burst" % side.name)
             run["watch_burst_rt_cpu"] = cpu_seconds(rt.pid) - cpu
+        # The same tree (every file loaded) with a scan every second instead of hourly.
+        config_dir = tempfile.mkdtemp(prefix="cfg", dir=tmp)
+        side.write_config(config_dir, "watch", root=root, schedule="second=*")
+        with DaemonProcess(side.command(config_dir, rt.url), env=side.env(config_dir),
+                           cwd=config_dir) as daemon:
+            daemon.wait_line(side.WATCH_READY)
+            time.sleep(2.0)
+            cpu_d0, cpu_r0, t0 = cpu_seconds(daemon.pid), cpu_seconds(rt.pid), time.monotonic()
+            time.sleep(WATCH_SCHEDULE_SECONDS)
+            cpu_d1, cpu_r1, t1 = cpu_seconds(daemon.pid), cpu_seconds(rt.pid), time.monotonic()
+            run["watch_sched_cpu"] = (cpu_d1 - cpu_d0) / (t1 - t0)
+            run["watch_sched_rt_cpu"] = (cpu_r1 - cpu_r0) / (t1 - t0)
+            run["watch_sched_rss"] = rss_mib(daemon.pid)
         # A new folder: pyrosimple's catch-up would load every file of the old one again.
         root = tempfile.mkdtemp(prefix="late", dir=tmp)
         arrived = time.time() - 10.0       # as if they came in before the restart
@@ -857,7 +895,7 @@ def measure_watch(side, tmp, files, burst, catchup):
             os.utime(path, (arrived, arrived))
         loaded += catchup
         config_dir = tempfile.mkdtemp(prefix="cfg", dir=tmp)
-        side.write_config(config_dir, "watch", root=root)
+        side.write_config(config_dir, "watch", root=root, schedule="hour=*")
         with DaemonProcess(side.command(config_dir, rt.url), env=side.env(config_dir),
                            cwd=config_dir) as daemon:
             run["watch_catchup"] = wait_loaded(address, loaded, daemon.launched, 600,
@@ -981,7 +1019,8 @@ ROWS = [
     ("mean time between ticks", "tick_interval", _s),
     ("daemon CPU per tick", "daemon_cpu_tick", _ms),
     ("rTorrent CPU per tick", "rt_cpu_tick", _ms),
-    ("RSS at the end", "queue_rss", _mib),
+    ("RSS at the end (0.1 s after a tick's line)", "queue_rss", _mib),
+    ("RSS at the end, read at the tick's line", "queue_rss_tick_end", _mib),
     ("idle (default jobs: ours connstats/min, pyrosimple none)", None, None),
     ("RSS", "idle_rss", _mib),
     ("daemon CPU per second", "idle_cpu", _rate),
@@ -1002,6 +1041,35 @@ ROWS = [
 ]
 NO_RATIO = {"multicalls", "ticks", "skipped", "idle_stats_runs", "series", "promtool"}
 
+#: The queue's startable conditions measured: (key suffix, condition, what it shows).  The
+#: first is the one above; the others get their own rows (``KEY:suffix``) and targets.
+QUEUE_CASES = [
+    ("", "prio>3", "integers only: rTorrent's filter drops every item"),
+    ("text", "[ prio>3 OR name=*zzz* ]", "a name glob: rTorrent's filter runs a regex per item"),
+    ("all", "[ prio>3 OR done>50 ]", "a computed field (done): every item is fetched and "
+     "matched here"),
+]
+#: Rows measured for each further queue case.
+CASE_ROWS = [
+    ("launch -> first tick done (launch at x.05 s)", "launch_first_tick", _s),
+    ("launch -> started, plus first tick alone (no wait)", "startup_work", _s),
+    ("ticks completed in the window", "ticks", _n),
+    ("daemon CPU per tick", "daemon_cpu_tick", _ms),
+    ("rTorrent CPU per tick", "rt_cpu_tick", _ms),
+    ("RSS at the end (0.1 s after a tick's line)", "queue_rss", _mib),
+    ("RSS at the end, read at the tick's line", "queue_rss_tick_end", _mib),
+]
+
+
+def case_rows(cases):
+    """ROWS plus a group of CASE_ROWS for each further queue case."""
+    rows = list(ROWS)
+    for suffix, condition, _ in cases[1:]:
+        rows.append(("queue, startable = %s" % condition, None, None))
+        rows.extend((label, "%s:%s" % (key, suffix), fmt) for label, key, fmt in CASE_ROWS)
+        NO_RATIO.add("ticks:" + suffix)
+    return rows
+
 WATCH_ROWS = [
     ("close/rename -> d.hash answers, p50", "watch_p50", _ms),
     ("close/rename -> d.hash answers, p99", "watch_p99", _ms),
@@ -1009,6 +1077,9 @@ WATCH_ROWS = [
     ("burst: rTorrent CPU meanwhile", "watch_burst_rt_cpu", _s),
     ("catch-up: files put in while down, launch -> all loaded", "watch_catchup", _s),
     ("RSS after the catch-up", "watch_rss", _mib),
+    ("schedule every 1 s (tree of files+burst): daemon CPU/s", "watch_sched_cpu", _rate),
+    ("schedule every 1 s: rTorrent CPU per second", "watch_sched_rt_cpu", _rate),
+    ("schedule every 1 s: RSS", "watch_sched_rss", _mib),
 ]
 
 # The issue's targets: (what, key, largest ratio ours / pyrosimple that meets it), at N = 10,000.
@@ -1023,6 +1094,8 @@ TARGETS = [
     ("  same, without the common wait for x+1.00 s", "startup_work", 0.25),
 ]
 TARGET_N = 10000
+#: The targets checked for each further queue case as well.
+CASE_TARGETS = ["daemon_cpu_tick", "rt_cpu_tick", "queue_rss", "launch_first_tick", "startup_work"]
 EXPORTER_TARGETS = [
     ("exporter: scrape p99", "scrape_p99", 0.25),
 ]
@@ -1064,7 +1137,8 @@ def print_table(sides, counts, results, out=sys.stdout):
     if not measured:
         return
     compare = len(measured) == 2
-    width = max(len(label) for label, _, _ in ROWS) + 2
+    rows = case_rows(QUEUE_CASES)
+    width = max(len(label) for label, _, _ in rows) + 2
     col, rcol = 12, 8
     group = col * len(measured) + (rcol if compare else 0)
     out.write("\n" + " " * width + "".join(
@@ -1072,7 +1146,7 @@ def print_table(sides, counts, results, out=sys.stdout):
     names = "".join("%*s" % (col, side.name) for side in measured)
     names += "%*s" % (rcol, "ratio") if compare else ""
     out.write(" " * width + names * len(counts) + "\n")
-    for label, key, fmt in ROWS:
+    for label, key, fmt in rows:
         if key is None:
             out.write("%s\n" % label)
             continue
@@ -1101,7 +1175,15 @@ def print_targets(sides, counts, results, out=sys.stdout):
     out.write("\nTargets (issue 10), at N = {:,}{}: ratio {} / {} of the medians\n".format(
         n, "" if n == TARGET_N else " (the issue sets them at N = 10,000: not run)",
         ours.name, theirs.name))
-    for label, key, limit in TARGETS + EXPORTER_TARGETS:
+    targets = list(TARGETS)
+    for suffix, condition, _ in QUEUE_CASES[1:]:
+        targets.append(("queue, startable = %s:" % condition, None, None))
+        targets.extend(("  " + label.strip(), "%s:%s" % (key, suffix), limit)
+                       for label, key, limit in TARGETS if key in CASE_TARGETS)
+    for label, key, limit in targets + EXPORTER_TARGETS:
+        if key is None:
+            out.write("  %s\n" % label)
+            continue
         mine = median_of(results[ours.name].get(n, []), key)
         other = median_of(results[theirs.name].get(n, []), key)
         value = ratio(mine, other)
@@ -1161,7 +1243,7 @@ def print_details(sides, counts, results, extra, out=sys.stdout):
         for n in counts:
             runs = results[side.name].get(n, [])
             out.write("  %s, N = %s:\n" % (side.name, "{:,}".format(n)))
-            for label, key, fmt in ROWS:
+            for label, key, fmt in case_rows(QUEUE_CASES):
                 if key is None:
                     continue
                 values = [run[key] for run in runs if key in run]
@@ -1194,6 +1276,8 @@ def parse_args(argv=None):
     parser.add_argument("--catchup", type=int, default=50,
                         help="files put in while the daemon is down (default: 50)")
     parser.add_argument("--no-watch", action="store_true", help="leave out the watch section")
+    parser.add_argument("--one-queue-case", action="store_true",
+                        help="measure the queue with its first startable (prio>3) only")
     parser.add_argument("--quick", action="store_true",
                         help="smoke run: N = 1000, one repetition")
     parser.add_argument("--fields", help="the commands of the raw d.multicall2, separated by "
@@ -1207,6 +1291,8 @@ def parse_args(argv=None):
                         "from PyPI and cached under ~/.cache/pyrotorque-bench/)"
                         % PYROSIMPLE_VERSION)
     args = parser.parse_args(argv)
+    if args.one_queue_case:
+        del QUEUE_CASES[1:]
     if args.quick:
         args.items, args.repeat = "1000", 1
         args.watch_files, args.burst, args.scrapes = 50, 200, 10
@@ -1278,6 +1364,12 @@ def main(argv=None):
                             if side.name in multicalls else {}
                         run.update(measure_startup_and_queue(side, rt, count, args.seconds, tmp))
                         time.sleep(0.5)
+                        for suffix, startable, _ in QUEUE_CASES[1:]:
+                            figures = measure_startup_and_queue(side, rt, count, args.seconds,
+                                                                tmp, startable)
+                            run.update(("%s:%s" % (key, suffix), value)
+                                       for key, value in figures.items())
+                            time.sleep(0.5)
                         run.update(measure_idle(side, rt, args.idle_seconds, tmp))
                         time.sleep(0.5)
                         run.update(measure_raw(rt, commands[side.name], count,

@@ -1,6 +1,7 @@
 """Items and fields against a real rTorrent 0.9.8 (``contrib/rtlab.py``)."""
 import hashlib
 import os
+import sys
 import time
 import xmlrpc.client
 
@@ -314,3 +315,13 @@ def test_timestamps_rc_stamps_a_real_download(swarm):
         assert " E " not in leecher.log_text()
     finally:
         leecher.cleanup()
+
+
+def test_the_items_of_a_fetch_are_freed_as_soon_as_the_caller_drops_them(rtorrent, library):
+    source = pyrotorque.ItemSource(rtorrent.proxy)
+    items = source.fetch("main", {"name", "alias"})
+    assert items and all(item["alias"] for item in items)   # per-item data, read for all
+    row = items[0].row
+    held = sys.getrefcount(row)
+    del items
+    assert sys.getrefcount(row) == held - 1     # its item is gone: no cycle, no GC run

@@ -35,23 +35,61 @@ TRANSLATIONS = [
     ("NOT [ prio>1 OR size<1k ]",
      'and={"less=d.priority=,value=2","greater=d.size_bytes=,value=1023"}'),
     # A term rTorrent cannot check is left out of an AND ...
-    ("name=foo* prio>0", "greater=d.priority=,value=0"),
+    ("alias=foo* prio>0", "greater=d.priority=,value=0"),
     ("is_ignored=no done=0 message=/^$|ghost/ prio>0",
-     'and={"equal=d.ignore_commands=,value=0","greater=d.priority=,value=0"}'),
+     r'and={"greater=d.priority=,value=0","match={d.message=,\"(?:(?:\\\\x0a)?)|(?:.*gho(?:s|\\\\xc5\\\\xbf)t.*)|(?:.*(?:\\\\x0a|\\\\x0d))+.*\"}","equal=d.ignore_commands=,value=0"}'),
+    # rTorrent stops at the first false conjunct: integers, then text, flags last;
+    # a nested AND is flattened into its parent.
+    ("[ is_open=no is_active=no ] [ prio>3 OR size<1 ]",
+     'and={"or={\\"greater=d.priority=,value=3\\",\\"less=d.size_bytes=,value=1\\"}",'
+     '"equal=d.is_open=,value=0","equal=d.is_active=,value=0"}'),
     # ... and nested lists quote their elements one level deeper.
     ("prio=1,3 is_open=no",
      'and={"or={\\"equal=d.priority=,value=1\\",\\"equal=d.priority=,value=3\\"}",'
      '"equal=d.is_open=,value=0"}'),
+    # Text: rTorrent's case-insensitive `match` of the whole value; every character
+    # but ASCII letters and digits as \xHH, so nothing reaches rTorrent as a command.
+    ("name=foo", 'match={d.name=,"foo"}'),
+    # A wildcard is '.', which stops at line breaks: a value with one is let through
+    # by a second alternative (negated, the wildcard never matches more than Python).
+    ("name=*zzz*",
+     r'match={d.name=,".*zzz.*|(?:.*(?:\\x0a|\\x0d))+.*"}'),
+    ("[ prio>3 OR name=*zzz* ]",
+     r'or={"greater=d.priority=,value=3","match={d.name=,\".*zzz.*|(?:.*(?:\\\\x0a|\\\\x0d))+.*\"}"}'),
+    ("name=a?",
+     r'match={d.name=,"a.(?:.(?:..?)?)?|(?:.*(?:\\x0a|\\x0d))+.*"}'),
+    ('name="b{c}$d;e\\"f\\\\g x"',
+     'match={d.name=,"b\\\\x7bc\\\\x7d\\\\x24d\\\\x3be\\\\x22f\\\\x5cg\\\\x20x"}'),
+    ("name=", 'match={d.name=,""}'),
+    ("name=!foo", 'not="$match={d.name=,\\"foo\\"}"'),
+    ("name=!*zzz*", r'not="$match={d.name=,\".*zzz.*\"}"'),
+    # Python's case folding finds K (Kelvin) for k in a literal, and also İ ı ſ in a glob.
+    ("name=kit", 'match={d.name=,"(?:k|\\\\xe2\\\\x84\\\\xaa)it"}'),
+    ("name=kis*",
+     r'match={d.name=,"(?:k|\\xe2\\x84\\xaa)(?:i|\\xc4\\xb0|\\xc4\\xb1)(?:s|\\xc5\\xbf).*|(?:.*(?:\\x0a|\\x0d))+.*"}'),
+    ("message=/^$|gho/",
+     r'match={d.message=,"(?:(?:\\x0a)?)|(?:.*gho.*)|(?:.*(?:\\x0a|\\x0d))+.*"}'),
+    ("custom_1=x*",
+     r'match={d.custom1=,"x.*|(?:.*(?:\\x0a|\\x0d))+.*"}'),
+    ("custom_my.key=x", 'match={d.custom=my.key,"x"}'),
+    ("tagged=foo",
+     r'match={d.custom=tags,".*foo.*|(?:.*(?:\\x0a|\\x0d))+.*"}'),
+    ("name=x alias=y", 'match={d.name=,"x"}'),
 ]
 
 NOT_TRANSLATED = [
-    "name=foo",                 # text: rTorrent 0.9.8 has no pattern match
-    "name=foo OR prio=1",       # one unknown branch of an OR may match anything
+    "alias=foo",                # computed here from the trackers
+    "alias=foo OR prio=1",      # one unknown branch of an OR may match anything
+    "name=Ünï",                 # non-ASCII: rTorrent folds the case of ASCII only
+    "name=/a.b/",               # a regex with more than literal text and ^ $ |
+    "name=item[12]",            # a glob with a character class
+    "name=!item?",              # ? is 1-4 bytes there: not exact, so never negated
+    "tagged=!foo",              # words are found as text: not exact, never negated
+    "tagged=",
     "prio=1.5",                 # an integer never equals it: left to Python
     "prio=!1.5",
     "ratio>1",                  # a float computed from d.ratio
-    "custom_x=1",
-    "[ NOT [ name=foo prio>1 ] ]",
+    "[ NOT [ alias=foo prio>1 ] ]",
 ]
 
 
@@ -167,3 +205,169 @@ def test_the_queue_lets_rtorrent_filter_and_still_counts_the_whole_view(varied, 
     assert "(0 passed rTorrent's filter)" in caplog.text
     assert proxy.stats.by_method.get("d.multicall.filtered") == 1
     assert "d.multicall2" not in proxy.stats.by_method
+
+
+# Text: rTorrent's `match` against Python's patterns -------------------------------
+
+#: Names, messages, custom and tag values with every character the filter syntax or
+#: the regex could trip on, and the letters Python's case folding finds outside ASCII.
+TEXTS = ["Foo.Bar", "foo,bar", "ZZZ_x", "a{b}c", 'q"uote', "back\\slash", "dollar$x",
+         "semi;colon", "new\nline", "ends\n", "Ünï", "plain", "Kelvin\u212a", "\u017fs",
+         "\u0130x", "\u0131x", "tab\there", "caret^", "x", "kis", "KIS", "(par)|t",
+         "[b]r*?", "zzz", "a zzz b", "gho\u017ft", "ghost"]
+MESSAGES = ["", "", "ghost", "Tracker: [Failure reason \"x\"]", "ends\n", "GHOST town"]
+TAGS = ["", "foo bar", "Foo", "foobar", "x\u00a0foo", "kis \u212ais", "a,b"]
+TEXT_FIELDS = {"name": TEXTS, "message": MESSAGES, "custom_1": TEXTS[::-1],
+               "custom_my.key": TEXTS[5:] + TEXTS[:5], "tagged": TAGS}
+
+
+@pytest.fixture(scope="module")
+def texts():
+    """A module-wide rTorrent whose items carry TEXTS as names (and the other fields)."""
+    tmp = tempfile.mkdtemp(prefix="pt", dir="/tmp")
+    try:
+        with rtlab.RTorrent(parent=tmp) as rt:
+            for index, name in enumerate(TEXTS):
+                path = rtlab.make_payload(tmp, "p%02d" % index, 1000 + index)
+                info_hash = rt.load_raw(rtlab.make_torrent(path, "http://127.0.0.1:9/announce",
+                                                           name=name))
+                rt.proxy.d.message.set(info_hash, MESSAGES[index % len(MESSAGES)])
+                rt.proxy.d.custom1.set(info_hash, TEXT_FIELDS["custom_1"][index])
+                rt.proxy.d.custom.set(info_hash, "my.key", TEXT_FIELDS["custom_my.key"][index])
+                rt.proxy.d.custom.set(info_hash, "tags", TAGS[index % len(TAGS)])
+            yield rt
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+#: Pieces of values: text of the items, wildcards, and the characters that matter.
+PIECES = ["foo", "bar", "zzz", "x", "kis", "KI", "s", "i", "gho", "t", " ", "*", "?", ",", "{",
+          "}", '"', "\\", "$", ";", "\n", "^", ".", "|", "(", "[b]", "\u00fc", "Ünï", "line"]
+
+
+def _text_term(field, value, negated):
+    test, canonical = pyrotorque.field_for(field).type.compile(field, value)
+    return pyrotorque.Term(field, canonical, negated, test)
+
+
+def _text_terms():
+    plain = st.lists(st.sampled_from(PIECES), min_size=0, max_size=4).map("".join)
+    anchored = st.tuples(st.sampled_from(["", "^"]), plain.filter(lambda v: "*" not in v),
+                         st.sampled_from(["", "$"])).map("".join)
+    regex = st.lists(anchored, min_size=1, max_size=3).map(lambda alts: "/%s/" % "|".join(alts))
+    value = st.one_of(plain, regex)
+    return st.tuples(st.sampled_from(sorted(TEXT_FIELDS)), value, st.booleans())
+
+
+def _condition(shape, terms):
+    kind, *rest = shape
+    if kind == "term":
+        return terms[rest[0] % len(terms)]
+    parts = [_condition(part, terms) for part in rest]
+    if kind == "not":
+        return pyrotorque.Not(parts[0])
+    return (pyrotorque.AllOf if kind == "and" else pyrotorque.AnyOf)(parts)
+
+
+SHAPES = st.recursive(st.integers(0, 5).map(lambda n: ("term", n)), lambda inner: st.one_of(
+    st.tuples(st.just("and"), inner, inner), st.tuples(st.just("or"), inner, inner),
+    st.tuples(st.just("not"), inner)), max_leaves=4)
+
+
+def _exact(condition):
+    """True if rTorrent's filter for `condition` must keep exactly what it matches
+    (of the items whose texts hold no line break)."""
+    if isinstance(condition, pyrotorque.Term):
+        return (pyrotorque._text_filter(condition, False) is not None
+                and condition.field != "tagged" and "?" not in condition.value)
+    inner = getattr(condition, "parts", None) or [condition.inner]
+    return all(_exact(part) for part in inner)
+
+
+def _text_hashes(proxy, condition, breaks=None):
+    """(hashes Python matches, hashes rTorrent keeps); `breaks` gets the hashes of
+    the items with a line break in a text."""
+    source = pyrotorque.ItemSource(proxy)
+    fields = set(TEXT_FIELDS)
+    every = source.fetch("main", fields)
+    matched = {item.hash for item in every if condition.match(item)}
+    if breaks is not None:
+        breaks.update(item.hash for item in every if any(
+            "\n" in str(item[field]) or "\r" in str(item[field]) for field in fields))
+    kept = {item.hash for item in source.fetch("main", fields,
+                                               pyrotorque.rtorrent_filter(condition))}
+    return matched, kept
+
+
+@settings(max_examples=150, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(terms=st.lists(_text_terms(), min_size=1, max_size=6), shape=SHAPES)
+@example(terms=[("name", "*zzz*", False)], shape=("term", 0))
+@example(terms=[("message", "/^$|ghost/", False)], shape=("term", 0))
+@example(terms=[("message", "/^$|ghost/", True)], shape=("term", 0))
+@example(terms=[("name", "kis", False), ("name", "*s", True)], shape=("or", ("term", 0),
+                                                                      ("term", 1)))
+@example(terms=[("name", "ends\n", False)], shape=("term", 0))
+@example(terms=[("name", "/s$/", False)], shape=("term", 0))
+@example(terms=[("tagged", "foo", False)], shape=("term", 0))
+@example(terms=[("name", "*ix", False), ("custom_1", "kelvin*", False)],
+         shape=("or", ("term", 0), ("term", 1)))
+@example(terms=[("name", "kelvink", True)], shape=("term", 0))
+def test_rtorrent_keeps_the_items_a_text_condition_matches(texts, terms, shape):
+    try:
+        made = [_text_term(field, value, negated) for field, value, negated in terms]
+    except pyrotorque.BadValue:
+        return                              # e.g. a regex Python cannot compile
+    condition = _condition(shape, made)
+    breaks = set()
+    matched, kept = _text_hashes(texts.proxy, condition, breaks)
+    assert matched <= kept, "%s -> %s" % (condition, pyrotorque.rtorrent_filter(condition))
+    if _exact(condition):
+        assert kept - breaks == matched - breaks, "%s -> %s" % (
+            condition, pyrotorque.rtorrent_filter(condition))
+
+
+@pytest.mark.parametrize("value", [v for v in TEXTS if v.isascii() and not set(v) & set("*?[")])
+def test_a_name_with_any_character_is_found_by_its_own_literal_and_nothing_runs(texts, value):
+    condition = _text_term("name", value, False)
+    matched, kept = _text_hashes(texts.proxy, condition)
+    assert kept == matched and len(kept) >= 1
+    assert texts.proxy.view.size("", "main") == len(TEXTS)     # nothing was erased or added
+
+
+def test_a_filter_that_keeps_most_of_the_view_is_left_out_for_a_while(varied, caplog):
+    proxy = pyrotorque.RtorrentProxy(varied.url, timeout=5)
+    source = pyrotorque.ItemSource(proxy)
+    keeps_all = pyrotorque.rtorrent_filter(pyrotorque.parse_condition("prio<9"))
+    keeps_few = pyrotorque.rtorrent_filter(pyrotorque.parse_condition("prio>2"))
+    with caplog.at_level(logging.DEBUG, logger="pyrotorque"):
+        for _ in range(1 + pyrotorque.UNFILTERED_FETCHES):
+            assert len(source.fetch("main", {"prio"}, keeps_all)) == len(ITEMS)
+            assert source.view_size == len(ITEMS)
+        few = source.fetch("main", {"prio"}, keeps_few)      # another filter: used
+    assert "rTorrent's filter kept %d of %d item(s)" % (len(ITEMS), len(ITEMS)) in caplog.text
+    assert proxy.stats.by_method["d.multicall2"] == pyrotorque.UNFILTERED_FETCHES
+    assert proxy.stats.by_method["d.multicall.filtered"] == 2
+    assert {item["prio"] for item in few} == {3}
+    source.fetch("main", {"prio"}, keeps_all)               # its pause is over: tried again
+    assert proxy.stats.by_method["d.multicall.filtered"] == 3
+
+
+def test_the_queue_reads_name_and_order_only_for_the_few_startable_items(varied, caplog):
+    spec = pyrotorque.JobSpec("queue")
+    spec.params.update(startable="prio>2", dry_run="True", start_at_once="9")
+    proxy = pyrotorque.RtorrentProxy(varied.url, timeout=5)
+    config = pyrotorque.job_config(spec, pyrotorque.QueueManager, None, proxy=proxy,
+                                   item_source=pyrotorque.ItemSource(proxy))
+    job = pyrotorque.QueueManager(config)
+    assert not {"name", "loaded"} & job.fields
+    per_item, multicall = [], job.items.multicall
+    job.items.multicall = lambda calls: per_item.extend(calls) or multicall(calls)
+    with caplog.at_level(logging.INFO, logger="pyrotorque"):
+        job.run()
+    expected = [name for name, _, _, prio, is_open, _ in ITEMS if prio == 3 and not is_open]
+    started = [line.split("'")[1] for line in caplog.text.splitlines() if "WOULD start" in line]
+    assert sorted(started) == sorted(expected) and len(expected) > 1
+    assert proxy.stats.by_method["d.multicall.filtered"] == 1
+    assert sorted(method for method, _ in per_item if method != "t.multicall") == sorted(
+        ["d.name", "d.custom", "d.load_date"] * len(expected))     # name, loaded: only these

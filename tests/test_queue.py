@@ -150,14 +150,13 @@ def test_quiet_controls_the_print_message_sent_to_rtorrent(short_tmp):
 def test_an_rtorrent_fault_on_one_item_does_not_stop_the_others(rtorrent, short_tmp, caplog):
     hashes = [load(rtorrent, short_tmp, name) for name in "abc"]
     job = queue_job(short_tmp, rtorrent.url, start_at_once=3)
-    fetch = job.items.fetch
+    complete = job.items.complete      # reads name and order of the startable ones
 
-    def fetch_then_erase_the_first(*args, **kwargs):
-        items = fetch(*args, **kwargs)
+    def read_then_erase_the_first(*args, **kwargs):
+        complete(*args, **kwargs)
         rtorrent.proxy.d.erase(hashes[0])       # gone between the fetch and its start
-        return items
 
-    job.items.fetch = fetch_then_erase_the_first
+    job.items.complete = read_then_erase_the_first
     with caplog.at_level(logging.WARNING):
         job.run()
     assert_active(rtorrent, set(hashes[1:]))
