@@ -8093,7 +8093,6 @@ class TreeWatch(Job):
     VERIFY_TIMEOUT = 5.0
     #: Items per batch of loads.
     BATCH = 200
-    COMMAND_MARK = LOAD_COMMAND_MARK
 
     def __init__(self, config):
         super().__init__(config)
@@ -8270,7 +8269,7 @@ class TreeWatch(Job):
         for index, command in enumerate(entry.commands, 1):
             entry.params.append("catch=" + rtorrent_escape(
                 "%s ; d.custom.set=%s,(cat,(d.custom,%s),%d,-)"
-                % (command, self.COMMAND_MARK, self.COMMAND_MARK, index)))
+                % (command, LOAD_COMMAND_MARK, LOAD_COMMAND_MARK, index)))
         if entry.queue and not entry.start:
             entry.params.append("d.priority.set=0")
 
@@ -8464,7 +8463,7 @@ class TreeWatch(Job):
         waiting = list(self._inflight.items())
         try:
             answers = self.proxy.call("system.multicall", [
-                {"methodName": "d.custom", "params": [info_hash, self.COMMAND_MARK]}
+                {"methodName": "d.custom", "params": [info_hash, LOAD_COMMAND_MARK]}
                 if entry.commands else {"methodName": "d.hash", "params": [info_hash]}
                 for info_hash, entry in waiting])
         except RtorrentError as exc:
@@ -8486,7 +8485,7 @@ class TreeWatch(Job):
                     failed += [(entry, index) for index in range(len(entry.commands))
                                if str(index + 1) not in done]
                     calls.append({"methodName": "d.custom.set",
-                                  "params": [info_hash, self.COMMAND_MARK, ""]})
+                                  "params": [info_hash, LOAD_COMMAND_MARK, ""]})
             elif now > entry.deadline:
                 del self._inflight[info_hash]
                 self._bad(entry, "rTorrent did not take it within %.0f s (see rTorrent's log "
