@@ -13,6 +13,13 @@ Fixtures
 ``leecher``        a fresh rtorrent on its own 127.0.0.x in the module's ``swarm``,
                    stopped and removed after the test.  Load with
                    ``leecher.load_raw(swarm.torrents["single"].raw)``.
+``lab``            the tree watch lab: ``(loop, rtorrent, watch root)``; the test makes the
+                   job with ``helpers.make_watch`` and the fixture closes every one made.
+                   (test_remote_watch.py has a ``lab`` of its own.)
+``script``         the path of the pyrotorque.py that subprocess tests run.
+
+Plain helpers (the test loop, metafiles, /metrics clients, ...) are in ``helpers.py``;
+test files import from there and from here, never from another test file.
 
 All of them stop their processes by pid and remove their dirs afterwards.  If
 ``rtorrent`` or ``opentracker`` is missing they FAIL with the install command:
@@ -28,6 +35,7 @@ subprocesses they start — use that binary: ``system`` (default: Debian 12's 0.
 against a stand-in module during development.
 """
 
+import logging
 import os
 import pathlib
 import shutil
@@ -155,3 +163,28 @@ def script_under_test(monkeypatch):
     import daemon_process
     monkeypatch.setattr(daemon_process, "SCRIPT",
                         os.environ.get("PYROTORQUE_SCRIPT", daemon_process.SCRIPT))
+
+
+@pytest.fixture
+def script(script_under_test):
+    """The path of the pyrotorque.py that subprocess tests run (see ``script_under_test``)."""
+    import daemon_process
+    return daemon_process.SCRIPT
+
+
+@pytest.fixture
+def lab(rtorrent, short_tmp, caplog):
+    """(loop, rtorrent, watch root) for the tree watch; the job is made by the test with
+    ``helpers.make_watch``, and every watch made for this loop is closed afterwards."""
+    from helpers import Loop        # imports pyrotorque: only when a test asks for a lab
+    caplog.set_level(logging.DEBUG, logger="pyrotorque")
+    root = short_tmp / "watch"
+    root.mkdir()
+    loop = Loop()
+    try:
+        yield loop, rtorrent, root
+    finally:
+        for job in loop.to_close:
+            job.close()
+        for key in list(loop.selector.get_map().values()):
+            loop.selector.unregister(key.fileobj)

@@ -1,5 +1,6 @@
 """Bencode and metafile validation: golden tables, pyrobase's malformed inputs, hypothesis."""
 import hashlib
+import re
 
 import pytest
 from hypothesis import given, settings, strategies as st
@@ -127,9 +128,12 @@ def test_mutated_encodings_only_ever_raise_value_error(value, data):
 @given(st.binary(max_size=300))
 def test_random_magnet_files_only_ever_raise_value_error(data):
     try:
-        pyrotorque.parse_magnet(b"magnet:?" + data)
+        magnet = pyrotorque.parse_magnet(b"magnet:?" + data)
     except ValueError:
-        pass
+        return
+    # What is accepted has a hex info-hash, and the link rTorrent gets carries it.
+    assert re.fullmatch("[0-9A-F]{40}", magnet.info_hash)
+    assert ("urn:btih:" + magnet.info_hash).encode() in magnet.data
 
 
 # ---- metafiles -----------------------------------------------------------------------------

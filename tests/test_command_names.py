@@ -9,8 +9,7 @@ import pytest
 import daemon_process
 import pyrotorque
 import rtlab
-from helpers import hashes, logged
-from test_treewatch import lab, make_watch, metafile, write  # noqa: F401 (lab)
+from helpers import hashes, logged, make_watch, metafile, write
 
 LOGGER = "pyrotorque.job.treewatch"
 
@@ -81,7 +80,7 @@ def file_priorities(rt, info_hash):
                          ids=["seed-000", "seed-001", "seed-001-with-an-0.8-name"])
 def test_the_seeds_tree_watch_examples_load_with_every_command_applied(lab, caplog, commands):
     loop, rt, root = lab
-    watch = make_watch(loop, rt, root, load_mode="start", queued="True", **commands)
+    make_watch(loop, rt, root, load_mode="start", queued="True", **commands)
     old = [m for m in logged(caplog, "rTorrent 0.8's name")]
     assert len(old) == sum("set_priority" in v for v in commands.values())
     for key, text in commands.items():
@@ -99,13 +98,12 @@ def test_the_seeds_tree_watch_examples_load_with_every_command_applied(lab, capl
     assert rt.proxy.d.state(info_hash) == 0     # queued: left to the queue to start
     assert logged(caplog, r"Loaded 'Show.S01E02' .* \[queued\] \[startable\]")
     assert not logged(caplog, "Load command .* failed")
-    watch.close()
 
 
 @pytest.mark.parametrize("load_mode", ["normal", "start"])
 def test_one_failing_command_among_valid_ones_costs_only_itself(lab, caplog, load_mode):
     loop, rt, root = lab
-    watch = make_watch(loop, rt, root, load_mode=load_mode, **{
+    make_watch(loop, rt, root, load_mode=load_mode, **{
         "cmd.a_first": "d.custom.set=first,1",
         "cmd.b_broken": "d.no_such_command=1",
         "cmd.c_value": "d.custom.set=third,{{info_name}}",
@@ -136,7 +134,6 @@ def test_one_failing_command_among_valid_ones_costs_only_itself(lab, caplog, loa
     assert 'Command "d.no_such_command" does not exist' in errors[0]
     assert "cmd.e_bad_value failed for 'mixed'" in errors[1]
     assert proxy.d.custom1(other) == "last" and proxy.d.custom(other, "third") == "plain"
-    watch.close()
 
 
 def test_rtorrent_itself_skips_the_commands_after_a_failing_one():

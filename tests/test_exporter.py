@@ -5,7 +5,6 @@ what rTorrent says; the last test runs the daemon as a subprocess, as users do,
 and feeds its /metrics to ``promtool check metrics``.
 """
 import gzip
-import os
 import shutil
 import signal
 import socket
@@ -17,20 +16,12 @@ import pytest
 
 import daemon_process
 import pyrotorque
-from test_metrics import Loop, free_port, parse_metrics, raw, request, series, status_of, value
+from helpers import DaemonThread, free_port, parse_metrics, raw, request, series, status_of, value
 
 #: The exporter as the tests configure it (every collector, the port filled in).
 EXPORTER = ("job.exporter.active = yes\njob.exporter.schedule = hour=0\n"
             "job.exporter.port = {port}\njob.exporter.jobs = system,tracker,item\n"
             "job.exporter.item_stats = down.total,up.total,down.rate,size_bytes,ratio,no.such\n")
-
-
-@pytest.fixture
-def script(monkeypatch):
-    """The pyrotorque.py the subprocess tests run (PYROTORQUE_SCRIPT overrides it)."""
-    path = os.environ.get("PYROTORQUE_SCRIPT", daemon_process.SCRIPT)
-    monkeypatch.setattr(daemon_process, "SCRIPT", path)
-    return path
 
 
 @pytest.fixture
@@ -43,7 +34,7 @@ def loops():
 
 def exporter_in(loops, tmp_path, rt, extra=""):
     """A Daemon (not yet looping) with the exporter on a free port; returns (loop, job)."""
-    loop = Loop(tmp_path, EXPORTER.format(port=free_port()) + extra, url=rt.url).build()
+    loop = DaemonThread(tmp_path, EXPORTER.format(port=free_port()) + extra, url=rt.url).build()
     loops.append(loop)
     return loop, loop.daemon.jobs["exporter"].job
 

@@ -6,84 +6,22 @@ thread of its own; the tests are its clients.  No rTorrent is needed here:
 """
 import errno
 import gzip
-import http.client
 import math
 import os
 import re
 import socket
 import ssl
 import subprocess
-import threading
 import time
 
 import pytest
 
 import pyrotorque
+from helpers import (GO_FLOAT, DaemonThread, free_port, parse_metrics, raw, request, status_of,
+                     value)
 
 #: The README text that lists every metric (README.rst once merged).
 README = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "README.rst")
-
-
-# A strict parser of the text format 0.0.4 ------------------------------------------
-
-_SAMPLE = re.compile(r'([a-zA-Z_:][a-zA-Z0-9_:]*)(?:\{(.*)\})? (\S+)\Z')
-_LABEL = re.compile(r'\s*([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\\n]|\\[\\"n])*)"\s*(,|\Z)')
-_GO_FLOAT = re.compile(r"[+-]?(Inf|NaN|(\d+\.?\d*|\.\d+)([eE][+-]?\d+)?)\Z")
-
-
-def parse_metrics(text):
-    """{(name, ((label, value), ...)): float} of an exposition; fails on anything the
-    format forbids (missing HELP/TYPE, split families, duplicates, bad values)."""
-    assert text.endswith("\n"), "the last line must end with a newline"
-    samples, types, helps, done, current = {}, {}, {}, set(), None
-    for line in text[:-1].split("\n"):
-        assert line, "no empty lines expected"
-        if line.startswith("# HELP ") or line.startswith("# TYPE "):
-            kind, name, rest = line[2:6], line[7:].split(" ", 1)[0], line[7:].split(" ", 1)[1:]
-            assert name not in done, "family %s is split" % name
-            if name != current:
-                if current is not None:
-                    done.add(current)
-                current = name
-            table = helps if kind == "HELP" else types
-            assert name not in table, "second %s for %s" % (kind, name)
-            table[name] = rest[0] if rest else ""
-            if kind == "TYPE":
-                assert table[name] in ("counter", "gauge", "summary", "histogram", "untyped")
-            continue
-        assert not line.startswith("#"), line
-        found = _SAMPLE.match(line)
-        assert found, "bad sample line %r" % line
-        name, labels_text, value = found.groups()
-        family = name
-        if current and types.get(current) in ("summary", "histogram"):
-            for suffix in ("_sum", "_count", "_bucket"):
-                if name == current + suffix:
-                    family = current
-        assert family == current, "%s outside its family (current: %s)" % (name, current)
-        assert family in helps and family in types, "%s lacks HELP or TYPE" % family
-        labels, pos = [], 0
-        while labels_text and pos < len(labels_text):
-            label = _LABEL.match(labels_text, pos)
-            assert label, "bad labels in %r" % line
-            value_text = re.sub(r"\\(.)", lambda m: {"n": "\n"}.get(m.group(1), m.group(1)),
-                                label.group(2))
-            labels.append((label.group(1), value_text))
-            pos = label.end()
-        assert len({k for k, _ in labels}) == len(labels), "label twice in %r" % line
-        assert _GO_FLOAT.match(value), "value %r is not Go float text" % value
-        key = (name, tuple(sorted(labels)))
-        assert key not in samples, "duplicate series %r" % (key,)
-        samples[key] = float(value.replace("Inf", "inf"))
-    return samples, types, helps
-
-
-def value(samples, metric, **labels):
-    return samples[(metric, tuple(sorted(labels.items())))]
-
-
-def series(samples, metric):
-    return {labels: v for (n, labels), v in samples.items() if n == metric}
 
 
 # The renderer ------------------------------------------------------------------------
@@ -120,7 +58,7 @@ def test_golden_rendering_is_byte_exact():
 ])
 def test_values_are_text_that_gos_parsefloat_reads(number, text):
     assert pyrotorque.format_metric_value(number) == text
-    assert _GO_FLOAT.match(text)
+    assert GO_FLOAT.match(text)
     if not (isinstance(number, float) and math.isnan(number)):
         assert float(text.replace("Inf", "inf")) == float(number)
 
@@ -159,68 +97,12 @@ def test_the_same_series_twice_and_a_family_twice_are_refused():
 
 # The HTTP server in a real Daemon loop ------------------------------------------------
 
-class Loop:
-    """A Daemon's selector loop on a thread (signals stay with the main thread)."""
-
-    def __init__(self, tmp_path, torque_ini="", url="/nonexistent/rpc.sock"):
-        (tmp_path / "torque.ini").write_text("[TORQUE]\njob.connstats.active = no\n" + torque_ini)
-        self.options = pyrotorque._parse_options(["--fg", "--config-dir", str(tmp_path), "-U", url])
-        self.daemon = pyrotorque.Daemon(self.options, pyrotorque.load_settings(str(tmp_path)))
-        self.stop_r, self.stop_w = socket.socketpair()
-        self.daemon.add_reader(self.stop_r, lambda: None)
-        self.running = True
-        self.ticks = []
-        self.thread = None
-
-    def build(self):
-        connection, self.daemon.jobs = self.daemon.build_jobs(self.daemon.settings)
-        self.daemon.proxy, self.daemon.items, self.daemon.conn_key = connection
-        return self
-
-    def start(self):
-        self.thread = threading.Thread(target=self._serve, daemon=True)
-        self.thread.start()
-        return self
-
-    def _serve(self):
-        while self.running:
-            self.daemon.run_timers()
-            self.daemon._wait()
-            self.ticks.append(time.monotonic())
-
-    def call(self, function, timeout=10.0):
-        """Run ``function`` in the loop thread and return its result."""
-        done, result = threading.Event(), []
-
-        def run():
-            try:
-                result.append(function())
-            except BaseException as exc:    # handed to the caller
-                result.append(exc)
-            done.set()
-        self.daemon.call_later(0, run)
-        self.stop_w.send(b"x")
-        assert done.wait(timeout), "the loop did not run the call"
-        if isinstance(result[0], BaseException):
-            raise result[0]
-        return result[0]
-
-    def close(self):
-        if self.thread is not None:
-            self.call(self.daemon.close)
-            self.running = False
-            self.stop_w.send(b"x")
-            self.thread.join(5)
-        self.stop_r.close()
-        self.stop_w.close()
-
-
 @pytest.fixture
 def loop(tmp_path):
     made = []
 
     def make(torque_ini="", url="/nonexistent/rpc.sock"):
-        made.append(Loop(tmp_path, torque_ini, url))
+        made.append(DaemonThread(tmp_path, torque_ini, url))
         return made[-1]
     yield make
     for each in made:
@@ -245,37 +127,6 @@ def static_server(loop, body=BODY, **options):
     server.listen("127.0.0.1", 0)
     loop.start()
     return server
-
-
-def request(port, method="GET", path="/metrics", headers=None, timeout=5.0, context=None):
-    if context is not None:
-        conn = http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout, context=context)
-    else:
-        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
-    try:
-        conn.request(method, path, headers=headers or {})
-        response = conn.getresponse()
-        return response.status, dict(response.getheaders()), response.read()
-    finally:
-        conn.close()
-
-
-def raw(port, data, timeout=5.0, shutdown=False):
-    """Send raw bytes, return everything the server answers until it closes."""
-    with socket.create_connection(("127.0.0.1", port), timeout=timeout) as sock:
-        sock.sendall(data)
-        if shutdown:
-            sock.shutdown(socket.SHUT_WR)
-        chunks = []
-        while True:
-            chunk = sock.recv(65536)
-            if not chunk:
-                return b"".join(chunks)
-            chunks.append(chunk)
-
-
-def status_of(answer):
-    return int(answer.split(b" ", 2)[1])
 
 
 def test_get_and_head_of_metrics(loop):
@@ -525,12 +376,6 @@ def test_pyrocores_handler_name_means_the_exporter():
 
 EXPORTER = ("job.exporter.active = yes\njob.exporter.schedule = second=*/30\n"
             "job.exporter.port = {port}\njob.exporter.jobs = system,tracker,item\n")
-
-
-def free_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 class Counting(pyrotorque.Job):

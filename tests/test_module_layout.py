@@ -1,4 +1,8 @@
-"""pyrotorque.py reads like a book: its docstring is the table of contents of its banners."""
+"""pyrotorque.py reads like a book: its docstring is the table of contents of its banners;
+and the tests share their helpers through conftest.py and helpers.py only."""
+import ast
+import glob
+import os
 import re
 
 import pyrotorque
@@ -40,3 +44,19 @@ def test_every_built_in_job_and_public_error_is_in_all():
     errors = {name for name, value in vars(pyrotorque).items() if not name.startswith("_")
               and isinstance(value, type) and issubclass(value, pyrotorque.PyrotorqueError)}
     assert sorted((errors | set(pyrotorque.BUILTIN_JOBS)) - set(pyrotorque.__all__)) == []
+
+
+def test_no_test_file_imports_from_another_test_file():
+    """Shared fixtures live in conftest.py, shared helpers in helpers.py: a test file that
+    imports another would run that file's tests' set-up and hide where a helper lives."""
+    found = []
+    for path in sorted(glob.glob(os.path.join(os.path.dirname(__file__), "test_*.py"))):
+        with open(path, encoding="utf-8") as handle:
+            tree = ast.parse(handle.read())
+        for node in ast.walk(tree):
+            names = ([node.module or ""] if isinstance(node, ast.ImportFrom)
+                     else [alias.name for alias in node.names] if isinstance(node, ast.Import)
+                     else [])
+            found += ["%s:%d imports %s" % (os.path.basename(path), node.lineno, name)
+                      for name in names if name.split(".")[-1].startswith("test_")]
+    assert found == []

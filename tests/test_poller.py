@@ -7,6 +7,7 @@ import pytest
 import pyrotorque
 
 import rtlab  # conftest puts contrib/ on sys.path
+from helpers import queue_job
 
 JOBS = """\
 [TORQUE]
@@ -93,7 +94,6 @@ def multicalls_of(proxy):
 
 
 def test_a_queue_start_drops_the_shared_snapshot(loaded, short_tmp):
-    from test_queue import queue_job
     job = queue_job(short_tmp, loaded.url)
     job.items.snapshot_age = 60
     job.run()               # tells the source which fields the queue reads, starts one item

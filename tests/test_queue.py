@@ -12,23 +12,9 @@ import pyrotorque
 from daemon_process import DaemonProcess
 
 import rtlab  # conftest puts contrib/ on sys.path
+from helpers import queue_job
 
 DEAD_TRACKER = "http://127.0.0.1:9/announce"
-
-
-def queue_job(tmp, url, **params):
-    """A QueueManager built the way the daemon builds it, from torque.ini text."""
-    lines = ["[TORQUE]", "job.connstats.active = no", "job.queue.active = yes",
-             "job.queue.schedule = second=*"]
-    lines += ["job.queue.%s = %s" % item for item in params.items()]
-    cfg = os.path.join(str(tmp), "cfg")
-    os.makedirs(cfg, exist_ok=True)
-    with open(os.path.join(cfg, "torque.ini"), "w") as handle:
-        handle.write("\n".join(lines) + "\n")
-    options = pyrotorque._parse_options(["--fg", "--config-dir", cfg, "-U", url])
-    settings = pyrotorque.load_settings(cfg)
-    _, jobs = pyrotorque.Daemon(options, settings).build_jobs(settings)
-    return jobs["queue"].job
 
 
 def load(rt, tmp, name, prio=1, size=64 * 1024, files=None, commands=()):

@@ -19,29 +19,22 @@ import pytest
 import daemon_process
 import pyrotorque
 import rtlab
-from helpers import Loop, hashes, logged
+import helpers
+from helpers import Loop, hashes, logged, write
 
-ANNOUNCE = "http://127.0.0.1:6969/announce"
 LOGGER = "pyrotorque.job.remote"
 USER, PASSWORD = "feed", "s3cret word"
 
 
 def metafile(name, pieces=1):
-    """Metafile bytes (fake pieces; rTorrent does not look at them for a stopped item)."""
-    info = {"name": name, "piece length": 16384, "length": 16384 * pieces,
-            "pieces": hashlib.sha1(name.encode()).digest() * pieces}
-    return rtlab.bencode({"announce": ANNOUNCE, "info": info})
+    """Metafile bytes of ``pieces`` fake pieces (rTorrent does not look at them)."""
+    return helpers.metafile(name, size=16384 * pieces,
+                            pieces=hashlib.sha1(name.encode()).digest() * pieces)
 
 
 def put(folder, rel, data):
-    path = os.path.join(str(folder), rel)
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "wb") as handle:
-        handle.write(data)
-    try:
-        return rtlab.infohash(data)
-    except ValueError:
-        return None
+    """Write a file below ``folder``; its info-hash (None if it is not a metafile)."""
+    return write(os.path.join(str(folder), rel), data)
 
 
 def visible_files(folder):
@@ -193,11 +186,13 @@ def lab(rtorrent, short_tmp, caplog):
         jobs.append(job)
         return job
 
-    yield loop, rtorrent, make
-    for job in jobs:
-        job.close()
-    for key in list(loop.selector.get_map().values()):
-        loop.selector.unregister(key.fileobj)
+    try:
+        yield loop, rtorrent, make
+    finally:
+        for job in jobs:
+            job.close()
+        for key in list(loop.selector.get_map().values()):
+            loop.selector.unregister(key.fileobj)
 
 
 def poll(loop, job, timeout=15.0):

@@ -21,7 +21,7 @@ import daemon_process
 import pyrotorque
 import rtlab
 from pyrotorque import ConfigError
-from test_metrics import Loop, free_port, request
+from helpers import DaemonThread, free_port, request
 
 SVG = "{http://www.w3.org/2000/svg}"
 DEAD_TRACKER = "http://tracker.invalid:6969/announce"
@@ -441,7 +441,7 @@ def test_graph_files_are_an_html_page_or_one_svg_image(short_tmp):
 
 def test_the_exporter_serves_graphs_and_links_them_from_its_index(tmp_path, short_tmp):
     port = free_port()
-    loop = Loop(tmp_path, "job.exporter.active = yes\njob.exporter.schedule = hour=0\n"
+    loop = DaemonThread(tmp_path, "job.exporter.active = yes\njob.exporter.schedule = hour=0\n"
                 "job.exporter.port = %d\njob.stats.handler = pyrotorque:StatsArchiver\n"
                 "job.stats.schedule = hour=0\njob.stats.db = %s\njob.stats.views = main,started\n"
                 % (port, short_tmp / "s.sqlite")).build()

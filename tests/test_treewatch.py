@@ -6,12 +6,10 @@ cases (SIGKILL during a burst, rTorrent down while files arrive) run the daemon 
 process; set PYROTORQUE_SCRIPT to test another copy of pyrotorque.py.
 """
 import collections
-import hashlib
 import logging
 import os
 import shutil
 import signal
-import textwrap
 import time
 
 import pytest
@@ -19,73 +17,17 @@ import pytest
 import daemon_process
 import pyrotorque
 import rtlab
-from helpers import Loop, hashes, logged
+from helpers import (ANNOUNCE, Loop, daemon_config, hashes, logged, make_watch, metafile,
+                     wait_loaded, write)
 
-ANNOUNCE = "http://127.0.0.1:6969/announce"
 LOGGER = "pyrotorque.job.treewatch"
-
-
-# ---- helpers ----------------------------------------------------------------------------
-
-def metafile(name, size=1000, announce=ANNOUNCE, files=None, **extra):
-    """Small metafile bytes (fake pieces; rTorrent does not look at them for a stopped item)."""
-    info = {"name": name, "piece length": 16384,
-            "pieces": hashlib.sha1(name.encode("utf-8", "surrogateescape")).digest()}
-    if files:
-        info["files"] = [{"length": length, "path": path.split("/")} for path, length in files]
-    else:
-        info["length"] = size
-    info.update(extra)
-    top = {"info": info}
-    if announce is not None:
-        top["announce"] = announce
-    return rtlab.bencode(top)
-
-
-def write(path, data, mtime=None):
-    os.makedirs(os.path.dirname(path), exist_ok=True)
-    with open(path, "wb") as handle:
-        handle.write(data)
-    if mtime is not None:
-        os.utime(path, (mtime, mtime))
-    try:
-        return rtlab.infohash(data)
-    except ValueError:
-        return None
-
-
-def make_watch(loop, rt, root, **params):
-    spec = pyrotorque.JobSpec("treewatch")
-    spec.params.update(handler="pyrotorque:TreeWatch", schedule="hour=*", path=str(root))
-    spec.params.update({k: str(v) for k, v in params.items()})
-    proxy = pyrotorque.RtorrentProxy(rt.url, 10) if rt is not None else None
-    config = pyrotorque.job_config(spec, pyrotorque.TreeWatch, None, warn=None,
-                                   proxy=proxy, daemon=loop)
-    return pyrotorque.TreeWatch(config)
-
-
-@pytest.fixture
-def lab(rtorrent, short_tmp, caplog):
-    """(loop, rtorrent, watch root); the job is made by the test with ``make_watch``."""
-    caplog.set_level(logging.DEBUG, logger="pyrotorque")
-    root = short_tmp / "watch"
-    root.mkdir()
-    loop = Loop()
-    yield loop, rtorrent, root
-    for key in list(loop.selector.get_map().values()):
-        loop.selector.unregister(key.fileobj)
-
-
-def wait_loaded(loop, rt, wanted, timeout=10.0):
-    wanted = set(wanted)
-    loop.pump(lambda: wanted <= set(hashes(rt)), timeout, "all of %d loaded" % len(wanted))
 
 
 # ---- arrivals ---------------------------------------------------------------------------
 
 def test_cp_mv_and_mkdir_p_are_loaded_once(lab, short_tmp, caplog):
     loop, rt, root = lab
-    watch = make_watch(loop, rt, root)
+    make_watch(loop, rt, root)
     loop.idle(0.1)
     want = [write(str(root / "cp.torrent"), metafile("cp"))]
     outside = short_tmp / "outside.tmp"
@@ -101,13 +43,12 @@ def test_cp_mv_and_mkdir_p_are_loaded_once(lab, short_tmp, caplog):
     assert sorted(hashes(rt)) == sorted(want)
     assert len(logged(caplog, r"^Loaded ")) == 4
     assert not logged(caplog, "already in rTorrent|Invalid")
-    watch.close()
 
 
 def test_hard_links_and_symlinks_are_loaded(lab, short_tmp, caplog):
     loop, rt, root = lab
-    watch = make_watch(loop, rt, root, trace_inotify="yes",
-                       **{"cmd.show": "d.custom.set=show,{{traits.show}}"})
+    make_watch(loop, rt, root, trace_inotify="yes",
+               **{"cmd.show": "d.custom.set=show,{{traits.show}}"})
     loop.idle(0.1)
     store = short_tmp / "store"
     h1 = write(str(store / "hard.torrent"), metafile("hard"), mtime=time.time() - 60)
@@ -119,12 +60,11 @@ def test_hard_links_and_symlinks_are_loaded(lab, short_tmp, caplog):
     assert logged(caplog, r"inotify event InotifyEvent\(.*IN_CREATE.*'hard.torrent'")
     assert logged(caplog, r"While expanding 'show' custom command for .*hard.torrent")
     assert rt.proxy.d.custom(h2, "show") == "Show" and rt.proxy.d.custom(h1, "show") == ""
-    watch.close()
 
 
 def test_a_slow_writer_and_an_empty_file_filled_later(lab, caplog):
     loop, rt, root = lab
-    watch = make_watch(loop, rt, root)
+    make_watch(loop, rt, root)
     loop.idle(0.1)
     data = metafile("slow")
     with open(root / "slow.torrent", "wb") as handle:
@@ -142,7 +82,6 @@ def test_a_slow_writer_and_an_empty_file_filled_later(lab, caplog):
     wait_loaded(loop, rt, [rtlab.infohash(data), rtlab.infohash(metafile("filled"))])
     assert not logged(caplog, "Invalid")
     assert logged(caplog, "incomplete")
-    watch.close()
 
 
 def test_a_burst_of_1000_files(lab):
@@ -159,7 +98,6 @@ def test_a_burst_of_1000_files(lab):
     loop.idle(0.2)
     assert len(hashes(rt)) == 1000
     assert watch.stats["loaded"] == 1000
-    watch.close()
 
 
 def test_an_inotify_overflow_is_followed_by_a_rescan(lab, caplog):
@@ -175,7 +113,6 @@ def test_an_inotify_overflow_is_followed_by_a_rescan(lab, caplog):
     wait_loaded(loop, rt, want, timeout=15)
     assert logged(caplog, "overflowed")
     assert watch.stats["overflows"] >= 1
-    watch.close()
 
 
 def test_catch_up_at_start_loads_what_is_missing_and_leaves_the_rest(lab, caplog):
@@ -202,7 +139,6 @@ def test_catch_up_at_start_loads_what_is_missing_and_leaves_the_rest(lab, caplog
     watch.run()
     loop.idle(0.3)
     assert sorted(hashes(rt)) == sorted(want[1:] + [rtlab.infohash(there)])
-    watch.close()
 
 
 def test_a_folder_renamed_inside_the_tree_keeps_being_watched(lab, caplog):
@@ -221,7 +157,6 @@ def test_a_folder_renamed_inside_the_tree_keeps_being_watched(lab, caplog):
     assert not logged(caplog, "already in rTorrent")
     watched = watch.watcher.dir_wd
     assert str(root / "old") not in watched and str(root / "new" / "inner") in watched
-    watch.close()
 
 
 def test_a_duplicate_is_reported_once_and_left_in_place(lab, caplog):
@@ -237,14 +172,13 @@ def test_a_duplicate_is_reported_once_and_left_in_place(lab, caplog):
     loop.idle(0.3)
     assert len(logged(caplog, "already in rTorrent")) == 1
     assert (root / "one.torrent").exists() and (root / "two.torrent").exists()
-    watch.close()
 
 
 # ---- modes and flags ----------------------------------------------------------------------
 
 def test_load_mode_queued_and_path_flags(lab):
     loop, rt, root = lab
-    watch = make_watch(loop, rt, root, load_mode="normal")
+    make_watch(loop, rt, root, load_mode="normal")
     loop.idle(0.1)
     cases = {
         "plain.torrent": (0, 2), "start/a.torrent": (1, 2), "x.start.torrent": (1, 2),
@@ -258,7 +192,6 @@ def test_load_mode_queued_and_path_flags(lab):
     rows = {r["d.hash"]: (r["d.state"], r["d.priority"]) for r in rt.downloads("d.hash=", "d.state=", "d.priority=")}
     for info_hash, (rel, expected) in want.items():
         assert rows[info_hash] == expected, rel
-    watch.close()
 
 
 def test_start_mode_and_the_queue_fast_path(lab):
@@ -280,18 +213,16 @@ def test_start_mode_and_the_queue_fast_path(lab):
     loop.pump(lambda: loop.soon, 2, "run_soon")
     assert loop.soon == ["queue"]
     assert rt.proxy.d.state(h) == 0 and rt.proxy.d.priority(h) == 2
-    watch.close()
 
 
 def test_dry_run_loads_nothing_and_says_what_it_would_do(lab, caplog):
     loop, rt, root = lab
-    watch = make_watch(loop, rt, root, dry_run="yes", remove_loaded="yes")
+    make_watch(loop, rt, root, dry_run="yes", remove_loaded="yes")
     loop.idle(0.1)
     write(str(root / "dry.torrent"), metafile("dry"))
     loop.pump(lambda: logged(caplog, "Would load 'dry'"), 5, "the dry-run message")
     assert hashes(rt) == []
     assert (root / "dry.torrent").exists()
-    watch.close()
 
 
 def test_remove_loaded_and_move_loaded_to(lab, short_tmp):
@@ -299,30 +230,28 @@ def test_remove_loaded_and_move_loaded_to(lab, short_tmp):
     done = short_tmp / "done"
     (root / "keep").mkdir()
     (root / "keep" / "watch.ini").write_text("move_loaded_to = %s\n" % done)
-    watch = make_watch(loop, rt, root, remove_loaded="yes")
+    make_watch(loop, rt, root, remove_loaded="yes")
     loop.idle(0.1)
     h1 = write(str(root / "gone.torrent"), metafile("gone"))
     h2 = write(str(root / "keep" / "moved.torrent"), metafile("moved"))
     wait_loaded(loop, rt, [h1, h2])
     loop.pump(lambda: not (root / "gone.torrent").exists() and (done / "moved.torrent").exists(),
               5, "remove and move")
-    watch.close()
 
 
 def test_magnet_files_load(lab):
     loop, rt, root = lab
-    watch = make_watch(loop, rt, root)
+    make_watch(loop, rt, root)
     loop.idle(0.1)
     info_hash = "AB" * 20
     write(str(root / "m.magnet"), ("magnet:?xt=urn:btih:%s&dn=x%%2Cy&tr=%s"
                                    % (info_hash.lower(), ANNOUNCE)).encode())
     wait_loaded(loop, rt, [info_hash])
-    watch.close()
 
 
 def test_a_metafile_larger_than_the_xmlrpc_size_limit_loads(lab, caplog):
     loop, rt, root = lab
-    watch = make_watch(loop, rt, root)
+    make_watch(loop, rt, root)
     loop.idle(0.1)
     data = metafile("big", size=16384 * 40000, pieces=os.urandom(20 * 40000))
     # 0.9.8 and 0.16 with xmlrpc-c start at 512 KiB, 0.16 with tinyxml2 at 16 MiB: use the former.
@@ -331,17 +260,15 @@ def test_a_metafile_larger_than_the_xmlrpc_size_limit_loads(lab, caplog):
     h = write(str(root / "big.torrent"), data)
     wait_loaded(loop, rt, [h])
     assert logged(caplog, "Raising rTorrent's network.xmlrpc.size_limit")
-    watch.close()
 
 
 def test_load_by_path_ties_the_item_to_its_file(lab):
     loop, rt, root = lab
-    watch = make_watch(loop, rt, root, load_by_path="yes")
+    make_watch(loop, rt, root, load_by_path="yes")
     loop.idle(0.1)
     h = write(str(root / "tied.torrent"), metafile("tied"))
     wait_loaded(loop, rt, [h])
     assert rt.proxy.d.tied_to_file(h) == str(root / "tied.torrent")
-    watch.close()
 
 
 def test_poll_mode_without_inotify(lab):
@@ -351,12 +278,11 @@ def test_poll_mode_without_inotify(lab):
     loop.idle(0.1)
     h = write(str(root / "sub" / "polled.torrent"), metafile("polled"))
     wait_loaded(loop, rt, [h], timeout=5)
-    watch.close()
 
 
 def test_a_root_that_disappears_is_watched_again_when_it_comes_back(lab, short_tmp, caplog):
     loop, rt, root = lab
-    watch = make_watch(loop, rt, root)
+    make_watch(loop, rt, root)
     loop.idle(0.1)
     shutil.rmtree(root)
     loop.pump(lambda: logged(caplog, "is gone"), 5, "the root-gone message")
@@ -364,7 +290,6 @@ def test_a_root_that_disappears_is_watched_again_when_it_comes_back(lab, short_t
     loop.pump(lambda: logged(caplog, "is back"), 5, "the root-back message")
     h = write(str(root / "after.torrent"), metafile("after"))
     wait_loaded(loop, rt, [h])
-    watch.close()
 
 
 # ---- bad input ----------------------------------------------------------------------------
@@ -408,7 +333,6 @@ def test_a_corpus_of_bad_metafiles_is_reported_once_and_moved_aside(lab, short_t
     assert len(reports) == len(corpus) + 1, "\n".join(reports)
     assert hashes(rt) == [good]
     assert sorted(os.listdir(root)) == ["good.torrent"]
-    watch.close()
 
 
 def test_bad_files_are_left_in_place_without_failed_dir(lab, caplog):
@@ -422,7 +346,6 @@ def test_bad_files_are_left_in_place_without_failed_dir(lab, caplog):
     loop.idle(0.3)
     assert len(logged(caplog, "^Invalid metafile")) == 4
     assert len(os.listdir(root)) == 4
-    watch.close()
 
 
 HOSTILE = ["a,b", "semi;d.erase=", 'q"uo\'te', "$d.stop=", "p(ar)en", "{br}ace", "e=q",
@@ -431,7 +354,7 @@ HOSTILE = ["a,b", "semi;d.erase=", 'q"uo\'te', "$d.stop=", "p(ar)en", "{br}ace",
 
 def test_hostile_names_cannot_add_or_change_commands(lab, short_tmp):
     loop, rt, root = lab
-    watch = make_watch(loop, rt, root, **{
+    make_watch(loop, rt, root, **{
         "cmd.a_first": "d.custom.set=name,{{info_name}}",
         "cmd.b_path": "d.custom.set=path,{{relpath}}|{{pathname|h.pathbase}}",
         "cmd.c_quoted": 'd.custom.set=quoted,"/x/{{info_name}}"',
@@ -461,7 +384,6 @@ def test_hostile_names_cannot_add_or_change_commands(lab, short_tmp):
     h = rtlab.infohash(data)
     assert rt.proxy.d.custom(h, "path") == "bin\ufffd\ufffd|x\ufffdy.torrent"
     assert len(hashes(rt)) == len(expected) + 1
-    watch.close()
 
 
 # ---- watch.ini ------------------------------------------------------------------------------
@@ -471,7 +393,7 @@ def test_watch_ini_overrides_and_changes_take_effect_at_once(lab, caplog):
     tv = root / "tv"
     tv.mkdir()
     (tv / "watch.ini").write_text("load_mode = start\ncmd.tag = d.custom.set=tag,tv\n")
-    watch = make_watch(loop, rt, root, **{"cmd.tag": "d.custom.set=tag,root"})
+    make_watch(loop, rt, root, **{"cmd.tag": "d.custom.set=tag,root"})
     loop.idle(0.1)
     h1 = write(str(root / "r.torrent"), metafile("r"))
     h2 = write(str(tv / "deeper" / "t.torrent"), metafile("t"))
@@ -493,10 +415,9 @@ def test_watch_ini_overrides_and_changes_take_effect_at_once(lab, caplog):
     (tv / "watch.ini").write_text("load_mode = start\n")
     wait_loaded(loop, rt, [h4])
     assert rt.proxy.d.state(h4) == 1
-    watch.close()
 
 
-# ---- configuration and templates (no rTorrent needed) ------------------------------------
+# ---- configuration (no rTorrent needed) ------------------------------------------------
 
 def test_configuration_errors(short_tmp):
     with pytest.raises(pyrotorque.ConfigError, match="You need to set 'job.treewatch.path'"):
@@ -510,43 +431,6 @@ def test_configuration_errors(short_tmp):
         make_watch(None, None, short_tmp, **{"cmd.x": "{{__import__('os')}}"})
     watch = make_watch(None, None, "%s : %s/" % (short_tmp, short_tmp))
     assert watch.roots == [str(short_tmp)]
-
-
-@pytest.mark.parametrize("template, namespace, expected", [
-    ("plain", {}, "plain"),
-    ("{{x}}", {"x": "a b"}, "a\\ b"),
-    ("%(x)s/y", {"x": "1,2"}, "1\\,2/y"),
-    ("{{x.get('k', 'd')}}", {"x": {}}, "d"),
-    ("{{t.show.replace('.', ' ').title()}}", {"t": {"show": "pioneer.one"}}, "Pioneer\\ One"),
-    ("{{p|h.pathname}}{{p|pathext}}", {"p": "/a/b.c.torrent"}, "b.c.torrent"),
-    ("{{if a}}A{{elif b}}B{{else}}C{{endif}}", {"a": 0, "b": 1}, "B"),
-    ("{{if 'x' in s}}yes{{endif}}", {"s": "axb"}, "yes"),
-    ("{{# comment\n}}text", {}, "text"),
-    ("{{if a}}\nline\n{{endif}}\n", {"a": 1}, "line\n"),
-    ("{{n}}", {"n": None}, ""),
-])
-def test_template_language(template, namespace, expected):
-    assert pyrotorque.WatchTemplate(template).render(namespace) == expected
-
-
-@pytest.mark.parametrize("template", ["{{x.__class__}}", "{{open('f')}}", "{{a if}}",
-                                      "{{x|nofilter}}", "{{endif}}", "{{x", "{{else}}",
-                                      "{{x * 2}}", "{{'a'.format()}}"])
-def test_template_errors(template):
-    with pytest.raises(pyrotorque.TemplateError):
-        pyrotorque.WatchTemplate(template).render({"x": "v", "a": 1})
-
-
-def test_escaping_is_total():
-    """Every ASCII character is kept, escaped, or (what XML cannot carry) replaced."""
-    for char in map(chr, range(0, 128)):
-        escaped = pyrotorque.rtorrent_escape("a" + char)
-        if char.isalnum() or char in "_./-+@:":
-            assert escaped == "a" + char, repr(char)
-        elif ord(char) < 32 and char not in "\t\n\r":
-            assert escaped == "a\ufffd", repr(char)
-        else:
-            assert escaped == "a\\" + char, repr(char)
 
 
 # ---- the watcher alone (no job, no rTorrent) ---------------------------------------------
@@ -608,28 +492,6 @@ def test_the_watcher_alone_finds_ready_files_lets_fresh_ones_settle_and_skips_ha
 
 # ---- the daemon as a process ------------------------------------------------------------------
 
-@pytest.fixture
-def script(monkeypatch):
-    """The pyrotorque.py the subprocess tests run: $PYROTORQUE_SCRIPT, else the repo's."""
-    path = os.environ.get("PYROTORQUE_SCRIPT")
-    if path:
-        monkeypatch.setattr(daemon_process, "SCRIPT", path)
-    return daemon_process.SCRIPT
-
-
-def daemon_config(base, root, extra=""):
-    cfg = os.path.join(str(base), "cfg")
-    os.makedirs(cfg, exist_ok=True)
-    with open(os.path.join(cfg, "torque.ini"), "w") as handle:
-        handle.write(textwrap.dedent("""\
-            [TORQUE]
-            job.connstats.active = False
-            job.treewatch.active = True
-            job.treewatch.path = %s
-            """ % root) + extra)
-    return cfg
-
-
 def test_sigkill_during_a_burst_then_restart_loads_everything_once(rtorrent, short_tmp, script):
     root = short_tmp / "watch"
     root.mkdir()
@@ -671,43 +533,6 @@ def test_rtorrent_down_while_files_arrive_then_back(rtorrent, short_tmp, script)
         daemon.wait_for(r"reachable again")
         assert daemon.stop() == 0
     assert sorted(hashes(rtorrent)) == sorted(want + [h0])
-
-
-def test_the_documented_templates_work_from_torque_ini(short_tmp):
-    cfg = short_tmp / "cfg"
-    cfg.mkdir()
-    (cfg / "torque.ini").write_text(textwrap.dedent("""\
-        [TORQUE]
-        job.treewatch.path          = %s
-        job.treewatch.cmd.nfo       = f.multicall=*.nfo,f.priority.set=2
-        job.treewatch.cmd.target    = {{# set target path
-            }}d.custom.set=targetdir,/var/torrent/done/{{label}}/{{relpath}}
-        job.treewatch.cmd.sorted = {{# sort into folders
-            }}{{if '/music/' in pathname}}d.directory_base.set="/var/torrent/sorted/{{relpath}}/{{pathname|h.pathname}}"
-            {{elif traits.kind == 'tv'}}d.directory.set="/var/torrent/sorted/tv/{{traits.get('show', '_UNKNOWN').replace('.', ' ').title()}}"
-            {{else}}d.directory.set="/var/torrent/sorted/{{relpath}}"
-            {{endif}}
-        """ % short_tmp))
-    settings = pyrotorque.load_settings(str(cfg))
-    spec = settings.jobs["treewatch"]
-    config = pyrotorque.job_config(spec, pyrotorque.TreeWatch, settings, proxy=None, daemon=None)
-    watch = pyrotorque.TreeWatch(config)
-
-    def commands(rel, name):
-        path = os.path.join(str(short_tmp), rel)
-        write(path, metafile(name))
-        entry = pyrotorque._Entry(path, str(short_tmp), True)
-        assert watch._prepare(entry)
-        return entry.commands
-
-    assert commands("tv/x.torrent", "Pioneer.One.S01E06.720p.x264-VODO.mkv") == [
-        "f.multicall=*.nfo,f.priority.set=2",
-        'd.directory.set="/var/torrent/sorted/tv/Pioneer\\ One"',
-        "d.custom.set=targetdir,/var/torrent/done/tv/mkv/tv"]
-    assert commands("music/a b/y.torrent", "Album.flac")[1:] == [
-        'd.directory_base.set="/var/torrent/sorted/music/a\\ b/y"',
-        "d.custom.set=targetdir,/var/torrent/done/audio/flac/music/a\\ b"]
-    assert commands("z.torrent", "other.bin")[1] == 'd.directory.set="/var/torrent/sorted/"'
 
 
 def test_a_startable_item_makes_the_queue_start_it_at_once(rtorrent, short_tmp, script):

@@ -6,9 +6,7 @@ import time
 
 import daemon_process
 import rtlab
-from helpers import hashes, logged
-from test_treewatch import (daemon_config, lab, make_watch, metafile, script,  # noqa: F401
-                            wait_loaded, write)
+from helpers import daemon_config, hashes, logged, make_watch, metafile, wait_loaded, write
 
 
 def memory(short_tmp):
@@ -17,13 +15,12 @@ def memory(short_tmp):
 
 def test_items_are_tied_to_their_metafile_and_hostile_paths_stay_literal(lab, short_tmp):
     loop, rt, root = lab
-    watch = make_watch(loop, rt, root, memory_file=memory(short_tmp))
+    make_watch(loop, rt, root, memory_file=memory(short_tmp))
     loop.idle(0.1)
     path = root / "a,b;d.erase=$x" / "q\"uo'te (1).torrent"
     info_hash = write(str(path), metafile("tied"))
     wait_loaded(loop, rt, [info_hash])
     assert rt.proxy.d.tied_to_file(info_hash) == str(path)
-    watch.close()
 
 
 def test_an_erased_item_is_not_loaded_again_at_the_next_run_nor_after_a_restart(lab, short_tmp,
@@ -59,7 +56,6 @@ def test_an_erased_item_is_not_loaded_again_at_the_next_run_nor_after_a_restart(
     assert sorted(hashes(rt)) == sorted([late, changed])
     assert logged(caplog, r"keep.torrent changed \(#%s before, #%s now\)" % (keep, changed))
     assert logged(caplog, r"gone.torrent: its item #%s was in rTorrent before" % gone)
-    watch.close()
 
 
 def test_a_scheduled_run_asks_rtorrent_nothing_when_no_file_is_new(lab, short_tmp):
@@ -73,7 +69,6 @@ def test_a_scheduled_run_asks_rtorrent_nothing_when_no_file_is_new(lab, short_tm
         watch.run()
         loop.idle(0.05)
     assert watch.proxy.stats.calls == before
-    watch.close()
 
 
 def test_with_the_delete_tied_hook_erasing_removes_the_metafile(short_tmp, script):
@@ -142,7 +137,6 @@ def test_a_metafile_deleted_and_put_back_loads_again_while_a_moved_one_stays_era
     watch.run()
     loop.idle(0.3)
     assert hashes(rt) == [back]
-    watch.close()
 
 
 def test_with_remove_loaded_the_memory_keeps_nothing(lab, short_tmp):
