@@ -1503,11 +1503,14 @@ class ByteSizeType(FloatType):
                            % text) from None
 
 
-#: A time delta, e.g. `1d12h`: y, m (months), w, d, h, i (minutes), s in this order.
-_DELTA = re.compile(r"(?:(\d+)y)?(?:(\d+)m)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)i)?"
+#: An age, e.g. `1d12h`: y, m, w, d, h, i, s in this order.  These are rtcontrol's units
+#: (pyrocore-compatible): here `m` is MONTHS and `i` is minutes, unlike the statistics
+#: archive's tier durations (`_ARCHIVE_UNITS`), where `m` is minutes.
+_AGE_DELTA = re.compile(r"(?:(\d+)y)?(?:(\d+)m)?(?:(\d+)w)?(?:(\d+)d)?(?:(\d+)h)?(?:(\d+)i)?"
                     r"(?:(\d+)s)?\Z", re.I | re.A)
-#: Seconds per delta unit; as an age, years and months use the calendar instead.
-_DELTA_UNITS = (365 * 86400, 30 * 86400, 7 * 86400, 86400, 3600, 60, 1)
+#: Seconds per unit of `_AGE_DELTA` (y, m = months, w, d, h, i = minutes, s); as an age,
+#: years and months use the calendar instead.
+_AGE_DELTA_SECONDS = (365 * 86400, 30 * 86400, 7 * 86400, 86400, 3600, 60, 1)
 
 #: `+` greater, `-` less, no sign equal.
 _OPERATOR_FUNCTIONS = {">": operator.gt, "<": operator.lt, "==": operator.eq}
@@ -1518,7 +1521,7 @@ _TIME_FORMATS = ("", "T%H", "T%H:%M", "T%H:%M:%S")
 
 
 def delta_start(parts, now):
-    """The epoch `now` minus a delta given as the 7 groups of `_DELTA`."""
+    """The epoch `now` minus a delta given as the 7 groups of `_AGE_DELTA`."""
     years, months = int(parts[0] or 0), int(parts[1] or 0)
     seconds = delta_seconds((None, None) + tuple(parts[2:]))
     if years or months:
@@ -1531,7 +1534,7 @@ def delta_start(parts, now):
 
 def delta_seconds(parts):
     """A delta as a plain number of seconds (a year is 365 days, a month 30)."""
-    return sum(int(n or 0) * unit for n, unit in zip(parts, _DELTA_UNITS))
+    return sum(int(n or 0) * unit for n, unit in zip(parts, _AGE_DELTA_SECONDS))
 
 
 def _is_digits(text):
@@ -1565,7 +1568,7 @@ class TimeType(ValueType):
             return (lambda item: not value_of(item)), text
         if _is_digits(rest):
             return self._fixed(value_of, sign, float(rest)), text
-        delta = _DELTA.match(rest)
+        delta = _AGE_DELTA.match(rest)
         if delta and rest:
             try:
                 delta_start(delta.groups(), time.time())
@@ -1617,7 +1620,7 @@ class DurationType(ValueType):
     def compile(self, field, text):
         sign, rest = _comparison(text)
         value_of = _lookup(field)
-        delta = _DELTA.match(rest)
+        delta = _AGE_DELTA.match(rest)
         if _is_digits(rest) or not rest:
             seconds = lambda: float(rest or 0)  # noqa: E731
         elif delta:
@@ -1706,7 +1709,7 @@ class MagicType(ValueType):
             return BOOL
         if self._SIZE.match(rest):
             return BYTESIZE
-        if _DELTA.match(rest):
+        if _AGE_DELTA.match(rest):
             return TIME
         return PATTERN
 
@@ -6284,7 +6287,7 @@ class MetricsServer:
                 self.log.debug("TLS setup for %s failed: %s", peer[0], exc)
                 sock.close()
                 return
-        conn = _Connection(self, sock, peer)
+        conn = _HttpClient(self, sock, peer)
         self.connections.append(conn)
         conn.start()
 
@@ -6350,8 +6353,9 @@ def _accepts_gzip(header):
     return False
 
 
-class _Connection:
-    """One client: TLS handshake, reading the request head, writing, lingering close."""
+class _HttpClient:
+    """One client's connection to the HTTP server: TLS handshake, reading the request head,
+    writing, lingering close."""
 
     def __init__(self, server, sock, peer):
         self.server, self.sock, self.peer = server, sock, peer[0] if peer else "?"
@@ -10918,9 +10922,12 @@ _AVERAGED, _LAST = "avg", "last"
 
 DEFAULT_TIERS = "1m:2d,1h:60d,1d:5y"
 
-_DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
-_DURATION_NAMES = {"s": "second", "m": "minute", "h": "hour", "d": "day", "w": "week",
-                   "y": "year"}
+#: Seconds per unit of a tier or graph duration ('1m:2d', '7d').  Here `m` is MINUTES (as
+#: in rrdtool's specs), unlike the condition language's ages (`_AGE_DELTA`), where `m` is
+#: months and `i` minutes; there are no months here.
+_ARCHIVE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400, "y": 365 * 86400}
+_ARCHIVE_UNIT_NAMES = {"s": "second", "m": "minute", "h": "hour", "d": "day", "w": "week",
+                       "y": "year"}
 
 #: Where the graphs are served (by the exporter, or by the job itself on its port).
 GRAPHS_PATH = "/graphs"
@@ -10954,20 +10961,20 @@ _UPSERTS = {_AVERAGED: _UPSERT % "(value * n + excluded.value) / (n + 1)",
 
 
 def parse_duration(text):
-    """'90s', '5m', '2d', '1y' -> seconds (a year is 365 days)."""
+    """'90s', '5m', '2d', '1y' -> seconds (`m` is minutes, a year 365 days: `_ARCHIVE_UNITS`)."""
     found = re.fullmatch(r"\s*(\d+)\s*([smhdwy])\s*", str(text))
     if not found or int(found.group(1)) == 0:
         raise ConfigError("%r is not a duration such as 90s, 5m, 2h, 2d, 2w or 1y" % text)
-    return int(found.group(1)) * _DURATION_UNITS[found.group(2)]
+    return int(found.group(1)) * _ARCHIVE_UNITS[found.group(2)]
 
 
 def duration_text(seconds):
     """86400 -> '1 day', 1209600 -> '2 weeks': the largest unit that divides evenly."""
     for unit in "ywdhms":
-        size = _DURATION_UNITS[unit]
+        size = _ARCHIVE_UNITS[unit]
         if seconds % size == 0:
             number = seconds // size
-            return "%d %s%s" % (number, _DURATION_NAMES[unit], "" if number == 1 else "s")
+            return "%d %s%s" % (number, _ARCHIVE_UNIT_NAMES[unit], "" if number == 1 else "s")
     return "%d seconds" % seconds
 
 
@@ -11932,47 +11939,48 @@ class TorrentMirror(SteppedJob):
     def _work_done(self, mirror):
         """_finish counted and logged it."""
 
-    def _work_failed(self, job, error):
+    def _work_failed(self, mirror, error):
         """Log a failed mirror; remember it (never tried again) unless the error may pass:
         an OSError (the data changed, a read failed) or rTorrent being away."""
         self.totals["failed"] += 1
         reason = _log_safe("%s: %s" % (error.__class__.__name__, error))
         if isinstance(error, (OSError, RtorrentUnavailable)):
-            self._retry_at[job["source"]] = time.monotonic() + MIRROR_RETRY
+            self._retry_at[mirror["source"]] = time.monotonic() + MIRROR_RETRY
             self.log.warning("Mirroring %s failed: %s (tried again in %d s)",
-                             self._where(job), reason, MIRROR_RETRY)
+                             self._where(mirror), reason, MIRROR_RETRY)
             return
         self.log.error("Mirroring %s failed: %s (not tried again; remove it from %s to retry)",
-                       self._where(job), reason, self.state_path)
-        self.state["failed"][job["source"]] = reason
+                       self._where(mirror), reason, self.state_path)
+        self.state["failed"][mirror["source"]] = reason
         self._save_state()
 
-    def _finish(self, job):
+    def _finish(self, mirror):
         """Write the mirror's metafile, remember it, and seed it locally."""
-        info = mirror_info(job["name"], [(parts, size) for parts, _, size in job["files"]],
-                           job["piece_size"], job["pieces"], job["multi"],
+        info = mirror_info(mirror["name"],
+                           [(parts, size) for parts, _, size in mirror["files"]],
+                           mirror["piece_size"], mirror["pieces"], mirror["multi"],
                            self.config.private, self.config.source)
         data = bencode({"announce": self.tracker, "created by": "pyrotorque/" + __version__,
                         "creation date": int(time.time()), "info": info})
         meta = read_metafile(data)          # our own rules for metafiles, as for any other
-        if meta.info_hash == job["source"]:
+        if meta.info_hash == mirror["source"]:
             raise MetafileError("its mirror would have the same info-hash as the item itself; "
                                 "set 'source' to make it differ")
         path = os.path.join(self.metafile_dir, meta.info_hash + ".torrent")
         write_file_atomic(path, data)
-        entry = {"hash": meta.info_hash, "name": job["name"], "source": job["source"],
-                 "metafile": path, "size": job["size"], "directory": job["directory"],
-                 "multi": job["multi"], "made": int(time.time()), "local": "new",
+        entry = {"hash": meta.info_hash, "name": mirror["name"], "source": mirror["source"],
+                 "metafile": path, "size": mirror["size"], "directory": mirror["directory"],
+                 "multi": mirror["multi"], "made": int(time.time()), "local": "new",
                  "remotes": {url: {"state": "pending", "loads": 0}
                              for url in self.remote_urls}}
-        self.state["mirrors"][job["source"]] = entry
+        self.state["mirrors"][mirror["source"]] = entry
         self._save_state()
         self.totals["made"] += 1
         self.log.info("Made the mirror %s of %s (%d pieces in %.2f s): %s", meta.info_hash,
-                      self._where(job), len(job["pieces"]), time.monotonic() - job["started"],
-                      path)
+                      self._where(mirror), len(mirror["pieces"]),
+                      time.monotonic() - mirror["started"], path)
         try:
-            self.proxy.d.custom.set(job["source"], "mirror", meta.info_hash)
+            self.proxy.d.custom.set(mirror["source"], "mirror", meta.info_hash)
             self._load_local(entry)
         except RtorrentUnavailable as exc:
             self.log.warning("%s; the mirror is loaded at the next run", exc)
@@ -13284,7 +13292,9 @@ class RemoteWatch(TreeWatch):
 # register readers with the daemon.  A job runs to its end before anything
 # else runs, so it can never overlap itself.
 
-Connection = collections.namedtuple("Connection", "proxy items key")
+#: What the daemon holds of one rTorrent: its proxy, its item source, and the key that tells
+#: whether a reloaded configuration still means the same rTorrent.
+RtorrentLink = collections.namedtuple("RtorrentLink", "proxy items key")
 
 
 def release_memory():
@@ -13375,19 +13385,19 @@ class Daemon(EventLoop):
             items = settings.item_source(proxy)
 
         built, made = {}, []
-        others = {}     # a job's own scgi_url (pyrosimple's per-job rTorrent) -> Connection
+        others = {}     # a job's own scgi_url (pyrosimple's per-job rTorrent) -> RtorrentLink
         try:
             for name, spec in sorted(settings.jobs.items()):
                 schedule = spec.value("schedule", CronSchedule)
                 if not spec.value("active", parse_bool, True):
                     continue
                 own = spec.value("scgi_url", lambda t: parse_rpc_url(t).url if t.strip() else "")
-                link = Connection(proxy, items, conn_key)
+                link = RtorrentLink(proxy, items, conn_key)
                 if own and own != url:
                     if own not in others:
                         own_proxy = RtorrentProxy(own, timeout)
-                        others[own] = Connection(own_proxy, settings.item_source(own_proxy),
-                                                 settings.connection_key(own, timeout))
+                        others[own] = RtorrentLink(own_proxy, settings.item_source(own_proxy),
+                                                   settings.connection_key(own, timeout))
                     link = others[own]
                 old = keep.get(name)
                 if old is not None and old.spec == spec and old.conn_key == link.key:
@@ -13409,7 +13419,7 @@ class Daemon(EventLoop):
             for job in made:
                 _close_job(job, self.log)
             raise
-        return Connection(proxy, items, conn_key), built
+        return RtorrentLink(proxy, items, conn_key), built
 
     def start(self):
         """Build the jobs, install the signal handlers, schedule the first runs."""
