@@ -2574,8 +2574,8 @@ def _check_expr(node, source):
     """Reject everything outside the small expression language."""
     allowed = (ast.Expression, ast.Constant, ast.Name, ast.Load, ast.Attribute, ast.Call,
                ast.Subscript, ast.Slice, ast.Compare, ast.BoolOp, ast.And, ast.Or, ast.UnaryOp,
-               ast.Not, ast.USub, ast.IfExp, ast.BinOp, ast.Add, ast.List, ast.Tuple,
-               ast.Index if hasattr(ast, "Index") else ast.Slice) + tuple(_COMPARE)
+               ast.Not, ast.USub, ast.IfExp, ast.BinOp, ast.Add, ast.List, ast.Tuple) \
+        + tuple(_COMPARE)
     for sub in ast.walk(node):
         if not isinstance(sub, allowed):
             raise TemplateError("%r: %s is not allowed in a template" % (source, type(sub).__name__))
@@ -2634,8 +2634,6 @@ def _eval(node, ns):
         if isinstance(index, ast.Slice):
             parts = [None if p is None else _eval(p, ns) for p in (index.lower, index.upper, index.step)]
             return obj[slice(*parts)]
-        if hasattr(ast, "Index") and isinstance(index, ast.Index):   # Python 3.8
-            index = index.value
         return obj[_eval(index, ns)]
     if isinstance(node, ast.Compare):
         left = _eval(node.left, ns)
@@ -2789,37 +2787,32 @@ class Template:
             raise TemplateError("{{if}} without {{endif}} in %r" % self.text)
         return root
 
+    @classmethod
+    def _text_nodes(cls, nodes):
+        """(nodes, index) of every literal text node, in order, {{if}} branches included."""
+        for index, node in enumerate(nodes):
+            if node[0] == "text":
+                yield nodes, index
+            elif node[0] == "if":
+                for _, body in node[1]:
+                    yield from cls._text_nodes(body)
+                yield from cls._text_nodes(node[2])
+
     def translate_names(self):
         """Replace rTorrent 0.8 command names in the template's own text (never in what
         its expressions put out); return the (old, new) pairs replaced."""
         renamed = []
-
-        def walk(nodes):
-            for index, node in enumerate(nodes):
-                if node[0] == "text":
-                    text, pairs = translate_command_names(node[1])
-                    nodes[index] = ("text", text)
-                    renamed.extend(p for p in pairs if p not in renamed)
-                elif node[0] == "if":
-                    for _, body in node[1]:
-                        walk(body)
-                    walk(node[2])
-        walk(self.nodes)
+        for nodes, index in self._text_nodes(self.nodes):
+            text, pairs = translate_command_names(nodes[index][1])
+            nodes[index] = ("text", text)
+            renamed.extend(p for p in pairs if p not in renamed)
         return renamed
 
     def command_names(self):
         """The names the template's own text calls as rTorrent commands."""
         names = []
-
-        def walk(nodes):
-            for node in nodes:
-                if node[0] == "text":
-                    names.extend(n for _, _, n in command_names(node[1]) if n not in names)
-                elif node[0] == "if":
-                    for _, body in node[1]:
-                        walk(body)
-                    walk(node[2])
-        walk(self.nodes)
+        for nodes, index in self._text_nodes(self.nodes):
+            names.extend(n for _, _, n in command_names(nodes[index][1]) if n not in names)
         return names
 
     def render(self, namespace):
@@ -10970,12 +10963,9 @@ def parse_duration(text):
 
 def duration_text(seconds):
     """86400 -> '1 day', 1209600 -> '2 weeks': the largest unit that divides evenly."""
-    for unit in "ywdhms":
-        size = _ARCHIVE_UNITS[unit]
-        if seconds % size == 0:
-            number = seconds // size
-            return "%d %s%s" % (number, _ARCHIVE_UNIT_NAMES[unit], "" if number == 1 else "s")
-    return "%d seconds" % seconds
+    unit = next(u for u in "ywdhms" if seconds % _ARCHIVE_UNITS[u] == 0)    # 's' always does
+    number = seconds // _ARCHIVE_UNITS[unit]
+    return "%d %s%s" % (number, _ARCHIVE_UNIT_NAMES[unit], "" if number == 1 else "s")
 
 
 def parse_tiers(text):

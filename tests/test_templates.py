@@ -21,6 +21,13 @@ from helpers import metafile, write
     ("{{# comment\n}}text", {}, "text"),
     ("{{if a}}\nline\n{{endif}}\n", {"a": 1}, "line\n"),
     ("{{n}}", {"n": None}, ""),
+    # Every kind of expression the language has.
+    ("{{n[1]}}{{s[1:3]}}{{s[::-1]}}", {"n": ["a", "b"], "s": "abcd"}, "bbcdcba"),
+    ("{{a and b}}|{{a or b}}|{{not a}}|{{-n}}", {"a": "", "b": "y", "n": 3}, "|y|True|-3"),
+    ("{{'y' if a else 'n'}}{{a + '.' + b}}", {"a": "x", "b": "z"}, "yx.z"),
+    ("{{[a, b]}}{{(a, b)}}", {"a": 1, "b": 2}, "1\\,21\\,2"),
+    ("{{len(s)}}{{min(n)}}{{sorted(n)}}", {"s": "abc", "n": [3, 1]}, "311\\,3"),
+    ("{{h.upper(s)}}{{s|title}}", {"s": "ab cd"}, "AB\\ CDAb\\ Cd"),
 ])
 def test_template_language(template, namespace, expected):
     assert pyrotorque.WatchTemplate(template).render(namespace) == expected
@@ -28,7 +35,8 @@ def test_template_language(template, namespace, expected):
 
 @pytest.mark.parametrize("template", ["{{x.__class__}}", "{{open('f')}}", "{{a if}}",
                                       "{{x|nofilter}}", "{{endif}}", "{{x", "{{else}}",
-                                      "{{x * 2}}", "{{'a'.format()}}"])
+                                      "{{x * 2}}", "{{'a'.format()}}", "{{x.split(sep=',')}}",
+                                      "{{x()}}", "{{h.nosuch(x)}}", "{{x.nosuch}}", "{{y}}"])
 def test_template_errors(template):
     with pytest.raises(pyrotorque.TemplateError):
         pyrotorque.WatchTemplate(template).render({"x": "v", "a": 1})
