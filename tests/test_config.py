@@ -34,6 +34,23 @@ def test_every_default_key_is_explained_by_a_comment(tmp_path):
         assert above and above[-1].startswith("#"), lines[index]
 
 
+def test_the_embedded_torque_ini_states_each_job_default_as_the_jobs_params_table_does(tmp_path):
+    """The job classes' PARAMS are the defaults (for a job of any name); torque.ini.default
+    shows users the same values for the built-in jobs, and cannot drift from them."""
+    settings = load_settings(str(tmp_path))
+    compared = 0
+    for name, spec in settings.jobs.items():
+        handler = pyrotorque.resolve_handler(spec.params["handler"])
+        known = dict(pyrotorque.COMMON_JOB_PARAMS, **handler.PARAMS)
+        for key, text in spec.params.items():
+            if key in ("handler", "schedule", "active"):    # per job, not a class default
+                continue
+            converter, default, _ = known[key]
+            assert converter(text) == default, "job.%s.%s" % (name, key)
+            compared += 1
+    assert compared > 20
+
+
 def test_defaults_alone_give_the_connstats_job_every_minute(tmp_path):
     settings = load_settings(str(tmp_path))
     spec = settings.jobs["connstats"]
