@@ -7194,7 +7194,8 @@ def job_config(spec, handler, settings, warn=None, **extra):
 # the few things it asks of the job):
 #   _WatchSettings  how a folder's metafiles are loaded: the job's settings, each
 #                   folder's watch.ini on top, the cmd.NAME templates, and what that
-#                   means for one metafile (start or not, queued, its load commands)
+#                   means for one metafile (start or not, queued, its load commands,
+#                   the load.* call that carries them)
 #   _TreeMemory     what was handled: the file signatures of this run, and the
 #                   metafiles whose item got into rTorrent, kept in memory_file so
 #                   that an erased item stays erased across restarts
@@ -7279,7 +7280,7 @@ class _Entry:
 class _WatchSettings:
     """How each folder's metafiles are loaded: the job's settings (``base``) with the
     watch.ini of every folder from the root down on top (read again when one changes),
-    and what they mean for one metafile (``decide``)."""
+    and what they mean for one metafile (``decide``) and for its load call (``load_call``)."""
 
     def __init__(self, job, config):
         self.job, self.log = job, job.log
@@ -7484,6 +7485,37 @@ class _WatchSettings:
             "announce": meta.announce, "is_magnet": meta.magnet is not None,
             "rel_path": relpath or ".",     # pyrosimple's name (a Path there: '.' at the root)
         }
+
+    @staticmethod
+    def load_call(entry):
+        """The load.* method and its parameters for a decided entry."""
+        settings, meta, path = entry.settings, entry.meta, entry.path
+        start = entry.start and not entry.queue
+        if meta.magnet is not None:
+            entry.method = "load.start_verbose" if start else "load.verbose"
+            entry.params = ["", meta.magnet["uri"]]
+        elif settings.load_by_path and _sendable(path) == path:
+            entry.method = "load.start_verbose" if start else "load.verbose"
+            entry.params = ["", os.path.abspath(path)]
+        else:
+            entry.method = "load.raw_start_verbose" if start else "load.raw_verbose"
+            entry.params = ["", meta.data]
+        if not (settings.remove_loaded or settings.move_loaded_to):
+            # Tied to its file as pyrocore's items were, so that rTorrent's erase hooks
+            # (d.delete_tied) remove the metafile with the item.
+            entry.params.append("d.tied_to_file.set=" + rtorrent_escape(os.path.abspath(path)))
+        # When a load command fails, rTorrent 0.9.8 skips the commands after it, does not
+        # start the item, skips event.download.inserted_new (so the item is not saved in
+        # the session) and marks it hash-failed.  So each command runs inside 'catch'
+        # (its text escaped once more, for catch's own parse), followed by a note of its
+        # number; TreeWatch._verify_once reads the notes and reports the commands that
+        # left none.
+        for index, command in enumerate(entry.commands, 1):
+            entry.params.append("catch=" + rtorrent_escape(
+                "%s ; d.custom.set=%s,(cat,(d.custom,%s),%d,-)"
+                % (command, LOAD_COMMAND_MARK, LOAD_COMMAND_MARK, index)))
+        if entry.queue and not entry.start:
+            entry.params.append("d.priority.set=0")
 
 
 class _TreeMemory:
@@ -8235,37 +8267,8 @@ class TreeWatch(Job):
         if isinstance(settings, ConfigError):
             return False            # said once; it waits until the watch.ini is fixed
         self.folder_settings.decide(entry, settings)
-        self._load_call(entry)
+        self.folder_settings.load_call(entry)
         return True
-
-    def _load_call(self, entry):
-        """The load.* method and its parameters for a decided entry."""
-        settings, meta, path = entry.settings, entry.meta, entry.path
-        start = entry.start and not entry.queue
-        if meta.magnet is not None:
-            entry.method = "load.start_verbose" if start else "load.verbose"
-            entry.params = ["", meta.magnet["uri"]]
-        elif settings.load_by_path and _sendable(path) == path:
-            entry.method = "load.start_verbose" if start else "load.verbose"
-            entry.params = ["", os.path.abspath(path)]
-        else:
-            entry.method = "load.raw_start_verbose" if start else "load.raw_verbose"
-            entry.params = ["", meta.data]
-        if not (settings.remove_loaded or settings.move_loaded_to):
-            # Tied to its file as pyrocore's items were, so that rTorrent's erase hooks
-            # (d.delete_tied) remove the metafile with the item.
-            entry.params.append("d.tied_to_file.set=" + rtorrent_escape(os.path.abspath(path)))
-        # When a load command fails, rTorrent 0.9.8 skips the commands after it, does not
-        # start the item, skips event.download.inserted_new (so the item is not saved in
-        # the session) and marks it hash-failed.  So each command runs inside 'catch'
-        # (its text escaped once more, for catch's own parse), followed by a note of its
-        # number; _verify reads the notes and reports the commands that left none.
-        for index, command in enumerate(entry.commands, 1):
-            entry.params.append("catch=" + rtorrent_escape(
-                "%s ; d.custom.set=%s,(cat,(d.custom,%s),%d,-)"
-                % (command, LOAD_COMMAND_MARK, LOAD_COMMAND_MARK, index)))
-        if entry.queue and not entry.start:
-            entry.params.append("d.priority.set=0")
 
     def _bad(self, entry, reason):
         """Report a bad metafile once; move it to failed_dir if that is set."""
