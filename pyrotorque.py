@@ -2595,6 +2595,7 @@ def _compile_expr(source):
 
 
 def _eval(node, ns):
+    """The value of a checked template expression (see _check_expr) in namespace ``ns``."""
     if isinstance(node, ast.Constant):
         return node.value
     if isinstance(node, ast.Name):
@@ -2609,22 +2610,7 @@ def _eval(node, ns):
             return obj[node.attr]
         raise TemplateError("%s has no attribute %r" % (type(obj).__name__, node.attr))
     if isinstance(node, ast.Call):
-        args = [_eval(arg, ns) for arg in node.args]
-        func = node.func
-        if isinstance(func, ast.Attribute):
-            obj = _eval(func.value, ns)
-            if isinstance(obj, _Helpers):
-                if func.attr not in obj:
-                    raise TemplateError("no filter %r" % func.attr)
-                return obj[func.attr](*args)
-            for kind, methods in _SAFE_METHODS.items():
-                if isinstance(obj, kind) and func.attr in methods:
-                    return getattr(obj, func.attr)(*args)
-            raise TemplateError("%s.%s() is not allowed" % (type(obj).__name__, func.attr))
-        target = _eval(func, ns)
-        if target in TEMPLATE_FILTERS.values() or target in (len, str, int, bool, min, max, sorted):
-            return target(*args)
-        raise TemplateError("that is not a function templates may call")
+        return _eval_call(node, ns)
     if isinstance(node, ast.Subscript):
         obj = _eval(node.value, ns)
         index = node.slice
@@ -2659,6 +2645,27 @@ def _eval(node, ns):
     if isinstance(node, (ast.List, ast.Tuple)):
         return [_eval(elt, ns) for elt in node.elts]
     raise TemplateError("cannot evaluate %s" % type(node).__name__)
+
+
+def _eval_call(node, ns):
+    """A call in a template: a filter (``h.name(x)``), a safe method of a str, dict or
+    list, or one of the few built-in functions; anything else is a TemplateError."""
+    args = [_eval(arg, ns) for arg in node.args]
+    func = node.func
+    if isinstance(func, ast.Attribute):
+        obj = _eval(func.value, ns)
+        if isinstance(obj, _Helpers):
+            if func.attr not in obj:
+                raise TemplateError("no filter %r" % func.attr)
+            return obj[func.attr](*args)
+        for kind, methods in _SAFE_METHODS.items():
+            if isinstance(obj, kind) and func.attr in methods:
+                return getattr(obj, func.attr)(*args)
+        raise TemplateError("%s.%s() is not allowed" % (type(obj).__name__, func.attr))
+    target = _eval(func, ns)
+    if target in TEMPLATE_FILTERS.values() or target in (len, str, int, bool, min, max, sorted):
+        return target(*args)
+    raise TemplateError("that is not a function templates may call")
 
 
 def _split_filters(text):
@@ -5601,23 +5608,14 @@ def _pyrosimple_job(name, table, origin, line_of, connections, warn):
                 {"startable": "matcher", "sort_fields": "sort"}[key] in flat:
             continue        # pyrosimple: 'matcher' and 'sort' win over the old names
         target = mapping["keys"].get(key, key)
-        if key.startswith("cmd_") and kind == "TreeWatch":
-            for param, text in _watch_commands(key[4:], value, where(key)).items():
-                put(param, text, key)
-        elif key == "scgi_url":
+        if kind == "TreeWatch" and _pyrosimple_watch_key(key, value, flat, put, where, warn):
+            continue
+        if key == "scgi_url":
             put(key, lookup_connection(value, connections, where(key)), key)
         elif target is None:
             continue        # behaviour pyrotorque always has
         elif target.startswith("!"):
             put(target[1:], "False" if parse_bool(value, key) else "True", key)
-        elif kind == "TreeWatch" and key == "started":
-            if "load_mode" not in flat:
-                put("load_mode", "start" if parse_bool(value, key) else "normal", key)
-        elif kind == "TreeWatch" and key == "remove_already_added":
-            if parse_bool(value, key):
-                warn("%s: not read: a metafile whose item is already in rTorrent is left alone "
-                     "(never loaded twice); remove_loaded = true deletes every metafile once "
-                     "its item is in rTorrent" % where(key))
         elif kind == "Command" and key == "args":
             put("command", value if isinstance(value, str) else
                 " ".join(shlex.quote(str(v)) for v in value), key)
@@ -5641,20 +5639,45 @@ def _pyrosimple_job(name, table, origin, line_of, connections, warn):
         if params["action"].splitlines()[0] == "erase":
             params["allow_erase"], origins["allow_erase"] = "True", line_of("action")
     elif kind == "ItemCommand":
-        args = flat.get("args") or []
-        if isinstance(args, str) and parse_bool(flat.get("shell", False)):
-            script, words = _shell_script_with_args(args)
-            command = "/bin/sh -c %s sh %s" % (shlex.quote(script), " ".join(words))
-        else:
-            command = args if isinstance(args, str) else " ".join(
-                shlex.quote(str(a)) if not _TEMPLATE_TOKEN.search(str(a)) else str(a)
-                for a in args)
         params.pop("shell", None)
-        put("action", "exec=" + command.strip(), "args")
+        put("action", _pyrosimple_item_command(flat), "args")
     for param, text in mapping["defaults"].items():
         if param not in params:
             params[param], origins[param] = text, origin
     return params, origins
+
+
+def _pyrosimple_watch_key(key, value, flat, put, where, warn):
+    """A TreeWatch key of pyrosimple's that is not a plain rename: its cmd_NAME templates,
+    'started' and 'remove_already_added'; False for any other key."""
+    if key.startswith("cmd_"):
+        for param, text in _watch_commands(key[4:], value, where(key)).items():
+            put(param, text, key)
+    elif key == "started":
+        if "load_mode" not in flat:
+            put("load_mode", "start" if parse_bool(value, key) else "normal", key)
+    elif key == "remove_already_added":
+        if parse_bool(value, key):
+            warn("%s: not read: a metafile whose item is already in rTorrent is left alone "
+                 "(never loaded twice); remove_loaded = true deletes every metafile once "
+                 "its item is in rTorrent" % where(key))
+    else:
+        return False
+    return True
+
+
+def _pyrosimple_item_command(flat):
+    """pyrosimple's ItemCommand 'args' (a shell script if 'shell' is true) as our
+    ActionRule's ``exec=`` action."""
+    args = flat.get("args") or []
+    if isinstance(args, str) and parse_bool(flat.get("shell", False)):
+        script, words = _shell_script_with_args(args)
+        command = "/bin/sh -c %s sh %s" % (shlex.quote(script), " ".join(words))
+    else:
+        command = args if isinstance(args, str) else " ".join(
+            shlex.quote(str(a)) if not _TEMPLATE_TOKEN.search(str(a)) else str(a)
+            for a in args)
+    return "exec=" + command.strip()
 
 
 def _pyrosimple_action(action, args, where):
@@ -5700,28 +5723,7 @@ def load_pyrosimple_settings(path, config_dir, config_files=(), defines=()):
     connections = data.get("CONNECTIONS", {})
     if not isinstance(connections, dict):
         raise ConfigError("%s: CONNECTIONS: expected a table of name = URL" % line_of("CONNECTIONS"))
-    for key, value in data.items():
-        if key in ("scgi_url", "rtorrent_rc"):
-            settings.torque[key] = _expand(lookup_connection(
-                value, connections, "%s: %s" % (line_of(key), key))
-                if key == "scgi_url" else str(value))
-            settings.origins[key] = line_of(key)
-        elif key == "ALIASES" and isinstance(value, dict):
-            settings.sections["announce"] = {alias: (urls if isinstance(urls, list) else [urls])
-                                             for alias, urls in value.items()}
-        elif key not in ("TORQUE", "CONNECTIONS", "ALIASES") and key not in PYROSIMPLE_OTHER_KEYS:
-            known = ["scgi_url", "rtorrent_rc", "TORQUE", "CONNECTIONS", "ALIASES",
-                     *PYROSIMPLE_OTHER_KEYS]
-            settings.warnings.append("%s: %s: unknown %s, not read%s" % (
-                line_of(key), key, "table" if isinstance(value, dict) else "key",
-                _did_you_mean(key, known) or _did_you_mean(key.upper(), known)))
-    for key in ("scgi_url", "rtorrent_rc"):     # pyrosimple's PYRO_<KEY> overrides
-        value = os.environ.get("PYRO_" + key.upper())
-        if value:
-            settings.torque[key] = _expand(lookup_connection(value, connections,
-                                                             "$PYRO_" + key.upper()))
-            settings.origins[key] = "$PYRO_" + key.upper()
-
+    _pyrosimple_top_level(settings, data, connections, line_of)
     torque = data.get("TORQUE", {})
     for name, table in torque.items():
         if name == "_settings" and isinstance(table, dict):
@@ -5753,6 +5755,32 @@ def load_pyrosimple_settings(path, config_dir, config_files=(), defines=()):
     _one_connection(settings)
     logging.getLogger("pyrotorque").info("Configuration read from pyrosimple's %s", path)
     return settings
+
+
+def _pyrosimple_top_level(settings, data, connections, line_of):
+    """config.toml's keys outside [TORQUE]: scgi_url and rtorrent_rc (with pyrosimple's
+    $PYRO_SCGI_URL and $PYRO_RTORRENT_RC on top), [ALIASES]; unknown ones are warnings."""
+    for key, value in data.items():
+        if key in ("scgi_url", "rtorrent_rc"):
+            settings.torque[key] = _expand(lookup_connection(
+                value, connections, "%s: %s" % (line_of(key), key))
+                if key == "scgi_url" else str(value))
+            settings.origins[key] = line_of(key)
+        elif key == "ALIASES" and isinstance(value, dict):
+            settings.sections["announce"] = {alias: (urls if isinstance(urls, list) else [urls])
+                                             for alias, urls in value.items()}
+        elif key not in ("TORQUE", "CONNECTIONS", "ALIASES") and key not in PYROSIMPLE_OTHER_KEYS:
+            known = ["scgi_url", "rtorrent_rc", "TORQUE", "CONNECTIONS", "ALIASES",
+                     *PYROSIMPLE_OTHER_KEYS]
+            settings.warnings.append("%s: %s: unknown %s, not read%s" % (
+                line_of(key), key, "table" if isinstance(value, dict) else "key",
+                _did_you_mean(key, known) or _did_you_mean(key.upper(), known)))
+    for key in ("scgi_url", "rtorrent_rc"):     # pyrosimple's PYRO_<KEY> overrides
+        value = os.environ.get("PYRO_" + key.upper())
+        if value:
+            settings.torque[key] = _expand(lookup_connection(value, connections,
+                                                             "$PYRO_" + key.upper()))
+            settings.origins[key] = "$PYRO_" + key.upper()
 
 
 def apply_defines(settings, defines):
