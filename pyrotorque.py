@@ -3084,8 +3084,10 @@ class XmlRpcFault(PyrotorqueError):
         return "<Fault %s: %r>" % (self.faultCode, self.faultString)
 
 
-class UnreadableAnswer(PyrotorqueError):
-    """Well-formed XML that is no XML-RPC answer (xmlrpc.client's ResponseError)."""
+class UnreadableAnswer(RtorrentError):
+    """An answer that cannot be read: well-formed XML that is no XML-RPC answer
+    (xmlrpc.client's ResponseError), or, from RtorrentProxy.call, any answer it cannot
+    parse (the message names the method)."""
 
 
 def _fp_fault(body):
@@ -3136,6 +3138,10 @@ def fast_loads(body):
 # CGI-style answer.  The request XML is our own marshaller's and answers are read
 # by fast_loads (above; xmlrpc.client only for what it cannot read); this section
 # does the framing, the timeouts, the statistics and the bookkeeping of outages.
+
+#: Calls per `system.multicall` round trip, unless the caller sizes its own batches.
+MULTICALL_BATCH = 500
+
 
 class RpcEndpoint:
     """Where rTorrent listens: ``kind`` is 'unix', 'tcp' or 'http'."""
@@ -3331,26 +3337,12 @@ class RtorrentInfo:
         self.pid, self.methods, self.startup = pid, frozenset(methods), startup
 
 
-class _RpcMethod:
-    """``proxy.d.multicall2(...)`` builds the dotted name one attribute at a time."""
-
-    __slots__ = ("_proxy", "_name")
-
-    def __init__(self, proxy, name):
-        self._proxy, self._name = proxy, name
-
-    def __getattr__(self, name):
-        return _RpcMethod(self._proxy, self._name + "." + name)
-
-    def __call__(self, *params):
-        return self._proxy.call(self._name, *params)
-
-
 class RtorrentProxy:
     """An XML-RPC client for one rTorrent, with a timeout on every call.
 
-    Calls read like rTorrent's commands: ``proxy.d.multicall2("", "main",
-    "d.hash=")``, or ``proxy.call("view.size", "", "main")``.  A refused
+    Every call names its method as rTorrent spells it, so a grep finds it:
+    ``proxy.call("d.multicall2", "", "main", "d.hash=")``; several calls in one
+    round trip go through ``proxy.multicall``.  A refused
     connection or a timeout raises RtorrentUnavailable; the first one of an
     outage is logged as a warning and its end once at info level, so a job
     that meets a down rTorrent can simply skip its run.
@@ -3367,11 +3359,6 @@ class RtorrentProxy:
 
     def __repr__(self):
         return "RtorrentProxy(%r)" % self.endpoint.url
-
-    def __getattr__(self, name):
-        if name.startswith("_"):
-            raise AttributeError(name)
-        return _RpcMethod(self, name)
 
     # -- one call ---------------------------------------------------------------
 
@@ -3393,24 +3380,38 @@ class RtorrentProxy:
         except XmlRpcFault as exc:
             self._count(method, len(request), len(answer), started, answered, failed=True)
             raise self._fault(method, exc) from None
-        except (xml.parsers.expat.ExpatError, ValueError) as exc:
+        except (xml.parsers.expat.ExpatError, ValueError, UnreadableAnswer) as exc:
             self._count(method, len(request), len(answer), started, answered, failed=True)
-            raise RtorrentError("%s: unreadable answer from rTorrent (%s)" % (method, exc)) from None
+            raise UnreadableAnswer("%s: unreadable answer from rTorrent (%s)"
+                                   % (method, exc)) from None
         self._count(method, len(request), len(answer), started, answered, failed=False)
         if self.log.isEnabledFor(TRACE):
             self.log.log(TRACE, "%s%r -> %.200r", method, params, result)
         return result
 
-    def multicall(self, calls):
-        """Run several calls in one round trip; ``calls`` holds (method, *params) tuples."""
-        answers = self.call("system.multicall",
-                            [{"methodName": c[0], "params": list(c[1:])} for c in calls])
+    def multicall(self, calls, faults="raise", batch=MULTICALL_BATCH):
+        """Run ``calls``, (method, *params) tuples, in `system.multicall` round trips
+        of ``batch`` calls (None: all in one, for callers that size their batches);
+        return their results in order.
+
+        A call's fault raises its typed RtorrentFault (``faults="raise"``), or stands
+        in place of its result (``faults="return"``): the other calls still count.
+        """
+        if faults not in ("raise", "return"):
+            raise ValueError("faults must be 'raise' or 'return', not %r" % (faults,))
         results = []
-        for (method, *_), answer in zip(calls, answers):
-            if isinstance(answer, dict):
-                raise self._fault(method, XmlRpcFault(answer.get("faultCode", 0),
-                                                      answer.get("faultString", "")))
-            results.append(answer[0])
+        step = batch or max(1, len(calls))
+        for start in range(0, len(calls), step):
+            chunk = calls[start:start + step]
+            answers = self.call("system.multicall", [{"methodName": c[0], "params": list(c[1:])}
+                                                     for c in chunk])
+            for (method, *_), answer in zip(chunk, answers):
+                if isinstance(answer, dict):
+                    answer = [self._fault(method, XmlRpcFault(answer.get("faultCode", 0),
+                                                              answer.get("faultString", "")))]
+                    if faults == "raise":
+                        raise answer[0]
+                results.append(answer[0] if answer else None)
         return results
 
     def _count(self, method, sent, received, started, answered, failed):
@@ -3992,13 +3993,6 @@ class Item(dict):
         return "<Item %s %s>" % (self.row[0], dict.__repr__(self))
 
 
-#: Errors that mean "this reply could not be read" (odd bytes in a name or path), as
-#: opposed to a lost connection or a fault, which must reach the caller.
-UNREADABLE_ERRORS = (xml.parsers.expat.ExpatError, UnreadableAnswer, UnicodeError)
-
-#: Calls per `system.multicall` when fetching per-item data.
-BATCH_SIZE = 500
-
 #: Seconds an unseen info-hash stays in the per-hash caches.
 CACHE_SECONDS = 3600
 
@@ -4017,16 +4011,6 @@ UNFILTERED_FETCHES = 9
 #: Per-item data as nested multicalls: files (path, size) and trackers (URL, enabled).
 _NESTED_CALLS = {"@files": "f.multicall=,f.path=,f.size_bytes=",
                  "@trackers": "t.multicall=,t.url=,t.is_enabled="}
-
-
-class _Unreadable:
-    """The value of a call whose reply could not be parsed."""
-
-    def __repr__(self):
-        return "<unreadable>"
-
-
-UNREADABLE = _Unreadable()
 
 
 # Letting rTorrent filter ---------------------------------------------------------
@@ -4301,7 +4285,6 @@ class ItemSource:
         self.methods, self.methods_read = None, 0.0  # system.listMethods
         self.per_hash = {}  # "@files", "@trackers", stable field names → {hash: value}
         self.seen = {}  # hash → last time it was fetched
-        self.unreadable = set()  # hashes whose rows break a d.multicall2
         self.wanted = {}  # view → every field asked for so far (what a poll fetches)
         self.snapshots = {}  # view → (items, fields, monotonic time taken)
         self.snapshot_age = None  # seconds a snapshot serves; None: no ItemPoller
@@ -4335,7 +4318,7 @@ class ItemSource:
             self.unfiltered[key] -= 1       # the filter let most through lately
             prefilter = None
         items = self._fetch(view, fields, prefilter)
-        self.view_size = self.proxy.view.size("", view) if prefilter else len(items)
+        self.view_size = self.proxy.call("view.size", "", view) if prefilter else len(items)
         if prefilter and len(items) > self.view_size * FILTER_USEFUL:
             # Evaluating the filter costs rTorrent more than sending the rows it drops.
             self.unfiltered[key] = UNFILTERED_FETCHES
@@ -4382,12 +4365,12 @@ class ItemSource:
                 continue
             missing = [c for c in wanted if c and c not in state.index and c not in state.extra]
             calls = [_call(command, item.hash) for item in members for command in missing]
-            values = iter(self.multicall(calls))
+            values = iter(self.proxy.multicall(calls, faults="return"))
             for item in members:
                 for command in missing:
                     value = next(values)
                     state.extra.setdefault(command, {})[item.hash] = (
-                        None if value is UNREADABLE or isinstance(value, dict) else value)
+                        None if isinstance(value, RtorrentFault) else value)
 
     def command(self, source):
         """The multicall command for a source, None for per-item sources and for
@@ -4405,7 +4388,7 @@ class ItemSource:
         if isinstance(self.proxy, RtorrentProxy):
             return self.proxy.connect().methods
         if self.methods is None or time.monotonic() - self.methods_read > METHODS_SECONDS:
-            self.methods = frozenset(self.proxy.system.listMethods())
+            self.methods = frozenset(self.proxy.call("system.listMethods"))
             self.methods_read = time.monotonic()
         return self.methods
 
@@ -4424,87 +4407,16 @@ class ItemSource:
         return None
 
     def rows(self, view, commands, prefilter=None):
-        """One `d.multicall2` (filtered by `prefilter`).  If odd bytes make its reply
-        unreadable, the data comes column by column (unfiltered: more is fine), and
-        later ticks fetch the culprits apart from the rest."""
-        skip = self.unreadable_filter()
-        try:
-            if skip or prefilter:
-                where = _filter_list("and", [f for f in (prefilter, skip) if f])
-                rows = self.proxy.d.multicall.filtered("", view, where, *commands)
-                if skip:
-                    rows += self.rows_one_by_one(self.present_unreadable(view), commands)
-                return rows
-            return self.proxy.d.multicall2("", view, *commands)
-        except UNREADABLE_ERRORS:
-            self.log.debug("Unreadable reply for view %r, fetching it column by column", view)
-        return self.rows_by_column(view, commands)
+        """One `d.multicall2` (or `d.multicall.filtered` with `prefilter`).
 
-    def rows_by_column(self, view, commands):
-        """Rows from one `d.multicall2` per command; only an unreadable column (names,
-        say) is read item by item."""
-        hashes = [row[0] for row in self.proxy.d.multicall2("", view, "d.hash=")]
-        columns = []
-        for command in commands[1:]:
-            try:
-                columns.append(dict(self.proxy.d.multicall2("", view, "d.hash=", command)))
-            except UNREADABLE_ERRORS:
-                rows = self.rows_one_by_one(hashes, ["d.hash=", command])
-                columns.append({row[0]: row[1] for row in rows})
-        return [[h] + [column.get(h) for column in columns] for h in hashes]
-
-    def unreadable_filter(self, negate=True):
-        """A `d.multicall.filtered` filter for all items but the known unreadable ones
-        (or for only those).  The quoting is the one rTorrent 0.9.8 accepts."""
-        if not self.unreadable:
-            return None
-        hashes = sorted(self.unreadable)
-        if negate:
-            return 'not="$or={%s}"' % ",".join('\\"equal={d.hash=,cat=%s}\\"' % h for h in hashes)
-        return "or={%s}" % ",".join('"equal={d.hash=,cat=%s}"' % h for h in hashes)
-
-    def present_unreadable(self, view):
-        """Which of the known unreadable items are in the view (hashes are safe to read)."""
-        only = self.unreadable_filter(negate=False)
-        present = [row[0] for row in self.proxy.d.multicall.filtered("", view, only, "d.hash=")]
-        self.unreadable = set(present)
-        return present
-
-    def rows_one_by_one(self, hashes, commands):
-        """Rows built from per-item calls; an unreadable value becomes None."""
-        calls = [_call(cmd, h) for h in hashes for cmd in commands[1:]]
-        values = iter(self.multicall(calls))
-        rows = []
-        for info_hash in hashes:
-            row = [info_hash] + [next(values) for _ in commands[1:]]
-            if any(v is UNREADABLE for v in row):
-                self.unreadable.add(info_hash)
-                self.log.warning("Item %s has unreadable fields (odd bytes in a name or path?)",
-                            info_hash)
-            rows.append([None if (v is UNREADABLE or isinstance(v, dict)) else v for v in row])
-        return rows
-
-    def multicall(self, calls):
-        """`system.multicall` in batches; each result is a value, a fault dict, or
-        UNREADABLE for a call whose reply cannot be parsed."""
-        results = []
-        for start in range(0, len(calls), BATCH_SIZE):
-            results.extend(self._bisecting_multicall(calls[start:start + BATCH_SIZE]))
-        return results
-
-    def _bisecting_multicall(self, calls):
-        if not calls:
-            return []
-        try:
-            replies = self.proxy.system.multicall(
-                [{"methodName": method, "params": params} for method, params in calls])
-        except UNREADABLE_ERRORS:
-            if len(calls) == 1:
-                return [UNREADABLE]
-            middle = len(calls) // 2
-            return (self._bisecting_multicall(calls[:middle])
-                    + self._bisecting_multicall(calls[middle:]))
-        return [reply[0] if isinstance(reply, list) else reply for reply in replies]
+        Odd bytes in names and paths never make an answer unreadable: rTorrent
+        0.9.8 sends invalid UTF-8 as "?", 0.16 as it is, both send control
+        characters raw, and the proxy replaces whatever XML forbids (tested with
+        each rTorrent in tests/test_items_rtorrent.py).
+        """
+        if prefilter:
+            return self.proxy.call("d.multicall.filtered", "", view, prefilter, *commands)
+        return self.proxy.call("d.multicall2", "", view, *commands)
 
     def forget_old(self, hashes):
         """Drop cached data of items not seen for CACHE_SECONDS (erased ones).
@@ -4539,18 +4451,11 @@ class ItemSource:
             return
         nested = _NESTED_CALLS[source]
         if len(missing) > FEW_ITEMS:
-            try:
-                for info_hash, rows in self.proxy.d.multicall2("", view, "d.hash=", nested):
-                    cache[info_hash] = tuple(self.clean(source, rows))
-                return
-            except UNREADABLE_ERRORS:
-                self.log.debug("Unreadable %s in view %r, reading them item by item", source, view)
-        method, _, args = nested.partition("=")
-        calls = [(method, [h] + args.split(",")) for h in missing if h not in cache]
-        for info_hash, result in zip([h for h in missing if h not in cache],
-                                     self.multicall(calls)):
-            if result is UNREADABLE and source == "@files":
-                result = self.files_the_hard_way(info_hash)
+            for info_hash, rows in self.proxy.call("d.multicall2", "", view, "d.hash=", nested):
+                cache[info_hash] = tuple(self.clean(source, rows))
+            return
+        calls = [_call(nested, h) for h in missing]
+        for info_hash, result in zip(missing, self.proxy.multicall(calls, faults="return")):
             if isinstance(result, list):
                 cache[info_hash] = tuple(self.clean(source, result))
 
@@ -4561,22 +4466,11 @@ class ItemSource:
         return [(url or "", bool(enabled)) for url, enabled in rows
                 if not (url or "").startswith("dht://")]
 
-    def files_the_hard_way(self, info_hash):
-        """Files of an item with an unreadable path: sizes in one call, then each
-        path alone; an unreadable path counts as a file without an extension."""
-        sizes = self.multicall([("f.multicall", [info_hash, "", "f.size_bytes="])])[0]
-        if not isinstance(sizes, list):
-            return sizes
-        paths = self.multicall([("f.path", ["%s:f%d" % (info_hash, index)])
-                                for index in range(len(sizes))])
-        return [(path if isinstance(path, str) else "", size[0])
-                for path, size in zip(paths, sizes)]
-
 
 def _call(command, info_hash):
     """A multicall command ("d.custom=tm_loaded") as a per-item call."""
     method, _, args = command.partition("=")
-    return method, [info_hash] + (args.split(",") if args else [])
+    return (method, info_hash) + tuple(args.split(",") if args else ())
 
 
 class _FetchState:
@@ -4637,7 +4531,7 @@ class _FetchState:
 
     def session_path(self, item):
         if self.session is None:
-            self.session = self.source.proxy.session.path()
+            self.session = self.source.proxy.call("session.path")
         return self.session
 
     def per_item(self, source, item):
@@ -4655,8 +4549,8 @@ class _FetchState:
 
     def fetch_one(self, command, item):
         """A command the fetch did not ask for, read for this one item."""
-        value = self.source.multicall([_call(command, item.row[0])])[0]
-        return None if value is UNREADABLE or isinstance(value, dict) else value
+        value = self.source.proxy.multicall([_call(command, item.row[0])], faults="return")[0]
+        return None if isinstance(value, RtorrentFault) else value
 
 
 # Looking at matches (`pyrotorque.py --match CONDITION`) ######################
@@ -7030,8 +6924,8 @@ class QueueManager(Job):
             return True
         try:
             if not item.get("is_open"):
-                self.proxy.d.open(item.hash)
-            self.proxy.d.start(item.hash)
+                self.proxy.call("d.open", item.hash)
+            self.proxy.call("d.start", item.hash)
             if not self.config.quiet:
                 self.proxy.call("print", "", "QueueManager: Started '%s' {%s}" % (name, alias))
         except RtorrentFault as exc:
@@ -8318,9 +8212,8 @@ class TreeWatch(Job):
         if not hashes:
             return set()
         # One d.hash per file (never a fetch of every item): the cost follows the files.
-        answers = self.proxy.call("system.multicall", [{"methodName": "d.hash", "params": [h]}
-                                                      for h in hashes])
-        return {h for h, answer in zip(hashes, answers) if isinstance(answer, list)}
+        answers = self.proxy.multicall([("d.hash", h) for h in hashes], faults="return")
+        return {h for h, answer in zip(hashes, answers) if not isinstance(answer, RtorrentFault)}
 
     def _process(self):
         """Load what is ready, in batches; called from the loop."""
@@ -8442,16 +8335,16 @@ class TreeWatch(Job):
                        if isinstance(e.params[1], bytes))
             if need > 400 * 1024:
                 self._ensure_size_limit(need + 64 * 1024, chunk[0].path)
-            calls = [{"methodName": e.method, "params": e.params} for e in chunk]
-            try:
-                answers = self.proxy.call("system.multicall", calls)
+            calls = [(e.method,) + tuple(e.params) for e in chunk]
+            try:    # the chunk is sized for rTorrent's limit: one round trip
+                answers = self.proxy.multicall(calls, faults="return", batch=None)
             except RtorrentFault as exc:
                 self.log.error("While loading %d metafile(s): %s", len(chunk), exc)
                 continue
             for entry, answer in zip(chunk, answers):
-                if isinstance(answer, dict):
+                if isinstance(answer, RtorrentFault):
                     self.log.error("While loading #%s from %r: %s", entry.meta.info_hash,
-                                   entry.path, answer.get("faultString"))
+                                   entry.path, answer.message)
 
     def _ensure_size_limit(self, need, path):
         if self._size_limit is None:
@@ -8487,18 +8380,17 @@ class TreeWatch(Job):
         # is there), any other for its hash.
         waiting = list(self._inflight.items())
         try:
-            answers = self.proxy.call("system.multicall", [
-                {"methodName": "d.custom", "params": [info_hash, LOAD_COMMAND_MARK]}
-                if entry.commands else {"methodName": "d.hash", "params": [info_hash]}
-                for info_hash, entry in waiting])
+            answers = self.proxy.multicall([
+                ("d.custom", info_hash, LOAD_COMMAND_MARK) if entry.commands
+                else ("d.hash", info_hash) for info_hash, entry in waiting], faults="return")
         except RtorrentError as exc:
             # rTorrent went away before it said yes: load those again once it is back.
             entries = list(self._inflight.values())
             self._inflight.clear()
             self._went_down(entries, exc)
             return
-        present = {info_hash: answer[0] for (info_hash, _), answer in zip(waiting, answers)
-                   if isinstance(answer, list)}
+        present = {info_hash: answer for (info_hash, _), answer in zip(waiting, answers)
+                   if not isinstance(answer, RtorrentFault)}
         now = time.monotonic()
         loaded, calls, failed = [], [], []
         for info_hash, entry in list(self._inflight.items()):
@@ -8509,8 +8401,7 @@ class TreeWatch(Job):
                     done = set(present[info_hash].split("-"))
                     failed += [(entry, index) for index in range(len(entry.commands))
                                if str(index + 1) not in done]
-                    calls.append({"methodName": "d.custom.set",
-                                  "params": [info_hash, LOAD_COMMAND_MARK, ""]})
+                    calls.append(("d.custom.set", info_hash, LOAD_COMMAND_MARK, ""))
             elif now > entry.deadline:
                 del self._inflight[info_hash]
                 self._bad(entry, "rTorrent did not take it within %.0f s (see rTorrent's log "
@@ -8524,7 +8415,7 @@ class TreeWatch(Job):
             self._command_failures(failed)
         if calls:
             try:
-                self.proxy.call("system.multicall", calls)
+                self.proxy.multicall(calls, faults="return")
             except RtorrentError:
                 pass
         # Items loaded stopped with a priority above 0 are what the queue starts.
@@ -8544,28 +8435,26 @@ class TreeWatch(Job):
             self.log.info("Loaded %r #%s from %r%s", entry.meta.info_name, entry.meta.info_hash,
                           entry.path, self._suffix(entry))
             if not entry.settings.quiet:
-                prints.append({"methodName": "print", "params": ["", _sendable(
+                prints.append(("print", "", _sendable(
                     "TreeWatch: Loaded '%s' from '%s/'%s" % (
-                        entry.meta.info_name, os.path.dirname(entry.path), self._suffix(entry)))]})
+                        entry.meta.info_name, os.path.dirname(entry.path), self._suffix(entry)))))
             self._after_load(entry)
         if len(prints) > 20:
-            prints = [{"methodName": "print",
-                       "params": ["", "TreeWatch: Loaded %d items" % len(prints)]}]
+            prints = [("print", "", "TreeWatch: Loaded %d items" % len(prints))]
         calls.extend(prints)
 
     def _command_failures(self, failed):
         """Log each load command that failed, with rTorrent's reason: the command is sent
         once more on its own (one system.multicall for all), and the fault says why."""
-        calls = [{"methodName": "branch", "params": [entry.meta.info_hash, 1,
-                                                     entry.commands[index]]}
+        calls = [("branch", entry.meta.info_hash, 1, entry.commands[index])
                  for entry, index in failed]
         try:
-            answers = self.proxy.call("system.multicall", calls)
+            answers = self.proxy.multicall(calls, faults="return")
         except RtorrentError as exc:
-            answers = [{"faultString": "(no reason: %s)" % exc}] * len(failed)
+            answers = [RtorrentFault("branch", 0, "(no reason: %s)" % exc)] * len(failed)
         for (entry, index), answer in zip(failed, answers):
             self.stats["command_errors"] += 1
-            reason = answer.get("faultString") if isinstance(answer, dict) else \
+            reason = answer.message if isinstance(answer, RtorrentFault) else \
                 "it failed at load time, and worked when sent again"
             self.log.error("Load command %s failed for %r #%s from %r: %s: %s (the other "
                            "commands were applied)", entry.keys[index], entry.meta.info_name,
@@ -9122,7 +9011,7 @@ class RtorrentExporter(Job):
                                  method)
         if not stats:
             return
-        rows = self.proxy.d.multicall2("", "main", *[m + "=" for m in labels + stats])
+        rows = self.proxy.call("d.multicall2", "", "main", *[m + "=" for m in labels + stats])
         names = [_label_name(m) for m in labels]
         order = sorted(range(len(names)), key=lambda i: names[i])
         made = []
@@ -9138,10 +9027,9 @@ class RtorrentExporter(Job):
                     family.add_raw(value * scale if scale != 1 else value, text)
 
     def _multicall(self, calls):
-        """system.multicall; a fault in one call gives None for it, not an exception."""
-        answers = self.proxy.call("system.multicall",
-                                  [{"methodName": c[0], "params": list(c[1:])} for c in calls])
-        return [a[0] if isinstance(a, list) and a else None for a in answers]
+        """The proxy's multicall; a fault in one call gives None for it, not an exception."""
+        return [None if isinstance(answer, RtorrentFault) else answer
+                for answer in self.proxy.multicall(calls, faults="return")]
 
     # -- the daemon's own metrics ------------------------------------------------------
 
@@ -10168,7 +10056,7 @@ class ActionRule(Job):
         if self.dry_run:
             self.log.info("Would set the tags of %s to %r", self._where(item), text)
         else:
-            self.proxy.d.custom.set(item.hash, "tags", text)
+            self.proxy.call("d.custom.set", item.hash, "tags", text)
         item["custom_tags"] = text      # later actions of this run see the change
         return None
 
@@ -10761,9 +10649,9 @@ class CompletionHandler(SteppedJob):
         if now["hashing"] or now["is_hash_checking"]:
             raise RtorrentError("it started a hash check; not stopping it")
         if now["state"] == 1:
-            self.proxy.d.stop(h)
+            self.proxy.call("d.stop", h)
         if now["state"] == 1 or now["is_open"]:
-            self.proxy.d.close(h)
+            self.proxy.call("d.close", h)
 
     def _delete_source(self, entry):
         """Remove the source, first renamed so that its path is whole or gone."""
@@ -10776,22 +10664,21 @@ class CompletionHandler(SteppedJob):
     def _settle(self, entry, path, outcome):
         """Point rTorrent at ``path``, bring the item back to how it was, forget the move."""
         h, where = entry["hash"], self._where(entry)
-        d = self.proxy.d
         try:
             if entry["multi"]:
-                d.directory_base.set(h, path)
+                self.proxy.call("d.directory_base.set", h, path)
             else:
-                d.directory.set(h, os.path.dirname(path))
+                self.proxy.call("d.directory.set", h, os.path.dirname(path))
             if outcome == "moved":
-                d.custom.set(h, "targetdir", entry["target_dir"])
-            d.open(h)           # opens the files at once, which refreshes d.base_path
+                self.proxy.call("d.custom.set", h, "targetdir", entry["target_dir"])
+            self.proxy.call("d.open", h)    # opens the files at once, which refreshes d.base_path
             if entry["was"] == "started":
-                d.start(h)
+                self.proxy.call("d.start", h)
             elif entry["was"] == "closed":
                 now = self._fresh(h)
                 if not (now["hashing"] or now["is_hash_checking"]):
-                    d.close(h)
-            base = d.base_path(h)
+                    self.proxy.call("d.close", h)
+            base = self.proxy.call("d.base_path", h)
         except HashNotFound:
             self.log.warning("%s was removed from rTorrent during its move; its data is at %s",
                              where, path)
@@ -11488,19 +11375,18 @@ class StatsArchiver(Job):
         self.proxy.connect()
         calls = [(method,) for method, _, _ in self.GLOBALS]
         calls += [("view.size", "", view) for view in self.views]
-        answers = self.proxy.call("system.multicall",
-                                  [{"methodName": c[0], "params": list(c[1:])} for c in calls])
+        answers = self.proxy.multicall(calls, faults="return")
         samples = []
         names = [(name, kind) for _, name, kind in self.GLOBALS]
         names += [("count.view." + view, _LAST) for view in self.views]
         for (name, kind), call, answer in zip(names, calls, answers):
-            value = answer[0] if isinstance(answer, list) and answer else None
+            value = None if isinstance(answer, RtorrentFault) else answer
             if isinstance(value, (int, float)) and not isinstance(value, bool):
                 samples.append((name, kind, value))
             elif call[0] == "view.size" and call[2] not in self.missing_views:
                 self.missing_views.add(call[2])
                 self.log.warning("rTorrent has no view %r; its count is not archived (%s)",
-                                 call[2], answer.get("faultString") if isinstance(answer, dict)
+                                 call[2], answer.message if isinstance(answer, RtorrentFault)
                                  else answer)
         if self.config.aliases:
             source = self.config.get("item_source") or ItemSource(self.proxy)
@@ -11998,7 +11884,7 @@ class TorrentMirror(SteppedJob):
                       self._where(mirror), len(mirror["pieces"]),
                       time.monotonic() - mirror["started"], path)
         try:
-            self.proxy.d.custom.set(mirror["source"], "mirror", meta.info_hash)
+            self.proxy.call("d.custom.set", mirror["source"], "mirror", meta.info_hash)
             self._load_local(entry)
         except RtorrentUnavailable as exc:
             self.log.warning("%s; the mirror is loaded at the next run", exc)
@@ -12014,7 +11900,7 @@ class TorrentMirror(SteppedJob):
         """Load the mirror into the local rTorrent, pointed at the item's data."""
         h = entry["hash"]
         try:
-            self.proxy.d.complete(h)
+            self.proxy.call("d.complete", h)
             present = True
         except HashNotFound:
             present = False
@@ -12169,7 +12055,7 @@ class TorrentMirror(SteppedJob):
                 self.log.debug("The local mirror of %s is removed after its hash check",
                                self._where(entry))
                 return False
-            self.proxy.d.erase(h)
+            self.proxy.call("d.erase", h)
             self.log.info("Removed the local mirror of %s (its data stays)", self._where(entry))
         except HashNotFound:
             pass
@@ -12343,7 +12229,7 @@ class TorrentMover(SteppedJob):
         for url in rendezvous_order(item.hash + (item["alias"] or ""), self.hosts):
             remote = self.remotes[url]
             try:
-                remote.d.hash(item.hash)
+                remote.call("d.hash", item.hash)
             except HashNotFound:
                 return url
             except RtorrentUnavailable as exc:
@@ -12372,7 +12258,7 @@ class TorrentMover(SteppedJob):
         meta = fast_resume(self._metafile(item), [str(path) for path, _ in rows],
                            [int(priority) for _, priority in rows])
         base = str(now["directory_base"])
-        self.proxy.d.stop(item.hash)
+        self.proxy.call("d.stop", item.hash)
         self._moving = (item, url, bool(now["is_active"]), time.monotonic() + MOVER_ARRIVAL)
         try:
             self.remotes[url].call("load.raw_verbose", "", bencode(meta),
@@ -12404,7 +12290,7 @@ class TorrentMover(SteppedJob):
         remote = self.remotes[url]
         while True:
             try:
-                remote.d.hash(item.hash)
+                remote.call("d.hash", item.hash)
                 break
             except (HashNotFound, RtorrentUnavailable):
                 pass
@@ -12441,7 +12327,7 @@ class TorrentMover(SteppedJob):
         customs += [("d.custom%d.set" % n, item.hash, value)
                     for n, value in enumerate(numbered, 1) if value]
         remote.multicall(customs + [("d.start", item.hash)])
-        self.proxy.d.erase(item.hash)
+        self.proxy.call("d.erase", item.hash)
         self.items.invalidate()
         self.totals["moved"] += 1
         self.log.info("Moved %s to %s", self._where(item), _shown_url(self._moving[1]))
@@ -12455,7 +12341,7 @@ class TorrentMover(SteppedJob):
                          _shown_url(url), why, " and is started again" if was_active else "")
         if was_active:
             try:
-                self.proxy.d.start(item.hash)
+                self.proxy.call("d.start", item.hash)
             except RtorrentError as exc:
                 self.log.warning("Could not start %s again: %s", self._where(item), exc)
 
@@ -14181,9 +14067,10 @@ def _check_rtorrent(options, settings, found, needed, commands, out):
         if unknown:
             # Methods made with method.insert's 'private' flag are not listed, but work in
             # commands: method.get knows them.
-            answers = proxy.call("system.multicall", [
-                {"methodName": "method.get", "params": ["", method]} for method in unknown])
-            unknown = {m for m, answer in zip(unknown, answers) if not isinstance(answer, list)}
+            answers = proxy.multicall([("method.get", "", method) for method in unknown],
+                                      faults="return")
+            unknown = {m for m, answer in zip(unknown, answers)
+                       if isinstance(answer, RtorrentFault)}
         for name, key, method in commands:
             if method in unknown:
                 found.append(ConfigProblem("%s: calls %r, which this rTorrent does not have%s" % (

@@ -12,9 +12,9 @@ rtorrent from `contrib/rtlab.py`, then measures, as medians of several rounds:
   match     matching only, over items already fetched (fields computed on demand)
 
 `--module` picks the file with the condition code to measure (default: the
-pyrotorque.py next to contrib/).  Both proxies are measured: rtlab's plain
-`xmlrpc.client.ServerProxy` and pyrotorque's own `RtorrentProxy` (taken from
-`--proxy-module`, by default the same file).
+pyrotorque.py next to contrib/).  The client is pyrotorque's own `RtorrentProxy`
+(taken from `--proxy-module`, by default the same file): ItemSource calls
+`proxy.call` and `proxy.multicall`, which rtlab's xmlrpc.client proxy lacks.
 """
 import argparse
 import importlib.util
@@ -55,7 +55,7 @@ def measure(module, proxy, rounds):
     probe.fetch("main", condition.fields)
     commands = sorted(probe.fetch_state.index, key=probe.fetch_state.index.get)
     results = {"commands": " ".join(commands)}
-    results["bare"] = median_time(lambda: proxy.d.multicall2("", "main", *commands), rounds)
+    results["bare"] = median_time(lambda: proxy.call("d.multicall2", "", "main", *commands), rounds)
 
     def cold():
         source = module.ItemSource(proxy)
@@ -85,9 +85,7 @@ def main():
         else module
     with rtlab.RTorrent(rpc_timeout=120) as rt:
         print("loading %d items ... %.1fs" % (args.items, load_items(rt, args.items)))
-        proxies = [("xmlrpc.client.ServerProxy", rt.proxy)]
-        if hasattr(proxy_module, "RtorrentProxy"):
-            proxies.append(("pyrotorque.RtorrentProxy", proxy_module.RtorrentProxy(rt.url, 120)))
+        proxies = [("pyrotorque.RtorrentProxy", proxy_module.RtorrentProxy(rt.url, 120))]
         print("condition: %s" % STARTABLE)
         for label, proxy in proxies:
             r = measure(module, proxy, args.rounds)

@@ -333,6 +333,9 @@ def parse_scgi_url(url_or_socket):
     return parts.path
 
 
+# The lab has its own SCGI client (xmlrpc.client over _scgi_request) and its own bencode
+# on purpose, not pyrotorque's: the fixtures must not depend on the code under test, or
+# a bug in pyrotorque's RtorrentProxy could set up and check a test with the same error.
 def _scgi_request(address, body, timeout):
     """Send one SCGI request and return the XML body of the reply.
 

@@ -158,6 +158,11 @@ CONDITIONS = st.recursive(
 FIELDS = {"prio", "size", "fno", "is_open", "is_ignored", "is_multi_file", "is_active", "name"}
 
 
+def _daemon_proxy(rt):
+    """The daemon's own client for a lab rTorrent (ItemSource calls ``proxy.call``)."""
+    return pyrotorque.RtorrentProxy(rt.url, timeout=30)
+
+
 def _hashes(proxy, condition):
     """(hashes Python matches over the whole view, hashes rTorrent's filter keeps)."""
     source = pyrotorque.ItemSource(proxy)
@@ -179,7 +184,7 @@ def _hashes(proxy, condition):
 def test_rtorrent_keeps_exactly_the_items_an_integer_condition_matches(varied, text):
     condition = pyrotorque.parse_condition(text)
     assert pyrotorque.rtorrent_filter(condition) is not None
-    matched, kept = _hashes(varied.proxy, condition)
+    matched, kept = _hashes(_daemon_proxy(varied), condition)
     assert kept == matched, "%s -> %s" % (condition, pyrotorque.rtorrent_filter(condition))
 
 
@@ -188,7 +193,7 @@ def test_rtorrent_keeps_exactly_the_items_an_integer_condition_matches(varied, t
        joiner=st.sampled_from([" ", " OR ", " NOT "]))
 def test_rtorrent_never_drops_an_item_a_mixed_condition_matches(varied, text, name, joiner):
     condition = pyrotorque.parse_condition("%s%sname=%s" % (text, joiner, name))
-    matched, kept = _hashes(varied.proxy, condition)
+    matched, kept = _hashes(_daemon_proxy(varied), condition)
     assert matched <= kept
 
 
@@ -320,7 +325,7 @@ def test_rtorrent_keeps_the_items_a_text_condition_matches(texts, terms, shape):
         return                              # e.g. a regex Python cannot compile
     condition = _condition(shape, made)
     breaks = set()
-    matched, kept = _text_hashes(texts.proxy, condition, breaks)
+    matched, kept = _text_hashes(_daemon_proxy(texts), condition, breaks)
     assert matched <= kept, "%s -> %s" % (condition, pyrotorque.rtorrent_filter(condition))
     if _exact(condition):
         assert kept - breaks == matched - breaks, "%s -> %s" % (
@@ -330,7 +335,7 @@ def test_rtorrent_keeps_the_items_a_text_condition_matches(texts, terms, shape):
 @pytest.mark.parametrize("value", [v for v in TEXTS if v.isascii() and not set(v) & set("*?[")])
 def test_a_name_with_any_character_is_found_by_its_own_literal_and_nothing_runs(texts, value):
     condition = _text_term("name", value, False)
-    matched, kept = _text_hashes(texts.proxy, condition)
+    matched, kept = _text_hashes(_daemon_proxy(texts), condition)
     assert kept == matched and len(kept) >= 1
     assert texts.proxy.view.size("", "main") == len(TEXTS)     # nothing was erased or added
 
@@ -361,13 +366,14 @@ def test_the_queue_reads_name_and_order_only_for_the_few_startable_items(varied,
                                    item_source=pyrotorque.ItemSource(proxy))
     job = pyrotorque.QueueManager(config)
     assert not {"name", "loaded"} & job.fields
-    per_item, multicall = [], job.items.multicall
-    job.items.multicall = lambda calls: per_item.extend(calls) or multicall(calls)
+    proxy.connect()     # the handshake's multicall is not the queue's
+    per_item, multicall = [], proxy.multicall
+    proxy.multicall = lambda calls, **how: per_item.extend(calls) or multicall(calls, **how)
     with caplog.at_level(logging.INFO, logger="pyrotorque"):
         job.run()
     expected = [name for name, _, _, prio, is_open, _ in ITEMS if prio == 3 and not is_open]
     started = [line.split("'")[1] for line in caplog.text.splitlines() if "WOULD start" in line]
     assert sorted(started) == sorted(expected) and len(expected) > 1
     assert proxy.stats.by_method["d.multicall.filtered"] == 1
-    assert sorted(method for method, _ in per_item if method != "t.multicall") == sorted(
+    assert sorted(call[0] for call in per_item if call[0] != "t.multicall") == sorted(
         ["d.name", "d.custom", "d.load_date"] * len(expected))     # name, loaded: only these

@@ -151,7 +151,7 @@ def test_a_server_that_never_answers_times_out_as_unavailable(short_tmp):
         proxy = RtorrentProxy(path, timeout=0.3)
         started = time.monotonic()
         with pytest.raises(RtorrentUnavailable, match="timed out"):
-            proxy.system.client_version()
+            proxy.call("system.client_version")
         assert time.monotonic() - started < 2
     finally:
         server.close()
@@ -180,7 +180,7 @@ def test_a_trickling_server_cannot_stretch_a_call_past_its_timeout(short_tmp):
     try:
         started = time.monotonic()
         with pytest.raises(RtorrentUnavailable):
-            RtorrentProxy(path, timeout=0.5).system.client_version()
+            RtorrentProxy(path, timeout=0.5).call("system.client_version")
         assert time.monotonic() - started < 1.5
     finally:
         stop.set()
@@ -189,15 +189,15 @@ def test_a_trickling_server_cannot_stretch_a_call_past_its_timeout(short_tmp):
 
 def test_an_outage_is_logged_once_and_its_end_once(short_tmp, caplog, rtorrent):
     proxy = RtorrentProxy(rtorrent.url, timeout=5)
-    assert proxy.system.client_version() == rtorrent.version
+    assert proxy.call("system.client_version") == rtorrent.version
     rtorrent.stop()
     with caplog.at_level(logging.INFO, logger="pyrotorque.rtorrent"):
         for _ in range(3):
             with pytest.raises(RtorrentUnavailable):
-                proxy.system.client_version()
+                proxy.call("system.client_version")
         rtorrent.start()
-        assert proxy.system.client_version() == rtorrent.version
-        proxy.system.client_version()
+        assert proxy.call("system.client_version") == rtorrent.version
+        proxy.call("system.client_version")
     messages = [r.getMessage() for r in caplog.records]
     assert sum("unreachable" in m for m in messages) == 1
     assert sum("reachable again" in m for m in messages) == 1
@@ -240,11 +240,11 @@ def test_each_rtorrents_fault_becomes_the_same_typed_error(code, text, kind):
 def test_faults_become_typed_errors(rtorrent):
     proxy = RtorrentProxy(rtorrent.url, timeout=5)
     with pytest.raises(HashNotFound):
-        proxy.d.name("0" * 40)
+        proxy.call("d.name", "0" * 40)
     with pytest.raises(MethodMissing):
         proxy.call("no.such.method")
     with pytest.raises(pyrotorque.RtorrentFault) as caught:
-        proxy.d.multicall2("", "no-such-view", "d.hash=")
+        proxy.call("d.multicall2", "", "no-such-view", "d.hash=")
     assert caught.value.code == rtlab.COMMAND_FAULT[rtorrent.backend]   # 0.16 tinyxml2: -500
 
 
@@ -253,6 +253,61 @@ def test_a_multicall_returns_each_result_and_raises_on_a_fault(rtorrent):
     assert proxy.multicall([("system.client_version",), ("view.size", "", "main")]) == [rtorrent.version, 0]
     with pytest.raises(HashNotFound):
         proxy.multicall([("system.client_version",), ("d.name", "0" * 40)])
+
+
+def test_a_multicall_can_return_faults_in_place_of_their_results(rtorrent):
+    proxy = RtorrentProxy(rtorrent.url, timeout=5)
+    results = proxy.multicall([("system.client_version",), ("d.name", "0" * 40),
+                               ("no.such.method",), ("view.size", "", "main")], faults="return")
+    assert results[0] == rtorrent.version and results[3] == 0
+    assert type(results[1]) is HashNotFound and results[1].method == "d.name"
+    assert type(results[2]) is MethodMissing
+    with pytest.raises(ValueError, match="faults"):
+        proxy.multicall([("system.client_version",)], faults="ignore")
+
+
+def test_a_long_multicall_goes_in_batches_unless_the_caller_sized_it(rtorrent):
+    proxy = RtorrentProxy(rtorrent.url, timeout=5)
+    calls = [("view.size", "", "main")] * (pyrotorque.MULTICALL_BATCH + 1)
+    assert proxy.multicall(calls) == [0] * len(calls)
+    assert proxy.stats.by_method["system.multicall"] == 2
+    assert proxy.multicall(calls, batch=None) == [0] * len(calls)
+    assert proxy.stats.by_method["system.multicall"] == 3
+
+
+def test_a_typo_in_a_method_is_an_attribute_error_not_a_call(rtorrent):
+    proxy = RtorrentProxy(rtorrent.url, timeout=5)
+    with pytest.raises(AttributeError):
+        proxy.stat
+    with pytest.raises(AttributeError):
+        proxy.d.start("0" * 40)
+    assert proxy.stats.calls == 0
+
+
+def test_an_unreadable_answer_is_an_rtorrent_error_naming_the_method_and_counted(short_tmp):
+    path = os.path.join(short_tmp, "odd.sock")
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(path)
+    server.listen(1)
+    body = b"<?xml version='1.0'?><methodResponse><nothing/></methodResponse>"
+
+    def answer():
+        conn, _ = server.accept()
+        with conn:
+            conn.recv(65536)
+            conn.sendall(b"Status: 200 OK\r\nContent-Length: %d\r\n\r\n%s" % (len(body), body))
+
+    thread = threading.Thread(target=answer, daemon=True)
+    thread.start()
+    try:
+        proxy = RtorrentProxy(path, timeout=5)
+        with pytest.raises(pyrotorque.UnreadableAnswer, match="^system.client_version: unreadable"):
+            proxy.call("system.client_version")
+        assert issubclass(pyrotorque.UnreadableAnswer, RtorrentError)
+        assert (proxy.stats.calls, proxy.stats.errors) == (1, 1)
+    finally:
+        thread.join(5)
+        server.close()
 
 
 def test_big_values_reach_rtorrent_as_strings(rtorrent):
@@ -264,7 +319,7 @@ def test_big_values_reach_rtorrent_as_strings(rtorrent):
 def test_tcp_endpoints_work_too(rtorrent_tcp):
     proxy = RtorrentProxy(rtorrent_tcp.url, timeout=5)
     assert parse_rpc_url(rtorrent_tcp.url).kind == "tcp"
-    assert proxy.system.client_version() == rtorrent_tcp.version
+    assert proxy.call("system.client_version") == rtorrent_tcp.version
     assert proxy.stats.calls == 1 and proxy.stats.bytes_in > 0
 
 
@@ -299,7 +354,7 @@ def test_http_endpoints_with_basic_auth_reach_rtorrent_through_a_web_server(rtor
     try:
         url = "http://me:p%%40ss@127.0.0.1:%d/RPC2" % server.server_address[1]
         proxy = RtorrentProxy(url, timeout=5)
-        assert proxy.system.client_version() == rtorrent.version
+        assert proxy.call("system.client_version") == rtorrent.version
         assert proxy.connect().version == rtorrent.version
     finally:
         server.shutdown()
