@@ -6573,6 +6573,8 @@ class EventLoop:
         self.selector = selectors.DefaultSelector()
         self._timers = []           # heap of [monotonic due, seq, callback]
         self._timer_seq = 0
+        self.late_max = 0.0         # seconds a timer or job fired behind its time, at most,
+                                    # since the exporter last looked: the loop's lag
 
     def watch(self, fileobj, events, callback):
         """Call ``callback()`` when ``fileobj`` is ready for ``events`` (selectors.EVENT_READ
@@ -6611,8 +6613,9 @@ class EventLoop:
         turn, after select(): work split into call_later(0) steps never starves the loop."""
         now = time.monotonic()
         while self._timers and self._timers[0][0] <= now:
-            callback = heapq.heappop(self._timers)[2]
+            due, _, callback = heapq.heappop(self._timers)
             if callback is not None:
+                self.late_max = max(self.late_max, now - due)
                 try:
                     callback()
                 except Exception:       # a broken callback must not take the loop down
@@ -8739,6 +8742,8 @@ DAEMON_METRICS = {
     "http_requests_total": ("counter", ("code",),
                             "HTTP requests to this exporter, by status code."),
     "http_connections": ("gauge", (), "HTTP connections to this exporter open now."),
+    "loop_lag_seconds": ("gauge", (), "How late the main loop ran a due job or timer, at "
+                         "most, since the last collection."),
 }
 
 #: For jobs without metrics() that count in a ``stats`` Counter (the tree watch):
@@ -9128,6 +9133,9 @@ class RtorrentExporter(Job):
         family("build_info").add(1, {"version": __version__,
                                      "python_version": "%d.%d.%d" % sys.version_info[:3]})
         family("start_time_seconds").add(round(_LOADED_AT, 3))
+        if isinstance(self.daemon, EventLoop):
+            family("loop_lag_seconds").add(round(self.daemon.late_max, 6))
+            self.daemon.late_max = 0.0      # the next collection shows the next window's
         jobs = sorted(getattr(self.daemon, "jobs", {}).items())
         for field, name in (("runs", "job_runs_total"), ("failures", "job_failures_total"),
                             ("skips", "job_skips_total"), ("merged", "job_merged_runs_total")):
@@ -13516,6 +13524,7 @@ class Daemon(EventLoop):
     def run_job(self, sj):
         """Run one job now; log and count what happened, then schedule its next run."""
         scheduled = sj.next_due if sj.next_due is not None else time.time()
+        self.late_max = max(self.late_max, time.time() - scheduled)
         started = time.monotonic()
         sj.next_due = None
         try:
