@@ -7966,7 +7966,7 @@ class TreeWatcher:
             if path in self.ready:
                 self.ready[path].trusted |= trusted
             return sig
-        if st.st_size == 0:     # a later close-write or scan brings it back
+        if st.st_size == 0 and not self._stale(st):    # a close-write or scan brings it back
             self.log.debug("%s: empty, waiting for it to be written", path)
             return sig
         entry = _Entry(path, root, trusted)
@@ -8013,12 +8013,16 @@ class TreeWatcher:
         sig = _file_signature(st)
         if self.memory.knows(sig) or entry.path in self.ready:
             return
-        if st.st_size == 0:
+        if st.st_size == 0 and not self._stale(st):
             return
         elif sig == entry.sig and time.time() - st.st_mtime >= self.settle:
             self.ready[entry.path] = entry
         else:
             self.settle_again(entry, st)
+
+    def _stale(self, st):
+        """An empty or truncated file this old is not being written: it gets reported."""
+        return time.time() - st.st_mtime >= self.INCOMPLETE_GRACE
 
     def requeue(self, entries):
         """Put entries back at the head of ``ready``, in their order (to be tried again)."""
@@ -8056,7 +8060,7 @@ class TreeWatcher:
             entry.meta = parse_magnet(data) if path.lower().endswith(".magnet") \
                 else read_metafile(data, max_size)
         except MetafileError as exc:
-            if not (exc.truncated and time.time() - st2.st_mtime < self.INCOMPLETE_GRACE):
+            if not exc.truncated or self._stale(st2):
                 raise
             self.log.debug("%s: incomplete (%s), waiting for the rest", path, exc)
             if data:
