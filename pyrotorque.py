@@ -10451,7 +10451,7 @@ class CompletionHandler(SteppedJob):
                    "d.hashing", "d.is_hash_checking", "d.complete", "d.directory",
                    "d.is_multi_file", "d.name", "d.base_path", "d.stop", "d.close", "d.open",
                    "d.start", "d.directory.set", "d.directory_base.set", "d.custom.set",
-                   "directory.default")
+                   "directory.default", "d.save_full_session")
 
     def __init__(self, config):
         super().__init__(config)
@@ -10779,6 +10779,9 @@ class CompletionHandler(SteppedJob):
                 if not (now["hashing"] or now["is_hash_checking"]):
                     d.close(h)
             base = d.base_path(h)
+            # rTorrent writes its session only every 20 minutes: killed before that, it
+            # would come back pointing at the old place, where the data is gone.
+            self.proxy.call("d.save_full_session", h)
         except HashNotFound:
             self.log.warning("%s was removed from rTorrent during its move; its data is at %s",
                              where, path)
