@@ -174,6 +174,14 @@ def test_rtorrent_killed_right_after_a_move_comes_back_pointing_at_the_new_place
     job = completion_job(short_tmp, rtorrent.url, target=str(done))
     text = run(job, caplog)
     assert "Moved 'kept.bin'" in text, text
+    # rTorrent 0.16 writes the session file a moment after the call, 0.9.8 at once
+    state = os.path.join(rtorrent.session_dir, h + ".torrent.rtorrent")
+
+    def saved():
+        with open(state, "rb") as handle:
+            return rtlab.bdecode(handle.read()).get(b"directory") == str(done).encode()
+
+    rtorrent.wait_for(saved, 5, 0.05, "the session file to hold the new directory")
     rtorrent.kill()         # no session save of its own: rTorrent saves every 20 minutes
     rtorrent.start()
     assert rtorrent.proxy.d.directory(h) == str(done)
