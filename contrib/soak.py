@@ -383,6 +383,10 @@ class Lab:
         return torrent
 
     def close(self):
+        if self.args.keep and self.rt is not None:     # the swarm's dir goes with it
+            for path in (self.rt.log_path, self.rt.log_path + ".old", self.rt.stdout_path):
+                if os.path.exists(path):
+                    shutil.copy(path, os.path.join(self.root, "leecher-" + os.path.basename(path)))
         if self.swarm is not None:
             self.swarm.close()
         subprocess.run(["umount", "-l", self.target_mount], capture_output=True)
@@ -463,6 +467,7 @@ class Soak:
         self.t0 = None
         self.stop_sampling = threading.Event()
         self.variant = 0
+        self.rt_deaths = []         # rTorrent exits the soak did not cause
 
     def now(self):
         return time.monotonic() - self.t0
@@ -773,6 +778,7 @@ class Soak:
                 self.fault(plan.pop(0)[1])
                 continue
             self.daemon.check_alive()
+            self.check_rtorrent()
             time.sleep(0.2)
         self.settle()
         self.stop_sampling.set()
@@ -781,11 +787,27 @@ class Soak:
         end = self.check_invariants()
         return end
 
+    def check_rtorrent(self):
+        """Restart an rTorrent that died on its own (its watchdog would); note its last words."""
+        rt = self.lab.rt
+        if rt.running:
+            return
+        code = rt._proc.returncode if rt._proc is not None else None
+        tail = [line for line in rt.log_text().splitlines()[-8:]]
+        with open(rt.stdout_path, errors="replace") as handle:
+            tail += handle.read().splitlines()[-5:]
+        self.rt_deaths.append({"at_s": round(self.now(), 1), "exit_code": code,
+                               "last_words": tail})
+        say("%6.1f s  rTorrent died on its own (exit %s); restarting it", self.now(), code)
+        rt.kill()       # reaps it and forgets the lab's registration
+        rt.start(30)
+
     def settle(self):
         """After the faults: give what was dropped time to download and move."""
         deadline = time.monotonic() + (15 if self.args.short else 120)
         while time.monotonic() < deadline:
             self.daemon.check_alive()
+            self.check_rtorrent()
             if self.moves_pending() == 0:
                 break
             time.sleep(0.5)
@@ -802,6 +824,7 @@ class Soak:
     def check_invariants(self):
         log = self.daemon.log_between(0)
         rt = self.lab.rt
+        self.check_rtorrent()
         invariants = {}
         present = {}
         proxy = rtlab.lab_proxy(rt.url, timeout=30.0)
@@ -958,6 +981,7 @@ def report(soak, invariants, started_wall):
         "daemon_lives": len(soak.daemon.lives),
         "figures": figures, "invariants": invariants, "faults": soak.faults,
         "faults_by_kind": dict(collections.Counter(f["kind"] for f in soak.faults)),
+        "rtorrent_deaths": soak.rt_deaths,      # rTorrent's own crashes: not the daemon's
         "samples": soak.samples,
     }
     out = sys.stdout
@@ -982,6 +1006,9 @@ def report(soak, invariants, started_wall):
                                             json.dumps(fault["details"], sort_keys=True)[:200]))
         for line in fault["log"][:4]:
             out.write("               | %s\n" % line[:160])
+    for death in soak.rt_deaths:
+        out.write("\nrTorrent died on its own at %.0f s (exit %s), restarted: %s\n" % (
+            death["at_s"], death["exit_code"], " / ".join(death["last_words"][-2:])))
     out.write("\nInvariants:\n")
     for name, verdict in invariants.items():
         out.write("  %-6s %s: %s\n" % ("held" if verdict["held"] else "BROKEN", name,
