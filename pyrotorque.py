@@ -6489,6 +6489,8 @@ class EventLoop:
         self.selector = selectors.DefaultSelector()
         self._timers = []           # heap of [monotonic due, seq, callback]
         self._timer_seq = 0
+        self.late_max = 0.0         # seconds a timer or job fired behind its time, at most,
+                                    # since the exporter last looked: the loop's lag
 
     def watch(self, fileobj, events, callback):
         """Call ``callback()`` when ``fileobj`` is ready for ``events`` (selectors.EVENT_READ
@@ -6527,8 +6529,9 @@ class EventLoop:
         turn, after select(): work split into call_later(0) steps never starves the loop."""
         now = time.monotonic()
         while self._timers and self._timers[0][0] <= now:
-            callback = heapq.heappop(self._timers)[2]
+            due, _, callback = heapq.heappop(self._timers)
             if callback is not None:
+                self.late_max = max(self.late_max, now - due)
                 try:
                     callback()
                 except Exception:       # a broken callback must not take the loop down
@@ -7911,7 +7914,7 @@ class TreeWatcher:
             if path in self.ready:
                 self.ready[path].trusted |= trusted
             return sig
-        if st.st_size == 0:     # a later close-write or scan brings it back
+        if st.st_size == 0 and not self._stale(st):    # a close-write or scan brings it back
             self.log.debug("%s: empty, waiting for it to be written", path)
             return sig
         entry = _Entry(path, root, trusted)
@@ -7958,12 +7961,16 @@ class TreeWatcher:
         sig = _file_signature(st)
         if self.memory.knows(sig) or entry.path in self.ready:
             return
-        if st.st_size == 0:
+        if st.st_size == 0 and not self._stale(st):
             return
         elif sig == entry.sig and time.time() - st.st_mtime >= self.settle:
             self.ready[entry.path] = entry
         else:
             self.settle_again(entry, st)
+
+    def _stale(self, st):
+        """An empty or truncated file this old is not being written: it gets reported."""
+        return time.time() - st.st_mtime >= self.INCOMPLETE_GRACE
 
     def requeue(self, entries):
         """Put entries back at the head of ``ready``, in their order (to be tried again)."""
@@ -8001,7 +8008,7 @@ class TreeWatcher:
             entry.meta = parse_magnet(data) if path.lower().endswith(".magnet") \
                 else read_metafile(data, max_size)
         except MetafileError as exc:
-            if not (exc.truncated and time.time() - st2.st_mtime < self.INCOMPLETE_GRACE):
+            if not exc.truncated or self._stale(st2):
                 raise
             self.log.debug("%s: incomplete (%s), waiting for the rest", path, exc)
             if data:
@@ -8653,6 +8660,8 @@ DAEMON_METRICS = {
     "http_requests_total": ("counter", ("code",),
                             "HTTP requests to this exporter, by status code."),
     "http_connections": ("gauge", (), "HTTP connections to this exporter open now."),
+    "loop_lag_seconds": ("gauge", (), "How late the main loop ran a due job or timer, at "
+                         "most, since the last collection."),
 }
 
 #: For jobs without metrics() that count in a ``stats`` Counter (the tree watch):
@@ -9041,6 +9050,9 @@ class RtorrentExporter(Job):
         family("build_info").add(1, {"version": __version__,
                                      "python_version": "%d.%d.%d" % sys.version_info[:3]})
         family("start_time_seconds").add(round(_LOADED_AT, 3))
+        if isinstance(self.daemon, EventLoop):
+            family("loop_lag_seconds").add(round(self.daemon.late_max, 6))
+            self.daemon.late_max = 0.0      # the next collection shows the next window's
         jobs = sorted(getattr(self.daemon, "jobs", {}).items())
         for field, name in (("runs", "job_runs_total"), ("failures", "job_failures_total"),
                             ("skips", "job_skips_total"), ("merged", "job_merged_runs_total")):
@@ -10352,7 +10364,7 @@ class CompletionHandler(SteppedJob):
                    "d.hashing", "d.is_hash_checking", "d.complete", "d.directory",
                    "d.is_multi_file", "d.name", "d.base_path", "d.stop", "d.close", "d.open",
                    "d.start", "d.directory.set", "d.directory_base.set", "d.custom.set",
-                   "directory.default")
+                   "directory.default", "d.save_full_session")
 
     def __init__(self, config):
         super().__init__(config)
@@ -10679,6 +10691,9 @@ class CompletionHandler(SteppedJob):
                 if not (now["hashing"] or now["is_hash_checking"]):
                     self.proxy.call("d.close", h)
             base = self.proxy.call("d.base_path", h)
+            # rTorrent writes its session only every 20 minutes: killed before that, it
+            # would come back pointing at the old place, where the data is gone.
+            self.proxy.call("d.save_full_session", h)
         except HashNotFound:
             self.log.warning("%s was removed from rTorrent during its move; its data is at %s",
                              where, path)
@@ -13430,6 +13445,7 @@ class Daemon(EventLoop):
     def run_job(self, sj):
         """Run one job now; log and count what happened, then schedule its next run."""
         scheduled = sj.next_due if sj.next_due is not None else time.time()
+        self.late_max = max(self.late_max, time.time() - scheduled)
         started = time.monotonic()
         sj.next_due = None
         try:

@@ -167,6 +167,28 @@ def test_target_template_with_relpath_and_the_move_happens_once(rtorrent, short_
     assert "Moving" not in text and os.path.exists(str(target))
 
 
+def test_rtorrent_killed_right_after_a_move_comes_back_pointing_at_the_new_place(
+        rtorrent, short_tmp, caplog):
+    h, path = complete_item(rtorrent, os.path.join(rtorrent.download_dir, "in"), "kept.bin")
+    done = short_tmp / "done"
+    job = completion_job(short_tmp, rtorrent.url, target=str(done))
+    text = run(job, caplog)
+    assert "Moved 'kept.bin'" in text, text
+    # rTorrent 0.16 writes the session file a moment after the call, 0.9.8 at once
+    state = os.path.join(rtorrent.session_dir, h + ".torrent.rtorrent")
+
+    def saved():
+        with open(state, "rb") as handle:
+            return rtlab.bdecode(handle.read()).get(b"directory") == str(done).encode()
+
+    rtorrent.wait_for(saved, 5, 0.05, "the session file to hold the new directory")
+    rtorrent.kill()         # no session save of its own: rTorrent saves every 20 minutes
+    rtorrent.start()
+    assert rtorrent.proxy.d.directory(h) == str(done)
+    assert rtorrent.proxy.d.custom(h, "targetdir") == str(done)
+    assert os.path.isfile(str(done / "kept.bin")) and not os.path.exists(path)
+
+
 def test_an_existing_target_is_never_overwritten(rtorrent, short_tmp, caplog):
     done = short_tmp / "done"
     done.mkdir()

@@ -148,3 +148,17 @@ def test_a_watched_socket_can_switch_from_reading_to_writing(daemon):
     assert events == ["read:ping", "write"] and right.recv(100) == b"pong"
     left.close()
     right.close()
+
+
+def test_a_job_or_timer_held_up_by_a_slow_one_shows_as_loop_lag(daemon):
+    loop = daemon("job.a.handler = pyrotorque:Recorder\njob.a.schedule = second=*\n"
+                  "job.a.sleep = 0.4\n"
+                  "job.b.handler = pyrotorque:Recorder\njob.b.schedule = second=*\n")
+    serve_for(loop, 1.5)
+    assert len(Recorder.runs) >= 2
+    assert loop.late_max >= 0.35          # b was due with a, and waited for it
+    quiet = daemon("")
+    quiet.call_later(0.1, lambda: time.sleep(0.3))
+    quiet.call_later(0.15, lambda: None)
+    serve_for(quiet, 0.6)
+    assert 0.2 <= quiet.late_max < 1.0

@@ -312,6 +312,7 @@ def bad_corpus():
         "nested.torrent": b"l" * 500 + b"e" * 500,
         "huge.torrent": b"d4:info" + b"9" * 30 + b":",
         "bad.magnet": b"magnet:?dn=nohash",
+        "empty.torrent": b"",       # empty for an hour: nobody is writing it
     }, unsorted
 
 

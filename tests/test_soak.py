@@ -1,0 +1,43 @@
+"""contrib/soak.py --short: the daemon under faults for about a minute keeps every invariant.
+
+The soak starts its own lab (rTorrent with a few hundred items, a swarm, the daemon as a
+process) on the rTorrent of this pytest run (``--rtorrent``), throws every kind of fault
+once, and writes its verdicts as JSON; this test reads them.
+"""
+import json
+import os
+import subprocess
+import sys
+
+from conftest import REPO, require_lab
+
+SOAK = str(REPO / "contrib" / "soak.py")
+
+
+def test_the_short_soak_keeps_every_invariant_under_every_kind_of_fault(short_tmp):
+    require_lab("rtorrent", "opentracker")
+    report = short_tmp / "soak.json"
+    command = [sys.executable, SOAK, "--short", "--seed", "3", "--json", str(report)]
+    if os.environ.get("PYROTORQUE_RTORRENT"):
+        command += ["--rtorrent", os.environ["PYROTORQUE_RTORRENT"]]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=240,
+                          stdin=subprocess.DEVNULL)
+    assert report.exists(), "no report (exit %d):\n%s\n%s" % (done.returncode, done.stdout,
+                                                              done.stderr[-3000:])
+    result = json.loads(report.read_text())
+    broken = {name: verdict for name, verdict in result["invariants"].items()
+              if not verdict["held"]}
+    assert not broken, "%s\n%s" % (json.dumps(broken, indent=1), done.stdout)
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    assert set(result["faults_by_kind"]) == {
+        "rt_kill", "rt_stop", "overflow", "hup_change", "hup_broken", "disk_full",
+        "http_abuse", "daemon_kill"}
+    said = {fault["kind"]: fault for fault in result["faults"]}
+    assert "Reload failed" in said["hup_broken"]["details"]["daemon_said"]
+    assert "Reloaded" in said["hup_change"]["details"]["daemon_said"]
+    assert said["disk_full"]["details"]["mid_move"]
+    assert "No space left" in said["disk_full"]["details"]["daemon_said"]
+    assert said["http_abuse"]["details"]["scrapes_ok"] == said["http_abuse"]["details"]["scrapes"]
+    figures = result["figures"]
+    assert figures["loop_lag_s"]["samples"] > 10 and figures["rss_mib"]["max"] < 200
+    assert result["ran_s"] < 120
