@@ -2590,6 +2590,11 @@ def _compile_expr(source):
         tree = ast.parse(source.strip(), mode="eval")
     except SyntaxError as exc:
         raise TemplateError("%r: %s" % (source, exc.msg)) from None
+    except (RecursionError, MemoryError, ValueError) as exc:
+        # Python's parser gives up on deep nesting ('not not ...', '((((...') with these,
+        # not a SyntaxError; ValueError is a NUL byte before Python 3.12.
+        raise TemplateError("%r: %s" % (source[:200], str(exc) or "nested too deeply for "
+                                        "Python's parser")) from None
     _check_expr(tree, source)
     return tree.body
 
@@ -6085,6 +6090,11 @@ def _request_class():
                 self.reply(code, body, "text/plain; charset=utf-8", headers)
 
             def reply(self, code, body, content_type, headers=()):
+                # To a request that says "HTTP/0.9" http.server answers without status
+                # line and headers, which no client reads right (a real 0.9 request has
+                # no version word, and gets an HTTP/1.0 answer).
+                self.request_version = "HTTP/1.0" if self.request_version == "HTTP/0.9" \
+                    else self.request_version
                 self.send_response(code)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
@@ -12461,7 +12471,7 @@ _SFTP_PLAIN = re.compile(r"([^A-Za-z0-9/._\x80-\U0010ffff-])")
 #: One line of 'ls -ln': mode, links, owner, group, size, date (3 words), name.  Of the
 #: date only month and day are kept: the third word is the time for recent files and the
 #: year for old ones, and a signature must not change because a file grew old.
-_SFTP_LS = re.compile(r"([-dlpscb])[-rwxsStT]{9}\S*\s+\S+\s+\S+\s+\S+\s+(\d+)\s+"
+_SFTP_LS = re.compile(r"([-dlpscb])[-rwxsStT]{9}\S*\s+\S+\s+\S+\s+\S+\s+([0-9]{1,20})\s+"
                       r"(\w+\s+\d+)\s+[\d:]+ (.+)\Z")
 
 
@@ -12608,6 +12618,8 @@ class _FtpSource:
             except (OSError, EOFError, ftplib.Error) as exc:
                 raise RemoteError("cannot list %s: %s" % (path, _ftp_reason(exc))) from None
             for name, kind, size, stamp in entries:
+                if name in ("", ".", ".."):     # a server's odd listing must not loop
+                    continue
                 rel = _remote_join(rel_dir, name)
                 if kind == "dir":
                     if recursive and depth < REMOTE_MAX_DEPTH and not name.startswith("."):
@@ -12629,7 +12641,7 @@ class _FtpSource:
                               "folder)", self.url.shown())
             else:
                 return [(name.rsplit("/", 1)[-1], facts.get("type", "").lower(),
-                         int(facts.get("size") or 0), facts.get("modify", ""))
+                         _listed_size(facts.get("size")), facts.get("modify", ""))
                         for name, facts in rows]
         entries = []
         names = self.ftp.nlst(path)
@@ -12640,11 +12652,12 @@ class _FtpSource:
                 continue
             full = _remote_join(path if path != "." else "", name)
             try:
-                size = self.ftp.size(full)
+                answer = self.ftp.sendcmd("SIZE " + full)
                 stamp = self.ftp.sendcmd("MDTM " + full).split()[-1]
             except ftplib.error_perm:       # a folder, or gone meanwhile
                 continue
-            entries.append((name, "file", int(size or 0), stamp))
+            entries.append((name, "file", _listed_size(answer[3:]) if answer[:3] == "213"
+                            else 0, stamp))
         return entries
 
     def fetch(self, remote, handle):
@@ -12679,6 +12692,13 @@ class _FtpSource:
             method(*args)
         except (OSError, EOFError, ftplib.Error) as exc:
             raise RemoteError(_ftp_reason(exc)) from None
+
+
+def _listed_size(text):
+    """A size as a server lists it (MLSD's size fact, the answer to SIZE): an int, 0 when
+    there is none, None when it is no number (the file is then refused, not fetched)."""
+    text = (text or "0").strip()
+    return int(text) if re.fullmatch(r"[0-9]{1,20}", text) else None
 
 
 def _ftp_reason(exc):
@@ -12892,6 +12912,8 @@ class _RemotePoll:
             if self.known.get(remote.rel) == remote.sig:
                 continue
             why = _unsafe_remote_name(remote.rel)
+            if why is None and remote.size is None:
+                why = "the server lists no size for it"
             if why is None and remote.size > job.max_size:
                 why = "%s is larger than max_size (%s)" % (human_size(remote.size),
                                                            human_size(job.max_size))

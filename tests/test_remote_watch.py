@@ -523,6 +523,25 @@ def test_sftp_listings_are_parsed_by_block_and_by_the_listed_path(folder, prefix
                       ("sub", "l", 11, "Nov 25", "link.torrent")]
 
 
+def test_a_listed_size_of_5000_digits_is_no_crash():
+    """int() refuses more than 4300 digits (found by tests/test_fuzz_parsers.py)."""
+    source = pyrotorque._SftpSource(pyrotorque.parse_remote_url("sftp://h/in"), "sftp", 5, "",
+                                    [], logging.getLogger())
+    output = "sftp> -ls -ln in\n-rw-r--r--  1 0 0 %s Nov 25 18:55 in/a.torrent\n" % ("1" * 5000)
+    assert list(source._parse(output, [""])) == []
+
+
+@pytest.mark.parametrize("text, size", [
+    ("5", 5), (" 17 ", 17), ("", 0), (None, 0), ("0", 0),
+    # what a server may send that is no size: the file is refused, the poll goes on
+    # (found by tests/test_fuzz_parsers.py: int() raised, and the poll died each time)
+    ("file", None), ("-5", None), ("1e3", None), ("\u0663", None), ("1_000", None),
+    ("9" * 21, None),
+])
+def test_sizes_in_ftp_listings(text, size):
+    assert pyrotorque._listed_size(text) == size
+
+
 def test_sftp_batch_words_escape_everything_special():
     assert pyrotorque._sftp_word('/a b/"q\'*[x]#.torrent') == \
         '/a\\ b/\\"q\\\'\\*\\[x\\]\\#.torrent'

@@ -531,7 +531,11 @@ def test_template_language(template, namespace, expected):
 
 @pytest.mark.parametrize("template", ["{{x.__class__}}", "{{open('f')}}", "{{a if}}",
                                       "{{x|nofilter}}", "{{endif}}", "{{x", "{{else}}",
-                                      "{{x * 2}}", "{{'a'.format()}}"])
+                                      "{{x * 2}}", "{{'a'.format()}}",
+                                      # Python's parser gives up on these without a
+                                      # SyntaxError (found by tests/test_fuzz_parsers.py)
+                                      "{{" + "not " * 3000 + "x}}", "{{" + "-" * 30000 + "1}}",
+                                      "{{if " + "(" * 3000 + "}}{{endif}}"])
 def test_template_errors(template):
     with pytest.raises(pyrotorque.TemplateError):
         pyrotorque.WatchTemplate(template).render({"x": "v", "a": 1})
