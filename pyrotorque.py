@@ -12973,10 +12973,8 @@ class _RemotePoll:
                 try:
                     read_metafile(data, self.job.max_size)
                 except MetafileError as exc:
-                    if exc.truncated:       # uploaded in place and not finished yet
-                        self.log.info("Download of %r not used: incomplete (%s), still being "
-                                      "uploaded?; it is fetched again at the next poll",
-                                      remote.rel, exc)
+                    if exc.truncated:       # uploaded in place and not finished yet?
+                        self.job.incomplete(remote, exc)
                         return
             target = self.job.place(partial, remote)
             partial = None
@@ -13060,6 +13058,7 @@ class RemoteWatch(TreeWatch):
         self._remote_poll = None
         self._down_since = None
         self._refused = set()       # (rel, sig) refused and said so
+        self._incomplete = {}       # rel -> sig of a download found incomplete once
         # The worker records each file as it places it, so the main loop may load it
         # before the poll is over; both sides change the state under this lock.
         self._state_lock = threading.Lock()
@@ -13150,7 +13149,9 @@ class RemoteWatch(TreeWatch):
     # -- state ---------------------------------------------------------------------------
 
     def _load_state(self):
-        """{remote rel: {"sig": [size, mtime], "loaded": bool, "acted": bool}} for this URL."""
+        """{remote rel: {"sig": [size, mtime], "loaded": bool, "acted": bool}} for this URL
+        ("incomplete": why, for a truncated file that is not fetched again while its sig
+        stays the same)."""
         try:
             return read_json_state(self.state_file, self.log, "Remote state", "Starting afresh "
                                    "(what is fetched again is a duplicate to the tree watch)",
@@ -13212,6 +13213,26 @@ class RemoteWatch(TreeWatch):
             self._refused.add(key)
             self.log.warning("Not fetching remote %r: %s", _log_safe(remote.rel), why)
 
+    def incomplete(self, remote, why):
+        """A download that is no whole metafile (called by the worker).  The first time it
+        may be an upload in progress: fetched again at the next poll.  Unchanged (same size
+        and mtime) and still incomplete the second time, it is reported once and remembered
+        in the state, so it is not fetched again until its size or mtime changes."""
+        with self._state_lock:
+            if self._incomplete.get(remote.rel) != remote.sig:
+                self._incomplete[remote.rel] = remote.sig
+                self.log.info("Download of %r not used: incomplete (%s), still being "
+                              "uploaded?; it is fetched again at the next poll", remote.rel, why)
+                return
+            del self._incomplete[remote.rel]
+            self._state[remote.rel] = {"sig": remote.sig, "loaded": False,
+                                       "incomplete": str(why)}
+            self._save_state()
+        self.log.warning("Remote metafile %r on %s is still incomplete (%s) and has not changed "
+                         "since the last poll (%d bytes, modified %s): not fetched again until "
+                         "its size or modification time changes", _log_safe(remote.rel),
+                         self.url.shown(), why, remote.size, remote.stamp or "?")
+
     # -- polls ---------------------------------------------------------------------------
 
     def run(self):
@@ -13258,6 +13279,8 @@ class RemoteWatch(TreeWatch):
                 # Forget what is gone remotely, so the state stays as big as the folder.
                 self._state = {rel: value for rel, value in self._state.items()
                                if rel in poll.listed}
+                self._incomplete = {rel: sig for rel, sig in self._incomplete.items()
+                                    if poll.listed.get(rel) == sig}
             self._save_state()
         if poll.error is None:
             if self._down_since is not None:

@@ -8,6 +8,7 @@ the daemon as a process and restarts it.
 import hashlib
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -310,6 +311,40 @@ def test_bad_and_incomplete_metafiles(lab, ftp, short_tmp, caplog):
     assert hashes(rt) == [want]
     assert sorted(os.listdir(str(ftp.root))) == ["bad.torrent"]
     assert logged(caplog, r"Deleted remote 'half.torrent'")
+
+
+def test_a_metafile_that_stays_truncated_is_reported_once_and_fetched_again_only_when_it_changes(
+        lab, ftp, short_tmp, caplog):
+    loop, rt, make = lab
+    put(ftp.root, "half.torrent", metafile("half")[:60])
+    want = put(ftp.root, "whole.torrent", metafile("whole"))
+    job = make(ftp.url())
+    fetched = []
+    fetch = job.source.fetch
+    job.source.fetch = lambda remote, handle: (fetched.append(remote.rel), fetch(remote, handle))
+    for _ in range(4):
+        poll(loop, job)
+    # The first time it may be an upload in progress; unchanged the next time, it is not.
+    assert fetched == ["half.torrent", "whole.torrent", "half.torrent"]
+    assert len(logged(caplog, r"^Download of 'half.torrent' not used: incomplete")) == 1
+    warned = [r for r in caplog.records if "still incomplete" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].levelname == "WARNING"
+    assert re.match(r"Remote metafile 'half.torrent' on ftp://feed@127.0.0.1:%d/ is still "
+                    r"incomplete \(incomplete bencode: .*\) and has not changed since the last "
+                    r"poll \(60 bytes, modified \d{14}\): not fetched again until its size or "
+                    r"modification time changes" % ftp.port, warned[0].getMessage())
+    assert hashes(rt) == [want]
+    job.close()
+    again = make(ftp.url())     # a restart remembers it (the state file)
+    fetched = []
+    fetch = again.source.fetch
+    again.source.fetch = lambda remote, handle: (fetched.append(remote.rel), fetch(remote, handle))
+    poll(loop, again)
+    assert fetched == [] and len(logged(caplog, r"still incomplete")) == 1
+    want2 = put(ftp.root, "half.torrent", metafile("half"))     # the upload is finished
+    poll(loop, again)
+    assert fetched == ["half.torrent"]
+    assert hashes(rt) == sorted([want, want2])
 
 
 def test_a_file_the_server_refuses_is_reported_once_and_does_not_hold_up_the_others(
