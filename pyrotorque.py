@@ -716,15 +716,20 @@ class CronSchedule:
         if after.year < 1970:   # nothing fires before; keeps timestamp() in range
             after = datetime.datetime(1969, 12, 30, tzinfo=zone)
 
-        start = _posix_seconds(after, up=True)
-        if self._start is not None:
-            start = max(start, _posix_seconds(_in_zone(self._start, zone), up=True))
-        fire = self._next_instant(start, zone)
-        if fire is None:
+        try:
+            start = _posix_seconds(after, up=True)
+            if self._start is not None:
+                start = max(start, _posix_seconds(_in_zone(self._start, zone), up=True))
+            fire = self._next_instant(start, zone)
+            if fire is None:
+                return None
+            if self._end is not None and fire > _posix_seconds(_in_zone(self._end, zone)):
+                return None
+            return datetime.datetime.fromtimestamp(fire, zone)
+        except (ValueError, OverflowError):
+            # A date near the end of year 9999 (start_date=9999-12-31T23:59:59, say) that
+            # is past it in this zone: datetime cannot hold that fire time, so there is none.
             return None
-        if self._end is not None and fire > _posix_seconds(_in_zone(self._end, zone)):
-            return None
-        return datetime.datetime.fromtimestamp(fire, zone)
 
     def _next_instant(self, after, zone):
         """The first fire instant (POSIX seconds) at or after `after`, or None.

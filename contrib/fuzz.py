@@ -173,7 +173,11 @@ def fuzz_condition(data):
 
 
 _FIRE_FROM = [datetime.datetime(2024, 3, 31, 1, 59, 30),                   # local time
-              datetime.datetime(2030, 12, 31, 23, 59, 59, tzinfo=datetime.timezone.utc)]
+              datetime.datetime(2030, 12, 31, 23, 59, 59, tzinfo=datetime.timezone.utc),
+              datetime.datetime(2024, 1, 1, tzinfo=datetime.timezone(datetime.timedelta(
+                  hours=14))),
+              datetime.datetime(9999, 12, 30, tzinfo=datetime.timezone(datetime.timedelta(
+                  hours=-14)))]
 
 
 @target("cron", "a job schedule (CronSchedule) and its next fire times", "ConfigError")
