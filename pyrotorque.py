@@ -1626,7 +1626,10 @@ class DurationType(ValueType):
         if _is_digits(rest) or not rest:
             seconds = lambda: float(rest or 0)  # noqa: E731
         elif delta:
-            fixed = delta_seconds(delta.groups())
+            try:
+                fixed = delta_seconds(delta.groups())
+            except ValueError:      # more digits than int() takes (as TimeType says it)
+                raise BadValue("Time delta %r is too large" % rest) from None
             seconds = lambda: fixed  # noqa: E731
         else:
             instant = parse_date(rest)

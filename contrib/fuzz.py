@@ -469,7 +469,8 @@ def main(argv=None):
                               errors="replace")
         runs = [line for line in proc.stdout.splitlines() if "stat::number_of_executed_units"
                 in line]
-        new = sorted(set(os.listdir(folder)) - before) if os.path.isdir(folder) else []
+        new = sorted(name for name in set(os.listdir(folder)) - before
+                     if name.startswith(("crash-", "timeout-", "oom-", "leak-")))
         print("%-16s %6.0f s  %s inputs  %s" % (
             name, time.monotonic() - started, runs[-1].split()[-1] if runs else "?",
             "FOUND: %s" % ", ".join(new) if new else "nothing found"), flush=True)

@@ -83,6 +83,7 @@ INI_VALUES = st.one_of(st.sampled_from([
     "pyrotorque:TreeWatch", "pyrotorque:RtorrentExporter", "pyrosimple.job.action:Action",
     "second=*/5", "hour=99", "day=3rd sun", "yes", "no", "maybe", "1", "-1", "1e9", "10G",
     "%(nope)s", "%(config_dir)s/x", "~/x", "{{d.name}}", "is_complete=yes", "name,-size",
+    "9" * 5000,
     "ftp://u:p@127.0.0.1:1/x", "", "%", "\u00e9"]), NOISE)
 INI_LINE = st.one_of(
     st.sampled_from(["[TORQUE]", "[GLOBAL]", "[ANNOUNCE]", "[TORQUE", "# comment", ";x", "",
@@ -122,7 +123,8 @@ COND_TOKEN = st.one_of(
     st.builds("{}{}{}".format, st.sampled_from(FIELDS), st.sampled_from(
         ["=", "!=", "<", ">", "<=", ">=", "=!", "=<", "=>"]), st.sampled_from(
         ["x", "*x*", "/x+/", "/(/", "/x/i", "1", "1.5", "-2", "10G", "1m2d", "2024-01-31",
-         "'a b'", '"q"', "yes", "no", "", "a,b", "!x", "+1h", "1e400", "9" * 30])),
+         "'a b'", '"q"', "yes", "no", "", "a,b", "!x", "+1h", "1e400", "9" * 30, "9" * 5000,
+         "9" * 5000 + "d", "+9999999999999999999y"])),
     st.sampled_from(["[", "]", "OR", "NOT", "!", "AND", "x", "'", '"', ",", " "]),
     NOISE)
 test_condition = fuzzing("condition", st.lists(COND_TOKEN, max_size=12).map(" ".join))
