@@ -12617,7 +12617,7 @@ class _FtpSource:
 
     def listing(self, recursive):
         """The metafiles below the folder: [_RemoteFile]."""
-        found, folders = [], [("", 0)]
+        found, folders, seen = [], [("", 0)], set()
         while folders:
             rel_dir, depth = folders.pop(0)
             path = _remote_join(self.url.folder, rel_dir) or "."
@@ -12626,9 +12626,10 @@ class _FtpSource:
             except (OSError, EOFError, ftplib.Error) as exc:
                 raise RemoteError("cannot list %s: %s" % (path, _ftp_reason(exc))) from None
             for name, kind, size, stamp in entries:
-                if name in ("", ".", ".."):     # a server's odd listing must not loop
-                    continue
                 rel = _remote_join(rel_dir, name)
+                if name in ("", ".", "..") or rel in seen:   # an odd listing must not loop
+                    continue                                # or fetch a file twice
+                seen.add(rel)
                 if kind == "dir":
                     if recursive and depth < REMOTE_MAX_DEPTH and not name.startswith("."):
                         folders.append((rel, depth + 1))

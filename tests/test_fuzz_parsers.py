@@ -7,6 +7,7 @@ grammar, mutated, plus raw bytes.  Every example runs under a time limit (SIGALR
 memory limit (tracemalloc's peak).  Examples per parser: EXAMPLES (the whole file stays
 under about a minute on a busy machine).
 """
+import os
 import signal
 import tracemalloc
 import xmlrpc.client
@@ -15,7 +16,9 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 
 import fuzz     # contrib/fuzz.py (tests/conftest.py puts contrib/ on sys.path)
 
-#: hypothesis examples per parser: the budget reported in README.rst.
+#: hypothesis examples per parser: the budget reported in README.rst.  A longer run:
+#: PYROTORQUE_FUZZ_SCALE=50 python3 -m pytest tests/test_fuzz_parsers.py
+SCALE = float(os.environ.get("PYROTORQUE_FUZZ_SCALE") or 1)
 EXAMPLES = {"torque_ini": 150, "watch_ini": 200, "pyrosimple_toml": 200, "condition": 400,
             "cron": 400, "template": 400, "bencode": 300, "metafile": 300, "magnet": 300,
             "xmlrpc": 400, "http": 200, "ftp_listing": 300, "sftp_listing": 300}
@@ -55,7 +58,7 @@ def check(name, data):
 
 def fuzzing(name, *strategies):
     """The test of target ``name``: any of ``strategies`` (text or bytes), or raw bytes."""
-    @settings(max_examples=EXAMPLES[name], deadline=None, database=None,
+    @settings(max_examples=max(1, int(EXAMPLES[name] * SCALE)), deadline=None, database=None,
               suppress_health_check=list(HealthCheck))
     @given(st.one_of(*strategies, st.binary(max_size=300)))
     def test(data):

@@ -18,6 +18,7 @@ import textwrap
 import pytest
 
 import daemon_process
+import fuzz  # contrib/fuzz.py: its stand-in for a server's listing lines
 import pyrotorque
 import rtlab
 from helpers import Loop, hashes, logged
@@ -564,6 +565,18 @@ def test_a_listed_size_of_5000_digits_is_no_crash():
                                     [], logging.getLogger())
     output = "sftp> -ls -ln in\n-rw-r--r--  1 0 0 %s Nov 25 18:55 in/a.torrent\n" % ("1" * 5000)
     assert list(source._parse(output, [""])) == []
+
+
+def test_an_odd_ftp_listing_gives_each_metafile_once_and_never_lists_a_folder_again():
+    """Found by the fuzzing: a name listed twice was fetched twice, and a folder named ''
+    (or '.') was listed again and again down to the depth limit."""
+    source = pyrotorque._FtpSource(pyrotorque.parse_remote_url("ftp://h/in"), "", 5, None,
+                                   logging.getLogger())
+    source.ftp = fuzz._ListingFtp(["type=file;size=5; a.torrent", "type=file;size=5; a.torrent",
+                                   "type=dir; ", "type=dir; .", "type=file;size=x; b.torrent",
+                                   "type=file;size=7; sub/a.torrent"])
+    found = [(remote.rel, remote.size) for remote in source.listing(recursive=True)]
+    assert found == [("a.torrent", 5), ("b.torrent", None)]
 
 
 @pytest.mark.parametrize("text, size", [
