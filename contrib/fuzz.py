@@ -401,6 +401,46 @@ def fuzz_sftp_listing(data):
 
 # ---- running atheris -----------------------------------------------------------------
 
+#: Inputs each run starts from (besides tests/fuzz_corpus/<target>/): one good example of
+#: each format, so that the fuzzer need not find "magnet:?" or "<methodResponse>" by chance.
+SEEDS = {
+    "torque_ini": [b"[TORQUE]\njob.q.handler = pyrotorque:QueueManager\njob.q.schedule = "
+                   b"second=*/5\njob.q.startable = is_complete=no\n  prio>0\n"
+                   b"job.w.handler = pyrocore.torrent.watch:TreeWatch\njob.w.schedule = hour=*\n"
+                   b"[DEFAULT]\nbase = /tmp\n[TORQUE]\njob.w.path = %(base)s/w\n"],
+    "watch_ini": [b"load_mode = start\nqueued = yes\ncmd.label = d.custom1.set={{name}}\n",
+                  b"[x]\njob.fuzz.move_loaded_to = ~/done\n"],
+    "pyrosimple_toml": [b'[CONNECTIONS]\nmain = "scgi:///x"\n[TORQUE.w]\nhandler = '
+                        b'"pyrosimple.job.treewatch:TreeWatch"\nschedule = "second=*/5"\n'
+                        b'path = "/tmp/w"\ncmds = ["d.custom1.set={{ item.name }}"]\n'],
+    "condition": [b"name=foo* size>1G [ prio>0 OR NOT tagged=x ] loaded>2d completed>2024-01-31",
+                  b"is_complete=no leechtime<1w2d message=/timed out/i traits=audio files=*.mkv"],
+    "cron": [b"hour=*/2 minute=5-55/10 \"day=3rd sun,last\" month=jan-jun start_date=2024-01-31"
+             b"T12:00:00+01:00 jitter=5"],
+    "template": [b"{{if d.size > 1000}}{{d.name|lower}}{{elif flag}}{{h.sz(size)}}{{else}}"
+                 b"%(name)s{{endif}}{{# note }}{{path|pathbase}}{{tags|json}}{{name[1:3]}}"],
+    "bencode": [b"d1:ai1e1:bl3:xyzi-5eee"],
+    "metafile": [b"d8:announce12:http://t/ann4:infod5:filesld6:lengthi5e4:pathl1:a1:beed6:"
+                 b"lengthi0e4:pathl1:ceee4:name1:x12:piece lengthi16384e6:pieces20:"
+                 b"aaaaaaaaaaaaaaaaaaaaee"],
+    "magnet": [b"magnet:?xt=urn:btih:" + b"a" * 40 + b"&dn=x%20y&tr=http%3A%2F%2Ft%2Fa",
+               b"magnet:?xt=urn:btih:" + b"A" * 32],
+    "xmlrpc": [b"<?xml version='1.0'?>\r\n<methodResponse><params><param><value><array><data>"
+               b"<value><i8>1</i8></value><value><string>a&amp;b</string></value><value>"
+               b"<struct><member><name>k</name><value><i4>-2</i4></value></member></struct>"
+               b"</value></data></array></value></param></params></methodResponse>",
+               b"<methodResponse><fault><value><struct><member><name>faultCode</name><value>"
+               b"<i4>-501</i4></value></member><member><name>faultString</name><value><string>"
+               b"no</string></value></member></struct></value></fault></methodResponse>"],
+    "http": [b"GET /metrics HTTP/1.1\r\nHost: x\r\nAccept-Encoding: gzip\r\n\r\n",
+             b"HEAD / HTTP/1.0\r\nAuthorization: Basic Zm9vOmJhcg==\r\n\r\n"],
+    "ftp_listing": [b"Mtype=file;size=5;modify=20240101000000; a.torrent\ntype=dir; sub",
+                    b"N213 5\n213 20240101000000\nb.magnet"],
+    "sftp_listing": [b"sftp> -ls -ln in\n-rw-r--r--    ? 0        0             133 Nov 25 "
+                     b"18:55 in/a.torrent\ndrwxr-xr-x    ? 0        0            4096 Nov 25 "
+                     b"18:55 in/sub\nsftp> -ls -ln in/sub\n"],
+}
+
 def _parser():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--seconds", type=float, default=60.0,
@@ -427,6 +467,8 @@ def _worker(options):
     folder = os.path.join(CORPUS, name)
     os.makedirs(folder, exist_ok=True)
     work = tempfile.mkdtemp(prefix="pyrotorque-fuzz-%s-" % name)
+    for index, seed in enumerate(SEEDS.get(name, ())):
+        write(work, "seed-%d" % index, seed)
 
     def one_input(data):
         bug = run(name, data)

@@ -21,3 +21,10 @@ def test_every_corpus_folder_is_a_target_of_the_fuzzer():
 def test_an_input_that_once_found_a_bug_passes_its_target(target, name):
     with open(os.path.join(CORPUS, target, name), "rb") as handle:
         check(target, handle.read())
+
+
+@pytest.mark.parametrize("target", sorted(fuzz.SEEDS))
+def test_the_seeds_the_fuzzer_starts_from_are_good_inputs(target):
+    """Each seed parses without even an allowed error, so a run starts inside the format."""
+    for seed in fuzz.SEEDS[target]:
+        fuzz.TARGETS[target].function(seed)
