@@ -716,15 +716,20 @@ class CronSchedule:
         if after.year < 1970:   # nothing fires before; keeps timestamp() in range
             after = datetime.datetime(1969, 12, 30, tzinfo=zone)
 
-        start = _posix_seconds(after, up=True)
-        if self._start is not None:
-            start = max(start, _posix_seconds(_in_zone(self._start, zone), up=True))
-        fire = self._next_instant(start, zone)
-        if fire is None:
+        try:
+            start = _posix_seconds(after, up=True)
+            if self._start is not None:
+                start = max(start, _posix_seconds(_in_zone(self._start, zone), up=True))
+            fire = self._next_instant(start, zone)
+            if fire is None:
+                return None
+            if self._end is not None and fire > _posix_seconds(_in_zone(self._end, zone)):
+                return None
+            return datetime.datetime.fromtimestamp(fire, zone)
+        except (ValueError, OverflowError):
+            # A date near the end of year 9999 (start_date=9999-12-31T23:59:59, say) that
+            # is past it in this zone: datetime cannot hold that fire time, so there is none.
             return None
-        if self._end is not None and fire > _posix_seconds(_in_zone(self._end, zone)):
-            return None
-        return datetime.datetime.fromtimestamp(fire, zone)
 
     def _next_instant(self, after, zone):
         """The first fire instant (POSIX seconds) at or after `after`, or None.
@@ -1624,7 +1629,10 @@ class DurationType(ValueType):
         if _is_digits(rest) or not rest:
             seconds = lambda: float(rest or 0)  # noqa: E731
         elif delta:
-            fixed = delta_seconds(delta.groups())
+            try:
+                fixed = delta_seconds(delta.groups())
+            except ValueError:      # more digits than int() takes (as TimeType says it)
+                raise BadValue("Time delta %r is too large" % rest) from None
             seconds = lambda: fixed  # noqa: E731
         else:
             instant = parse_date(rest)
@@ -2590,6 +2598,11 @@ def _compile_expr(source):
         tree = ast.parse(source.strip(), mode="eval")
     except SyntaxError as exc:
         raise TemplateError("%r: %s" % (source, exc.msg)) from None
+    except (RecursionError, MemoryError, ValueError) as exc:
+        # Python's parser gives up on deep nesting ('not not ...', '((((...') with these,
+        # not a SyntaxError; ValueError is a NUL byte before Python 3.12.
+        raise TemplateError("%r: %s" % (source[:200], str(exc) or "nested too deeply for "
+                                        "Python's parser")) from None
     _check_expr(tree, source)
     return tree.body
 
@@ -6000,6 +6013,11 @@ def _request_class():
                 self.reply(code, body, "text/plain; charset=utf-8", headers)
 
             def reply(self, code, body, content_type, headers=()):
+                # To a request that says "HTTP/0.9" http.server answers without status
+                # line and headers, which no client reads right (a real 0.9 request has
+                # no version word, and gets an HTTP/1.0 answer).
+                self.request_version = "HTTP/1.0" if self.request_version == "HTTP/0.9" \
+                    else self.request_version
                 self.send_response(code)
                 self.send_header("Content-Type", content_type)
                 self.send_header("Content-Length", str(len(body)))
@@ -12388,7 +12406,7 @@ _SFTP_PLAIN = re.compile(r"([^A-Za-z0-9/._\x80-\U0010ffff-])")
 #: One line of 'ls -ln': mode, links, owner, group, size, date (3 words), name.  Of the
 #: date only month and day are kept: the third word is the time for recent files and the
 #: year for old ones, and a signature must not change because a file grew old.
-_SFTP_LS = re.compile(r"([-dlpscb])[-rwxsStT]{9}\S*\s+\S+\s+\S+\s+\S+\s+(\d+)\s+"
+_SFTP_LS = re.compile(r"([-dlpscb])[-rwxsStT]{9}\S*\s+\S+\s+\S+\s+\S+\s+([0-9]{1,20})\s+"
                       r"(\w+\s+\d+)\s+[\d:]+ (.+)\Z")
 
 
@@ -12526,7 +12544,7 @@ class _FtpSource:
 
     def listing(self, recursive):
         """The metafiles below the folder: [_RemoteFile]."""
-        found, folders = [], [("", 0)]
+        found, folders, seen = [], [("", 0)], set()
         while folders:
             rel_dir, depth = folders.pop(0)
             path = _remote_join(self.url.folder, rel_dir) or "."
@@ -12536,6 +12554,9 @@ class _FtpSource:
                 raise RemoteError("cannot list %s: %s" % (path, _ftp_reason(exc))) from None
             for name, kind, size, stamp in entries:
                 rel = _remote_join(rel_dir, name)
+                if name in ("", ".", "..") or rel in seen:   # an odd listing must not loop
+                    continue                                # or fetch a file twice
+                seen.add(rel)
                 if kind == "dir":
                     if recursive and depth < REMOTE_MAX_DEPTH and not name.startswith("."):
                         folders.append((rel, depth + 1))
@@ -12556,7 +12577,7 @@ class _FtpSource:
                               "folder)", self.url.shown())
             else:
                 return [(name.rsplit("/", 1)[-1], facts.get("type", "").lower(),
-                         int(facts.get("size") or 0), facts.get("modify", ""))
+                         _listed_size(facts.get("size")), facts.get("modify", ""))
                         for name, facts in rows]
         entries = []
         names = self.ftp.nlst(path)
@@ -12567,11 +12588,12 @@ class _FtpSource:
                 continue
             full = _remote_join(path if path != "." else "", name)
             try:
-                size = self.ftp.size(full)
+                answer = self.ftp.sendcmd("SIZE " + full)
                 stamp = self.ftp.sendcmd("MDTM " + full).split()[-1]
             except ftplib.error_perm:       # a folder, or gone meanwhile
                 continue
-            entries.append((name, "file", int(size or 0), stamp))
+            entries.append((name, "file", _listed_size(answer[3:]) if answer[:3] == "213"
+                            else 0, stamp))
         return entries
 
     def fetch(self, remote, handle):
@@ -12606,6 +12628,13 @@ class _FtpSource:
             method(*args)
         except (OSError, EOFError, ftplib.Error) as exc:
             raise RemoteError(_ftp_reason(exc)) from None
+
+
+def _listed_size(text):
+    """A size as a server lists it (MLSD's size fact, the answer to SIZE): an int, 0 when
+    there is none, None when it is no number (the file is then refused, not fetched)."""
+    text = (text or "0").strip()
+    return int(text) if re.fullmatch(r"[0-9]{1,20}", text) else None
 
 
 def _ftp_reason(exc):
@@ -12819,6 +12848,8 @@ class _RemotePoll:
             if self.known.get(remote.rel) == remote.sig:
                 continue
             why = _unsafe_remote_name(remote.rel)
+            if why is None and remote.size is None:
+                why = "the server lists no size for it"
             if why is None and remote.size > job.max_size:
                 why = "%s is larger than max_size (%s)" % (human_size(remote.size),
                                                            human_size(job.max_size))
@@ -12878,10 +12909,8 @@ class _RemotePoll:
                 try:
                     read_metafile(data, self.job.max_size)
                 except MetafileError as exc:
-                    if exc.truncated:       # uploaded in place and not finished yet
-                        self.log.info("Download of %r not used: incomplete (%s), still being "
-                                      "uploaded?; it is fetched again at the next poll",
-                                      remote.rel, exc)
+                    if exc.truncated:       # uploaded in place and not finished yet?
+                        self.job.incomplete(remote, exc)
                         return
             target = self.job.place(partial, remote)
             partial = None
@@ -12965,6 +12994,7 @@ class RemoteWatch(TreeWatch):
         self._remote_poll = None
         self._down_since = None
         self._refused = set()       # (rel, sig) refused and said so
+        self._incomplete = {}       # rel -> sig of a download found incomplete once
         # The worker records each file as it places it, so the main loop may load it
         # before the poll is over; both sides change the state under this lock.
         self._state_lock = threading.Lock()
@@ -13055,7 +13085,9 @@ class RemoteWatch(TreeWatch):
     # -- state ---------------------------------------------------------------------------
 
     def _load_state(self):
-        """{remote rel: {"sig": [size, mtime], "loaded": bool, "acted": bool}} for this URL."""
+        """{remote rel: {"sig": [size, mtime], "loaded": bool, "acted": bool}} for this URL
+        ("incomplete": why, for a truncated file that is not fetched again while its sig
+        stays the same)."""
         try:
             return read_json_state(self.state_file, self.log, "Remote state", "Starting afresh "
                                    "(what is fetched again is a duplicate to the tree watch)",
@@ -13117,6 +13149,26 @@ class RemoteWatch(TreeWatch):
             self._refused.add(key)
             self.log.warning("Not fetching remote %r: %s", _log_safe(remote.rel), why)
 
+    def incomplete(self, remote, why):
+        """A download that is no whole metafile (called by the worker).  The first time it
+        may be an upload in progress: fetched again at the next poll.  Unchanged (same size
+        and mtime) and still incomplete the second time, it is reported once and remembered
+        in the state, so it is not fetched again until its size or mtime changes."""
+        with self._state_lock:
+            if self._incomplete.get(remote.rel) != remote.sig:
+                self._incomplete[remote.rel] = remote.sig
+                self.log.info("Download of %r not used: incomplete (%s), still being "
+                              "uploaded?; it is fetched again at the next poll", remote.rel, why)
+                return
+            del self._incomplete[remote.rel]
+            self._state[remote.rel] = {"sig": remote.sig, "loaded": False,
+                                       "incomplete": str(why)}
+            self._save_state()
+        self.log.warning("Remote metafile %r on %s is still incomplete (%s) and has not changed "
+                         "since the last poll (%d bytes, modified %s): not fetched again until "
+                         "its size or modification time changes", _log_safe(remote.rel),
+                         self.url.shown(), why, remote.size, remote.stamp or "?")
+
     # -- polls ---------------------------------------------------------------------------
 
     def run(self):
@@ -13163,6 +13215,8 @@ class RemoteWatch(TreeWatch):
                 # Forget what is gone remotely, so the state stays as big as the folder.
                 self._state = {rel: value for rel, value in self._state.items()
                                if rel in poll.listed}
+                self._incomplete = {rel: sig for rel, sig in self._incomplete.items()
+                                    if poll.listed.get(rel) == sig}
             self._save_state()
         if poll.error is None:
             if self._down_since is not None:

@@ -185,6 +185,8 @@ def test_conditions_print_in_canonical_form(text, canonical):
     ('a "open', 'No closing quotation for " at position 2'),
     ("a\\", "No escaped character after '\\' at position 1"),
     ("name={{d.name}}", "Templates like '{{d.name}}' are not supported"),
+    # int() takes at most 4300 digits (found by the fuzzing: ValueError)
+    ("leechtime>" + "9" * 5000 + "d", "Time delta '%s' is too large" % ("9" * 5000 + "d")),
 ])
 def test_errors_name_the_offending_word_and_its_position(text, message):
     with pytest.raises(ConditionError) as caught:

@@ -157,6 +157,24 @@ def test_a_naive_start_date_is_in_the_zone_next_fire_is_asked_in():
     assert fire == datetime.datetime(2024, 1, 1, 6, tzinfo=berlin)
 
 
+@pytest.mark.parametrize("text, hours", [
+    ("second=0 start_date=9999-12-31T23:59:59Z", -14),     # past 9999 in the asking zone
+    ("second=0 start_date=9999-12-31T23:59:59", 14),        # naive: in the asking zone
+    ("second=0 start_date=9999-12-31T23:59:59+14:00", 14),
+    ("second=0 start_date=9999-12-31T23:59:59", None),      # naive, local time 9 h east
+    ("second=0 end_date=9999-12-31T23:59:59", None),
+])
+def test_a_fire_time_past_year_9999_is_none_not_an_error(text, hours):
+    """datetime ends with 9999 (found by the fuzzing: ValueError from next_fire)."""
+    if hours is None:
+        with local_zone("JST-9"):
+            fire = CronSchedule(text).next_fire(datetime.datetime(9999, 12, 31, 23, 59))
+    else:
+        zone = datetime.timezone(datetime.timedelta(hours=hours))
+        fire = CronSchedule(text).next_fire(datetime.datetime(2024, 1, 1, tzinfo=zone))
+    assert fire is None
+
+
 def test_next_fire_keeps_the_zone_of_an_aware_datetime():
     zone = datetime.timezone(datetime.timedelta(hours=-5))
     fire = CronSchedule("hour=12").next_fire(datetime.datetime(2024, 1, 1, tzinfo=zone))

@@ -161,6 +161,7 @@ def test_index_unknown_paths_and_methods(loop):
     (b"\r\n\r\n", 400),
     (b"GET /metrics HTTP/x.y\r\n\r\n", 400),
     (b"GET /metrics HTTP/2.0\r\n\r\n", 505),
+    (b"GET GET /metrics HTTP/0.9\r\n\r\n", 400),      # a status line even for "0.9" (fuzz)
     (b"GET /metrics JUNK\r\n", 400),                        # answered without waiting
     (b"GET /metrics HTTP/1.1\r\nno colon here\r\n\r\n", 200),     # http.client is lenient
     (b"GET /metrics HTTP/1.1\r\nContent-Length: x\r\n\r\n", 400),
@@ -174,6 +175,13 @@ def test_garbage_gets_a_4xx_and_the_server_goes_on(loop, data, code):
     answer = raw(port, data)
     assert answer.startswith(b"HTTP/1.1 ") and status_of(answer) == code, answer[:200]
     assert request(port)[0] == 200
+
+
+def test_a_request_that_says_http_0_9_gets_an_answer_with_status_line_and_headers(loop):
+    """http.server would send only the body (found by tests/test_fuzz_parsers.py)."""
+    server = static_server(loop())
+    answer = raw(server.address[1], b"GET /metrics HTTP/0.9\r\n\r\n")
+    assert answer.startswith(b"HTTP/1.1 200 ") and answer.endswith(b"\r\n\r\n" + BODY)
 
 
 def test_a_request_in_tiny_pieces_is_put_together(loop):

@@ -8,6 +8,7 @@ the daemon as a process and restarts it.
 import hashlib
 import logging
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -17,6 +18,7 @@ import textwrap
 import pytest
 
 import daemon_process
+import fuzz  # contrib/fuzz.py: its stand-in for a server's listing lines
 import pyrotorque
 import rtlab
 import helpers
@@ -307,6 +309,40 @@ def test_bad_and_incomplete_metafiles(lab, ftp, short_tmp, caplog):
     assert logged(caplog, r"Deleted remote 'half.torrent'")
 
 
+def test_a_metafile_that_stays_truncated_is_reported_once_and_fetched_again_only_when_it_changes(
+        lab, ftp, short_tmp, caplog):
+    loop, rt, make = lab
+    put(ftp.root, "half.torrent", metafile("half")[:60])
+    want = put(ftp.root, "whole.torrent", metafile("whole"))
+    job = make(ftp.url())
+    fetched = []
+    fetch = job.source.fetch
+    job.source.fetch = lambda remote, handle: (fetched.append(remote.rel), fetch(remote, handle))
+    for _ in range(4):
+        poll(loop, job)
+    # The first time it may be an upload in progress; unchanged the next time, it is not.
+    assert fetched == ["half.torrent", "whole.torrent", "half.torrent"]
+    assert len(logged(caplog, r"^Download of 'half.torrent' not used: incomplete")) == 1
+    warned = [r for r in caplog.records if "still incomplete" in r.getMessage()]
+    assert len(warned) == 1 and warned[0].levelname == "WARNING"
+    assert re.match(r"Remote metafile 'half.torrent' on ftp://feed@127.0.0.1:%d/ is still "
+                    r"incomplete \(incomplete bencode: .*\) and has not changed since the last "
+                    r"poll \(60 bytes, modified \d{14}\): not fetched again until its size or "
+                    r"modification time changes" % ftp.port, warned[0].getMessage())
+    assert hashes(rt) == [want]
+    job.close()
+    again = make(ftp.url())     # a restart remembers it (the state file)
+    fetched = []
+    fetch = again.source.fetch
+    again.source.fetch = lambda remote, handle: (fetched.append(remote.rel), fetch(remote, handle))
+    poll(loop, again)
+    assert fetched == [] and len(logged(caplog, r"still incomplete")) == 1
+    want2 = put(ftp.root, "half.torrent", metafile("half"))     # the upload is finished
+    poll(loop, again)
+    assert fetched == ["half.torrent"]
+    assert hashes(rt) == sorted([want, want2])
+
+
 def test_a_file_the_server_refuses_is_reported_once_and_does_not_hold_up_the_others(
         lab, short_tmp, caplog):
     loop, rt, make = lab
@@ -516,6 +552,37 @@ def test_sftp_listings_are_parsed_by_block_and_by_the_listed_path(folder, prefix
                       ("", "d", 4096, "Nov 25", "sub"),
                       ("", "-", 9, "Nov 25", "new"),            # a name with a newline: cut
                       ("sub", "l", 11, "Nov 25", "link.torrent")]
+
+
+def test_a_listed_size_of_5000_digits_is_no_crash():
+    """int() refuses more than 4300 digits (found by tests/test_fuzz_parsers.py)."""
+    source = pyrotorque._SftpSource(pyrotorque.parse_remote_url("sftp://h/in"), "sftp", 5, "",
+                                    [], logging.getLogger())
+    output = "sftp> -ls -ln in\n-rw-r--r--  1 0 0 %s Nov 25 18:55 in/a.torrent\n" % ("1" * 5000)
+    assert list(source._parse(output, [""])) == []
+
+
+def test_an_odd_ftp_listing_gives_each_metafile_once_and_never_lists_a_folder_again():
+    """Found by the fuzzing: a name listed twice was fetched twice, and a folder named ''
+    (or '.') was listed again and again down to the depth limit."""
+    source = pyrotorque._FtpSource(pyrotorque.parse_remote_url("ftp://h/in"), "", 5, None,
+                                   logging.getLogger())
+    source.ftp = fuzz._ListingFtp(["type=file;size=5; a.torrent", "type=file;size=5; a.torrent",
+                                   "type=dir; ", "type=dir; .", "type=file;size=x; b.torrent",
+                                   "type=file;size=7; sub/a.torrent"])
+    found = [(remote.rel, remote.size) for remote in source.listing(recursive=True)]
+    assert found == [("a.torrent", 5), ("b.torrent", None)]
+
+
+@pytest.mark.parametrize("text, size", [
+    ("5", 5), (" 17 ", 17), ("", 0), (None, 0), ("0", 0),
+    # what a server may send that is no size: the file is refused, the poll goes on
+    # (found by tests/test_fuzz_parsers.py: int() raised, and the poll died each time)
+    ("file", None), ("-5", None), ("1e3", None), ("\u0663", None), ("1_000", None),
+    ("9" * 21, None),
+])
+def test_sizes_in_ftp_listings(text, size):
+    assert pyrotorque._listed_size(text) == size
 
 
 def test_sftp_batch_words_escape_everything_special():

@@ -36,7 +36,11 @@ def test_template_language(template, namespace, expected):
 @pytest.mark.parametrize("template", ["{{x.__class__}}", "{{open('f')}}", "{{a if}}",
                                       "{{x|nofilter}}", "{{endif}}", "{{x", "{{else}}",
                                       "{{x * 2}}", "{{'a'.format()}}", "{{x.split(sep=',')}}",
-                                      "{{x()}}", "{{h.nosuch(x)}}", "{{x.nosuch}}", "{{y}}"])
+                                      "{{x()}}", "{{h.nosuch(x)}}", "{{x.nosuch}}", "{{y}}",
+                                      # Python's parser gives up on these without a
+                                      # SyntaxError (found by tests/test_fuzz_parsers.py)
+                                      "{{" + "not " * 3000 + "x}}", "{{" + "-" * 30000 + "1}}",
+                                      "{{if " + "(" * 3000 + "}}{{endif}}"])
 def test_template_errors(template):
     with pytest.raises(pyrotorque.TemplateError):
         pyrotorque.WatchTemplate(template).render({"x": "v", "a": 1})
