@@ -37,7 +37,7 @@ TRANSLATIONS = [
     # A term rTorrent cannot check is left out of an AND ...
     ("alias=foo* prio>0", "greater=d.priority=,value=0"),
     ("is_ignored=no done=0 message=/^$|ghost/ prio>0",
-     r'and={"greater=d.priority=,value=0","match={d.message=,\"(?:(?:\\\\x0a)?)|(?:.*gho(?:s|\\\\xc5\\\\xbf)t.*)|(?:.*(?:\\\\x0a|\\\\x0d))+.*\"}","equal=d.ignore_commands=,value=0"}'),
+     r'and={"greater=d.priority=,value=0","match={d.message=,\"(?:(?:\\\\n)?)|(?:.*gho(?:s|\\\\xc5\\\\xbf)t.*)|(?:.*(?:\\\\n|\\\\r))+.*\"}","equal=d.ignore_commands=,value=0"}'),
     # rTorrent stops at the first false conjunct: integers, then text, flags last;
     # a nested AND is flattened into its parent.
     ("[ is_open=no is_active=no ] [ prio>3 OR size<1 ]",
@@ -53,11 +53,11 @@ TRANSLATIONS = [
     # A wildcard is '.', which stops at line breaks: a value with one is let through
     # by a second alternative (negated, the wildcard never matches more than Python).
     ("name=*zzz*",
-     r'match={d.name=,".*zzz.*|(?:.*(?:\\x0a|\\x0d))+.*"}'),
+     r'match={d.name=,".*zzz.*|(?:.*(?:\\n|\\r))+.*"}'),
     ("[ prio>3 OR name=*zzz* ]",
-     r'or={"greater=d.priority=,value=3","match={d.name=,\".*zzz.*|(?:.*(?:\\\\x0a|\\\\x0d))+.*\"}"}'),
+     r'or={"greater=d.priority=,value=3","match={d.name=,\".*zzz.*|(?:.*(?:\\\\n|\\\\r))+.*\"}"}'),
     ("name=a?",
-     r'match={d.name=,"a.(?:.(?:..?)?)?|(?:.*(?:\\x0a|\\x0d))+.*"}'),
+     r'match={d.name=,"a.(?:.(?:..?)?)?|(?:.*(?:\\n|\\r))+.*"}'),
     ('name="b{c}$d;e\\"f\\\\g x"',
      'match={d.name=,"b\\\\x7bc\\\\x7d\\\\x24d\\\\x3be\\\\x22f\\\\x5cg\\\\x20x"}'),
     ("name=", 'match={d.name=,""}'),
@@ -66,14 +66,14 @@ TRANSLATIONS = [
     # Python's case folding finds K (Kelvin) for k in a literal, and also İ ı ſ in a glob.
     ("name=kit", 'match={d.name=,"(?:k|\\\\xe2\\\\x84\\\\xaa)it"}'),
     ("name=kis*",
-     r'match={d.name=,"(?:k|\\xe2\\x84\\xaa)(?:i|\\xc4\\xb0|\\xc4\\xb1)(?:s|\\xc5\\xbf).*|(?:.*(?:\\x0a|\\x0d))+.*"}'),
+     r'match={d.name=,"(?:k|\\xe2\\x84\\xaa)(?:i|\\xc4\\xb0|\\xc4\\xb1)(?:s|\\xc5\\xbf).*|(?:.*(?:\\n|\\r))+.*"}'),
     ("message=/^$|gho/",
-     r'match={d.message=,"(?:(?:\\x0a)?)|(?:.*gho.*)|(?:.*(?:\\x0a|\\x0d))+.*"}'),
+     r'match={d.message=,"(?:(?:\\n)?)|(?:.*gho.*)|(?:.*(?:\\n|\\r))+.*"}'),
     ("custom_1=x*",
-     r'match={d.custom1=,"x.*|(?:.*(?:\\x0a|\\x0d))+.*"}'),
+     r'match={d.custom1=,"x.*|(?:.*(?:\\n|\\r))+.*"}'),
     ("custom_my.key=x", 'match={d.custom=my.key,"x"}'),
     ("tagged=foo",
-     r'match={d.custom=tags,".*foo.*|(?:.*(?:\\x0a|\\x0d))+.*"}'),
+     r'match={d.custom=tags,".*foo.*|(?:.*(?:\\n|\\r))+.*"}'),
     ("name=x alias=y", 'match={d.name=,"x"}'),
 ]
 
