@@ -5970,6 +5970,8 @@ def index_page(daemon):
     return (_INDEX_PAGE % (__version__, links)).encode("utf-8")
 
 
+# Over 60 lines only because it holds a class statement (a dozen short methods): the class
+# derives from http.server's, so it is made when the first request needs it.
 def _request_class():
     """The HTTP request parser (a class), made when the first request comes: a daemon
     that serves nothing never imports http.server."""
@@ -6873,20 +6875,26 @@ class QueueManager(Job):
         except ConditionError as exc:
             raise ConfigError("%s: %s" % (key, exc)) from None
 
-    def run(self):
-        config = self.config
-        self.proxy.connect()
+    def _fetch(self):
+        """(items, startable): the view's items with the fields the conditions need, and
+        the startable ones among them with the fields of ``sort_fields`` too."""
+        view = self.config.view
         fields = self.fields | self.order_fields if self.many_startable else self.fields
-        items = self.items.fetch(config.view, fields, self.prefilter)
+        items = self.items.fetch(view, fields, self.prefilter)
         startable = [item for item in items if self.startable.match(item)]
         self.many_startable = len(startable) > FEW_ITEMS
         if startable and not self.order_fields <= fields:
             if self.many_startable:     # one more full fetch costs less than per-item calls
-                items = self.items.fetch(config.view, self.fields | self.order_fields,
-                                         self.prefilter)
+                items = self.items.fetch(view, self.fields | self.order_fields, self.prefilter)
                 startable = [item for item in items if self.startable.match(item)]
             else:
                 self.items.complete(startable, self.order_fields)
+        return items, startable
+
+    def run(self):
+        config = self.config
+        self.proxy.connect()
+        items, startable = self._fetch()
         if not startable:
             self.log.debug("Checked %d item(s), none startable according to [ %s ]%s",
                            self.items.view_size, self.startable,
@@ -11286,30 +11294,41 @@ def render_chart(title, lines, start, end, step, rate=False, width=CHART_WIDTH):
     if not values:
         out.append('<text x="%d" y="%d" text-anchor="middle" fill="#888888">'
                    'no data in this range</text>' % ((left + right) // 2, (top + bottom) // 2))
-    for label, colour, points in lines:
-        parts, dots = [], []
-        for run in _runs(points, step):
-            if len(run) == 1:       # a lone point between gaps: a dot, or it would not show
-                dots.append('<circle cx="%.1f" cy="%.1f" r="2.5" fill=%s/>'
-                            % (x_of(run[0][0]), y_of(run[0][1]), _svg_attr(colour)))
-                continue
-            parts.append("M" + " L".join("%.1f %.1f" % (x_of(t), y_of(v)) for t, v in run))
-        if parts:
-            out.append('<path d="%s" fill="none" stroke=%s stroke-width="2" '
-                       'stroke-linejoin="round"/>' % (" ".join(parts), _svg_attr(colour)))
-        out += dots
+    for _, colour, points in lines:
+        out += _chart_curve(points, step, colour, x_of, y_of)
+    out += _chart_legend(lines, right + 14, top + 8, rate)
+    out.append("</svg>")
+    return "\n".join(out)
+
+
+def _chart_curve(points, step, colour, x_of, y_of):
+    """One line of a chart as SVG elements: a path broken at gaps, lone points as dots."""
+    parts, dots = [], []
+    for run in _runs(points, step):
+        if len(run) == 1:       # a lone point between gaps: a dot, or it would not show
+            dots.append('<circle cx="%.1f" cy="%.1f" r="2.5" fill=%s/>'
+                        % (x_of(run[0][0]), y_of(run[0][1]), _svg_attr(colour)))
+            continue
+        parts.append("M" + " L".join("%.1f %.1f" % (x_of(t), y_of(v)) for t, v in run))
+    path = ['<path d="%s" fill="none" stroke=%s stroke-width="2" stroke-linejoin="round"/>'
+            % (" ".join(parts), _svg_attr(colour))] if parts else []
+    return path + dots
+
+
+def _chart_legend(lines, x, y, rate):
+    """The legend from (x, y) down: a colour box, the label and the last value per line."""
+    out = []
     for row, (label, colour, points) in enumerate(lines):
-        y = top + 8 + 20 * row
+        top = y + 20 * row
         last = points[-1][1] if points else None
         shown = "-" if last is None else human_rate(last) if rate else _short_number(last)
         out.append('<rect x="%d" y="%d" width="14" height="14" fill=%s/>'
-                   % (right + 14, y, _svg_attr(colour)))
+                   % (x, top, _svg_attr(colour)))
         if len(label) > _LEGEND_CHARS:      # alias names can be long: the legend has a width
             label = label[:_LEGEND_CHARS - 1] + "\u2026"
         out.append('<text x="%d" y="%d" fill="#222222">%s: %s</text>'
-                   % (right + 34, y + 12, _svg_text(label), _svg_text(shown)))
-    out.append("</svg>")
-    return "\n".join(out)
+                   % (x + 20, top + 12, _svg_text(label), _svg_text(shown)))
+    return out
 
 
 @builtin_job
@@ -12848,33 +12867,10 @@ class _RemotePoll:
                 else:
                     self.log.info("%s remote %r%s", "Deleted" if new_rel is None else "Renamed",
                                   rel, "" if new_rel is None else " to %r" % new_rel)
-        wanted, targets = [], []
-        for remote in sorted(files, key=lambda r: r.rel):
-            if self.known.get(remote.rel) == remote.sig:
-                continue
-            why = _unsafe_remote_name(remote.rel)
-            if why is None and remote.size is None:
-                why = "the server lists no size for it"
-            if why is None and remote.size > job.max_size:
-                why = "%s is larger than max_size (%s)" % (human_size(remote.size),
-                                                           human_size(job.max_size))
-            if why is None and remote.size == 0:
-                continue        # being created; a later poll sees it written
-            if why:
-                job.refuse(remote, why)
-                continue
-            if job.dry_run:
-                self.log.info("Would fetch %r (%s) (dry run)", remote.rel,
-                              human_size(remote.size))
-                continue
-            if job.max_files and len(wanted) >= job.max_files:
-                self.log.info("Fetching %d file(s) per poll (max_files); the rest come with "
-                              "the next polls", job.max_files)
-                break
-            wanted.append(remote)
-            targets.append(job.partial_path(remote.rel))
+        wanted = self._wanted(files)
         if not wanted:
             return
+        targets = [job.partial_path(remote.rel) for remote in wanted]
         if isinstance(self.source, _SftpSource):
             session_ok = False
             try:
@@ -12899,6 +12895,35 @@ class _RemotePoll:
                 os.remove(partial)
                 raise RemoteError("fetching %r failed: %s" % (remote.rel, exc)) from None
             self._place(remote, partial)
+
+    def _wanted(self, files):
+        """The listed files to fetch in this poll: new or changed ones, within the limits
+        (those refused are reported; none in a dry run, which says what it would fetch)."""
+        job, wanted = self.job, []
+        for remote in sorted(files, key=lambda r: r.rel):
+            if self.known.get(remote.rel) == remote.sig:
+                continue
+            why = _unsafe_remote_name(remote.rel)
+            if why is None and remote.size is None:
+                why = "the server lists no size for it"
+            if why is None and remote.size > job.max_size:
+                why = "%s is larger than max_size (%s)" % (human_size(remote.size),
+                                                           human_size(job.max_size))
+            if why is None and remote.size == 0:
+                continue        # being created; a later poll sees it written
+            if why:
+                job.refuse(remote, why)
+                continue
+            if job.dry_run:
+                self.log.info("Would fetch %r (%s) (dry run)", remote.rel,
+                              human_size(remote.size))
+                continue
+            if job.max_files and len(wanted) >= job.max_files:
+                self.log.info("Fetching %d file(s) per poll (max_files); the rest come with "
+                              "the next polls", job.max_files)
+                break
+            wanted.append(remote)
+        return wanted
 
     def _place(self, remote, partial):
         """Rename a complete download into place; anything else is removed."""
