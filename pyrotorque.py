@@ -12474,6 +12474,9 @@ REMOTE_SCHEMES = {"ftp": 21, "ftps": 21, "sftp": 22}
 _REMOTE_PARTIAL = ".pyrotorque-remote-"
 #: Deepest folder level a recursive poll goes down to.
 REMOTE_MAX_DEPTH = 8
+#: Most folders one poll lists: links that loop (a folder linked to its parent, twice)
+#: would otherwise make the depth limit list 2**8 folders, ten of them 10**8.
+REMOTE_MAX_FOLDERS = 1000
 #: What gets a backslash in an sftp batch word: all but letters, digits, '/._-' and non-ASCII.
 _SFTP_PLAIN = re.compile(r"([^A-Za-z0-9/._\x80-\U0010ffff-])")
 #: One line of 'ls -ln': mode, links, owner, group, size, date (3 words), name.  Of the
@@ -12617,7 +12620,7 @@ class _FtpSource:
 
     def listing(self, recursive):
         """The metafiles below the folder: [_RemoteFile]."""
-        found, folders, seen = [], [("", 0)], set()
+        found, folders, seen, count = [], [("", 0)], set(), 0
         while folders:
             rel_dir, depth = folders.pop(0)
             path = _remote_join(self.url.folder, rel_dir) or "."
@@ -12633,6 +12636,8 @@ class _FtpSource:
                 if kind == "dir":
                     if recursive and depth < REMOTE_MAX_DEPTH and not name.startswith("."):
                         folders.append((rel, depth + 1))
+                        count += 1
+                        _check_folder_count(count, self.url)
                 elif kind == "file" and _remote_candidate(name):
                     found.append(_RemoteFile(rel, size, stamp))
         return found
@@ -12701,6 +12706,13 @@ class _FtpSource:
             method(*args)
         except (OSError, EOFError, ftplib.Error) as exc:
             raise RemoteError(_ftp_reason(exc)) from None
+
+
+def _check_folder_count(count, url):
+    if count > REMOTE_MAX_FOLDERS:
+        raise RemoteError("more than %d folders below %s (links that loop?); a recursive poll "
+                          "lists at most %d" % (REMOTE_MAX_FOLDERS, url.shown(),
+                                                REMOTE_MAX_FOLDERS))
 
 
 def _listed_size(text):
@@ -12787,7 +12799,7 @@ class _SftpSource:
         return out.decode("utf-8", "surrogateescape")
 
     def listing(self, recursive):
-        found, level, depth = [], [""], 0
+        found, level, depth, folders = [], [""], 0, 0
         while level:
             commands = ["-ls -ln %s" % _sftp_word(_remote_join(self.url.folder, rel) or ".")
                         for rel in level]
@@ -12801,6 +12813,8 @@ class _SftpSource:
                 elif kind == "-" and _remote_candidate(name):
                     found.append(_RemoteFile(rel, size, stamp))
             level, depth = subfolders, depth + 1
+            folders += len(level)
+            _check_folder_count(folders, self.url)
         return found
 
     def _parse(self, output, level):
