@@ -446,6 +446,8 @@ def byte_size(text):
         return int(BYTESIZE.number(str(text).strip()))
     except BadValue as exc:
         raise ConfigError(str(exc)) from None
+    except (OverflowError, ValueError):     # 'inf', 'nan', '1e400' (found by fuzzing)
+        raise ConfigError("%r is not a size in bytes" % text) from None
 
 
 def non_negative(converter):

@@ -78,13 +78,15 @@ NOISE = st.text(st.sampled_from("ab1 =:%()[]{}.,;#'\"\\\t\n\x00\u00e9\U0001f600"
 
 # ---- configuration -------------------------------------------------------------------
 
-JOB_KEYS = ["handler", "schedule", "active", "dry_run", "quiet", "log_level", "path",
-            "load_mode", "queued", "downloading_max", "startable", "sort_fields", "port",
-            "cmd.x", "matcher", "action", "url", "after", "timeout", "max_size"]
-INI_VALUES = st.one_of(st.sampled_from([
-    "pyrotorque:EngineStats", "pyrotorque:QueueManager", "pyrocore.torrent.queue:QueueManager",
-    "pyrotorque:TreeWatch", "pyrotorque:RtorrentExporter", "pyrosimple.job.action:Action",
+#: Every key of every built-in job, and every built-in job's handler name.
+JOB_KEYS = sorted({key for job in fuzz.pyrotorque.BUILTIN_JOBS.values()
+                   for key in getattr(job, "PARAMS", {})} | set(
+    fuzz.pyrotorque.COMMON_JOB_PARAMS) | {"cmd.x", "nope"})
+HANDLERS = ["pyrotorque:%s" % name for name in sorted(fuzz.pyrotorque.BUILTIN_JOBS)]
+INI_VALUES = st.one_of(st.sampled_from(HANDLERS), st.sampled_from([
+    "pyrocore.torrent.queue:QueueManager", "pyrosimple.job.action:Action", "pyrotorque:Nope",
     "second=*/5", "hour=99", "day=3rd sun", "yes", "no", "maybe", "1", "-1", "1e9", "10G",
+    "inf", "nan", "1e400", "-0", "0x10", "1_000", "\u0663",
     "%(nope)s", "%(config_dir)s/x", "~/x", "{{d.name}}", "is_complete=yes", "name,-size",
     "9" * 5000,
     "ftp://u:p@127.0.0.1:1/x", "", "%", "\u00e9"]), NOISE)
