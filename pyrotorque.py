@@ -842,9 +842,9 @@ def _parse_jitter(text):
     """jitter=N: whole seconds, as pyrosimple reads it (None: no jitter)."""
     if text is None:
         return 0
-    if not re.fullmatch(r"[0-9]+", text.strip(), re.ASCII):
+    if not re.fullmatch(r"[0-9]{1,9}", text.strip(), re.ASCII):
         raise ConfigError("jitter: %r is not a whole number of seconds" % text)
-    return int(text)
+    return int(text.strip())    # int() keeps what str.strip() takes off, like '\x1e'
 
 
 def _quote_word(word):

@@ -137,7 +137,8 @@ test_condition = fuzzing("condition", st.lists(COND_TOKEN, max_size=12).map(" ".
 CRON_VALUE = st.one_of(
     st.sampled_from(["*", "*/5", "1-5", "5-1", "1-5/2", "mon-fri", "jan", "last", "3rd sun",
                      "last fri", "0", "59", "60", "99999999999", "2024-01-31",
-                     "2024-01-31T12:00:00+01:00", "9999-12-31", "1969-01-01", "*/0", ""]),
+                     "2024-01-31T12:00:00+01:00", "9999-12-31", "1969-01-01", "*/0", "",
+                     "5\x1e", "9" * 5000, "\u0663"]),
     st.lists(st.sampled_from(["1", "2", "*/7", "mon", "10-20"]), max_size=4).map(",".join))
 test_cron = fuzzing("cron", st.lists(st.builds("{}={}".format, st.sampled_from(
     ["second", "minute", "hour", "day", "week", "day_of_week", "month", "year",
