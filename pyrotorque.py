@@ -446,7 +446,7 @@ def byte_size(text):
         return int(BYTESIZE.number(str(text).strip()))
     except BadValue as exc:
         raise ConfigError(str(exc)) from None
-    except (OverflowError, ValueError):     # 'inf', 'nan', '1e400' (found by fuzzing)
+    except (OverflowError, ValueError):     # 'inf', 'nan', '1e400': float() takes them
         raise ConfigError("%r is not a size in bytes" % text) from None
 
 
@@ -12711,6 +12711,7 @@ class _FtpSource:
 
 
 def _check_folder_count(count, url):
+    """RemoteError once a recursive listing has more than REMOTE_MAX_FOLDERS folders."""
     if count > REMOTE_MAX_FOLDERS:
         raise RemoteError("more than %d folders below %s (links that loop?); a recursive poll "
                           "lists at most %d" % (REMOTE_MAX_FOLDERS, url.shown(),
