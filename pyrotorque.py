@@ -4899,6 +4899,8 @@ class JobSpec:
         """The value of PARAM passed through ``converter``; errors name file, line and key."""
         if param not in self.params:
             return default
+        if "\0" in str(self.params[param]):     # every os call would refuse it
+            raise self.error(param, "a NUL byte, which no value may hold")
         try:
             return converter(self.params[param])
         except ConfigError as exc:
@@ -4978,6 +4980,9 @@ def _read_ini(parser, text, source, settings):
     """Feed one file to the parser; return {(section, key): line}.  What cannot be read
     is an error in ``settings.errors``; the lines that can be read still count."""
     text = _known_section_names(text)
+    problem = _nul_byte(text)
+    if problem:
+        settings.errors.append(ConfigProblem("%s:%s" % (source, problem), ERROR))
     try:
         parser.read_string(text, source=source)
     except configparser.Error as exc:
@@ -4997,6 +5002,14 @@ def _read_ini(parser, text, source, settings):
     settings.warnings.extend(dupes)
     settings.files.append(source)
     return found
+
+
+def _nul_byte(text):
+    """'LINE: ...' when the text holds a NUL byte, which no value may hold (os calls
+    refuse it), else None."""
+    at = text.find("\0")
+    return None if at < 0 else "%d: a NUL byte, which no value may hold (is this a text " \
+        "file?)" % (text.count("\n", 0, at) + 1)
 
 
 def _expand(value):
@@ -7390,6 +7403,8 @@ class _WatchSettings:
             parser = configparser.ConfigParser(interpolation=None, strict=True,
                                                empty_lines_in_values=False)
             parser.optionxform = str
+            if _nul_byte(text):
+                raise ConfigError("line %s" % _nul_byte(text))
             if not re.match(r"\s*\[", text):
                 text = "[watch]\n" + text
             parser.read_string(text, source=path)

@@ -144,6 +144,9 @@ ERRORS = [
      ["torque.ini:5", "job.c.copy_chunk", "'1e400' is not a size in bytes"]),
     ("[TORQUE]\njob.m.handler = pyrotorque:TorrentMirror\njob.m.schedule = hour=*\n"
      "job.m.piece_size = inf\n", ["torque.ini:4", "job.m.piece_size", "'inf' is not a size"]),
+    # os calls raise ValueError on it (found by the fuzzing, as a crash of --check)
+    ("[TORQUE]\njob.treewatch.active = yes\njob.treewatch.path = /tmp/a\0b\n",
+     ["torque.ini:3: a NUL byte, which no value may hold"]),
 ]
 
 
