@@ -139,6 +139,14 @@ class _WatchJob:
     daemon = None
     log = _LOG
 
+    @staticmethod
+    def config_problem(text, kind=None):
+        """A note such as an rTorrent 0.8 command name in a template: not an error."""
+
+    @staticmethod
+    def where(key):
+        return "job.fuzz.%s" % key
+
 
 @target("watch_ini", "a folder's watch.ini as the tree watch reads it (a dict or a "
         "ConfigError comes back; nothing may be raised)")

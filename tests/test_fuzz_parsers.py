@@ -88,7 +88,7 @@ INI_VALUES = st.one_of(st.sampled_from(HANDLERS), st.sampled_from([
     "second=*/5", "hour=99", "day=3rd sun", "yes", "no", "maybe", "1", "-1", "1e9", "10G",
     "inf", "nan", "1e400", "-0", "0x10", "1_000", "\u0663",
     "%(nope)s", "%(config_dir)s/x", "~/x", "{{d.name}}", "is_complete=yes", "name,-size",
-    "9" * 5000, "~\0/x", "/tmp/a\0b",
+    "9" * 5000, "~\0/x", "/tmp/a\0b", "d.set_custom1=x", "file:nope",
     "ftp://u:p@127.0.0.1:1/x", "", "%", "\u00e9"]), NOISE)
 INI_LINE = st.one_of(
     st.sampled_from(["[TORQUE]", "[GLOBAL]", "[ANNOUNCE]", "[TORQUE", "# comment", ";x", "",
