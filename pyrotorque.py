@@ -446,6 +446,8 @@ def byte_size(text):
         return int(BYTESIZE.number(str(text).strip()))
     except BadValue as exc:
         raise ConfigError(str(exc)) from None
+    except (OverflowError, ValueError):     # 'inf', 'nan', '1e400': float() takes them
+        raise ConfigError("%r is not a size in bytes" % text) from None
 
 
 def non_negative(converter):
@@ -840,9 +842,9 @@ def _parse_jitter(text):
     """jitter=N: whole seconds, as pyrosimple reads it (None: no jitter)."""
     if text is None:
         return 0
-    if not re.fullmatch(r"[0-9]+", text.strip(), re.ASCII):
+    if not re.fullmatch(r"[0-9]{1,9}", text.strip(), re.ASCII):
         raise ConfigError("jitter: %r is not a whole number of seconds" % text)
-    return int(text)
+    return int(text.strip())    # int() keeps what str.strip() takes off, like '\x1e'
 
 
 def _quote_word(word):
@@ -4796,6 +4798,8 @@ class JobSpec:
         """The value of PARAM passed through ``converter``; errors name file, line and key."""
         if param not in self.params:
             return default
+        if "\0" in str(self.params[param]):     # every os call would refuse it
+            raise self.error(param, "a NUL byte, which no value may hold")
         try:
             return converter(self.params[param])
         except ConfigError as exc:
@@ -4875,6 +4879,9 @@ def _read_ini(parser, text, source, settings):
     """Feed one file to the parser; return {(section, key): line}.  What cannot be read
     is an error in ``settings.errors``; the lines that can be read still count."""
     text = _known_section_names(text)
+    problem = _nul_byte(text)
+    if problem:
+        settings.errors.append(ConfigProblem("%s:%s" % (source, problem), ERROR))
     try:
         parser.read_string(text, source=source)
     except configparser.Error as exc:
@@ -4894,6 +4901,14 @@ def _read_ini(parser, text, source, settings):
     settings.warnings.extend(dupes)
     settings.files.append(source)
     return found
+
+
+def _nul_byte(text):
+    """'LINE: ...' when the text holds a NUL byte, which no value may hold (os calls
+    refuse it), else None."""
+    at = text.find("\0")
+    return None if at < 0 else "%d: a NUL byte, which no value may hold (is this a text " \
+        "file?)" % (text.count("\n", 0, at) + 1)
 
 
 def _expand(value):
@@ -7321,6 +7336,8 @@ class _WatchSettings:
             parser = configparser.ConfigParser(interpolation=None, strict=True,
                                                empty_lines_in_values=False)
             parser.optionxform = str
+            if _nul_byte(text):
+                raise ConfigError("line %s" % _nul_byte(text))
             if not re.match(r"\s*\[", text):
                 text = "[watch]\n" + text
             parser.read_string(text, source=path)
@@ -12425,6 +12442,9 @@ REMOTE_SCHEMES = {"ftp": 21, "ftps": 21, "sftp": 22}
 _REMOTE_PARTIAL = ".pyrotorque-remote-"
 #: Deepest folder level a recursive poll goes down to.
 REMOTE_MAX_DEPTH = 8
+#: Most folders one poll lists: links that loop (a folder linked to its parent, twice)
+#: would otherwise make the depth limit list 2**8 folders, ten of them 10**8.
+REMOTE_MAX_FOLDERS = 1000
 #: What gets a backslash in an sftp batch word: all but letters, digits, '/._-' and non-ASCII.
 _SFTP_PLAIN = re.compile(r"([^A-Za-z0-9/._\x80-\U0010ffff-])")
 #: One line of 'ls -ln': mode, links, owner, group, size, date (3 words), name.  Of the
@@ -12568,7 +12588,7 @@ class _FtpSource:
 
     def listing(self, recursive):
         """The metafiles below the folder: [_RemoteFile]."""
-        found, folders, seen = [], [("", 0)], set()
+        found, folders, seen, count = [], [("", 0)], set(), 0
         while folders:
             rel_dir, depth = folders.pop(0)
             path = _remote_join(self.url.folder, rel_dir) or "."
@@ -12584,6 +12604,8 @@ class _FtpSource:
                 if kind == "dir":
                     if recursive and depth < REMOTE_MAX_DEPTH and not name.startswith("."):
                         folders.append((rel, depth + 1))
+                        count += 1
+                        _check_folder_count(count, self.url)
                 elif kind == "file" and _remote_candidate(name):
                     found.append(_RemoteFile(rel, size, stamp))
         return found
@@ -12652,6 +12674,14 @@ class _FtpSource:
             method(*args)
         except (OSError, EOFError, ftplib.Error) as exc:
             raise RemoteError(_ftp_reason(exc)) from None
+
+
+def _check_folder_count(count, url):
+    """RemoteError once a recursive listing has more than REMOTE_MAX_FOLDERS folders."""
+    if count > REMOTE_MAX_FOLDERS:
+        raise RemoteError("more than %d folders below %s (links that loop?); a recursive poll "
+                          "lists at most %d" % (REMOTE_MAX_FOLDERS, url.shown(),
+                                                REMOTE_MAX_FOLDERS))
 
 
 def _listed_size(text):
@@ -12738,7 +12768,7 @@ class _SftpSource:
         return out.decode("utf-8", "surrogateescape")
 
     def listing(self, recursive):
-        found, level, depth = [], [""], 0
+        found, level, depth, folders = [], [""], 0, 0
         while level:
             commands = ["-ls -ln %s" % _sftp_word(_remote_join(self.url.folder, rel) or ".")
                         for rel in level]
@@ -12752,6 +12782,8 @@ class _SftpSource:
                 elif kind == "-" and _remote_candidate(name):
                     found.append(_RemoteFile(rel, size, stamp))
             level, depth = subfolders, depth + 1
+            folders += len(level)
+            _check_folder_count(folders, self.url)
         return found
 
     def _parse(self, output, level):

@@ -155,6 +155,15 @@ ERRORS = [
     ("[TORQUE]\nthis line has no equals sign\n", ["torque.ini:2", "cannot parse"]),
     ("[TORQUE]\njob.connstats.schedule = %(nowhere)s\n",
      ["torque.ini:2", "job.connstats.schedule", "nowhere"]),
+    # sizes float() reads as infinite: an OverflowError before (found by the fuzzing)
+    ("[TORQUE]\njob.c.handler = pyrotorque:CompletionHandler\njob.c.schedule = hour=*\n"
+     "job.c.target = /tmp\njob.c.copy_chunk = 1e400\n",
+     ["torque.ini:5", "job.c.copy_chunk", "'1e400' is not a size in bytes"]),
+    ("[TORQUE]\njob.m.handler = pyrotorque:TorrentMirror\njob.m.schedule = hour=*\n"
+     "job.m.piece_size = inf\n", ["torque.ini:4", "job.m.piece_size", "'inf' is not a size"]),
+    # os calls raise ValueError on it (found by the fuzzing, as a crash of --check)
+    ("[TORQUE]\njob.treewatch.active = yes\njob.treewatch.path = /tmp/a\0b\n",
+     ["torque.ini:3: a NUL byte, which no value may hold"]),
 ]
 
 

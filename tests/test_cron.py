@@ -157,6 +157,11 @@ def test_a_naive_start_date_is_in_the_zone_next_fire_is_asked_in():
     assert fire == datetime.datetime(2024, 1, 1, 6, tzinfo=berlin)
 
 
+def test_jitter_may_end_in_what_str_strip_takes_off_but_int_does_not():
+    """'\x1e' is whitespace to str.strip() and not to int() (found by atheris)."""
+    assert CronSchedule("hour=1 jitter=5\x1e\x1e").jitter == 5
+
+
 @pytest.mark.parametrize("text, hours", [
     ("second=0 start_date=9999-12-31T23:59:59Z", -14),     # past 9999 in the asking zone
     ("second=0 start_date=9999-12-31T23:59:59", 14),        # naive: in the asking zone
@@ -212,6 +217,7 @@ BAD_SCHEDULES = [
     ("", "empty"), ("   ", "empty"), ("hour=1 HOUR=2", "hour"),
     ("timezone=UTC hour=1", "timezone"), ("jitter=x hour=1", "jitter"),
     ("jitter=-5 hour=1", "jitter"), ("jitter=1.5 hour=1", "jitter"),
+    ("jitter=%s hour=1" % ("9" * 5000), "jitter"),      # int() takes 4300 digits (fuzzing)
     ("hour=1 start_date=2024-13-01", "start_date"), ("hour=1 start_date=yesterday", "start_date"),
     ("hour=1 end_date=0024-01-01", "end_date"), ("hour=1 'end_date=2024-01-01 25:00'", "end_date"),
     ("start_date=2024-01-01", "no time field"), ('"hour=1', "quotation"),

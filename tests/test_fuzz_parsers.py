@@ -78,15 +78,17 @@ NOISE = st.text(st.sampled_from("ab1 =:%()[]{}.,;#'\"\\\t\n\x00\u00e9\U0001f600"
 
 # ---- configuration -------------------------------------------------------------------
 
-JOB_KEYS = ["handler", "schedule", "active", "dry_run", "quiet", "log_level", "path",
-            "load_mode", "queued", "downloading_max", "startable", "sort_fields", "port",
-            "cmd.x", "matcher", "action", "url", "after", "timeout", "max_size"]
-INI_VALUES = st.one_of(st.sampled_from([
-    "pyrotorque:EngineStats", "pyrotorque:QueueManager", "pyrocore.torrent.queue:QueueManager",
-    "pyrotorque:TreeWatch", "pyrotorque:RtorrentExporter", "pyrosimple.job.action:Action",
+#: Every key of every built-in job, and every built-in job's handler name.
+JOB_KEYS = sorted({key for job in fuzz.pyrotorque.BUILTIN_JOBS.values()
+                   for key in getattr(job, "PARAMS", {})} | set(
+    fuzz.pyrotorque.COMMON_JOB_PARAMS) | {"cmd.x", "nope"})
+HANDLERS = ["pyrotorque:%s" % name for name in sorted(fuzz.pyrotorque.BUILTIN_JOBS)]
+INI_VALUES = st.one_of(st.sampled_from(HANDLERS), st.sampled_from([
+    "pyrocore.torrent.queue:QueueManager", "pyrosimple.job.action:Action", "pyrotorque:Nope",
     "second=*/5", "hour=99", "day=3rd sun", "yes", "no", "maybe", "1", "-1", "1e9", "10G",
+    "inf", "nan", "1e400", "-0", "0x10", "1_000", "\u0663",
     "%(nope)s", "%(config_dir)s/x", "~/x", "{{d.name}}", "is_complete=yes", "name,-size",
-    "9" * 5000,
+    "9" * 5000, "~\0/x", "/tmp/a\0b", "d.set_custom1=x", "file:nope",
     "ftp://u:p@127.0.0.1:1/x", "", "%", "\u00e9"]), NOISE)
 INI_LINE = st.one_of(
     st.sampled_from(["[TORQUE]", "[GLOBAL]", "[ANNOUNCE]", "[TORQUE", "# comment", ";x", "",
@@ -135,7 +137,8 @@ test_condition = fuzzing("condition", st.lists(COND_TOKEN, max_size=12).map(" ".
 CRON_VALUE = st.one_of(
     st.sampled_from(["*", "*/5", "1-5", "5-1", "1-5/2", "mon-fri", "jan", "last", "3rd sun",
                      "last fri", "0", "59", "60", "99999999999", "2024-01-31",
-                     "2024-01-31T12:00:00+01:00", "9999-12-31", "1969-01-01", "*/0", ""]),
+                     "2024-01-31T12:00:00+01:00", "9999-12-31", "1969-01-01", "*/0", "",
+                     "5\x1e", "9" * 5000, "\u0663"]),
     st.lists(st.sampled_from(["1", "2", "*/7", "mon", "10-20"]), max_size=4).map(",".join))
 test_cron = fuzzing("cron", st.lists(st.builds("{}={}".format, st.sampled_from(
     ["second", "minute", "hour", "day", "week", "day_of_week", "month", "year",

@@ -343,6 +343,21 @@ def test_a_metafile_that_stays_truncated_is_reported_once_and_fetched_again_only
     assert hashes(rt) == sorted([want, want2])
 
 
+def test_folder_links_that_loop_end_the_recursive_listing_with_a_clear_error(
+        lab, ftp, short_tmp, caplog):
+    """pyftpdlib follows links: three folders linked to their parent are 3**8 folders down
+    to the depth limit (found by the fuzzing as a hang); the poll stops at 1000."""
+    loop, rt, make = lab
+    put(ftp.root, "top.torrent", metafile("top"))
+    for name in ("a", "b", "c"):
+        os.symlink(".", str(ftp.root / name))
+    job = make(ftp.url(), recursive="yes")
+    poll(loop, job, timeout=60)
+    assert logged(caplog, r"^Remote poll of ftp://.* failed: more than 1000 folders below "
+                          r"ftp://feed@127.0.0.1:%d/ \(links that loop\?\)" % ftp.port)
+    assert hashes(rt) == []
+
+
 def test_a_file_the_server_refuses_is_reported_once_and_does_not_hold_up_the_others(
         lab, short_tmp, caplog):
     loop, rt, make = lab

@@ -420,6 +420,20 @@ def test_watch_ini_overrides_and_changes_take_effect_at_once(lab, caplog):
 
 # ---- configuration (no rTorrent needed) ------------------------------------------------
 
+def test_a_watch_ini_or_job_value_with_a_nul_byte_is_a_config_error_not_a_crash(short_tmp):
+    """os.path.expanduser('~\\0') raised ValueError out of the tree watch (found by atheris)."""
+    loop = Loop()
+    watch = make_watch(loop, None, short_tmp)
+    (short_tmp / "watch.ini").write_bytes(b"[x]\nqueued = yes\nmove_loaded_to = ~\0/done\n")
+    problem = watch.folder_settings.read_ini(str(short_tmp))
+    assert isinstance(problem, pyrotorque.ConfigError)
+    assert str(problem) == "%s: line 3: a NUL byte, which no value may hold (is this a text " \
+        "file?)" % (short_tmp / "watch.ini")
+    watch.close()
+    with pytest.raises(pyrotorque.ConfigError, match=r"job.treewatch.move_loaded_to: a NUL byte"):
+        make_watch(loop, None, short_tmp, move_loaded_to="~\0/done", remove_loaded="no")
+
+
 def test_configuration_errors(short_tmp):
     with pytest.raises(pyrotorque.ConfigError, match="You need to set 'job.treewatch.path'"):
         make_watch(None, None, "")
