@@ -6,10 +6,12 @@ import hashlib
 import http.client
 import os
 import re
+import signal
 import socket
 import textwrap
 import threading
 import time
+import tracemalloc
 
 import pyrotorque
 import rtlab  # conftest puts contrib/ on sys.path
@@ -303,3 +305,38 @@ def raw(port, data, timeout=5.0, shutdown=False):
 
 def status_of(answer):
     return int(answer.split(b" ", 2)[1])
+
+
+# ---- fuzzing (tests/test_fuzz_parsers.py, tests/test_fuzz_corpus.py) ------------------
+
+FUZZ_SECONDS = 5        # one example may take this long
+FUZZ_MEGABYTES = 64     # and allocate this much at its peak
+
+
+class TookTooLong(BaseException):
+    """Raised by the alarm; a BaseException, so no 'except Exception' of a parser eats it."""
+
+
+def _alarm(signum, frame):
+    raise TookTooLong("more than %d s" % FUZZ_SECONDS)
+
+
+def fuzz_check(name, data):
+    """Run fuzz target ``name`` on ``data``; fail on anything it may not raise, on a run
+    past FUZZ_SECONDS and on a peak allocation above FUZZ_MEGABYTES."""
+    import fuzz     # contrib/fuzz.py, imported only by the fuzz tests
+    if isinstance(data, str):
+        data = data.encode("utf-8", "surrogatepass")
+    previous = signal.signal(signal.SIGALRM, _alarm)
+    tracemalloc.start()
+    try:
+        signal.alarm(FUZZ_SECONDS)
+        bug = fuzz.run(name, data)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        signal.alarm(0)
+        tracemalloc.stop()
+        signal.signal(signal.SIGALRM, previous)
+    assert bug is None, "%s(%r): %s: %s" % (name, data[:500], type(bug).__name__, bug)
+    assert peak < FUZZ_MEGABYTES << 20, "%s(%r): %d MiB at the peak" % (name, data[:200],
+                                                                       peak >> 20)

@@ -9,7 +9,7 @@ import sys
 import pytest
 
 import fuzz     # contrib/fuzz.py (tests/conftest.py puts contrib/ on sys.path)
-from test_fuzz_parsers import check
+from helpers import fuzz_check as check
 
 CORPUS = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fuzz_corpus")
 INPUTS = sorted((target, name) for target in os.listdir(CORPUS)

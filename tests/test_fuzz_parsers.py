@@ -8,13 +8,12 @@ memory limit (tracemalloc's peak).  Examples per parser: EXAMPLES (the whole fil
 under about a minute on a busy machine).
 """
 import os
-import signal
-import tracemalloc
 import xmlrpc.client
 
 from hypothesis import HealthCheck, given, settings, strategies as st
 
 import fuzz     # contrib/fuzz.py (tests/conftest.py puts contrib/ on sys.path)
+from helpers import fuzz_check as check
 
 #: hypothesis examples per parser: the budget reported in README.rst.  A longer run:
 #: PYROTORQUE_FUZZ_SCALE=50 python3 -m pytest tests/test_fuzz_parsers.py
@@ -23,37 +22,7 @@ EXAMPLES = {"torque_ini": 150, "watch_ini": 200, "pyrosimple_toml": 200, "condit
             "cron": 400, "template": 400, "bencode": 300, "metafile": 300, "magnet": 300,
             "xmlrpc": 400, "http": 200, "ftp_listing": 300, "sftp_listing": 300}
 
-SECONDS = 5             # one example may take this long
-MEGABYTES = 64          # and allocate this much at its peak
-
 fuzz.load()
-
-
-class TookTooLong(BaseException):
-    """Raised by the alarm; a BaseException, so no 'except Exception' of a parser eats it."""
-
-
-def _alarm(signum, frame):
-    raise TookTooLong("more than %d s" % SECONDS)
-
-
-def check(name, data):
-    """Run fuzz target ``name`` on ``data``; fail on anything it may not raise, on a run
-    past SECONDS and on a peak allocation above MEGABYTES."""
-    if isinstance(data, str):
-        data = data.encode("utf-8", "surrogatepass")
-    previous = signal.signal(signal.SIGALRM, _alarm)
-    tracemalloc.start()
-    try:
-        signal.alarm(SECONDS)
-        bug = fuzz.run(name, data)
-        peak = tracemalloc.get_traced_memory()[1]
-    finally:
-        signal.alarm(0)
-        tracemalloc.stop()
-        signal.signal(signal.SIGALRM, previous)
-    assert bug is None, "%s(%r): %s: %s" % (name, data[:500], type(bug).__name__, bug)
-    assert peak < MEGABYTES << 20, "%s(%r): %d MiB at the peak" % (name, data[:200], peak >> 20)
 
 
 def fuzzing(name, *strategies):
