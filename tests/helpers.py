@@ -1,6 +1,10 @@
 """Helpers the job tests share: the daemon's event loop turned by the test, and small
 looks at a real rTorrent and at the log.  (Processes are in daemon_process.py.)"""
+import contextlib
+import os
 import re
+import socket
+import threading
 import time
 
 import pyrotorque
@@ -54,3 +58,32 @@ def hashes(rt):
 def logged(caplog, pattern):
     """The messages of the captured log records that match ``pattern``."""
     return [r.getMessage() for r in caplog.records if re.search(pattern, r.getMessage())]
+
+
+@contextlib.contextmanager
+def trickling_server(directory, name="slow.sock"):
+    """A unix socket server that takes one request and then answers a byte every 50 ms,
+    forever; yields (socket path, list that gets the request)."""
+    path = os.path.join(directory, name)
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(path)
+    server.listen(1)
+    stop, seen = threading.Event(), []
+
+    def trickle():
+        conn, _ = server.accept()
+        with conn:
+            seen.append(conn.recv(65536))
+            while not stop.is_set():
+                try:
+                    conn.sendall(b"x")
+                except OSError:
+                    return
+                time.sleep(0.05)
+
+    threading.Thread(target=trickle, daemon=True).start()
+    try:
+        yield path, seen
+    finally:
+        stop.set()
+        server.close()
