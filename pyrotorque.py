@@ -164,7 +164,8 @@ __all__ = [
     "RtorrentUnavailable", "ArchiveBusy", "AlreadyRunning", "CompletionHandler",
     "Template", "TreeWatcher", "SteppedJob",
     "RtorrentFault", "HashNotFound", "MethodMissing", "CronSchedule", "RpcEndpoint",
-    "fast_loads", "XmlRpcFault", "UnreadableAnswer", "xmlrpc_request",
+    "fast_loads", "XmlRpcFault", "UnreadableAnswer", "xmlrpc_request", "JsonUnwritable",
+    "jsonrpc_request", "parse_jsonrpc_answer",
     "parse_rpc_url", "RtorrentProxy", "CallStats", "scgi_request", "parse_scgi_response",
     "Condition", "parse_condition", "condition_fields", "ValueType", "PATTERN", "BOOL",
     "FLOAT", "BYTESIZE", "TIME", "TIME_NOT_NULL", "DURATION", "TAGGED", "FILES", "MAGIC",
@@ -3159,10 +3160,11 @@ MULTICALL_BATCH = 500
 
 
 class RpcEndpoint:
-    """Where rTorrent listens: ``kind`` is 'unix', 'tcp' or 'http'."""
+    """Where rTorrent listens: ``kind`` is 'unix', 'tcp' or 'http'; ``rpc`` is the
+    protocol the URL asks for ('json', 'xml'), None to find out."""
 
-    def __init__(self, kind, address, url):
-        self.kind, self.address, self.url = kind, address, url
+    def __init__(self, kind, address, url, rpc=None):
+        self.kind, self.address, self.url, self.rpc = kind, address, url, rpc
 
     def __repr__(self):
         return "RpcEndpoint(%r, %r)" % (self.kind, self.address)
@@ -3177,10 +3179,49 @@ def parse_rpc_url(url):
     ``scgi://host:port`` and ``host:port`` are TCP; ``scgi:///path``,
     ``scgi:/path``, ``/path`` and ``~/path`` are unix sockets; ``http(s)://``
     URLs are XML-RPC over HTTP, as a web server in front of rTorrent offers.
+    Any of them may end in pyrosimple's ``?rpc=json`` or ``?rpc=xml``.
     """
     text = os.path.expandvars(str(url).strip())
     if not text:
         raise ConfigError("empty rTorrent URL")
+    endpoint = _parse_rpc_address(text)
+    endpoint.url = text
+    return endpoint
+
+
+def _rpc_query(text, query, keep_others):
+    """The protocol ``rpc=json|xml`` in a URL's ``query`` asks for (None: any), and
+    the rest of the query (other keys are an error unless ``keep_others``)."""
+    rpc, others = None, []
+    for key, value in urllib.parse.parse_qsl(query, keep_blank_values=True):
+        if key != "rpc":
+            others.append((key, value))
+        elif value.lower() in ("json", "xml"):
+            rpc = value.lower()
+        else:
+            raise ConfigError("rTorrent URL %r: rpc=%s, expected rpc=json or rpc=xml"
+                              % (text, value))
+    if others and not keep_others:
+        raise ConfigError("rTorrent URL %r: unknown query %r (only rpc=json or rpc=xml)"
+                          % (text, urllib.parse.urlencode(others)))
+    return rpc, urllib.parse.urlencode(others)
+
+
+def _parse_rpc_address(text):
+    if text.lower().startswith(("http://", "https://")):
+        parts = urllib.parse.urlsplit(text)
+        if not parts.hostname:
+            raise ConfigError("rTorrent URL %r has no host" % text)
+        rpc, rest = _rpc_query(text, parts.query, keep_others=True)
+        return RpcEndpoint("http", parts._replace(query=rest), text, rpc)
+    address, _, query = text.partition("?")
+    rpc = _rpc_query(text, query, keep_others=False)[0]
+    endpoint = _parse_scgi_address(address)
+    endpoint.rpc = rpc
+    return endpoint
+
+
+def _parse_scgi_address(text):
     if text.startswith(("/", "~")):
         return RpcEndpoint("unix", os.path.expanduser(text), text)
     scheme, sep, rest = text.partition("://")
@@ -3190,11 +3231,6 @@ def parse_rpc_url(url):
     if not sep:
         scheme, rest = "", text
     scheme = scheme.lower()
-    if scheme in ("http", "https"):
-        parts = urllib.parse.urlsplit(text)
-        if not parts.hostname:
-            raise ConfigError("rTorrent URL %r has no host" % text)
-        return RpcEndpoint("http", parts, text)
     if scheme not in ("", "scgi"):
         raise ConfigError("rTorrent URL %r: unsupported scheme %r (use scgi:// or http(s)://)"
                           % (text, scheme))
@@ -3343,17 +3379,121 @@ def _parse_xmlrpc_response(body):
         return fast_loads(text.encode("utf-8"))
 
 
+def _xmlrpc_result(body):
+    return _parse_xmlrpc_response(body)[0]
+
+
+# JSON-RPC 2.0 (rTorrent 0.15 and later, on the same socket) ------------------------
+#
+# rTorrent picks the protocol by CONTENT_TYPE (application/json) or a body that
+# starts with "{" or "[".  Its JSON has no binary type and takes only valid UTF-8,
+# so a call with bytes (load.raw*: a metafile) goes over XML-RPC.  It writes its
+# answer with a strict encoder: a name or path with invalid UTF-8 makes it answer
+# the whole call (or batch) with error -32700 instead, and that call is sent again
+# over XML-RPC, which carries such names (see RtorrentProxy.call).
+
+#: JSON-RPC's "method not found" (XML-RPC's is FAULT_NO_SUCH_METHOD).
+JSONRPC_NO_SUCH_METHOD = -32601
+#: rTorrent's JSON encoder refused its own answer (invalid UTF-8 in it).
+JSONRPC_PARSE_ERROR = -32700
+#: After that, this many calls of the same method go straight over XML-RPC (rTorrent
+#: would do the work twice otherwise), then JSON is tried again.
+XML_AFTER_UNWRITABLE = 10
+
+
+class JsonUnwritable(XmlRpcFault):
+    """rTorrent could not write its answer as JSON (invalid UTF-8 in a name or path)."""
+
+
+def _json_safe(value):
+    """Make a value sendable: ints beyond rTorrent's 64 bits as strings (it parses them)."""
+    if isinstance(value, int) and not isinstance(value, bool) and not -2**63 <= value < 2**63:
+        return str(value)
+    if isinstance(value, (list, tuple)):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _json_safe(v) for k, v in value.items()}
+    if isinstance(value, (bytes, bytearray)):
+        raise TypeError("JSON-RPC cannot carry bytes (send the call over XML-RPC)")
+    return value
+
+
+def _has_bytes(value):
+    if isinstance(value, (bytes, bytearray)):
+        return True
+    if isinstance(value, (list, tuple)):
+        return any(_has_bytes(v) for v in value)
+    if isinstance(value, dict):
+        return any(_has_bytes(v) for v in value.values())
+    return False
+
+
+def jsonrpc_request(calls):
+    """The UTF-8 body of a JSON-RPC call (one (method, params) pair) or of a batch
+    (a list of them, with ids 0, 1, ...)."""
+    if isinstance(calls, tuple):
+        method, params = calls
+        return json.dumps({"jsonrpc": "2.0", "id": 0, "method": method,
+                           "params": _json_safe(params)}).encode("ascii")
+    return json.dumps([{"jsonrpc": "2.0", "id": index, "method": method,
+                        "params": _json_safe(params)}
+                       for index, (method, params) in enumerate(calls)]).encode("ascii")
+
+
+def _json_fault(error):
+    if not isinstance(error, dict):
+        raise ValueError("not a JSON-RPC error: %.80r" % (error,))
+    code, message = error.get("code", 0), str(error.get("message", ""))
+    kind = JsonUnwritable if code == JSONRPC_PARSE_ERROR and "UTF-8" in message else XmlRpcFault
+    return kind(code, message)
+
+
+def parse_jsonrpc_answer(body, count=None):
+    """The result of a JSON-RPC answer (raises XmlRpcFault for an error), or with
+    ``count`` the results of a batch answer in id order, each fault an XmlRpcFault
+    in place of its result.  ValueError for anything else (an XML answer, say)."""
+    reply = json.loads(body)
+    if isinstance(reply, dict) and "error" in reply:
+        raise _json_fault(reply["error"])   # a batch fails as a whole this way too
+    if count is None:
+        if not isinstance(reply, dict) or "result" not in reply:
+            raise ValueError("not a JSON-RPC answer: %.80r" % (body,))
+        return reply["result"]
+    if not isinstance(reply, list):
+        raise ValueError("not a JSON-RPC batch answer: %.80r" % (body,))
+    by_id = {}
+    for answer in reply:
+        if not isinstance(answer, dict) or "error" not in answer and "result" not in answer:
+            raise ValueError("not a JSON-RPC answer: %.80r" % (answer,))
+        by_id[answer.get("id")] = (_json_fault(answer["error"]) if "error" in answer
+                                   else answer["result"])
+    missing = [index for index in range(count) if index not in by_id]
+    if missing:
+        raise ValueError("JSON-RPC batch answer lacks id(s) %s" % missing[:5])
+    return [by_id[index] for index in range(count)]
+
+
+def _json_answer_or_none(body):
+    """A JSON-RPC answer's result; None for an answer in XML (from an rTorrent without
+    JSON-RPC: the probe's answer, which is no failed call)."""
+    if body.lstrip()[:1] not in (b"{", b"["):
+        return None
+    return parse_jsonrpc_answer(body)
+
+
 class RtorrentInfo:
     """What the handshake learned about the rTorrent we talk to."""
 
-    def __init__(self, version, library, session_name, session_path, pid, methods, startup):
+    def __init__(self, version, library, session_name, session_path, pid, methods, startup,
+                 protocol="xml"):
         self.version, self.library = version, library
         self.session_name, self.session_path = session_name, session_path
         self.pid, self.methods, self.startup = pid, frozenset(methods), startup
+        self.protocol = protocol    # "json" or "xml": what calls use
 
 
 class RtorrentProxy:
-    """An XML-RPC client for one rTorrent, with a timeout on every call.
+    """An XML-RPC and JSON-RPC client for one rTorrent, with a timeout on every call.
 
     Every call names its method as rTorrent spells it, so a grep finds it:
     ``proxy.call("d.multicall2", "", "main", "d.hash=")``; several calls in one
@@ -3361,6 +3501,10 @@ class RtorrentProxy:
     connection or a timeout raises RtorrentUnavailable; the first one of an
     outage is logged as a warning and its end once at info level, so a job
     that meets a down rTorrent can simply skip its run.
+
+    JSON-RPC is used when rTorrent answers it (asked once per rTorrent process,
+    before its first call) or the URL says ``rpc=json``; ``rpc=xml`` never asks.
+    A JSON answer costs a fraction of an XML one to read.
     """
 
     def __init__(self, url, timeout=30.0, log=None):
@@ -3371,6 +3515,9 @@ class RtorrentProxy:
         self.info = None            # RtorrentInfo, set by connect()
         self.reachable = None       # None until the first call, then True/False
         self.down_since = None
+        self.protocol = None        # "json" or "xml" once known, for this rTorrent process
+        self.xml_refused = False    # network.rpc.use_xmlrpc.set = 0 (0.15+)
+        self.xml_for = {}           # method → calls left that skip JSON (see _json_unwritable)
 
     def __repr__(self):
         return "RtorrentProxy(%r)" % self.endpoint.url
@@ -3379,35 +3526,23 @@ class RtorrentProxy:
 
     def call(self, method, *params):
         """Call one method; return its result or raise an RtorrentError."""
-        started = time.monotonic()
-        request = xmlrpc_request(method, [_xmlrpc_safe(p) for p in params])
-        try:
-            answer = self._exchange(request)
-        except OSError as exc:      # socket.timeout too, and HTTP trouble (see _exchange_http)
-            self._count(method, len(request), 0, started, started, failed=True)
-            self._went_down(exc)
-            raise RtorrentUnavailable("%s: rTorrent at %s is unreachable (%s)"
-                                      % (method, self.endpoint, _describe_oserror(exc))) from None
-        answered = time.monotonic()
-        self._came_back()           # any answer, even a fault, means rTorrent is there
-        try:
-            result = _parse_xmlrpc_response(answer)[0]
-        except XmlRpcFault as exc:
-            self._count(method, len(request), len(answer), started, answered, failed=True)
-            raise self._fault(method, exc) from None
-        except (xml.parsers.expat.ExpatError, ValueError, UnreadableAnswer) as exc:
-            self._count(method, len(request), len(answer), started, answered, failed=True)
-            raise UnreadableAnswer("%s: unreadable answer from rTorrent (%s)"
-                                   % (method, exc)) from None
-        self._count(method, len(request), len(answer), started, answered, failed=False)
-        if self.log.isEnabledFor(TRACE):
-            self.log.log(TRACE, "%s%r -> %.200r", method, params, result)
-        return result
+        if self._uses_json(method, params):
+            try:
+                return self._round_trip(method, jsonrpc_request((method, params)),
+                                        parse_jsonrpc_answer)
+            except JsonUnwritable as exc:
+                self._json_unwritable(method, exc)
+        return self._xml_call(method, *params)
+
+    def _xml_call(self, method, *params):
+        return self._round_trip(method, xmlrpc_request(method, [_xmlrpc_safe(p) for p in params]),
+                                _xmlrpc_result)
 
     def multicall(self, calls, faults="raise", batch=MULTICALL_BATCH):
-        """Run ``calls``, (method, *params) tuples, in `system.multicall` round trips
-        of ``batch`` calls (None: all in one, for callers that size their batches);
-        return their results in order.
+        """Run ``calls``, (method, *params) tuples, in round trips of ``batch`` calls
+        (None: all in one, for callers that size their batches); return their
+        results in order.  Over XML-RPC a round trip is a `system.multicall`, over
+        JSON-RPC a batch (0.16's JSON-RPC has no system.multicall).
 
         A call's fault raises its typed RtorrentFault (``faults="raise"``), or stands
         in place of its result (``faults="return"``): the other calls still count.
@@ -3418,16 +3553,116 @@ class RtorrentProxy:
         step = batch or max(1, len(calls))
         for start in range(0, len(calls), step):
             chunk = calls[start:start + step]
-            answers = self.call("system.multicall", [{"methodName": c[0], "params": list(c[1:])}
-                                                     for c in chunk])
-            for (method, *_), answer in zip(chunk, answers):
-                if isinstance(answer, dict):
-                    answer = [self._fault(method, XmlRpcFault(answer.get("faultCode", 0),
-                                                              answer.get("faultString", "")))]
+            for (method, *_), answer in zip(chunk, self._multicall_round_trip(chunk)):
+                if isinstance(answer, XmlRpcFault):
+                    answer = self._fault(method, answer)
                     if faults == "raise":
-                        raise answer[0]
-                results.append(answer[0] if answer else None)
+                        raise answer
+                results.append(answer)
         return results
+
+    def _multicall_round_trip(self, chunk):
+        """The results of ``chunk``, each fault an XmlRpcFault in place of its result."""
+        if self._uses_json("system.multicall", chunk):
+            try:    # counted as the system.multicall it stands for
+                return self._round_trip("system.multicall", jsonrpc_request(
+                    [(c[0], c[1:]) for c in chunk]), lambda body: parse_jsonrpc_answer(
+                        body, len(chunk)))
+            except JsonUnwritable as exc:
+                self._json_unwritable("system.multicall", exc)
+        answers = self._xml_call("system.multicall", [{"methodName": c[0], "params": list(c[1:])}
+                                                      for c in chunk])
+        return [XmlRpcFault(answer.get("faultCode", 0), answer.get("faultString", ""))
+                if isinstance(answer, dict) else answer[0] if answer else None
+                for answer in answers]
+
+    def _uses_json(self, method, params):
+        """Whether this call goes over JSON-RPC: not with bytes, which JSON cannot
+        carry, and not for a while after rTorrent could not write its answer."""
+        if self._protocol() != "json" or _has_bytes(params):
+            return False
+        left = self.xml_for.get(method)
+        if left:
+            self.xml_for[method] = left - 1
+            return False
+        return True
+
+    def _json_unwritable(self, method, exc):
+        """A name with invalid UTF-8 kept rTorrent from answering in JSON: the call
+        goes again over XML-RPC, unless this rTorrent refuses that too."""
+        if self.xml_refused:
+            raise UnreadableAnswer("%s: rTorrent cannot write its answer as JSON (%s), and "
+                                   "it refuses XML-RPC (network.rpc.use_xmlrpc)"
+                                   % (method, exc.faultString)) from None
+        self.xml_for[method] = XML_AFTER_UNWRITABLE
+        self.log.debug("%s: rTorrent cannot write its answer as JSON (%s); asking over "
+                       "XML-RPC, for this and the next %d such calls", method, exc.faultString,
+                       XML_AFTER_UNWRITABLE)
+
+    def _round_trip(self, method, request, parse):
+        """Send one request, read its answer with ``parse``; count and log the call."""
+        started = time.monotonic()
+        try:
+            answer = self._exchange(request)
+        except OSError as exc:      # socket.timeout too, and HTTP trouble (see _exchange_http)
+            self._count(method, len(request), 0, started, started, failed=True)
+            self._went_down(exc)
+            raise RtorrentUnavailable("%s: rTorrent at %s is unreachable (%s)"
+                                      % (method, self.endpoint, _describe_oserror(exc))) from None
+        answered = time.monotonic()
+        self._came_back()           # any answer, even a fault, means rTorrent is there
+        try:
+            result = parse(answer)
+        except JsonUnwritable:
+            self._count(method, len(request), len(answer), started, answered, failed=True)
+            raise
+        except XmlRpcFault as exc:
+            self._count(method, len(request), len(answer), started, answered, failed=True)
+            raise self._fault(method, exc) from None
+        except (xml.parsers.expat.ExpatError, ValueError, UnreadableAnswer) as exc:
+            self._count(method, len(request), len(answer), started, answered, failed=True)
+            raise UnreadableAnswer("%s: unreadable answer from rTorrent (%s)"
+                                   % (method, exc)) from None
+        self._count(method, len(request), len(answer), started, answered, failed=False)
+        if self.log.isEnabledFor(TRACE):
+            self.log.log(TRACE, "%s %.150r -> %.200r", method, request, result)
+        return result
+
+    def _protocol(self):
+        """"json" or "xml": what this rTorrent process is called with (asks it once)."""
+        if self.protocol is None:
+            self.protocol = self._choose_protocol()
+        return self.protocol
+
+    def _choose_protocol(self):
+        """Ask rTorrent in JSON; 0.9.8 (or a 0.15+ without JSON) answers in XML."""
+        if self.endpoint.rpc == "xml":
+            return "xml"
+        version = self._round_trip("system.client_version", jsonrpc_request(
+            ("system.client_version", ())), _json_answer_or_none)
+        if version is None:         # an XML fault: "not a proper XML-RPC call"
+            if self.endpoint.rpc == "json":
+                raise RtorrentError(
+                    "rTorrent at %s does not answer JSON-RPC, which the URL asks for with "
+                    "rpc=json (rTorrent %s; JSON-RPC needs 0.15 or later): remove rpc=json "
+                    "to use XML-RPC" % (self.endpoint, self._xml_version()))
+            return "xml"
+        self.xml_refused = self._refuses_xml()
+        return "json"
+
+    def _xml_version(self):
+        try:
+            return self._xml_call("system.client_version")
+        except RtorrentError:
+            return "of unknown version"
+
+    def _refuses_xml(self):
+        """Whether this rTorrent answers XML-RPC calls with 'XML-RPC not supported'."""
+        try:
+            self._xml_call("system.client_version")
+        except RtorrentFault:
+            return True
+        return False
 
     def _count(self, method, sent, received, started, answered, failed):
         self.stats.add(method, sent, received, answered - started, time.monotonic() - started,
@@ -3436,7 +3671,7 @@ class RtorrentProxy:
     @staticmethod
     def _fault(method, fault):
         kind = RtorrentFault
-        if fault.faultCode == FAULT_NO_SUCH_METHOD:
+        if fault.faultCode in (FAULT_NO_SUCH_METHOD, JSONRPC_NO_SUCH_METHOD):
             kind = MethodMissing
         elif any(text in fault.faultString for text in HASH_NOT_FOUND_TEXTS):
             kind = HashNotFound
@@ -3457,7 +3692,8 @@ class RtorrentProxy:
         with socket.socket(family, socket.SOCK_STREAM) as sock:
             sock.settimeout(self.timeout)
             sock.connect(self.endpoint.address)
-            sock.sendall(scgi_request(request))
+            sock.sendall(scgi_request(request, [("CONTENT_TYPE", "application/json")]
+                                      if request[:1] in (b"{", b"[") else ()))
             chunks = []
             while True:
                 # The whole call shares one deadline, not each recv: a trickling
@@ -3476,13 +3712,15 @@ class RtorrentProxy:
                                                context=ssl.create_default_context())
         else:
             conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=self.timeout)
-        headers = {"Content-Type": "text/xml", "User-Agent": "pyrotorque/" + __version__}
+        headers = {"Content-Type": "application/json" if request[:1] in (b"{", b"[")
+                   else "text/xml", "User-Agent": "pyrotorque/" + __version__}
         if parts.username:
             token = "%s:%s" % (urllib.parse.unquote(parts.username),
                                urllib.parse.unquote(parts.password or ""))
             headers["Authorization"] = "Basic " + base64.b64encode(token.encode()).decode()
         try:
-            conn.request("POST", parts.path or "/RPC2", body=request, headers=headers)
+            path = (parts.path or "/RPC2") + ("?" + parts.query if parts.query else "")
+            conn.request("POST", path, body=request, headers=headers)
             response = conn.getresponse()
             body = response.read()
         except http.client.HTTPException as exc:    # a broken answer: as good as no answer
@@ -3502,6 +3740,7 @@ class RtorrentProxy:
             self.down_since = time.monotonic()
         self.reachable = False
         self.info = None            # it may come back as another process: handshake again
+        self.protocol = None        # ... maybe another version: ask again
 
     def _came_back(self):
         if self.reachable is False:
@@ -3515,20 +3754,37 @@ class RtorrentProxy:
         """Learn who we talk to (once per rTorrent process); return RtorrentInfo."""
         if self.info is not None and not force:
             return self.info
+        if force:
+            self.protocol = None
         version, library, name, session, pid = self.multicall([
             ("system.client_version",), ("system.library_version",), ("session.name",),
             ("session.path",), ("system.pid",)])
-        methods = self.call("system.listMethods")
+        methods = self._list_methods()
         startup = None
         if session and self.endpoint.kind != "http":
             try:    # the lock file is written when rTorrent starts: its mtime is the start time
                 startup = os.stat(os.path.join(os.path.expanduser(session), "rtorrent.lock")).st_mtime
             except OSError:
                 pass
-        self.info = RtorrentInfo(version, library, name, session, pid, methods, startup)
-        self.log.info("Connected to rTorrent %s (libtorrent %s, session %r, pid %s) at %s",
-                      version, library, name, pid, self.endpoint)
+        self.info = RtorrentInfo(version, library, name, session, pid, methods, startup,
+                                 self._protocol())
+        self.log.info("Connected to rTorrent %s (libtorrent %s, session %r, pid %s) at %s "
+                      "over %s%s", version, library, name, pid, self.endpoint,
+                      "JSON-RPC" if self.protocol == "json" else "XML-RPC",
+                      " (it refuses XML-RPC)" if self.xml_refused else "")
         return self.info
+
+    def _list_methods(self):
+        try:
+            return self.call("system.listMethods")
+        except MethodMissing:
+            if self.xml_refused:
+                raise RtorrentError(
+                    "rTorrent at %s lists its methods over XML-RPC only (built with xmlrpc-c), "
+                    "and refuses XML-RPC: set network.rpc.use_xmlrpc back to 1" % self.endpoint
+                ) from None
+            # Built with xmlrpc-c, rTorrent leaves system.listMethods to xmlrpc-c: JSON lacks it.
+            return self._xml_call("system.listMethods")
 
     def missing_methods(self, wanted):
         """Those of ``wanted`` that this rTorrent lacks (connects first)."""

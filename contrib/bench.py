@@ -5,6 +5,13 @@
     python3 contrib/bench.py --quick            # smoke run: N = 1,000, 1 repetition (~1 min)
     python3 contrib/bench.py --items 2000 --repeat 5 --seconds 30
     python3 contrib/bench.py --no-pyrosimple    # our side only (no venv, no PyPI)
+    python3 contrib/bench.py --rtorrent 0.16 --rpc json --items 10000 --no-pyrosimple
+
+``--rtorrent`` picks the rTorrent every lab process runs (``system``: Debian 12's 0.9.8,
+``0.16``, ``0.16-xmlrpc-c``; see ``rtlab.find_rtorrent``), ``--rpc`` the protocol our
+daemon is told to use (``xml`` or ``json``: ``?rpc=`` on its URL; default: none, it
+chooses itself, JSON where rTorrent answers it).  The discovery run and the raw floor
+stay on XML-RPC (rTorrent logs only XML calls; the floor is the XML parse).
 
 For every N it starts a fresh rTorrent from ``contrib/rtlab.py``, loads N tiny
 synthetic metafiles *stopped* with ``load.raw`` (batched in ``system.multicall``,
@@ -365,8 +372,8 @@ class Pyrotorque(Side):
                        "job.exporter.port = {port}\n"
                        "job.exporter.jobs = system,tracker,item\n")
 
-    def __init__(self, script):
-        self.script = script
+    def __init__(self, script, rpc=None):
+        self.script, self.rpc = script, rpc
 
     def available(self):
         if not os.path.isfile(self.script):
@@ -378,6 +385,9 @@ class Pyrotorque(Side):
             handle.write(getattr(self, kind.upper() + "_CONFIG").format(**params))
 
     def command(self, config_dir, url, run_once=None):
+        rpc = "xml" if run_once else self.rpc   # discovery reads rTorrent's XML-RPC log
+        if rpc:
+            url += "?rpc=" + rpc
         argv = [sys.executable, self.script, "--config-dir", config_dir, "-U", url]
         return argv + (["--run-once", run_once] if run_once else ["--fg", "-v"])
 
@@ -1284,6 +1294,10 @@ def parse_args(argv=None):
                         "spaces (default: read from what the queue job sends)")
     parser.add_argument("--pyrotorque", default=os.path.join(REPO, "pyrotorque.py"),
                         help="the pyrotorque.py to measure (default: the one beside contrib/)")
+    parser.add_argument("--rtorrent", metavar="VERSION",
+                        help="the rTorrent to run: system (0.9.8, default), 0.16, 0.16-xmlrpc-c")
+    parser.add_argument("--rpc", choices=("xml", "json"),
+                        help="the protocol pyrotorque is told to use (default: its own choice)")
     parser.add_argument("--no-pyrosimple", action="store_true",
                         help="measure our side only (no venv, no PyPI)")
     parser.add_argument("--pyrosimple-venv", metavar="DIR",
@@ -1307,12 +1321,14 @@ def parse_args(argv=None):
 
 def main(argv=None):
     args = parse_args(argv)
-    if shutil.which("rtorrent") is None:
+    if args.rtorrent:   # through the environment, as the tests do: every lab process
+        os.environ["PYROTORQUE_RTORRENT"] = args.rtorrent
+    if args.rtorrent in (None, "system") and shutil.which("rtorrent") is None:
         sys.stderr.write("bench.py: rtorrent is not installed (or not on PATH); it needs the "
                          "real rTorrent 0.9.8: apt-get install rtorrent\n")
         return 2
     signal.signal(signal.SIGTERM, _terminate)
-    sides = [Pyrotorque(args.pyrotorque),
+    sides = [Pyrotorque(args.pyrotorque, args.rpc),
              Pyrosimple(venv=args.pyrosimple_venv,
                         skip="skipped (--no-pyrosimple)" if args.no_pyrosimple else None)]
     for side in sides:
@@ -1402,7 +1418,8 @@ def main(argv=None):
 
     print("\npyrotorque benchmark: medians of %d repetition(s); queue window %g s, idle window %g s"
           % (args.repeat, args.seconds, args.idle_seconds))
-    for label, value in machine() + [("rTorrent", rt_version)]:
+    for label, value in machine() + [("rTorrent", rt_version),
+                                     ("protocol", args.rpc or "pyrotorque's choice")]:
         print("  %-9s %s" % (label + ":", value))
     print_table(sides, args.counts, results)
     print_targets(sides, args.counts, results)

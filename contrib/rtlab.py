@@ -51,6 +51,7 @@ import atexit
 import hashlib
 import http.client
 import itertools
+import json
 import os
 import shutil
 import signal
@@ -64,7 +65,7 @@ import xmlrpc.client
 from dataclasses import dataclass, field
 
 __all__ = [
-    "LabError", "MissingBinary", "LabTimeout", "KiB", "MiB",
+    "LabError", "JsonRpcError", "MissingBinary", "LabTimeout", "KiB", "MiB",
     "find_binary", "find_rtorrent", "rtorrent_versions", "rtorrent_backend", "is_hash_not_found",
     "free_port", "next_loopback_ip", "wait_for",
     "SCGITransport", "lab_proxy", "parse_scgi_url",
@@ -80,6 +81,14 @@ MiB = 1024 * 1024
 
 class LabError(RuntimeError):
     """Something in the lab did not come up or behave as expected."""
+
+
+class JsonRpcError(LabError):
+    """A JSON-RPC error answer: ``code`` and ``message``."""
+
+    def __init__(self, code, message):
+        super().__init__("JSON-RPC error %s: %s" % (code, message))
+        self.code, self.message = code, message
 
 
 class MissingBinary(LabError):
@@ -722,6 +731,9 @@ class RTorrent:
         session/     download/
 
     ``tcp=True`` puts SCGI on ``127.0.0.1:<free port>`` instead of the socket.
+    ``xmlrpc=False`` (0.15 and later) starts it with ``network.rpc.use_xmlrpc.set = 0``:
+    it then answers JSON-RPC only, ``.proxy`` (XML) gets faults, ``json_call`` works,
+    and ``has``/``load_raw`` go over JSON (loading from a file: JSON cannot carry bytes).
     ``extra_rc`` adds rc lines (a string or a list of lines); ``log_xmlrpc=True``
     makes rtorrent log every raw XML-RPC request and reply to ``.xmlrpc_log_path``,
     which is a handy spy on what a daemon sent.
@@ -731,11 +743,15 @@ class RTorrent:
     """
 
     def __init__(self, *, tcp=False, ip=None, extra_rc=(), log_xmlrpc=False,
-                 parent="/tmp", prefix="rt", rpc_timeout=10.0, version=None):
+                 parent="/tmp", prefix="rt", rpc_timeout=10.0, version=None, xmlrpc=True):
         self.binary = find_rtorrent(version)  # fail before creating anything
         self.version, self.library_version = rtorrent_versions(self.binary)
         self.series = tuple(int(part) for part in self.version.split(".")[:2])  # (0, 9), (0, 16)
         self.backend = rtorrent_backend(self.binary)
+        self.xmlrpc = xmlrpc
+        if not xmlrpc and self.series < (0, 15):
+            raise LabError("rtorrent %s has no JSON-RPC: xmlrpc=False needs 0.15 or later"
+                           % self.version)
         self.dir = tempfile.mkdtemp(prefix=prefix, dir=parent)
         self._proc = None
         try:
@@ -794,6 +810,8 @@ class RTorrent:
         else:
             scgi = "network.scgi.open_local = %s" % self.socket_path
         xmlrpc_log = "log.xmlrpc = %s" % self.xmlrpc_log_path if self.xmlrpc_log_path else ""
+        if not self.xmlrpc:
+            xmlrpc_log += "\nnetwork.rpc.use_xmlrpc.set = 0"
         with open(self.rc_path, "w") as handle:
             handle.write(_RC_TEMPLATE.format(
                 log_open="log.open_file" if self.series < (0, 15) else "log.open_file.flush",
@@ -827,6 +845,8 @@ class RTorrent:
                 raise LabError("rtorrent exited with code %s during start-up\n%s"
                                % (self._proc.returncode, self._diagnostics()))
             try:
+                if not self.xmlrpc:
+                    return self.json_call("system.client_version", timeout=1.0)
                 return probe.system.client_version()
             except (OSError, xmlrpc.client.ProtocolError):
                 return None  # socket not there yet, or not listening yet
@@ -857,7 +877,10 @@ class RTorrent:
         A short timeout: rtorrent deadlocked in a hash check (README §6.1) never answers.
         """
         try:
-            lab_proxy(self.url, timeout=timeout).system.shutdown.normal()
+            if not self.xmlrpc:
+                self.json_call("system.shutdown.normal", timeout=timeout)
+            else:
+                lab_proxy(self.url, timeout=timeout).system.shutdown.normal()
             return True
         except (OSError, xmlrpc.client.Error):
             return False
@@ -981,8 +1004,25 @@ class RTorrent:
         except LabTimeout as exc:
             raise LabTimeout("%s\n%s" % (exc, self._diagnostics())) from None
 
+    def json_call(self, method, *params, timeout=None):
+        """One JSON-RPC call (rtorrent 0.15+); a JSON-RPC error raises ``JsonRpcError``."""
+        body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": method, "params": list(params)})
+        reply = json.loads(_scgi_request(parse_scgi_url(self.url), body.encode(),
+                                         timeout or self.rpc_timeout))
+        if "error" in reply:
+            raise JsonRpcError(reply["error"].get("code"), reply["error"].get("message"))
+        return reply["result"]
+
     def has(self, info_hash):
         """True if a download with this info-hash is loaded."""
+        if not self.xmlrpc:
+            try:
+                self.json_call("d.hash", info_hash)
+                return True
+            except JsonRpcError as error:
+                if "info-hash not found" in error.message:
+                    return False
+                raise
         try:
             self.proxy.d.hash(info_hash)
             return True
@@ -1019,7 +1059,14 @@ class RTorrent:
             raise LabError("%s is already loaded; rtorrent would ignore this load" % info_hash)
         # The *_verbose variants log why a load was rejected, which ends up in our errors.
         method = "load.raw_start_verbose" if start else "load.raw_verbose"
-        getattr(self.proxy, method)("", xmlrpc.client.Binary(data), *commands)
+        if not self.xmlrpc:     # JSON has no bytes: load from a file
+            method = "load.start_verbose" if start else "load.verbose"
+            path = os.path.join(self.dir, "%s.torrent" % info_hash)
+            with open(path, "wb") as handle:
+                handle.write(data)
+            self.json_call(method, "", path, *commands)
+        else:
+            getattr(self.proxy, method)("", xmlrpc.client.Binary(data), *commands)
         # The download appears on the next main-loop tick, not always by the next call.
         self.wait_for(lambda: self.has(info_hash), timeout, 0.01,
                       "%s to appear after %s" % (info_hash, method))

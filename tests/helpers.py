@@ -2,6 +2,7 @@
 real rTorrent and at the log, metafiles and tree watches, the queue job, and the clients
 and parser the metrics tests read /metrics with.  (Processes are in daemon_process.py,
 fixtures in conftest.py; a test file never imports from another test file.)"""
+import contextlib
 import hashlib
 import http.client
 import os
@@ -305,6 +306,37 @@ def raw(port, data, timeout=5.0, shutdown=False):
 
 def status_of(answer):
     return int(answer.split(b" ", 2)[1])
+
+
+# ---- an rTorrent that answers too slowly ----------------------------------------------
+
+@contextlib.contextmanager
+def trickling_server(directory, name="slow.sock"):
+    """A unix socket server that takes one request and then answers a byte every 50 ms,
+    forever; yields (socket path, list that gets the request)."""
+    path = os.path.join(directory, name)
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(path)
+    server.listen(1)
+    stop, seen = threading.Event(), []
+
+    def trickle():
+        conn, _ = server.accept()
+        with conn:
+            seen.append(conn.recv(65536))
+            while not stop.is_set():
+                try:
+                    conn.sendall(b"x")
+                except OSError:
+                    return
+                time.sleep(0.05)
+
+    threading.Thread(target=trickle, daemon=True).start()
+    try:
+        yield path, seen
+    finally:
+        stop.set()
+        server.close()
 
 
 # ---- fuzzing (tests/test_fuzz_parsers.py, tests/test_fuzz_corpus.py) ------------------

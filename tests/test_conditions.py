@@ -639,8 +639,19 @@ class FakeRtorrent:
                "d.multicall.filtered", "system.multicall", "d.custom1", "d.base_path",
                "d.directory", "d.views", "d.timestamp.started", "f.path"]
 
-    multicall = pyrotorque.RtorrentProxy.multicall
-    _fault = staticmethod(pyrotorque.RtorrentProxy._fault)
+    def multicall(self, calls, faults="raise", batch=None):
+        """The proxy's contract: results in order, each fault typed (raised or in place)."""
+        results = []
+        answers = self.call("system.multicall", [{"methodName": c[0], "params": list(c[1:])}
+                                                 for c in calls])
+        for (method, *_), answer in zip(calls, answers):
+            if isinstance(answer, dict):
+                answer = [pyrotorque.RtorrentProxy._fault(method, pyrotorque.XmlRpcFault(
+                    answer["faultCode"], answer["faultString"]))]
+                if faults == "raise":
+                    raise answer[0]
+            results.append(answer[0])
+        return results
 
     def __init__(self, items):
         self.items, self.calls = items, []
