@@ -8376,8 +8376,8 @@ class TreeWatch(Job):
         self._verify_delay = 0.005
         self._size_limit = None
         self._started_at = time.time()
-        self.memory.load()          # also for --run-once, which saves it at the end
-        if self.daemon is not None:
+        if self.daemon is not None:     # the daemon, or --run-once (which saves it at the
+            self.memory.load()          # end); never --check, which must change no file
             self.watcher.start("load_mode=%s, queued=%s" % (self.base.load_mode,
                                                              self.base.queued))
 

@@ -154,3 +154,16 @@ def test_with_remove_loaded_the_memory_keeps_nothing(lab, short_tmp):
     watch.close()
     assert not os.path.exists(memory(short_tmp)) or \
         json.load(open(memory(short_tmp)))["files"] == {}
+
+
+def test_check_reads_no_memory_file_and_leaves_a_corrupt_one_where_it_is(rtorrent, short_tmp):
+    root = short_tmp / "watched"
+    root.mkdir()
+    cfg = daemon_config(short_tmp, root)
+    path = os.path.join(cfg, "run", "treewatch-treewatch.json")
+    os.makedirs(os.path.dirname(path))
+    with open(path, "w") as handle:
+        handle.write("{not json")
+    code, out, err = daemon_process.run_cli("--check", "--config-dir", cfg, "-U", rtorrent.url)
+    assert code == 0, out + err
+    assert open(path).read() == "{not json" and not os.path.exists(path + ".bad")
