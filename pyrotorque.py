@@ -5992,23 +5992,37 @@ def _one_connection(settings):
 
 
 def check_job_connections(settings, out):
-    """--check for the jobs with their own scgi_url: is that rTorrent there, with every
-    method they need?  Returns the number of problems."""
-    needed = {}
-    for spec in settings.jobs.values():
+    """--check for the other rTorrents jobs talk to (their own scgi_url, a mirror's
+    remotes, a mover's hosts): is each there, with every method they need?  Returns the
+    number of problems."""
+    needed, users = {}, {}      # URL -> methods wanted there / the jobs that use it
+    for name, spec in settings.jobs.items():
+        if not spec.value("active", parse_bool, True):
+            continue
+        try:
+            handler = resolve_handler(spec.params.get("handler"), settings.config_dir)
+        except ConfigError:
+            continue            # reported with the job already
+        wanted = []
         own = (spec.params.get("scgi_url") or "").strip()
-        if own and spec.value("active", parse_bool, True):
-            try:
-                handler = resolve_handler(spec.params.get("handler"), settings.config_dir)
-            except ConfigError:
-                continue        # reported with the job already
-            needed.setdefault(own, set()).update(getattr(handler, "RPC_METHODS", ()))
+        if own:
+            wanted.append((own, name, getattr(handler, "RPC_METHODS", ())))
+        key, methods = getattr(handler, "REMOTES", (None, ()))
+        try:
+            wanted += [(url, "%s (%s)" % (name, key), methods)
+                       for url in _remote_urls(spec.params.get(key))] if key else []
+        except ConfigError:
+            pass                # reported with the job already
+        for url, user, methods in wanted:
+            needed.setdefault(url, set()).update(methods)
+            users.setdefault(url, set()).add(user)
     problems = 0
     for url, methods in sorted(needed.items()):
-        jobs = ", ".join(sorted(n for n, s in settings.jobs.items()
-                                if (s.params.get("scgi_url") or "").strip() == url))
+        jobs = ", ".join(sorted(users[url]))
         try:
-            proxy = RtorrentProxy(url, float(settings.get("rpc_timeout", "30")))
+            endpoint = parse_rpc_url(url)
+            endpoint.url = _shown_url(url)
+            proxy = RtorrentProxy(endpoint, float(settings.get("rpc_timeout", "30")))
             info = proxy.connect()
             missing = proxy.missing_methods(methods)
         except (RtorrentError, ConfigError, ValueError) as exc:
@@ -6016,7 +6030,7 @@ def check_job_connections(settings, out):
             out.write("rTorrent of %s: ERROR: %s\n" % (jobs, exc))
             continue
         out.write("rTorrent of %s at %s: version %s, session %r\n"
-                  % (jobs, url, info.version, info.session_name))
+                  % (jobs, endpoint, info.version, info.session_name))
         if missing:
             problems += 1
             out.write("  missing methods the jobs need: %s\n" % ", ".join(missing))
@@ -12031,6 +12045,9 @@ class TorrentMirror(SteppedJob):
                    "d.is_hash_checking", "d.is_multi_file", "d.directory", "d.name",
                    "d.size_bytes", "d.bytes_done", "f.multicall", "t.multicall",
                    "load.raw_start_verbose", "d.custom.set", "d.erase")
+    #: The key listing the other rTorrents, and what the job calls there (for --check).
+    REMOTES = ("remotes", ("system.multicall", "d.complete", "d.bytes_done", "d.size_bytes",
+                           "load.raw_start_verbose"))
 
     def __init__(self, config):
         super().__init__(config)
@@ -12492,6 +12509,7 @@ class TorrentMover(SteppedJob):
                    "f.multicall", "d.custom.keys", "d.custom", "d.custom1", "d.stop", "d.start",
                    "d.erase", "session.path", "load.raw_verbose", "d.custom.set",
                    "d.directory_base.set")
+    REMOTES = ("hosts", ("d.hash", "load.raw_verbose", "d.directory_base.set"))
 
     def __init__(self, config):
         super().__init__(config)

@@ -8,7 +8,7 @@ import textwrap
 import pytest
 
 import pyrotorque
-from daemon_process import DaemonProcess
+from daemon_process import DaemonProcess, run_cli
 
 import rtlab  # conftest puts contrib/ on sys.path
 
@@ -233,3 +233,17 @@ def test_an_item_whose_load_at_the_target_fails_is_started_again_here(source, ta
     assert "it stays here and is started again" in caplog.text
     source.wait_for(lambda: source.proxy.d.is_active(info_hash) == 1, 3)
     assert not target.has(info_hash)
+
+
+def test_check_asks_each_target_host_and_names_one_that_is_down(source, target, short_tmp):
+    down = "scgi://127.0.0.1:9"
+    cfg = os.path.join(str(short_tmp), "cfg")
+    os.makedirs(cfg)
+    with open(os.path.join(cfg, "torque.ini"), "w") as handle:
+        handle.write("[TORQUE]\njob.move.handler = pyrotorque:TorrentMover\n"
+                     "job.move.schedule = hour=*\njob.move.matcher = name=x\n"
+                     "job.move.hosts = %s %s\n" % (target.url, down))
+    code, out, err = run_cli("--check", "--config-dir", cfg, "-U", source.url)
+    assert "rTorrent of move (hosts) at %s: version %s" % (target.url, target.version) in out
+    assert "rTorrent of move (hosts): ERROR: " in out and down in out
+    assert code == 70, out + err
