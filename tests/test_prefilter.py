@@ -219,8 +219,9 @@ def test_the_queue_lets_rtorrent_filter_and_still_counts_the_whole_view(varied, 
 TEXTS = ["Foo.Bar", "foo,bar", "ZZZ_x", "a{b}c", 'q"uote', "back\\slash", "dollar$x",
          "semi;colon", "new\nline", "ends\n", "Ünï", "plain", "Kelvin\u212a", "\u017fs",
          "\u0130x", "\u0131x", "tab\there", "caret^", "x", "kis", "KIS", "(par)|t",
-         "[b]r*?", "zzz", "a zzz b", "gho\u017ft", "ghost"]
-MESSAGES = ["", "", "ghost", "Tracker: [Failure reason \"x\"]", "ends\n", "GHOST town"]
+         "[b]r*?", "zzz", "a zzz b", "gho\u017ft", "ghost", "cr\rzzz", "crlf\r\nx"]
+MESSAGES = ["", "", "ghost", "Tracker: [Failure reason \"x\"]", "ends\n", "GHOST town",
+            "ends\r"]
 TAGS = ["", "foo bar", "Foo", "foobar", "x\u00a0foo", "kis \u212ais", "a,b"]
 TEXT_FIELDS = {"name": TEXTS, "message": MESSAGES, "custom_1": TEXTS[::-1],
                "custom_my.key": TEXTS[5:] + TEXTS[:5], "tagged": TAGS}
@@ -332,7 +333,9 @@ def test_rtorrent_keeps_the_items_a_text_condition_matches(texts, terms, shape):
             condition, pyrotorque.rtorrent_filter(condition))
 
 
-@pytest.mark.parametrize("value", [v for v in TEXTS if v.isascii() and not set(v) & set("*?[")])
+# A CR reaches the daemon as LF (XML's line-end rule, in any XML-RPC client), so a name
+# holding one is not found by its own literal; rTorrent's filter still keeps it (above).
+@pytest.mark.parametrize("value", [v for v in TEXTS if v.isascii() and not set(v) & set("*?[\r")])
 def test_a_name_with_any_character_is_found_by_its_own_literal_and_nothing_runs(texts, value):
     condition = _text_term("name", value, False)
     matched, kept = _text_hashes(_daemon_proxy(texts), condition)
