@@ -62,9 +62,8 @@ from __future__ import annotations
 import os
 import sys
 
-# Run as a script, CPython keeps the parse tree of the file until the script's top-level
-# code returns, which for a daemon is never (some 20 MiB before the body became one
-# string, see _BODY), and the allocator is chosen when the interpreter starts (below).
+# Run as a script, CPython keeps the parse tree of the whole file until the script's
+# top-level code returns, which for a daemon is never: some 20 MiB for its whole life.
 # So the script hands over at once to a fresh interpreter in the same process (same
 # pid, arguments and environment) that imports this file as the module 'pyrotorque':
 # an import frees the parse tree right after compiling.  SourceFileLoader takes a file
