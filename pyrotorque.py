@@ -89,51 +89,6 @@ if __name__ == "__main__" and sys.executable and "__file__" in globals():
 if os.environ.pop("PYROTORQUE_MALLOC", None):
     del os.environ["PYTHONMALLOC"]
 
-
-# CPython compiles a script whole before its first line runs, and compiling these
-# 14,000 lines takes it about 0.2 s, at every start of `python3 pyrotorque.py` (an
-# import would read its cached bytecode).  So the rest of the module is the text of
-# _BODY, read in no time as one string; _body_code compiles it with the line numbers
-# it has in this file (tracebacks and debuggers show the right lines) and caches the
-# bytecode in the __pycache__ beside the real file, as an import does, or nowhere
-# where that cannot be written.  The one rule this sets: no three single quotes in a
-# row below.
-def _body_code(body, first_line):
-    import marshal
-    import zlib
-    from importlib import util
-    path = os.path.realpath(__file__)
-    # The key is the text itself (length, CRC) where it stands, not the file's mtime.
-    key = b"%s%d %d %d %s\n" % (util.MAGIC_NUMBER, first_line, len(body),
-                                 zlib.crc32(body.encode()), os.fsencode(path))
-    cache = None
-    try:
-        cache = util.cache_from_source(path)[:-len(".pyc")] + ".body.pyc"
-        with open(cache, "rb") as handle:
-            data = handle.read()
-        if data.startswith(key):
-            return marshal.loads(data[len(key):])
-    except (NotImplementedError, OSError, ValueError, EOFError, TypeError):
-        pass            # no cache (yet), or a stale or unreadable one: compile
-    code = compile("\n" * (first_line - 1) + body, path, "exec", annotations.compiler_flag,
-                   dont_inherit=True)
-    if cache and not sys.dont_write_bytecode:
-        temporary = "%s.%d.tmp" % (cache, os.getpid())
-        try:
-            os.makedirs(os.path.dirname(cache), exist_ok=True)
-            with open(temporary, "wb") as handle:
-                handle.write(key + marshal.dumps(code))
-            os.replace(temporary, cache)
-        except OSError:
-            try:
-                os.unlink(temporary)
-            except OSError:
-                pass
-    return code
-
-
-_BODY_LINE = sys._getframe().f_lineno + 1      # the line _BODY starts on
-_BODY = r'''
 import argparse
 import ast
 import base64
@@ -5699,7 +5654,7 @@ def _toml_key_lines(text):
         if found:
             lines.setdefault(table + _toml_key_path(found.group(1)), number)
             rest = line[found.end():]
-            for mark in ('"""', "'" * 3):
+            for mark in ('"""', "'''"):
                 if rest.count(mark) == 1:
                     quote = mark
     return lines
@@ -14759,6 +14714,3 @@ if __name__ == "__main__":
     # Custom jobs that 'import pyrotorque' must get this very module, not a second copy.
     sys.modules.setdefault("pyrotorque", sys.modules[__name__])
     sys.exit(main())
-'''
-exec(_body_code(_BODY, _BODY_LINE), globals())
-del _BODY

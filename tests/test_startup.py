@@ -7,7 +7,6 @@ as ``pyrotorque`` in ps/top/pgrep, and log the daemon's own pid.  Files and
 folders the daemon cannot use stop the start with a sentence and exit 74.
 """
 import errno
-import importlib.util
 import os
 import re
 import shutil
@@ -159,57 +158,6 @@ def test_the_bytecode_is_cached_beside_a_renamed_copy_and_skipped_where_it_canno
                               env=env_keep, timeout=30)
         assert done.returncode == 0 and done.stdout.startswith("pyrotorque "), done.stderr
     assert os.path.isfile(cache) and os.path.getsize(cache) == 0
-
-
-#: Loads the file named by argv[1] as a module; prints its version, the line its main()
-#: starts on, and the body's bytecode files beside it.
-LOAD_AND_TELL = (
-    "import os, sys; from importlib import util, machinery; p = sys.argv[1]; "
-    "s = util.spec_from_loader('pyrotorque', machinery.SourceFileLoader('pyrotorque', p)); "
-    "m = util.module_from_spec(s); s.loader.exec_module(m); "
-    "c = os.path.join(os.path.dirname(p), '__pycache__'); "
-    "print(m.__version__, m.main.__code__.co_firstlineno, "
-    "sorted(n for n in os.listdir(c) if '.body.' in n) if os.path.isdir(c) else [])")
-
-
-def test_the_body_is_compiled_once_and_again_only_when_it_changed(short_tmp):
-    copy = install(short_tmp, "a copy named pyrotorque")[0]
-    env = dict(os.environ, **env_for())
-    env.pop("PYTHONDONTWRITEBYTECODE", None)
-
-    def load():
-        done = subprocess.run([sys.executable, "-c", LOAD_AND_TELL, copy], capture_output=True,
-                              text=True, env=env, timeout=60)
-        assert done.returncode == 0, done.stderr
-        version, line, caches = done.stdout.split(" ", 2)
-        return version, int(line), caches.strip()
-
-    def line_of_main():
-        with open(copy) as handle:
-            return handle.read().split("\n").index("def main(argv=None):") + 1
-
-    # Named as importlib names the bytecode of an import of this file, plus ".body".
-    bytecode = os.path.basename(importlib.util.cache_from_source(copy))
-    first, cached = load(), load()
-    assert first == cached == (pyrotorque.__version__, line_of_main(),
-                               str([bytecode.replace(".pyc", ".body.pyc")]))
-    # A new line above the body and a new version in it: both show, not the old bytecode.
-    with open(copy) as handle:
-        text = handle.read()
-    text = text.replace("\nimport os\n", "\nimport os\n\n", 1)
-    text = text.replace('__version__ = "%s"' % pyrotorque.__version__, '__version__ = "9.9.9"')
-    with open(copy, "w") as handle:
-        handle.write(text)
-    assert load() == ("9.9.9", line_of_main(), first[2])
-
-
-def test_a_traceback_names_the_line_of_the_file():
-    with open(pyrotorque.__file__) as handle:
-        lines = handle.read().split("\n")
-    for function in (pyrotorque.main, pyrotorque.rtorrent_filter, pyrotorque.fast_loads):
-        code = function.__code__
-        assert lines[code.co_firstlineno - 1].startswith("def %s(" % code.co_name)
-        assert code.co_filename == os.path.realpath(pyrotorque.__file__)
 
 
 @pytest.mark.parametrize("way", ["a copy named pyrotorque", "a symlink to pyrotorque.py"])
