@@ -37,8 +37,8 @@ daemon_kill  the daemon SIGKILLed and started again a second later, as systemd w
 
 Every ``--sample`` seconds: the daemon's RSS, open fds, threads and children
 (``/proc``), one scrape of ``/metrics`` (its latency, the daemon's
-``pyrotorque_loop_lag_seconds``: how late a due job or timer ran, at most, since
-the last collection, and ``pyrotorque_job_last_duration_seconds``), and how many
+``pyrotorque_loop_lag_seconds``: how late a due job or timer ran, at most, in the
+last minute, and ``pyrotorque_job_last_duration_seconds``), and how many
 items rTorrent has downloading.  Slopes per hour are fitted after a warm-up, within
 each life of the daemon (a restart starts a new RSS), pooled.
 
@@ -76,6 +76,7 @@ FAULT_KINDS = ("rt_kill", "rt_stop", "overflow", "hup_change", "hup_broken", "di
                "http_abuse", "daemon_kill")
 SWARM_PREFIX = "soakswarm"
 DOWNLOADING_MAX = 2
+LAG_WINDOW = 60.0   # pyrotorque_loop_lag_seconds is the most of the last minute
 HOSTILE_NAMES = ["evil;$(touch PWNED)", "quote'\"both", "comma,[bracket]{brace}",
                  "new\nline", "dollar $HOME `id`", "semi;d.erase=", "pct %s %(x)s"]
 #: A log line of the daemon: "HH:MM:SS LEVEL ..." or similar; counted, not parsed.
@@ -974,6 +975,25 @@ def _round(value):
 def report(soak, invariants, started_wall):
     args = soak.args
     figures = soak.figures()
+    for fault in soak.faults:   # what the samples saw while it lasted (and one sample after)
+        end = fault["at_s"] + fault.get("seconds", 0) + args.sample
+        seen = [s for s in soak.samples if fault["at_s"] <= s["t"] <= end]
+        for key in ("loop_lag_s", "scrape_s"):
+            values = [s[key] for s in seen if key in s]
+            fault[key + "_max"] = max(values) if values else None
+    # The daemon's lag gauge is the most of the last minute: a fault shows for a minute.
+    windows = [(f["at_s"], f["at_s"] + f.get("seconds", 0) + args.sample + LAG_WINDOW)
+               for f in soak.faults]
+    quiet = [s["loop_lag_s"] for s in soak.samples if "loop_lag_s" in s
+             and not any(a <= s["t"] <= b for a, b in windows)]
+    figures["loop_lag_s_between_faults"] = {"p99": percentile(quiet, 99),
+                                            "max": max(quiet) if quiet else None,
+                                            "samples": len(quiet)}
+    by_kind = collections.defaultdict(list)
+    for fault in soak.faults:
+        if fault["loop_lag_s_max"] is not None:
+            by_kind[fault["kind"]].append(fault["loop_lag_s_max"])
+    figures["loop_lag_s_max_by_fault"] = {k: max(v) for k, v in sorted(by_kind.items())}
     result = {
         "seed": args.seed, "minutes": args.minutes, "items": args.items, "short": args.short,
         "ran_s": round(soak.now(), 1), "started": started_wall,
@@ -995,6 +1015,10 @@ def report(soak, invariants, started_wall):
             out.write("%-22s %10s %10s %10s %10s %12s\n" % (
                 fig["label"], _fmt(fig["start"]), _fmt(fig["end"]), _fmt(fig["max"]),
                 _fmt(fig["p99"]), _fmt(fig["slope_per_hour"])))
+    calm = figures["loop_lag_s_between_faults"]
+    out.write("main-loop lag between faults: p99 %s s, max %s s; worst by fault: %s\n" % (
+        _fmt(calm["p99"]), _fmt(calm["max"]), ", ".join(
+            "%s %.2f" % kv for kv in figures["loop_lag_s_max_by_fault"].items())))
     out.write("log lines: %d (%d per hour)\n" % (figures["log_lines"]["total"],
                                                    figures["log_lines"]["per_hour"]))
     out.write("job run durations (max s): %s\n" % ", ".join(
@@ -1002,8 +1026,9 @@ def report(soak, invariants, started_wall):
     out.write("\nFaults (%s):\n" % ", ".join("%s %d" % kv for kv in
                                              sorted(result["faults_by_kind"].items())))
     for fault in soak.faults:
-        out.write("  %7.1f s  %-11s %s\n" % (fault["at_s"], fault["kind"],
-                                            json.dumps(fault["details"], sort_keys=True)[:200]))
+        out.write("  %7.1f s  %-11s lag max %s s, scrape max %s s  %s\n" % (
+            fault["at_s"], fault["kind"], _fmt(fault["loop_lag_s_max"]),
+            _fmt(fault["scrape_s_max"]), json.dumps(fault["details"], sort_keys=True)[:160]))
         for line in fault["log"][:4]:
             out.write("               | %s\n" % line[:160])
     for death in soak.rt_deaths:
