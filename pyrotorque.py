@@ -8332,8 +8332,8 @@ class TreeWatch(Job):
     def _went_down(self, entries, exc):
         self.watcher.requeue(entries)
         waiting = len(self.watcher.ready)
-        if not self._down:
-            self._down = True
+        self._down = True           # no tries until _retry; _backoff is 0 while rTorrent answers
+        if not self._backoff:
             self._backoff = 0.5
             self.log.warning("rTorrent %s; %d metafile(s) wait and are retried with backoff (%s)",
                              "is unreachable" if isinstance(exc, RtorrentUnavailable)
