@@ -76,6 +76,7 @@ FAULT_KINDS = ("rt_kill", "rt_stop", "overflow", "hup_change", "hup_broken", "di
                "http_abuse", "daemon_kill")
 SWARM_PREFIX = "soakswarm"
 DOWNLOADING_MAX = 2
+RT_START_TIMEOUT = 600.0    # rTorrent reads 10,000 session files before it answers
 LAG_WINDOW = 60.0   # pyrotorque_loop_lag_seconds is the most of the last minute
 HOSTILE_NAMES = ["evil;$(touch PWNED)", "quote'\"both", "comma,[bracket]{brace}",
                  "new\nline", "dollar $HOME `id`", "semi;d.erase=", "pct %s %(x)s"]
@@ -533,6 +534,7 @@ class Soak:
                 for index, kind in enumerate(kinds) if spacing * (index + 1) < seconds]
 
     def fault(self, kind):
+        self.check_rtorrent()
         record = {"kind": kind, "at_s": round(self.now(), 1), "details": {}}
         start_offset = self.daemon.log_size()
         started = time.monotonic()
@@ -561,15 +563,17 @@ class Soak:
         self.outages.append((begin, self.daemon.log_size(), seconds))
 
     def fault_rt_kill(self, details):
+        begin, started = self.daemon.log_size(), time.monotonic()
         self.lab.rt.kill()
         short = self.args.short
         written = self.lab.burst(good=40 if short else 200, bad=8 if short else 20,
                                  dups=8 if short else 20, hostile=len(HOSTILE_NAMES))
         details["burst"] = written
-        outage = self.args.rpc_timeout + (3 if short else self.lab.rng.uniform(5, 30))
-        self._outage(outage)
-        details["down_s"] = round(outage, 1)
-        self.lab.rt.start(30)
+        time.sleep(self.args.rpc_timeout + (3 if short else self.lab.rng.uniform(5, 30)))
+        self.lab.rt.start(RT_START_TIMEOUT)     # until it answers: its session is read first
+        down = time.monotonic() - started
+        self.outages.append((begin, self.daemon.log_size(), down))
+        details["down_s"] = round(down, 1)
 
     def fault_rt_stop(self, details):
         seconds = self.args.rpc_timeout + (2 if self.args.short else self.lab.rng.uniform(2, 20))
@@ -801,7 +805,7 @@ class Soak:
                                "last_words": tail})
         say("%6.1f s  rTorrent died on its own (exit %s); restarting it", self.now(), code)
         rt.kill()       # reaps it and forgets the lab's registration
-        rt.start(30)
+        rt.start(RT_START_TIMEOUT)
 
     def settle(self):
         """After the faults: give what was dropped time to download and move."""
