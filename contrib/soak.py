@@ -969,6 +969,35 @@ class Soak:
         return found
 
 
+def fault_figures(faults, samples, sample_s):
+    """Add to each fault the loop lag and scrape latency the samples saw while it lasted
+    (and one sample after); return the lag between faults and the worst lag by kind.
+
+    The lag gauge is the most of the last minute, so a fault's lag counts only where it
+    rose above the last sample before the fault (None: it added nothing visible)."""
+    for fault in faults:
+        end = fault["at_s"] + fault.get("seconds", 0) + sample_s
+        seen = [s for s in samples if fault["at_s"] <= s["t"] <= end]
+        before = [s["loop_lag_s"] for s in samples if s["t"] < fault["at_s"] and "loop_lag_s" in s]
+        lags = [s["loop_lag_s"] for s in seen if "loop_lag_s" in s]
+        rose = [lag for lag in lags if not before or lag > before[-1]]
+        fault["loop_lag_s_max"] = max(rose) if rose else None
+        scrapes = [s["scrape_s"] for s in seen if "scrape_s" in s]
+        fault["scrape_s_max"] = max(scrapes) if scrapes else None
+    windows = [(f["at_s"], f["at_s"] + f.get("seconds", 0) + sample_s + LAG_WINDOW)
+               for f in faults]
+    quiet = [s["loop_lag_s"] for s in samples if "loop_lag_s" in s
+             and not any(a <= s["t"] <= b for a, b in windows)]
+    by_kind = collections.defaultdict(list)
+    for fault in faults:
+        if fault["loop_lag_s_max"] is not None:
+            by_kind[fault["kind"]].append(fault["loop_lag_s_max"])
+    return {"loop_lag_s_between_faults": {"p99": percentile(quiet, 99),
+                                          "max": max(quiet) if quiet else None,
+                                          "samples": len(quiet)},
+            "loop_lag_s_max_by_fault": {k: max(v) for k, v in sorted(by_kind.items())}}
+
+
 def _held(problems, detail):
     return {"held": not problems, "detail": detail, "problems": problems[:20]}
 
@@ -980,25 +1009,7 @@ def _round(value):
 def report(soak, invariants, started_wall):
     args = soak.args
     figures = soak.figures()
-    for fault in soak.faults:   # what the samples saw while it lasted (and one sample after)
-        end = fault["at_s"] + fault.get("seconds", 0) + args.sample
-        seen = [s for s in soak.samples if fault["at_s"] <= s["t"] <= end]
-        for key in ("loop_lag_s", "scrape_s"):
-            values = [s[key] for s in seen if key in s]
-            fault[key + "_max"] = max(values) if values else None
-    # The daemon's lag gauge is the most of the last minute: a fault shows for a minute.
-    windows = [(f["at_s"], f["at_s"] + f.get("seconds", 0) + args.sample + LAG_WINDOW)
-               for f in soak.faults]
-    quiet = [s["loop_lag_s"] for s in soak.samples if "loop_lag_s" in s
-             and not any(a <= s["t"] <= b for a, b in windows)]
-    figures["loop_lag_s_between_faults"] = {"p99": percentile(quiet, 99),
-                                            "max": max(quiet) if quiet else None,
-                                            "samples": len(quiet)}
-    by_kind = collections.defaultdict(list)
-    for fault in soak.faults:
-        if fault["loop_lag_s_max"] is not None:
-            by_kind[fault["kind"]].append(fault["loop_lag_s_max"])
-    figures["loop_lag_s_max_by_fault"] = {k: max(v) for k, v in sorted(by_kind.items())}
+    figures.update(fault_figures(soak.faults, soak.samples, args.sample))
     result = {
         "seed": args.seed, "minutes": args.minutes, "items": args.items, "short": args.short,
         "ran_s": round(soak.now(), 1), "started": started_wall,
