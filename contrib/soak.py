@@ -453,73 +453,61 @@ def write_config(lab, port, **kwargs):
 
 # ─── The soak ────────────────────────────────────────────────────────────────────
 
-class Soak:
-    """Runs the daemon, samples it, throws the faults of the plan, checks the invariants."""
+class BadClients:
+    """HTTP clients that misbehave on 127.0.0.1:port for ``seconds``; ``outcome`` counts
+    what happened to them."""
 
-    def __init__(self, args):
-        self.args = args
-        self.lab = Lab(args)
-        self.port = rtlab.free_port()
-        self.daemon = None
-        self.samples = []
-        self.faults = []
-        self.outages = []           # (start offset, end offset, seconds) of the daemon log
-        self.sysctl_saved = None
-        self.abuse_threads = []
-        self.zombie_pids = collections.Counter()
-        self.t0 = None
-        self.stop_sampling = threading.Event()
-        self.variant = 0
-        self.rt_deaths = []         # rTorrent exits the soak did not cause
+    def __init__(self, port, seconds):
+        self.port, self.seconds = port, seconds
+        self.stop = time.monotonic() + seconds
+        self.outcome = collections.Counter()
 
-    def now(self):
-        return time.monotonic() - self.t0
-
-    # -- sampling ------------------------------------------------------------------------
-
-    def sample(self):
-        pid = self.daemon.pid
-        row = {"t": round(self.now(), 2), "life": len(self.daemon.lives)}
-        status = proc_status(pid) if pid else None
-        if status:
-            row.update(status)
-            rows = processes()
-            kids = [r for r in rows if r[1] == pid]
-            row["children"] = len(kids)
-            row["zombies"] = [r[0] for r in kids if r[2] == "Z"]
+    def guarded(self, work):
         try:
-            status_code, body, took = bench.scrape(self.port, timeout=15.0)
-            row["scrape_s"] = round(took, 4)
-            row["scrape_status"] = status_code
-            text = body.decode("utf-8", "replace")
-            lag = metric_values(text, "pyrotorque_loop_lag_seconds")
-            if lag:
-                row["loop_lag_s"] = lag[""]
-            durations = metric_values(text, "pyrotorque_job_last_duration_seconds")
-            row["job_s"] = {re.search(r'job_name="([^"]*)"', k).group(1): v
-                            for k, v in durations.items()}
-            up = metric_values(text, "rtorrent_up")
-            row["rtorrent_up"] = up.get("")
-        except (OSError, ValueError, IndexError) as exc:
-            row["scrape_error"] = "%s: %s" % (exc.__class__.__name__, exc)
-        try:
-            if self.lab.rt.running:
-                proxy = rtlab.lab_proxy(self.lab.rt.url, timeout=2.0)
-                rows = proxy.d.multicall2("", "leeching", "d.name=", "d.complete=")
-                row["downloading"] = sum(1 for name, done in rows if not done)
-        except (OSError, xmlrpc.client.Error):
-            pass
-        self.samples.append(row)
-        if self.args.json:      # as it goes: a run cut short still leaves its samples
-            with open(self.args.json + ".samples", "a") as handle:
-                handle.write(json.dumps(row, sort_keys=True) + "\n")
+            work()
+        except OSError as exc:
+            self.outcome["%s: %s" % (work.__name__, exc.__class__.__name__)] += 1
 
-    def _sampler(self):
-        while not self.stop_sampling.wait(self.args.sample):
+    def stuck(self):
+        """Connects and says nothing."""
+        with socket.create_connection(("127.0.0.1", self.port), 5) as sock:
+            sock.settimeout(self.seconds + 15)
             try:
-                self.sample()
-            except Exception as exc:        # a sample lost must not end the soak
-                say("sample failed: %s: %s", exc.__class__.__name__, exc)
+                self.outcome["stuck closed by the daemon" if not sock.recv(100)
+                             else "stuck answered"] += 1
+            except socket.timeout:
+                self.outcome["stuck still open"] += 1
+
+    def slow(self):
+        """Sends its request one byte every half second."""
+        with socket.create_connection(("127.0.0.1", self.port), 5) as sock:
+            try:
+                for byte in b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n":
+                    sock.sendall(bytes([byte]))
+                    if time.monotonic() > self.stop:
+                        break
+                    time.sleep(0.5)
+                self.outcome["slow finished" if sock.recv(100) else "slow closed"] += 1
+            except OSError:
+                self.outcome["slow cut off"] += 1
+
+    def garbage(self):
+        """Random bytes, up to 20,000 at a time, again and again."""
+        rng = random.Random()
+        while time.monotonic() < self.stop:
+            try:
+                with socket.create_connection(("127.0.0.1", self.port), 5) as sock:
+                    sock.sendall(bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 20000))))
+                    sock.settimeout(5)
+                    self.outcome["garbage answered %s"
+                                 % sock.recv(12)[9:12].decode("latin-1")] += 1
+            except OSError:
+                self.outcome["garbage cut off"] += 1
+            time.sleep(0.2)
+
+
+class Faults:
+    """The faults of the plan: a part of Soak, using its daemon, lab, port and records."""
 
     # -- the plan --------------------------------------------------------------------------
 
@@ -685,55 +673,14 @@ class Soak:
     def fault_http_abuse(self, details):
         """Stuck, slow and garbage clients, more than max_connections, for a while."""
         seconds = 6 if self.args.short else 20
-        stop = time.monotonic() + seconds
-        outcome = collections.Counter()
-
-        def stuck():
-            with socket.create_connection(("127.0.0.1", self.port), 5) as sock:
-                sock.settimeout(seconds + 15)
-                try:
-                    outcome["stuck closed by the daemon" if not sock.recv(100)
-                            else "stuck answered"] += 1
-                except socket.timeout:
-                    outcome["stuck still open"] += 1
-
-        def slow():
-            with socket.create_connection(("127.0.0.1", self.port), 5) as sock:
-                try:
-                    for byte in b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n":
-                        sock.sendall(bytes([byte]))
-                        if time.monotonic() > stop:
-                            break
-                        time.sleep(0.5)
-                    outcome["slow finished" if sock.recv(100) else "slow closed"] += 1
-                except OSError:
-                    outcome["slow cut off"] += 1
-
-        def garbage():
-            rng = random.Random()
-            while time.monotonic() < stop:
-                try:
-                    with socket.create_connection(("127.0.0.1", self.port), 5) as sock:
-                        sock.sendall(bytes(rng.getrandbits(8) for _ in range(rng.randint(1, 20000))))
-                        sock.settimeout(5)
-                        outcome["garbage answered %s" % sock.recv(12)[9:12].decode("latin-1")] += 1
-                except OSError:
-                    outcome["garbage cut off"] += 1
-                time.sleep(0.2)
-
-        workers = [stuck] * 20 + [slow] * 4 + [garbage] * 2
-
-        def guarded(work):
-            try:
-                work()
-            except OSError as exc:
-                outcome["%s: %s" % (work.__name__, exc.__class__.__name__)] += 1
-
-        threads = [threading.Thread(target=guarded, args=(w,), daemon=True) for w in workers]
+        clients = BadClients(self.port, seconds)
+        workers = [clients.stuck] * 20 + [clients.slow] * 4 + [clients.garbage] * 2
+        threads = [threading.Thread(target=clients.guarded, args=(w,), daemon=True)
+                   for w in workers]
         for thread in threads:
             thread.start()
         scrapes = []
-        while time.monotonic() < stop:
+        while time.monotonic() < clients.stop:
             try:
                 status, _, took = bench.scrape(self.port, timeout=15.0)
                 scrapes.append((status, took))
@@ -743,7 +690,7 @@ class Soak:
         for thread in threads:
             thread.join(seconds + 20)
         details["clients"] = {"stuck": 20, "slow": 4, "garbage": 2}
-        details["outcome"] = dict(outcome)
+        details["outcome"] = dict(clients.outcome)
         details["scrapes"] = len(scrapes)
         details["scrapes_ok"] = sum(1 for s, _ in scrapes if s == 200)
         took = [t for s, t in scrapes if s == 200]
@@ -756,6 +703,76 @@ class Soak:
         details["new_pid"] = self.daemon.start()
         found = self.daemon.wait_log(r"pyrotorque \S+ started .*", since, 30)
         details["daemon_said"] = found.group(0) if found else None
+
+
+
+class Soak(Faults):
+    """Runs the daemon, samples it, throws the faults of the plan, checks the invariants."""
+
+    def __init__(self, args):
+        self.args = args
+        self.lab = Lab(args)
+        self.port = rtlab.free_port()
+        self.daemon = None
+        self.samples = []
+        self.faults = []
+        self.outages = []           # (start offset, end offset, seconds) of the daemon log
+        self.sysctl_saved = None
+        self.abuse_threads = []
+        self.zombie_pids = collections.Counter()
+        self.t0 = None
+        self.stop_sampling = threading.Event()
+        self.variant = 0
+        self.rt_deaths = []         # rTorrent exits the soak did not cause
+
+    def now(self):
+        return time.monotonic() - self.t0
+
+    # -- sampling ------------------------------------------------------------------------
+
+    def sample(self):
+        pid = self.daemon.pid
+        row = {"t": round(self.now(), 2), "life": len(self.daemon.lives)}
+        status = proc_status(pid) if pid else None
+        if status:
+            row.update(status)
+            rows = processes()
+            kids = [r for r in rows if r[1] == pid]
+            row["children"] = len(kids)
+            row["zombies"] = [r[0] for r in kids if r[2] == "Z"]
+        try:
+            status_code, body, took = bench.scrape(self.port, timeout=15.0)
+            row["scrape_s"] = round(took, 4)
+            row["scrape_status"] = status_code
+            text = body.decode("utf-8", "replace")
+            lag = metric_values(text, "pyrotorque_loop_lag_seconds")
+            if lag:
+                row["loop_lag_s"] = lag[""]
+            durations = metric_values(text, "pyrotorque_job_last_duration_seconds")
+            row["job_s"] = {re.search(r'job_name="([^"]*)"', k).group(1): v
+                            for k, v in durations.items()}
+            up = metric_values(text, "rtorrent_up")
+            row["rtorrent_up"] = up.get("")
+        except (OSError, ValueError, IndexError) as exc:
+            row["scrape_error"] = "%s: %s" % (exc.__class__.__name__, exc)
+        try:
+            if self.lab.rt.running:
+                proxy = rtlab.lab_proxy(self.lab.rt.url, timeout=2.0)
+                rows = proxy.d.multicall2("", "leeching", "d.name=", "d.complete=")
+                row["downloading"] = sum(1 for name, done in rows if not done)
+        except (OSError, xmlrpc.client.Error):
+            pass
+        self.samples.append(row)
+        if self.args.json:      # as it goes: a run cut short still leaves its samples
+            with open(self.args.json + ".samples", "a") as handle:
+                handle.write(json.dumps(row, sort_keys=True) + "\n")
+
+    def _sampler(self):
+        while not self.stop_sampling.wait(self.args.sample):
+            try:
+                self.sample()
+            except Exception as exc:        # a sample lost must not end the soak
+                say("sample failed: %s: %s", exc.__class__.__name__, exc)
 
     # -- the run -------------------------------------------------------------------------
 
@@ -832,37 +849,10 @@ class Soak:
         rt = self.lab.rt
         self.check_rtorrent()
         invariants = {}
-        present = {}
         proxy = rtlab.lab_proxy(rt.url, timeout=30.0)
-        for path, info_hash in self.lab.good.items():
-            try:
-                proxy.d.hash(info_hash)
-                present[info_hash] = True
-            except xmlrpc.client.Fault:
-                present[info_hash] = False
-        loaded = collections.Counter(re.findall(r"Loaded .* #([0-9A-F]{40}) from ", log))
-        wrong = ["%s: in rTorrent=%s, 'Loaded' lines=%d" % (os.path.basename(p), present[h],
-                                                            loaded[h])
-                 for p, h in self.lab.good.items() if not present[h] or loaded[h] != 1]
-        invariants["good metafiles loaded exactly once"] = _held(
-            wrong, "%d good metafiles (and %d duplicates)" % (len(self.lab.good),
-                                                              len(self.lab.dups)))
-
-        wrong = []
-        offsets = [life[3] for life in self.daemon.lives] + [len(log.encode())]
-        lives = [log.encode()[a:b].decode("utf-8", "replace") for a, b in zip(offsets, offsets[1:])]
-        for path, data in self.lab.bad.items():
-            said = [text.count("Invalid metafile %r" % path) for text in lives]
-            try:
-                with open(path, "rb") as handle:
-                    kept = handle.read() == data
-            except OSError:
-                kept = False
-            if max(said) > 1 or not sum(said) or not kept:
-                wrong.append("%s: reported %s times in the daemon's lives, kept=%s"
-                             % (os.path.basename(path), said, kept))
-        invariants["bad metafiles reported once (per daemon life) and kept"] = _held(
-            wrong, "%d bad metafiles" % len(self.lab.bad))
+        invariants["good metafiles loaded exactly once"] = self.check_good(proxy, log)
+        invariants["bad metafiles reported once (per daemon life) and kept"] = \
+            self.check_bad(log)
 
         most = max([s.get("downloading", 0) for s in self.samples] or [0])
         invariants["never more than downloading_max downloading"] = _held(
@@ -887,16 +877,52 @@ class Soak:
 
         invariants["log bounded during outages"] = self.check_outage_logs()
 
-        tracebacks = log.count(TRACEBACK)
+        lines = log.splitlines()
+        tracebacks = [lines[i - 1][:300] for i, line in enumerate(lines) if i and TRACEBACK in line]
         died = ["exit code %s (%s)" % (code, "expected" if ok else "UNEXPECTED")
                 for code, ok in self.daemon.exits if not ok]
         invariants["no traceback, no unexpected exit"] = _held(
-            (["%d tracebacks in the log" % tracebacks] if tracebacks else []) + died,
+            ["a traceback after: %s" % line for line in tracebacks] + died,
             "the daemon ran %d lives" % len(self.daemon.lives))
         pwned = [os.path.join(f, n) for top in (self.lab.root, REPO, rt.dir)
                  for f, _, names in os.walk(top) for n in names if n == "PWNED"]
         invariants["no command injected by a hostile name"] = _held(pwned, "no PWNED file")
         return invariants
+
+    def check_good(self, proxy, log):
+        """Each good metafile's item in rTorrent, and one 'Loaded' line for it."""
+        present = {}
+        for path, info_hash in self.lab.good.items():
+            try:
+                proxy.d.hash(info_hash)
+                present[info_hash] = True
+            except xmlrpc.client.Fault:
+                present[info_hash] = False
+        loaded = collections.Counter(re.findall(r"Loaded .* #([0-9A-F]{40}) from ", log))
+        wrong = ["%s: in rTorrent=%s, 'Loaded' lines=%d" % (os.path.basename(p), present[h],
+                                                            loaded[h])
+                 for p, h in self.lab.good.items() if not present[h] or loaded[h] != 1]
+        return _held(
+            wrong, "%d good metafiles (and %d duplicates)" % (len(self.lab.good),
+                                                              len(self.lab.dups)))
+
+    def check_bad(self, log):
+        """Each bad metafile said once in each life of the daemon, and left as it was."""
+        wrong = []
+        offsets = [life[3] for life in self.daemon.lives] + [len(log.encode())]
+        lives = [log.encode()[a:b].decode("utf-8", "replace") for a, b in zip(offsets, offsets[1:])]
+        for path, data in self.lab.bad.items():
+            said = [text.count("Invalid metafile %r" % path) for text in lives]
+            try:
+                with open(path, "rb") as handle:
+                    kept = handle.read() == data
+            except OSError:
+                kept = False
+            if max(said) > 1 or not sum(said) or not kept:
+                wrong.append("%s: reported %s times in the daemon's lives, kept=%s"
+                             % (os.path.basename(path), said, kept))
+        return _held(
+            wrong, "%d bad metafiles" % len(self.lab.bad))
 
     def check_moves(self, proxy):
         wrong, moved = [], 0
