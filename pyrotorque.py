@@ -8568,8 +8568,8 @@ class TreeWatch(Job):
     def _went_down(self, entries, exc):
         self.watcher.requeue(entries)
         waiting = len(self.watcher.ready)
-        if not self._down:
-            self._down = True
+        self._down = True           # no tries until _retry; _backoff is 0 while rTorrent answers
+        if not self._backoff:
             self._backoff = 0.5
             self.log.warning("rTorrent %s; %d metafile(s) wait and are retried with backoff (%s)",
                              "is unreachable" if isinstance(exc, RtorrentUnavailable)
@@ -8979,8 +8979,11 @@ DAEMON_METRICS = {
                             "HTTP requests to this exporter, by status code."),
     "http_connections": ("gauge", (), "HTTP connections to this exporter open now."),
     "loop_lag_seconds": ("gauge", (), "How late the main loop ran a due job or timer, at "
-                         "most, since the last collection."),
+                         "most, in the last minute."),
 }
+
+#: Seconds over which pyrotorque_loop_lag_seconds takes its maximum.
+LAG_WINDOW = 60.0
 
 #: For jobs without metrics() that count in a ``stats`` Counter (the tree watch):
 #: Counter key -> metric name.
@@ -9068,6 +9071,7 @@ class RtorrentExporter(Job):
         self.body = self.gzipped = None
         self.views = []             # view.list, as last seen
         self.missing_warned = set()
+        self.lags = collections.deque()     # (monotonic, the loop's lag in that collection's window)
         self.up = None
         self.fetched = None
         self.server = None
@@ -9369,8 +9373,13 @@ class RtorrentExporter(Job):
                                      "python_version": "%d.%d.%d" % sys.version_info[:3]})
         family("start_time_seconds").add(round(_LOADED_AT, 3))
         if isinstance(self.daemon, EventLoop):
-            family("loop_lag_seconds").add(round(self.daemon.late_max, 6))
-            self.daemon.late_max = 0.0      # the next collection shows the next window's
+            # Over a minute, not one collection's window: a scrape every 15 or 60 s sees it.
+            now = time.monotonic()
+            self.lags.append((now, self.daemon.late_max))
+            self.daemon.late_max = 0.0
+            while self.lags[0][0] < now - LAG_WINDOW:
+                self.lags.popleft()
+            family("loop_lag_seconds").add(round(max(lag for _, lag in self.lags), 6))
         jobs = sorted(getattr(self.daemon, "jobs", {}).items())
         for field, name in (("runs", "job_runs_total"), ("failures", "job_failures_total"),
                             ("skips", "job_skips_total"), ("merged", "job_merged_runs_total")):

@@ -515,3 +515,24 @@ def wait_until(predicate, timeout):
     while not predicate():
         assert time.monotonic() < deadline, "timed out waiting"
         time.sleep(0.02)
+
+
+def test_the_loop_lag_is_the_most_of_the_last_minute(tmp_path, monkeypatch):
+    job = exporter_config(tmp_path)
+    job.daemon = pyrotorque.EventLoop()
+    clock = [1000.0]
+    monkeypatch.setattr(pyrotorque.time, "monotonic", lambda: clock[0])
+
+    def lag_after(late, seconds):
+        clock[0] += seconds
+        job.daemon.late_max = late
+        families = pyrotorque._Families()
+        job.collect_daemon(families)
+        text = pyrotorque.render_metrics(list(families.values()))
+        return float(re.search(r"^pyrotorque_loop_lag_seconds (\S+)$", text, re.M).group(1))
+
+    assert lag_after(2.5, 0) == 2.5
+    assert lag_after(0.1, 15) == 2.5        # a scrape 15 s later still sees it
+    assert lag_after(0.2, 40) == 2.5
+    assert lag_after(0.05, 10) == 0.2       # 65 s on: gone
+    job.daemon.close()

@@ -36,6 +36,7 @@ def test_the_short_soak_keeps_every_invariant_under_every_kind_of_fault(short_tm
     assert "Reload failed" in said["hup_broken"]["details"]["daemon_said"]
     assert "Reloaded" in said["hup_change"]["details"]["daemon_said"]
     assert said["disk_full"]["details"]["mid_move"]
+    assert "overflowed" in said["overflow"]["details"]["daemon_said"]
     assert "No space left" in said["disk_full"]["details"]["daemon_said"]
     assert said["http_abuse"]["details"]["scrapes_ok"] == said["http_abuse"]["details"]["scrapes"]
     figures = result["figures"]

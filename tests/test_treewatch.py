@@ -542,11 +542,12 @@ def test_rtorrent_down_while_files_arrive_then_back(rtorrent, short_tmp, script)
         rtorrent.stop()
         want = [write(str(root / ("w%d.torrent" % i)), metafile("while-down%d" % i)) for i in range(20)]
         daemon.wait_for(r"rTorrent is unreachable; \d+ metafile\(s\) wait")
-        time.sleep(0.5)
+        daemon.wait_for(r"next try in 4.0 s", timeout=10)   # backing off: 0.5, 1, 2, 4 s
         rtorrent.start()
         rtorrent.wait_for(lambda: set(want + [h0]) <= set(hashes(rtorrent)), 20, 0.1, "all loaded")
         daemon.wait_for(r"reachable again")
         assert daemon.stop() == 0
+        assert daemon.text().count("metafile(s) wait and are retried") == 1    # no flood
     assert sorted(hashes(rtorrent)) == sorted(want + [h0])
 
 
