@@ -3158,6 +3158,13 @@ def fast_loads(body):
 #: Calls per `system.multicall` round trip, unless the caller sizes its own batches.
 MULTICALL_BATCH = 500
 
+#: After a call timed out, rTorrent counts as hung: calls fail at once for this many
+#: seconds, then a probe with HUNG_PROBE_TIMEOUT asks whether it answers again.  The
+#: main loop is single-threaded, so without this every job in turn would wait the
+#: whole rpc_timeout on a stopped rTorrent, and the exporter and the watches with it.
+HUNG_PAUSE = 5.0
+HUNG_PROBE_TIMEOUT = 1.0
+
 
 class RpcEndpoint:
     """Where rTorrent listens: ``kind`` is 'unix', 'tcp' or 'http'; ``rpc`` is the
@@ -3481,6 +3488,10 @@ def _json_answer_or_none(body):
     return parse_jsonrpc_answer(body)
 
 
+class _Hung(OSError):
+    """rTorrent did not answer lately and is not asked before the next probe."""
+
+
 class RtorrentInfo:
     """What the handshake learned about the rTorrent we talk to."""
 
@@ -3518,6 +3529,7 @@ class RtorrentProxy:
         self.protocol = None        # "json" or "xml" once known, for this rTorrent process
         self.xml_refused = False    # network.rpc.use_xmlrpc.set = 0 (0.15+)
         self.xml_for = {}           # method → calls left that skip JSON (see _json_unwritable)
+        self.hung_until = None      # monotonic time of the next probe while rTorrent is hung
 
     def __repr__(self):
         return "RtorrentProxy(%r)" % self.endpoint.url
@@ -3528,15 +3540,15 @@ class RtorrentProxy:
         """Call one method; return its result or raise an RtorrentError."""
         if self._uses_json(method, params):
             try:
-                return self._round_trip(method, jsonrpc_request((method, params)),
+                return self._round_trip(method, params, jsonrpc_request((method, params)),
                                         parse_jsonrpc_answer)
             except JsonUnwritable as exc:
                 self._json_unwritable(method, exc)
         return self._xml_call(method, *params)
 
     def _xml_call(self, method, *params):
-        return self._round_trip(method, xmlrpc_request(method, [_xmlrpc_safe(p) for p in params]),
-                                _xmlrpc_result)
+        return self._round_trip(method, params, xmlrpc_request(
+            method, [_xmlrpc_safe(p) for p in params]), _xmlrpc_result)
 
     def multicall(self, calls, faults="raise", batch=MULTICALL_BATCH):
         """Run ``calls``, (method, *params) tuples, in round trips of ``batch`` calls
@@ -3565,7 +3577,7 @@ class RtorrentProxy:
         """The results of ``chunk``, each fault an XmlRpcFault in place of its result."""
         if self._uses_json("system.multicall", chunk):
             try:    # counted as the system.multicall it stands for
-                return self._round_trip("system.multicall", jsonrpc_request(
+                return self._round_trip("system.multicall", (chunk,), jsonrpc_request(
                     [(c[0], c[1:]) for c in chunk]), lambda body: parse_jsonrpc_answer(
                         body, len(chunk)))
             except JsonUnwritable as exc:
@@ -3599,13 +3611,18 @@ class RtorrentProxy:
                        "XML-RPC, for this and the next %d such calls", method, exc.faultString,
                        XML_AFTER_UNWRITABLE)
 
-    def _round_trip(self, method, request, parse):
-        """Send one request, read its answer with ``parse``; count and log the call."""
+    def _round_trip(self, method, params, request, parse):
+        """Send one request (``params`` are for the log), read its answer with ``parse``;
+        count and log the call."""
         started = time.monotonic()
         try:
-            answer = self._exchange(request)
+            if self.hung_until is not None:
+                self._probe_hung()
+            answer = self._exchange(request, self.timeout)
         except OSError as exc:      # socket.timeout too, and HTTP trouble (see _exchange_http)
             self._count(method, len(request), 0, started, started, failed=True)
+            if isinstance(exc, socket.timeout) and self.hung_until is None:
+                self.hung_until = time.monotonic() + HUNG_PAUSE
             self._went_down(exc)
             raise RtorrentUnavailable("%s: rTorrent at %s is unreachable (%s)"
                                       % (method, self.endpoint, _describe_oserror(exc))) from None
@@ -3625,7 +3642,7 @@ class RtorrentProxy:
                                    % (method, exc)) from None
         self._count(method, len(request), len(answer), started, answered, failed=False)
         if self.log.isEnabledFor(TRACE):
-            self.log.log(TRACE, "%s %.150r -> %.200r", method, request, result)
+            self.log.log(TRACE, "%s%.150r -> %.200r", method, params, result)
         return result
 
     def _protocol(self):
@@ -3638,7 +3655,7 @@ class RtorrentProxy:
         """Ask rTorrent in JSON; 0.9.8 (or a 0.15+ without JSON) answers in XML."""
         if self.endpoint.rpc == "xml":
             return "xml"
-        version = self._round_trip("system.client_version", jsonrpc_request(
+        version = self._round_trip("system.client_version", (), jsonrpc_request(
             ("system.client_version", ())), _json_answer_or_none)
         if version is None:         # an XML fault: "not a proper XML-RPC call"
             if self.endpoint.rpc == "json":
@@ -3679,18 +3696,32 @@ class RtorrentProxy:
 
     # -- transports -------------------------------------------------------------
 
-    def _exchange(self, request):
-        if self.endpoint.kind == "http":
-            return self._exchange_http(request)
-        return self._exchange_scgi(request)
+    def _probe_hung(self):
+        """Raise _Hung until a cheap call answers within HUNG_PROBE_TIMEOUT (tried every
+        HUNG_PAUSE seconds); any answer, even a fault, ends the hang."""
+        if time.monotonic() >= self.hung_until:
+            try:
+                self._exchange(xmlrpc_request("system.pid", []),
+                               min(self.timeout, HUNG_PROBE_TIMEOUT))
+                self.hung_until = None
+                return
+            except (OSError, RtorrentError):
+                self.hung_until = time.monotonic() + HUNG_PAUSE
+        raise _Hung("its last call timed out; asked again in %.0f s"
+                           % max(0, self.hung_until - time.monotonic()))
 
-    def _exchange_scgi(self, request):
-        deadline = time.monotonic() + self.timeout
+    def _exchange(self, request, timeout):
+        if self.endpoint.kind == "http":
+            return self._exchange_http(request, timeout)
+        return self._exchange_scgi(request, timeout)
+
+    def _exchange_scgi(self, request, timeout):
+        deadline = time.monotonic() + timeout
         family = socket.AF_UNIX if self.endpoint.kind == "unix" else socket.AF_INET
         if family == socket.AF_INET and ":" in self.endpoint.address[0]:
             family = socket.AF_INET6
         with socket.socket(family, socket.SOCK_STREAM) as sock:
-            sock.settimeout(self.timeout)
+            sock.settimeout(timeout)
             sock.connect(self.endpoint.address)
             sock.sendall(scgi_request(request, [("CONTENT_TYPE", "application/json")]
                                       if request[:1] in (b"{", b"[") else ()))
@@ -3703,15 +3734,17 @@ class RtorrentProxy:
                 if not chunk:
                     break
                 chunks.append(chunk)
+        if not chunks:      # killed while it answered, or closed on us: no answer at all
+            raise ConnectionResetError("rTorrent closed the connection without an answer")
         return parse_scgi_response(b"".join(chunks))[1]
 
-    def _exchange_http(self, request):
+    def _exchange_http(self, request, timeout):
         parts = self.endpoint.address
         if parts.scheme == "https":
-            conn = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=self.timeout,
+            conn = http.client.HTTPSConnection(parts.hostname, parts.port, timeout=timeout,
                                                context=ssl.create_default_context())
         else:
-            conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=self.timeout)
+            conn = http.client.HTTPConnection(parts.hostname, parts.port, timeout=timeout)
         headers = {"Content-Type": "application/json" if request[:1] in (b"{", b"[")
                    else "text/xml", "User-Agent": "pyrotorque/" + __version__}
         if parts.username:

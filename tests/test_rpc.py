@@ -1,6 +1,7 @@
 """The rTorrent proxy: endpoints, SCGI framing, faults, timeouts, outages."""
 import logging
 import os
+import signal
 import socket
 import threading
 import time
@@ -164,6 +165,51 @@ def test_a_trickling_server_cannot_stretch_a_call_past_its_timeout(short_tmp):
         with pytest.raises(RtorrentUnavailable):
             RtorrentProxy(path + "?rpc=xml", timeout=0.5).call("system.client_version")
         assert time.monotonic() - started < 1.5
+
+
+def test_a_server_that_closes_without_an_answer_is_unavailable_not_a_broken_answer(short_tmp):
+    """rTorrent killed while it answers: the call is a skipped run, never a job failure."""
+    path = os.path.join(short_tmp, "close.sock")
+    server = socket.socket(socket.AF_UNIX)
+    server.bind(path)
+    server.listen(1)
+
+    def close_after_reading():
+        conn, _ = server.accept()
+        conn.recv(65536)
+        conn.close()
+    threading.Thread(target=close_after_reading, daemon=True).start()
+    try:
+        with pytest.raises(RtorrentUnavailable, match="closed the connection without an answer"):
+            RtorrentProxy(path + "?rpc=xml", timeout=5).call("system.client_version")
+    finally:
+        server.close()
+
+
+def test_a_hung_rtorrent_costs_one_timeout_then_calls_fail_at_once_until_it_answers(
+        rtorrent, monkeypatch):
+    monkeypatch.setattr(pyrotorque, "HUNG_PAUSE", 1.0)
+    proxy = RtorrentProxy(rtorrent.url, timeout=2)
+    proxy.connect()
+    os.kill(rtorrent.pid, signal.SIGSTOP)
+    try:
+        started = time.monotonic()
+        with pytest.raises(RtorrentUnavailable, match="timed out"):
+            proxy.call("system.pid")
+        assert time.monotonic() - started >= 1.9
+        started = time.monotonic()
+        for _ in range(20):
+            with pytest.raises(RtorrentUnavailable, match="its last call timed out; asked again"):
+                proxy.call("system.pid")
+        assert time.monotonic() - started < 0.5       # not 20 timeouts
+        time.sleep(1.1)             # the probe (1 s at most) finds it still stopped
+        with pytest.raises(RtorrentUnavailable, match="asked again"):
+            proxy.call("system.pid")
+    finally:
+        os.kill(rtorrent.pid, signal.SIGCONT)
+    time.sleep(1.1)
+    assert proxy.call("system.pid") == rtorrent.pid   # the next probe finds it back
+    assert proxy.hung_until is None
 
 
 def test_an_outage_is_logged_once_and_its_end_once(short_tmp, caplog, rtorrent):
