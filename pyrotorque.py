@@ -3514,14 +3514,14 @@ class RtorrentProxy:
         if self._uses_json(method, params):
             try:
                 return self._round_trip(method, jsonrpc_request((method, params)),
-                                        parse_jsonrpc_answer)
+                                        parse_jsonrpc_answer, params)
             except JsonUnwritable as exc:
                 self._json_unwritable(method, exc)
         return self._xml_call(method, *params)
 
     def _xml_call(self, method, *params):
         return self._round_trip(method, xmlrpc_request(method, [_xmlrpc_safe(p) for p in params]),
-                                _xmlrpc_result)
+                                _xmlrpc_result, params)
 
     def multicall(self, calls, faults="raise", batch=MULTICALL_BATCH):
         """Run ``calls``, (method, *params) tuples, in round trips of ``batch`` calls
@@ -3552,7 +3552,7 @@ class RtorrentProxy:
             try:    # counted as the system.multicall it stands for
                 return self._round_trip("system.multicall", jsonrpc_request(
                     [(c[0], c[1:]) for c in chunk]), lambda body: parse_jsonrpc_answer(
-                        body, len(chunk)))
+                        body, len(chunk)), (chunk,))
             except JsonUnwritable as exc:
                 self._json_unwritable("system.multicall", exc)
         answers = self._xml_call("system.multicall", [{"methodName": c[0], "params": list(c[1:])}
@@ -3584,7 +3584,7 @@ class RtorrentProxy:
                        "XML-RPC, for this and the next %d such calls", method, exc.faultString,
                        XML_AFTER_UNWRITABLE)
 
-    def _round_trip(self, method, request, parse):
+    def _round_trip(self, method, request, parse, params=()):
         """Send one request, read its answer with ``parse``; count and log the call."""
         started = time.monotonic()
         try:
@@ -3610,7 +3610,7 @@ class RtorrentProxy:
                                    % (method, exc)) from None
         self._count(method, len(request), len(answer), started, answered, failed=False)
         if self.log.isEnabledFor(TRACE):
-            self.log.log(TRACE, "%s %.150r -> %.200r", method, request, result)
+            self.log.log(TRACE, "%s%r -> %.200r", method, params, result)
         return result
 
     def _protocol(self):
