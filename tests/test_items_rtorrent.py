@@ -265,9 +265,11 @@ def test_odd_bytes_in_names_and_paths_never_make_an_answer_unreadable(
     assert items[odd[b"amp&#1;ref"]]["name"] == "amp&#1;ref"
     assert items[odd[b"ctrl\x01\x1bname"]]["name"] == "ctrl\ufffd\ufffdname"
     assert items[odd[b"tab\there"]]["name"] == "tab\there"
-    # Over JSON (0.16), rTorrent cannot write invalid UTF-8: such calls go again over XML.
+    # Over JSON (0.16), rTorrent cannot write invalid UTF-8: such calls go again over XML
+    # (and with xmlrpc-c, system.listMethods is not there over JSON: asked over XML).
     assert proxy.stats.errors == sum(m.count("cannot write its answer as JSON")
-                                     for m in caplog.messages)
+                                     for m in caplog.messages) + (
+        proxy.protocol == "json" and rtorrent.backend == "xmlrpc-c")
 
 
 def test_a_missing_view_or_a_dead_rtorrent_is_an_error_not_an_empty_list(rtorrent, library):
