@@ -308,6 +308,37 @@ def status_of(answer):
     return int(answer.split(b" ", 2)[1])
 
 
+# ---- talking to the lab's rTorrent over one protocol -------------------------------------
+
+class SpeakingLab:
+    """A lab rTorrent whose ``url`` asks the daemon for one protocol (``rpc=json`` or
+    ``rpc=xml``); the lab itself keeps its own XML-RPC client."""
+
+    def __init__(self, rt, rpc):
+        self._rt, self._rpc = rt, rpc
+
+    def __getattr__(self, name):
+        return getattr(self._rt, name)
+
+    @property
+    def url(self):
+        return "%s?rpc=%s" % (self._rt.url, self._rpc)
+
+
+def speaking(rt, rpc):
+    """``rt`` for a daemon that must use ``rpc``; None for JSON-RPC on an rTorrent without
+    it (0.9.8), after checking that ``rpc=json`` is refused with a clear error."""
+    if rpc == "json" and rt.series < (0, 15):
+        proxy = pyrotorque.RtorrentProxy(rt.url + "?rpc=json", timeout=10)
+        try:
+            proxy.connect()
+        except pyrotorque.RtorrentError as exc:
+            assert "does not answer JSON-RPC" in str(exc), exc
+            return None
+        raise AssertionError("rTorrent %s took rpc=json" % rt.version)
+    return SpeakingLab(rt, rpc)
+
+
 # ---- an rTorrent that answers too slowly ----------------------------------------------
 
 @contextlib.contextmanager

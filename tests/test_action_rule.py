@@ -12,6 +12,7 @@ import pytest
 import daemon_process
 import pyrotorque
 from daemon_process import DaemonProcess
+from helpers import speaking
 
 import rtlab  # conftest puts contrib/ on sys.path
 
@@ -222,12 +223,16 @@ ARGV_DUMP = textwrap.dedent("""\
 """)
 
 
-def test_exec_print_and_custom_with_hostile_names(rtorrent, short_tmp, caplog, monkeypatch):
+@pytest.mark.parametrize("rpc", ["xml", "json"])
+def test_exec_print_and_custom_with_hostile_names(rtorrent, rpc, short_tmp, caplog, monkeypatch):
+    daemons_view = speaking(rtorrent, rpc)
+    if daemons_view is None:
+        return      # no JSON-RPC in this rTorrent: speaking() checked the clear refusal
     monkeypatch.chdir(str(short_tmp))
     script, out = short_tmp / "dump.py", short_tmp / "argv.jsonl"
     script.write_text(ARGV_DUMP)
     hashes = {bare(rtorrent, short_tmp, name): name for name in HOSTILE}
-    job = rule_job(short_tmp, rtorrent.url, matcher="is_complete=no", sort_fields="hash",
+    job = rule_job(short_tmp, daemons_view.url, matcher="is_complete=no", sort_fields="hash",
                    cwd=str(short_tmp), action="""
         exec=%s %s %s {{name}} "name: {{name}}!" {{hash}} '{{name|upper}}' --x={{d.custom_1}} =;$x
         print=P|{{name}}|{{alias}}

@@ -12,9 +12,7 @@ import pytest
 
 import pyrotorque
 import rtlab
-import test_action_rule
-import test_treewatch
-from helpers import Loop, trickling_server
+from helpers import trickling_server
 from pyrotorque import (HashNotFound, MethodMissing, RtorrentError, RtorrentFault,
                         RtorrentProxy, XmlRpcFault)
 
@@ -45,21 +43,6 @@ def metafile(name, files=((b"a.bin", 1000),)):
             b"pieces": hashlib.sha1(encode(name)).digest() * (1 + sum(s for _, s in files) // 16384),
             b"files": [{b"length": size, b"path": encode(path).split(b"/")} for path, size in files]}
     return rtlab.bencode({b"announce": DEAD_TRACKER.encode(), b"info": info})
-
-
-class OverJson:
-    """A lab rTorrent whose ``url`` asks the daemon for JSON-RPC (the lab itself keeps its
-    own XML-RPC client), for running other files' tests over JSON."""
-
-    def __init__(self, rt):
-        self._rt = rt
-
-    def __getattr__(self, name):
-        return getattr(self._rt, name)
-
-    @property
-    def url(self):
-        return self._rt.url + "?rpc=json"
 
 
 # -- the codec, with no rTorrent ------------------------------------------------------------
@@ -323,28 +306,3 @@ def test_an_rtorrent_that_refuses_xml_is_called_over_json(json_only, caplog):
         proxy.call("d.name", bad)
     with pytest.raises(RtorrentFault, match="XML-RPC not supported"):
         RtorrentProxy(json_only.url + "?rpc=xml", timeout=10).connect()
-
-
-# -- the hostile-name suites over JSON-RPC --------------------------------------------------
-
-def test_hostile_names_in_item_actions_stay_literal_over_json(rtorrent, short_tmp, caplog,
-                                                               monkeypatch):
-    if over(rtorrent, "json") is None:
-        return
-    test_action_rule.test_exec_print_and_custom_with_hostile_names(
-        OverJson(rtorrent), short_tmp, caplog, monkeypatch)
-
-
-def test_hostile_names_in_load_commands_stay_literal_over_json(rtorrent, short_tmp, caplog):
-    if over(rtorrent, "json") is None:
-        return
-    caplog.set_level(logging.DEBUG, logger="pyrotorque")
-    root = short_tmp / "watch"
-    root.mkdir()
-    loop = Loop()
-    try:
-        test_treewatch.test_hostile_names_cannot_add_or_change_commands(
-            (loop, OverJson(rtorrent), root), short_tmp)
-    finally:
-        for key in list(loop.selector.get_map().values()):
-            loop.selector.unregister(key.fileobj)

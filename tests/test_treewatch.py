@@ -18,7 +18,7 @@ import daemon_process
 import pyrotorque
 import rtlab
 from helpers import (ANNOUNCE, Loop, daemon_config, hashes, logged, make_watch, metafile,
-                     wait_loaded, write)
+                     speaking, wait_loaded, write)
 
 LOGGER = "pyrotorque.job.treewatch"
 
@@ -353,9 +353,13 @@ HOSTILE = ["a,b", "semi;d.erase=", 'q"uo\'te', "$d.stop=", "p(ar)en", "{br}ace",
            "new\nline", "back\\slash", "sp ace\ttab", "((d.erase))"]
 
 
-def test_hostile_names_cannot_add_or_change_commands(lab, short_tmp):
+@pytest.mark.parametrize("rpc", ["xml", "json"])
+def test_hostile_names_cannot_add_or_change_commands(lab, rpc, short_tmp):
     loop, rt, root = lab
-    make_watch(loop, rt, root, **{
+    daemons_view = speaking(rt, rpc)
+    if daemons_view is None:
+        return      # no JSON-RPC in this rTorrent: speaking() checked the clear refusal
+    make_watch(loop, daemons_view, root, **{
         "cmd.a_first": "d.custom.set=name,{{info_name}}",
         "cmd.b_path": "d.custom.set=path,{{relpath}}|{{pathname|h.pathbase}}",
         "cmd.c_quoted": 'd.custom.set=quoted,"/x/{{info_name}}"',
