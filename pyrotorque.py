@@ -32,6 +32,7 @@ banners below carry the same names):
                            Template (WatchTemplate for cmd.NAME), 0.8 command names
  9. Fast XML-RPC answers   fast_loads: rTorrent's answers parsed without xmlrpc.client
 10. rTorrent proxy         RtorrentProxy.call: the one place a call goes to rTorrent
+                           (XML-RPC or JSON-RPC), proxy.multicall
 11. Items and fields       FIELD_TABLE, ItemSource (d.multicall2 / .filtered), Sorter
 12. Configuration          load_settings: pyrocore's files, the problem list, JobSpec
 13. pyrosimple configuration
@@ -3149,11 +3150,12 @@ def fast_loads(body):
 # rTorrent proxy ##############################################################
 ###############################################################################
 #
-# rTorrent speaks XML-RPC over SCGI: one request per connection, a netstring of
-# NUL-separated headers (CONTENT_LENGTH first) followed by the XML body, and a
-# CGI-style answer.  The request XML is our own marshaller's and answers are read
-# by fast_loads (above; xmlrpc.client only for what it cannot read); this section
-# does the framing, the timeouts, the statistics and the bookkeeping of outages.
+# rTorrent speaks XML-RPC (and, from 0.15 on, JSON-RPC) over SCGI: one request per
+# connection, a netstring of NUL-separated headers (CONTENT_LENGTH first) followed by
+# the body, and a CGI-style answer.  The request XML is our own marshaller's and XML
+# answers are read by fast_loads (above; xmlrpc.client only for what it cannot read),
+# JSON ones by the json module; this section chooses the protocol and does the
+# framing, the timeouts, the statistics and the bookkeeping of outages and hangs.
 
 #: Calls per `system.multicall` round trip, unless the caller sizes its own batches.
 MULTICALL_BATCH = 500
