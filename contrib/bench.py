@@ -1086,6 +1086,7 @@ def case_rows(cases):
         NO_RATIO.add("ticks:" + suffix)
     return rows
 
+
 WATCH_ROWS = [
     ("close/rename -> d.hash answers, p50", "watch_p50", _ms),
     ("close/rename -> d.hash answers, p99", "watch_p99", _ms),
