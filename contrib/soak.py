@@ -605,9 +605,11 @@ class Faults:
                 self.daemon.kill()
                 since = self.daemon.log_size()
                 self.daemon.start()
-                found = self.daemon.wait_log(r"Watching ", since, 30)
+                # the watches are added by the start scan, after the "Watching" line: a
+                # flood before the scan's line would fall into no watch at all
+                found = self.daemon.wait_log(r"Scan \(start\) of ", since, 30)
                 details["sysctl"] = "max_queued_events 8 while the daemon started (%s)" % (
-                    "its watch is set up" if found else "NO 'Watching' line in 30 s")
+                    "its watches are set up" if found else "NO start scan line in 30 s")
         finally:
             self.restore_sysctl()
         folder = os.path.join(self.lab.watch, "flood")
