@@ -25,11 +25,11 @@ TRANSLATIONS = [
     ("size>1.5k", "greater=d.size_bytes=,value=1536"),
     ("size>1.2", "greater=d.size_bytes=,value=1"),
     ("size<1.2", "less=d.size_bytes=,value=2"),
-    ("is_open=no", "equal=d.is_open=,value=0"),
+    ("is_open=no", "not=$d.is_open="),
     ("is_open=!no", "d.is_open="),
     ("is_complete=yes", "d.complete="),
     ("is_active=1 is_complete=0",
-     'and={"d.is_active=","equal=d.complete=,value=0"}'),
+     'and={"d.is_active=","not=$d.complete="}'),
     ("fno=2,3", 'or={"equal=d.size_files=,value=2","equal=d.size_files=,value=3"}'),
     # NOT is pushed down to the terms (De Morgan).
     ("NOT [ prio>1 OR size<1k ]",
@@ -37,16 +37,27 @@ TRANSLATIONS = [
     # A term rTorrent cannot check is left out of an AND ...
     ("alias=foo* prio>0", "greater=d.priority=,value=0"),
     ("is_ignored=no done=0 message=/^$|ghost/ prio>0",
-     r'and={"greater=d.priority=,value=0","match={d.message=,\"(?:(?:\\\\n)?)|(?:.*gho(?:s|\\\\xc5\\\\xbf)t.*)|(?:.*(?:\\\\n|\\\\r))+.*\"}","equal=d.ignore_commands=,value=0"}'),
+     r'and={"greater=d.priority=,value=0","match={d.message=,\"(?:(?:\\\\n)?)|(?:.*gho(?:s|\\\\xc5\\\\xbf)t.*)|(?:.*(?:\\\\n|\\\\r))+.*\"}","not=$d.ignore_commands="}'),
     # rTorrent stops at the first false conjunct: integers, then text, flags last;
     # a nested AND is flattened into its parent.
     ("[ is_open=no is_active=no ] [ prio>3 OR size<1 ]",
      'and={"or={\\"greater=d.priority=,value=3\\",\\"less=d.size_bytes=,value=1\\"}",'
-     '"equal=d.is_open=,value=0","equal=d.is_active=,value=0"}'),
+     '"not=$d.is_open=","not=$d.is_active="}'),
+    # A test that every branch of an OR shares is written once ...
+    ("[ is_open=no prio>1 OR is_open=no size<1k ]",
+     'and={"or={\\"greater=d.priority=,value=1\\",\\"less=d.size_bytes=,value=1024\\"}",'
+     '"not=$d.is_open="}'),
+    # ... and a flag makes its negation in another branch redundant (X and not F, or F).
+    ("[ prio>1 is_active=no OR is_active=yes ]",
+     'or={"greater=d.priority=,value=1","d.is_active="}'),
+    # The queue's startable and downloading conditions, as the queue joins them.
+    ("[ is_open=no is_active=no is_complete=no prio>2 ] OR [ is_active=yes is_complete=no ]",
+     'and={"or={\\"and={\\\\\\"greater=d.priority=,value=2\\\\\\",'
+     '\\\\\\"not=$d.is_open=\\\\\\"}\\",\\"d.is_active=\\"}","not=$d.complete="}'),
     # ... and nested lists quote their elements one level deeper.
     ("prio=1,3 is_open=no",
      'and={"or={\\"equal=d.priority=,value=1\\",\\"equal=d.priority=,value=3\\"}",'
-     '"equal=d.is_open=,value=0"}'),
+     '"not=$d.is_open="}'),
     # Text: rTorrent's case-insensitive `match` of the whole value; every character
     # but ASCII letters and digits as \xHH, so nothing reaches rTorrent as a command.
     ("name=foo", 'match={d.name=,"foo"}'),
@@ -90,6 +101,7 @@ NOT_TRANSLATED = [
     "prio=!1.5",
     "ratio>1",                  # a float computed from d.ratio
     "[ NOT [ alias=foo prio>1 ] ]",
+    "is_open=no OR is_open=yes",    # always true
 ]
 
 
@@ -181,9 +193,14 @@ def _hashes(proxy, condition):
 @example(text="prio=!1 is_open=no")
 @example(text="[ NOT [ prio>1 OR is_open=yes ] ]")
 @example(text="fno=2,3 OR is_ignored=yes")
+@example(text="[ is_open=no prio>1 OR is_open=no size<%d ]" % SIZES[5])
+@example(text="[ prio>1 is_active=no OR is_active=yes ]")
+@example(text="[ is_open=no is_active=no prio>2 ] OR is_active=yes")
+@example(text="[ is_open=no prio>2 OR is_open=no ] OR is_ignored=yes")
 def test_rtorrent_keeps_exactly_the_items_an_integer_condition_matches(varied, text):
     condition = pyrotorque.parse_condition(text)
-    assert pyrotorque.rtorrent_filter(condition) is not None
+    # No filter only for one that is always true (is_open=no OR is_open=yes): with
+    # none, rTorrent keeps every item, and every item must then match.
     matched, kept = _hashes(_daemon_proxy(varied), condition)
     assert kept == matched, "%s -> %s" % (condition, pyrotorque.rtorrent_filter(condition))
 
