@@ -4349,6 +4349,18 @@ _FLAG_COMPLEMENT = dict(pair for name, command in FILTERABLE_FIELDS.items()
                         if isinstance(field_for(name).type, BoolType)
                         for pair in ((command, "not=$" + command), ("not=$" + command, command)))
 
+#: rTorrent's built-in views that count the items passing a flag test.  On a seedbox
+#: most items are complete and started, in a queue's backlog most are not: the
+#: counts say which a test drops, and one that drops most goes first.  (`started`
+#: and `stopped` count d.state; an item can be open and stopped, so for is_open
+#: they are an estimate, which is all the order needs.)
+_FLAG_VIEWS = {"d.complete=": "complete", "not=$d.complete=": "incomplete",
+               "d.is_active=": "started", "not=$d.is_active=": "stopped",
+               "d.is_open=": "started", "not=$d.is_open=": "stopped"}
+
+#: Seconds the built-in views' counts serve before they are read again.
+FLAG_SHARES_SECONDS = 60.0
+
 #: rTorrent compares 64-bit integers; thresholds beyond this are left to Python.
 _FILTER_INT_MAX = 1 << 62
 
@@ -4380,20 +4392,23 @@ _ANY_BREAK = "(?:.*(?:\\n|\\r))+.*"
 _LAST_LF = "(?:\\n)?"
 
 
-def rtorrent_filter(condition):
+def rtorrent_filter(condition, passing=None):
     """A `d.multicall.filtered` expression that keeps every item `condition` can
-    match (and maybe a few more), or None when it cannot narrow anything down."""
-    tree = _filter_of(condition, False)
+    match (and maybe a few more), or None when it cannot narrow anything down.
+
+    `passing` maps flag tests to the share of items that pass them (see
+    ItemSource.flag_shares): a test that most items fail goes first."""
+    tree = _filter_of(condition, False, passing or {})
     return None if tree is None else _render_filter(tree)
 
 
-def _filter_of(condition, negated):
+def _filter_of(condition, negated, passing):
     """Filter tree for `condition`, or for its negation: a filter text, or
     (operation, [trees]); NOT is pushed down to the terms.  None: no narrowing."""
     if isinstance(condition, Term):
         return _term_filter(condition, condition.negated != negated)
     if isinstance(condition, Not):
-        return _filter_of(condition.inner, not negated)
+        return _filter_of(condition.inner, not negated, passing)
     if isinstance(condition, AnyValue):
         parts, all_needed = condition.terms, negated
     elif isinstance(condition, AllOf):
@@ -4402,19 +4417,20 @@ def _filter_of(condition, negated):
         parts, all_needed = condition.parts, negated
     else:
         return None
-    trees = [_filter_of(part, negated) for part in parts]
+    trees = [_filter_of(part, negated, passing) for part in parts]
     if all_needed:         # AND: a conjunct left out only lets more items through
-        return _and_filter(trees)
-    return _or_filter(trees)
+        return _and_filter(trees, passing)
+    return _or_filter(trees, passing)
 
 
-def _and_filter(trees):
+def _and_filter(trees, passing):
     """AND of filter trees (None ones left out).  rTorrent stops at the first false
-    conjunct and runs the filter for every item: integer tests first, then text (a
-    regex), flags (true for most items of a queue) last; and={a,and={b,c}} is
-    and={a,b,c}, less to read."""
+    conjunct and runs the filter for every item: a flag test most items fail first,
+    then integer tests, text (a regex), and other flags (true for most items of a
+    queue) last; and={a,and={b,c}} is and={a,b,c}, less to read."""
     flat = []
-    for tree in sorted((tree for tree in trees if tree is not None), key=_filter_cost):
+    for tree in sorted((tree for tree in trees if tree is not None),
+                       key=lambda tree: _filter_cost(tree, passing)):
         for part in _parts(tree, "and"):
             if part not in flat:
                 flat.append(part)
@@ -4423,7 +4439,7 @@ def _and_filter(trees):
     return flat[0] if len(flat) == 1 else ("and", flat)
 
 
-def _or_filter(trees):
+def _or_filter(trees, passing):
     """OR of filter trees; None (no narrowing) if any of them is None.
 
     rTorrent reads the whole filter text again for every item, so what logic allows
@@ -4440,14 +4456,15 @@ def _or_filter(trees):
     if common and len(flat) > 1:
         rest = [[part for part in branch if part not in common] for branch in branches]
         if not all(rest):       # A or (A and B) is A
-            return _and_filter(common)
-        return _and_filter(common + [_or_filter([_and_filter(branch) for branch in rest])])
+            return _and_filter(common, passing)
+        return _and_filter(common + [_or_filter([_and_filter(branch, passing)
+                                                 for branch in rest], passing)], passing)
     for flag in [tree for tree in flat if isinstance(tree, str) and tree in _FLAG_COMPLEMENT]:
         others = []
         for tree in flat:
             if tree != flag:
                 tree = _and_filter([part for part in _parts(tree, "and")
-                                    if part != _FLAG_COMPLEMENT[flag]])
+                                    if part != _FLAG_COMPLEMENT[flag]], passing)
                 if tree is None:
                     return None     # F or not F
             others.append(tree)
@@ -4464,8 +4481,11 @@ def _leaves(tree):
                                                  for leaf in _leaves(child)]
 
 
-def _filter_cost(tree):
-    """Where a conjunct goes in an AND: 0 integer tests, 1 text, 2 flags only."""
+def _filter_cost(tree, passing):
+    """Where a conjunct goes in an AND: -1 a flag test most items fail, 0 integer
+    tests, 1 text, 2 other flags."""
+    if isinstance(tree, str) and passing.get(tree, 1.0) < 0.5:
+        return -1
     leaves = _leaves(tree)
     if all(leaf in _FLAG_COMPLEMENT for leaf in leaves):
         return 2
@@ -4642,15 +4662,16 @@ class ItemSource:
         self.snapshot_age = None  # seconds a snapshot serves; None: no ItemPoller
         self.view_size = None  # items in the view at the last fetch, filtered or not
         self.unfiltered = {}  # (view, filter) → fetches left that skip a filter that kept most
+        self.shares = None  # (monotonic time read, flag_shares())
 
     # Fetching rows ---------------------------------------------------------
 
-    def fetch(self, view="main", fields=("name",), prefilter=None):
+    def fetch(self, view="main", fields=("name",), condition=None):
         """The items of `view` as a list of `Item`, prepared for `fields`.
 
         With an ItemPoller active, a fresh enough snapshot that has the fields is
-        answered without calling rTorrent.  Otherwise a `prefilter` (see
-        `rtorrent_filter`) lets rTorrent leave out items the caller has no use for;
+        answered without calling rTorrent.  Otherwise rTorrent leaves out items that
+        cannot match `condition`, where it can tell (`rtorrent_filter`);
         the caller still matches what comes back.
         """
         fields = set(fields)
@@ -4662,6 +4683,7 @@ class ItemSource:
                 and time.monotonic() - snapshot[2] <= self.snapshot_age:
             self.view_size = len(snapshot[0])
             return list(snapshot[0])
+        prefilter = None if condition is None else rtorrent_filter(condition, self.flag_shares())
         if prefilter and ("d.multicall.filtered" not in self.known_methods()
                           or "match={" in prefilter and "match" not in self.known_methods()):
             prefilter = None    # rTorrent before 0.9.7 (or 0.9.8 for text)
@@ -4678,6 +4700,21 @@ class ItemSource:
                            "fetches ask without it", len(items), self.view_size, view,
                            UNFILTERED_FETCHES)
         return items
+
+    def flag_shares(self):
+        """The share of all items that passes each flag test of _FLAG_VIEWS, from
+        the item counts of rTorrent's built-in views (read once a minute)."""
+        if self.shares is None or time.monotonic() - self.shares[0] > FLAG_SHARES_SECONDS:
+            views = sorted(set(_FLAG_VIEWS.values()))
+            sizes = self.proxy.multicall([("view.size", "", v) for v in ["main"] + views],
+                                         faults="return")
+            counts = dict(zip(["main"] + views, sizes))
+            total = counts.pop("main")
+            shares = {} if not isinstance(total, int) or not total else {
+                test: counts[view] / total for test, view in _FLAG_VIEWS.items()
+                if isinstance(counts[view], int)}
+            self.shares = (time.monotonic(), shares)
+        return self.shares[1]
 
     def poll(self):
         """Fetch every view jobs asked for, once, with the union of their fields."""
@@ -7218,7 +7255,7 @@ class QueueManager(Job):
         self.order_fields = (self.sorter.fields if self.sorter else set()) | {"name", "is_open"}
         self.many_startable = False     # the last run had many: fetch it all at once
         # rTorrent sends only what may be startable or downloading (all, if unsure).
-        self.prefilter = rtorrent_filter(AnyOf([self.startable, self.downloading]))
+        self.relevant = AnyOf([self.startable, self.downloading])
         if config.downloading_traffic_max:
             self.fields |= {"down"}
         if config.diskspace_min:
@@ -7228,7 +7265,7 @@ class QueueManager(Job):
         self.log.info("Startable matcher for '%s' is: [ %s ]", self.name, self.startable)
         self.log.info("Downloading matcher for '%s' is: [ %s ]", self.name, self.downloading)
         self.log.debug("rTorrent pre-filters for '%s' with: %s", self.name,
-                       self.prefilter or "nothing (no condition it can check)")
+                       rtorrent_filter(self.relevant) or "nothing (no condition it can check)")
 
     def _condition(self, key, text):
         try:
@@ -7241,12 +7278,12 @@ class QueueManager(Job):
         the startable ones among them with the fields of ``sort_fields`` too."""
         view = self.config.view
         fields = self.fields | self.order_fields if self.many_startable else self.fields
-        items = self.items.fetch(view, fields, self.prefilter)
+        items = self.items.fetch(view, fields, self.relevant)
         startable = [item for item in items if self.startable.match(item)]
         self.many_startable = len(startable) > FEW_ITEMS
         if startable and not self.order_fields <= fields:
             if self.many_startable:     # one more full fetch costs less than per-item calls
-                items = self.items.fetch(view, self.fields | self.order_fields, self.prefilter)
+                items = self.items.fetch(view, self.fields | self.order_fields, self.relevant)
                 startable = [item for item in items if self.startable.match(item)]
             else:
                 self.items.complete(startable, self.order_fields)
@@ -10253,7 +10290,6 @@ class ActionRule(Job):
         super().__init__(config)
         self.items = config.get("item_source")
         self.matcher = required_matcher(self)
-        self.prefilter = rtorrent_filter(self.matcher)
         self.sorter = sort_order(config)
         self.actions = parse_actions(config.action, config.allow_erase)
         self._guarded = "/".join(sorted({a.kind for a in self.actions
@@ -10295,7 +10331,7 @@ class ActionRule(Job):
                            "running); not starting another", len(self._queue))
             return
         self.proxy.connect()
-        items = self.items.fetch(self.view, self.fields, self.prefilter)
+        items = self.items.fetch(self.view, self.fields, self.matcher)
         matched = [item for item in items if self.matcher.match(item)]
         if self.sorter:
             matched = self.sorter(matched)
@@ -10778,7 +10814,6 @@ class CompletionHandler(SteppedJob):
             self.matcher = parse_condition(condition)
         except ConditionError as exc:
             raise ConfigError("matcher: %s" % exc) from None
-        self.prefilter = rtorrent_filter(self.matcher)
         self.template = None
         self.use_targetdir = config.use_targetdir
         fields = set(self.matcher.fields) | {"name", "directory", "is_multi_file"} | (
@@ -10824,7 +10859,7 @@ class CompletionHandler(SteppedJob):
         self.proxy.connect()
         if not self._recover_journal():
             return
-        items = self.items.fetch(self.view, self.fields, self.prefilter)
+        items = self.items.fetch(self.view, self.fields, self.matcher)
         chosen = []
         for item in items:
             if not self.matcher.match(item):

@@ -6,6 +6,7 @@ conditions on integer fields with whole thresholds it must keep exactly the same
 import logging
 import shutil
 import tempfile
+import time
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -110,6 +111,30 @@ def test_a_condition_becomes_the_expected_rtorrent_filter(text, expected):
     assert pyrotorque.rtorrent_filter(pyrotorque.parse_condition(text)) == expected
 
 
+#: The queue's conditions, joined as the queue joins them.
+QUEUE = "[ is_open=no is_active=no is_complete=no prio>2 ] OR [ is_active=yes is_complete=no ]"
+
+ORDERS = [
+    # In a queue's backlog most items pass the flag tests: they go last.
+    (QUEUE, {"not=$d.complete=": 1.0, "not=$d.is_open=": 1.0, "d.is_active=": 0.6},
+     'and={"or={\\"and={\\\\\\"greater=d.priority=,value=2\\\\\\",'
+     '\\\\\\"not=$d.is_open=\\\\\\"}\\",\\"d.is_active=\\"}","not=$d.complete="}'),
+    # On a seedbox most items are complete and started: a test they fail comes first.
+    (QUEUE, {"not=$d.complete=": 0.05, "not=$d.is_open=": 0.1, "d.is_active=": 0.9},
+     'and={"not=$d.complete=","or={\\"and={\\\\\\"not=$d.is_open=\\\\\\",'
+     '\\\\\\"greater=d.priority=,value=2\\\\\\"}\\",\\"d.is_active=\\"}"}'),
+    ("is_complete=no prio>2", {"not=$d.complete=": 0.4},
+     'and={"not=$d.complete=","greater=d.priority=,value=2"}'),
+    ("is_complete=no prio>2", {"not=$d.complete=": 0.5},
+     'and={"greater=d.priority=,value=2","not=$d.complete="}'),
+]
+
+
+@pytest.mark.parametrize("text, passing, expected", ORDERS)
+def test_a_flag_test_most_items_fail_is_tested_first(text, passing, expected):
+    assert pyrotorque.rtorrent_filter(pyrotorque.parse_condition(text), passing) == expected
+
+
 @pytest.mark.parametrize("text", NOT_TRANSLATED)
 def test_a_condition_rtorrent_cannot_check_gives_no_filter(text):
     assert pyrotorque.rtorrent_filter(pyrotorque.parse_condition(text)) is None
@@ -175,33 +200,39 @@ def _daemon_proxy(rt):
     return pyrotorque.RtorrentProxy(rt.url, timeout=30)
 
 
-def _hashes(proxy, condition):
-    """(hashes Python matches over the whole view, hashes rTorrent's filter keeps)."""
+#: Flag tests ordered as on a seedbox: every one taken to drop most items, so first.
+SEEDBOX = {test: 0.1 for test in pyrotorque._FLAG_VIEWS}
+
+
+def _hashes(proxy, condition, passing=None):
+    """(hashes Python matches over the whole view, hashes rTorrent's filter keeps);
+    `passing` stands for rTorrent's view counts (see ItemSource.flag_shares)."""
     source = pyrotorque.ItemSource(proxy)
+    if passing is not None:
+        source.shares = (time.monotonic(), passing)
     every = source.fetch("main", FIELDS)
     matched = {item.hash for item in every if condition.match(item)}
-    kept = {item.hash for item in source.fetch("main", FIELDS,
-                                               pyrotorque.rtorrent_filter(condition))}
+    kept = {item.hash for item in source.fetch("main", FIELDS, condition)}
     assert source.view_size == len(ITEMS)
     return matched, kept
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(text=CONDITIONS)
-@example(text="prio>2")
-@example(text="size<%d" % SIZES[3])
-@example(text="prio=!1 is_open=no")
-@example(text="[ NOT [ prio>1 OR is_open=yes ] ]")
-@example(text="fno=2,3 OR is_ignored=yes")
-@example(text="[ is_open=no prio>1 OR is_open=no size<%d ]" % SIZES[5])
-@example(text="[ prio>1 is_active=no OR is_active=yes ]")
-@example(text="[ is_open=no is_active=no prio>2 ] OR is_active=yes")
-@example(text="[ is_open=no prio>2 OR is_open=no ] OR is_ignored=yes")
-def test_rtorrent_keeps_exactly_the_items_an_integer_condition_matches(varied, text):
+@given(text=CONDITIONS, seedbox=st.booleans())
+@example(text="prio>2", seedbox=False)
+@example(text="size<%d" % SIZES[3], seedbox=True)
+@example(text="prio=!1 is_open=no", seedbox=False)
+@example(text="[ NOT [ prio>1 OR is_open=yes ] ]", seedbox=True)
+@example(text="fno=2,3 OR is_ignored=yes", seedbox=False)
+@example(text="[ is_open=no prio>1 OR is_open=no size<%d ]" % SIZES[5], seedbox=True)
+@example(text="[ prio>1 is_active=no OR is_active=yes ]", seedbox=False)
+@example(text="[ is_open=no is_active=no prio>2 ] OR is_active=yes", seedbox=True)
+@example(text="[ is_open=no prio>2 OR is_open=no ] OR is_ignored=yes", seedbox=False)
+def test_rtorrent_keeps_exactly_the_items_an_integer_condition_matches(varied, text, seedbox):
     condition = pyrotorque.parse_condition(text)
     # No filter only for one that is always true (is_open=no OR is_open=yes): with
     # none, rTorrent keeps every item, and every item must then match.
-    matched, kept = _hashes(_daemon_proxy(varied), condition)
+    matched, kept = _hashes(_daemon_proxy(varied), condition, SEEDBOX if seedbox else None)
     assert kept == matched, "%s -> %s" % (condition, pyrotorque.rtorrent_filter(condition))
 
 
@@ -212,6 +243,14 @@ def test_rtorrent_never_drops_an_item_a_mixed_condition_matches(varied, text, na
     condition = pyrotorque.parse_condition("%s%sname=%s" % (text, joiner, name))
     matched, kept = _hashes(_daemon_proxy(varied), condition)
     assert matched <= kept
+
+
+def test_the_flag_shares_come_from_rtorrents_own_views(varied):
+    shares = pyrotorque.ItemSource(_daemon_proxy(varied)).flag_shares()
+    assert set(shares) == set(pyrotorque._FLAG_VIEWS)
+    # ITEMS are loaded stopped and never hashed: none is complete or started.
+    assert shares["not=$d.complete="] == shares["not=$d.is_active="] == 1.0
+    assert shares["d.complete="] == shares["d.is_active="] == 0.0
 
 
 def test_the_queue_lets_rtorrent_filter_and_still_counts_the_whole_view(varied, caplog):
@@ -317,8 +356,7 @@ def _text_hashes(proxy, condition, breaks=None):
     if breaks is not None:
         breaks.update(item.hash for item in every if any(
             "\n" in str(item[field]) or "\r" in str(item[field]) for field in fields))
-    kept = {item.hash for item in source.fetch("main", fields,
-                                               pyrotorque.rtorrent_filter(condition))}
+    kept = {item.hash for item in source.fetch("main", fields, condition)}
     return matched, kept
 
 
@@ -363,8 +401,8 @@ def test_a_name_with_any_character_is_found_by_its_own_literal_and_nothing_runs(
 def test_a_filter_that_keeps_most_of_the_view_is_left_out_for_a_while(varied, caplog):
     proxy = pyrotorque.RtorrentProxy(varied.url, timeout=5)
     source = pyrotorque.ItemSource(proxy)
-    keeps_all = pyrotorque.rtorrent_filter(pyrotorque.parse_condition("prio<9"))
-    keeps_few = pyrotorque.rtorrent_filter(pyrotorque.parse_condition("prio>2"))
+    keeps_all = pyrotorque.parse_condition("prio<9")
+    keeps_few = pyrotorque.parse_condition("prio>2")
     with caplog.at_level(logging.DEBUG, logger="pyrotorque"):
         for _ in range(1 + pyrotorque.UNFILTERED_FETCHES):
             assert len(source.fetch("main", {"prio"}, keeps_all)) == len(ITEMS)
@@ -386,7 +424,8 @@ def test_the_queue_reads_name_and_order_only_for_the_few_startable_items(varied,
                                    item_source=pyrotorque.ItemSource(proxy))
     job = pyrotorque.QueueManager(config)
     assert not {"name", "loaded"} & job.fields
-    proxy.connect()     # the handshake's multicall is not the queue's
+    proxy.connect()             # the handshake's multicall is not per item,
+    job.items.flag_shares()     # nor is the view counts' (read once a minute)
     per_item, multicall = [], proxy.multicall
     proxy.multicall = lambda calls, **how: per_item.extend(calls) or multicall(calls, **how)
     with caplog.at_level(logging.INFO, logger="pyrotorque"):
