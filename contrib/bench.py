@@ -6,6 +6,7 @@
     python3 contrib/bench.py --items 2000 --repeat 5 --seconds 30
     python3 contrib/bench.py --no-pyrosimple    # our side only (no venv, no PyPI)
     python3 contrib/bench.py --rtorrent 0.16 --rpc json --items 10000 --no-pyrosimple
+    python3 contrib/bench.py --seeding 0.9 --items 10000 --no-watch   # a seedbox
 
 ``--rtorrent`` picks the rTorrent every lab process runs (``system``: Debian 12's 0.9.8,
 ``0.16``, ``0.16-xmlrpc-c``; see ``rtlab.find_rtorrent``), ``--rpc`` the protocol our
@@ -56,7 +57,11 @@ queue    the same process keeps running ``--seconds`` more; the window starts
          (rTorrent's filter drops every item), ``[ prio>3 OR name=*zzz* ]`` (a
          name glob: rTorrent runs a regex per item) and ``[ prio>3 OR done>50 ]``
          (a computed field: every item is fetched and matched in the daemon);
-         ``--one-queue-case`` keeps the first only.
+         ``--one-queue-case`` keeps the first only.  Every item is one the queue
+         must look at (the worst case for it); ``--seeding 0.9`` makes 90 % of the
+         N items complete and seeding (data written to a temp dir, loaded started,
+         trackers disabled), as on a seedbox, where the queue's own tests drop most
+         items.
 idle     each daemon's default jobs (ours: connstats every minute; pyrosimple has
          no default jobs): after the "started" line and 1 s to settle,
          ``--idle-seconds`` of daemon CPU per second, rTorrent CPU per second, RSS.
@@ -570,18 +575,41 @@ def metafile(index, rng):
     return rtlab.bencode({"announce": ANNOUNCE % (index % 5), "info": info})
 
 
-def load_items(rt, count, batch=500, timeout=300.0):
-    """Load ``count`` stopped items with priorities 0..3; return the seconds it took."""
+def seeding_metafile(index, folder):
+    """A one-piece item whose data is written to ``folder``: started, it checks complete
+    and seeds.  rTorrent needs a tracker in a metafile; load_items disables it, so that
+    nothing announces (the seeding items' own timers are rTorrent's idle load)."""
+    name = "Seeding.Item.%05d" % index
+    data = name.encode() * 8
+    with open(os.path.join(folder, name), "wb") as handle:
+        handle.write(data)
+    info = {"name": name, "piece length": 1 << 18, "length": len(data),
+            "pieces": hashlib.sha1(data).digest()}
+    return rtlab.bencode({"announce": "http://127.0.0.1:9/announce", "info": info})
+
+
+def load_items(rt, count, seeding=0.0, folder=None, batch=500, timeout=600.0):
+    """Load ``count`` items: the first ``seeding`` share complete and started (their data
+    in ``folder``), the rest stopped with priorities 0..3; return the seconds it took."""
     rng = random.Random(42)
     started = time.monotonic()
+    seeders = int(count * seeding)
     for first in range(0, count, batch):
-        calls = [{"methodName": "load.raw",
-                  "params": ["", xmlrpc.client.Binary(metafile(i, rng)),
-                             "d.priority.set=%d" % rng.randint(0, 3)]}
-                 for i in range(first, min(first + batch, count))]
+        calls = []
+        for i in range(first, min(first + batch, count)):
+            if i < seeders:
+                params = ["", xmlrpc.client.Binary(seeding_metafile(i, folder)),
+                          "d.directory.set=" + folder, "t.multicall=,t.disable="]
+                calls.append({"methodName": "load.raw_start", "params": params})
+            else:
+                params = ["", xmlrpc.client.Binary(metafile(i, rng)),
+                          "d.priority.set=%d" % rng.randint(0, 3)]
+                calls.append({"methodName": "load.raw", "params": params})
         rt.proxy.system.multicall(calls)
     rt.wait_for(lambda: rt.proxy.view.size("", "main") >= count, timeout, 0.1,
                 "%d items in view main" % count)
+    rt.wait_for(lambda: rt.proxy.view.size("", "complete") >= seeders, timeout, 0.5,
+                "%d complete items" % seeders)
     size = rt.proxy.view.size("", "main")
     if size != count:
         raise BenchError("view main holds %d items, expected %d" % (size, count))
@@ -1293,6 +1321,9 @@ def parse_args(argv=None):
     parser.add_argument("--catchup", type=int, default=50,
                         help="files put in while the daemon is down (default: 50)")
     parser.add_argument("--no-watch", action="store_true", help="leave out the watch section")
+    parser.add_argument("--seeding", type=float, default=0.0, metavar="SHARE",
+                        help="this share of the N items is complete and seeding, as on a "
+                        "seedbox (default: 0, every item is a stopped one the queue looks at)")
     parser.add_argument("--one-queue-case", action="store_true",
                         help="measure the queue with its first startable (prio>3) only")
     parser.add_argument("--quick", action="store_true",
@@ -1325,6 +1356,8 @@ def parse_args(argv=None):
         parser.error("--items: comma-separated integers, e.g. 1000,10000")
     if not args.counts or min(args.counts) < 1 or args.repeat < 1:
         parser.error("need at least one N >= 1 and --repeat >= 1")
+    if not 0.0 <= args.seeding < 1.0:
+        parser.error("--seeding: a share from 0 to below 1, e.g. 0.9")
     return args
 
 
@@ -1383,8 +1416,11 @@ def main(argv=None):
             with rtlab.RTorrent(rpc_timeout=300, parent=tmp) as rt:
                 rt_version = "%s (libtorrent %s)" % (rt.proxy.system.client_version(),
                                                      rt.proxy.system.library_version())
-                took = load_items(rt, count)
-                extra.append("N = {:,}: loaded with load.raw in {:.1f} s".format(count, took))
+                seed_dir = tempfile.mkdtemp(prefix="seed", dir=tmp)
+                took = load_items(rt, count, args.seeding, seed_dir)
+                extra.append("N = {:,}: loaded with load.raw in {:.1f} s{}".format(
+                    count, took, ", %d %% of it seeding" % round(args.seeding * 100)
+                    if args.seeding else ""))
                 print("N = {:,}: loaded in {:.1f} s".format(count, took), flush=True)
                 for rep in range(args.repeat):
                     for side in measured:       # sides interleaved: same conditions for each
@@ -1431,7 +1467,9 @@ def main(argv=None):
     print("\npyrotorque benchmark: medians of %d repetition(s); queue window %g s, idle window %g s"
           % (args.repeat, args.seconds, args.idle_seconds))
     for label, value in machine() + [("rTorrent", rt_version),
-                                     ("protocol", args.rpc or "pyrotorque's choice")]:
+                                     ("protocol", args.rpc or "pyrotorque's choice"),
+                                     ("items", "%d %% seeding, the rest stopped"
+                                      % round(args.seeding * 100))]:
         print("  %-9s %s" % (label + ":", value))
     print_table(sides, args.counts, results)
     print_targets(sides, args.counts, results)
