@@ -171,7 +171,7 @@ __all__ = [
     "Condition", "parse_condition", "condition_fields", "ValueType", "PATTERN", "BOOL",
     "FLOAT", "BYTESIZE", "TIME", "TIME_NOT_NULL", "DURATION", "TAGGED", "FILES", "MAGIC",
     "Field", "FIELD_TABLE", "FIELDS", "field_for", "Item", "ItemSource", "build_alias_map",
-    "rtorrent_filter", "FILTERABLE_FIELDS",
+    "rtorrent_filter", "kept_at_least", "FILTERABLE_FIELDS",
     "tracker_alias", "detect_traits", "name_trait", "file_kinds", "activation_sum",
     "display_value", "match_report", "parse_sort_fields", "Sorter", "DEFAULT_CONFIG",
     "Settings", "JobSpec", "load_settings", "BencodeError", "BencodeTruncated", "bencode",
@@ -4402,6 +4402,20 @@ def rtorrent_filter(condition, passing=None):
     return None if tree is None else _render_filter(tree)
 
 
+def kept_at_least(condition, passing):
+    """The share of items rTorrent's filter for `condition` keeps at least, as far as
+    the flag tests' `passing` shares tell (0 for any other test)."""
+    def share(tree):
+        if isinstance(tree, str):
+            return passing.get(tree, 0.0)
+        shares = [share(child) for child in tree[1]]
+        if tree[0] == "or":
+            return max(shares)
+        return max(0.0, 1.0 - sum(1.0 - part for part in shares))   # each drops its rest
+    tree = _filter_of(condition, False, passing)
+    return 1.0 if tree is None else share(tree)
+
+
 def _filter_of(condition, negated, passing):
     """Filter tree for `condition`, or for its negation: a filter text, or
     (operation, [trees]); NOT is pushed down to the terms.  None: no narrowing."""
@@ -4663,6 +4677,7 @@ class ItemSource:
         self.view_size = None  # items in the view at the last fetch, filtered or not
         self.unfiltered = {}  # (view, filter) → fetches left that skip a filter that kept most
         self.shares = None  # (monotonic time read, flag_shares())
+        self.counted_out = {}  # (view, id(condition)) → the view counts say: no filter
 
     # Fetching rows ---------------------------------------------------------
 
@@ -4683,7 +4698,17 @@ class ItemSource:
                 and time.monotonic() - snapshot[2] <= self.snapshot_age:
             self.view_size = len(snapshot[0])
             return list(snapshot[0])
-        prefilter = None if condition is None else rtorrent_filter(condition, self.flag_shares())
+        prefilter = None
+        if condition is not None:
+            shares = self.flag_shares()
+            kept = kept_at_least(condition, shares)
+            if kept <= FILTER_USEFUL:
+                prefilter = rtorrent_filter(condition, shares)
+            if self.counted_out.get((view, id(condition))) != (kept > FILTER_USEFUL):
+                self.counted_out[(view, id(condition))] = kept > FILTER_USEFUL
+                if kept > FILTER_USEFUL:     # see FILTER_USEFUL: not worth its cost
+                    self.log.debug("rTorrent's view counts say its filter would keep at "
+                                   "least %d%% of view %r: asking without it", kept * 100, view)
         if prefilter and ("d.multicall.filtered" not in self.known_methods()
                           or "match={" in prefilter and "match" not in self.known_methods()):
             prefilter = None    # rTorrent before 0.9.7 (or 0.9.8 for text)

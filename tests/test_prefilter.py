@@ -208,13 +208,17 @@ def _hashes(proxy, condition, passing=None):
     """(hashes Python matches over the whole view, hashes rTorrent's filter keeps);
     `passing` stands for rTorrent's view counts (see ItemSource.flag_shares)."""
     source = pyrotorque.ItemSource(proxy)
-    if passing is not None:
-        source.shares = (time.monotonic(), passing)
     every = source.fetch("main", FIELDS)
     matched = {item.hash for item in every if condition.match(item)}
-    kept = {item.hash for item in source.fetch("main", FIELDS, condition)}
     assert source.view_size == len(ITEMS)
-    return matched, kept
+    return matched, _kept(source, condition, passing)
+
+
+def _kept(source, condition, passing=None):
+    """What rTorrent's filter keeps: the filter itself, whether or not fetch() would
+    ask with it (it does not when the view counts say it keeps most)."""
+    rows = source.rows("main", ["d.hash="], pyrotorque.rtorrent_filter(condition, passing))
+    return {row[0] for row in rows}
 
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -243,6 +247,20 @@ def test_rtorrent_never_drops_an_item_a_mixed_condition_matches(varied, text, na
     condition = pyrotorque.parse_condition("%s%sname=%s" % (text, joiner, name))
     matched, kept = _hashes(_daemon_proxy(varied), condition)
     assert matched <= kept
+
+
+def test_a_filter_the_view_counts_say_keeps_most_is_not_sent(varied, caplog):
+    proxy = _daemon_proxy(varied)
+    source = pyrotorque.ItemSource(proxy)
+    incomplete = pyrotorque.parse_condition("is_complete=no")   # every item of ITEMS
+    with caplog.at_level(logging.DEBUG, logger="pyrotorque"):
+        assert len(source.fetch("main", {"prio"}, incomplete)) == len(ITEMS)
+    assert "say its filter would keep at least 100% of view 'main'" in caplog.text
+    assert "d.multicall.filtered" not in proxy.stats.by_method
+    # Where most items were complete (a seedbox), the same condition is worth a filter.
+    source.shares = (time.monotonic(), SEEDBOX)
+    assert len(source.fetch("main", {"prio"}, incomplete)) == len(ITEMS)
+    assert proxy.stats.by_method["d.multicall.filtered"] == 1
 
 
 def test_the_flag_shares_come_from_rtorrents_own_views(varied):
@@ -356,8 +374,7 @@ def _text_hashes(proxy, condition, breaks=None):
     if breaks is not None:
         breaks.update(item.hash for item in every if any(
             "\n" in str(item[field]) or "\r" in str(item[field]) for field in fields))
-    kept = {item.hash for item in source.fetch("main", fields, condition)}
-    return matched, kept
+    return matched, _kept(source, condition)
 
 
 @settings(max_examples=150, deadline=None,
