@@ -75,6 +75,9 @@ INOTIFY_SYSCTL = "/proc/sys/fs/inotify/max_queued_events"
 FAULT_KINDS = ("rt_kill", "rt_stop", "overflow", "hup_change", "hup_broken", "disk_full",
                "http_abuse", "daemon_kill")
 SWARM_PREFIX = "soakswarm"
+
+#: Seconds between two random daemon_kill faults, at least (see Faults.plan).
+KILL_SPACING = 900.0
 DOWNLOADING_MAX = 2
 RT_START_TIMEOUT = 600.0    # rTorrent reads 10,000 session files before it answers
 LAG_WINDOW = 60.0   # pyrotorque_loop_lag_seconds is the most of the last minute
@@ -517,13 +520,23 @@ class Faults:
     # -- the plan --------------------------------------------------------------------------
 
     def plan(self, seconds):
-        """[(offset, kind)]: every kind once in a seeded order, then seeded random kinds."""
+        """[(offset, kind)]: every kind once in a seeded order, then seeded random kinds.
+
+        A random daemon_kill comes at most once in KILL_SPACING seconds: a daemon
+        that dies every few minutes shows no slope of its RSS, which needs lives of
+        many minutes after the warm-up (and a real one dies rarely)."""
         rng = random.Random(self.args.seed)
         kinds = list(FAULT_KINDS)
         rng.shuffle(kinds)
         spacing = seconds / (len(kinds) + 1) if self.args.short else self.args.fault_every
+        last_kill = spacing * (kinds.index("daemon_kill") + 1)
         while (len(kinds) + 1) * spacing < seconds - spacing:
-            kinds.append(rng.choice(FAULT_KINDS))
+            kind = rng.choice(FAULT_KINDS)
+            at = spacing * (len(kinds) + 1)
+            if kind == "daemon_kill" and at - last_kill < KILL_SPACING:
+                kind = rng.choice([other for other in FAULT_KINDS if other != "daemon_kill"])
+            last_kill = at if kind == "daemon_kill" else last_kill
+            kinds.append(kind)
         return [(spacing * (index + 1) * 0.9 + rng.uniform(0, spacing * 0.1), kind)
                 for index, kind in enumerate(kinds) if spacing * (index + 1) < seconds]
 
@@ -1151,7 +1164,8 @@ def parse_args(argv):
                         help="seconds between faults in a long run (default 45)")
     parser.add_argument("--warmup", type=float, default=None,
                         help="seconds after each daemon start left out of the slopes "
-                        "(default 120; --short: 10)")
+                        "(default 480: over 10,000 items the RSS settled within about 8 "
+                        "minutes in the hour-long runs; --short: 10)")
     parser.add_argument("--json", default=None, help="write the report as JSON here")
     parser.add_argument("--keep", action="store_true", help="keep the lab's dir (and log)")
     args = parser.parse_args(argv)
@@ -1159,7 +1173,7 @@ def parse_args(argv):
     args.minutes = args.minutes if args.minutes is not None else (0.9 if short else 60.0)
     args.items = args.items if args.items is not None else (300 if short else 10000)
     args.sample = args.sample or (2.0 if short else 5.0)
-    args.warmup = args.warmup if args.warmup is not None else (10.0 if short else 120.0)
+    args.warmup = args.warmup if args.warmup is not None else (10.0 if short else 480.0)
     args.rpc_timeout = 2 if short else 5
     if args.rtorrent:
         os.environ["PYROTORQUE_RTORRENT"] = args.rtorrent    # every lab process, as pytest does
