@@ -4677,7 +4677,7 @@ class ItemSource:
         self.view_size = None  # items in the view at the last fetch, filtered or not
         self.unfiltered = {}  # (view, filter) → fetches left that skip a filter that kept most
         self.shares = None  # (monotonic time read, flag_shares())
-        self.counted_out = {}  # (view, id(condition)) → the view counts say: no filter
+        self.counted_out = {}  # (view, condition text) → the view counts say: no filter
 
     # Fetching rows ---------------------------------------------------------
 
@@ -4704,8 +4704,9 @@ class ItemSource:
             kept = kept_at_least(condition, shares)
             if kept <= FILTER_USEFUL:
                 prefilter = rtorrent_filter(condition, shares)
-            if self.counted_out.get((view, id(condition))) != (kept > FILTER_USEFUL):
-                self.counted_out[(view, id(condition))] = kept > FILTER_USEFUL
+            key = (view, str(condition))
+            if self.counted_out.get(key) != (kept > FILTER_USEFUL):
+                self.counted_out[key] = kept > FILTER_USEFUL
                 if kept > FILTER_USEFUL:     # see FILTER_USEFUL: not worth its cost
                     self.log.debug("rTorrent's view counts say its filter would keep at "
                                    "least %d%% of view %r: asking without it", kept * 100, view)
