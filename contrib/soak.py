@@ -26,14 +26,16 @@ rt_kill      rTorrent SIGKILLed; a burst of metafiles lands in the tree while it
              names with ``;$(),'"`` and a newline); restarted on its session.
 rt_stop      rTorrent SIGSTOPped for longer than ``rpc_timeout``, then SIGCONT.
 overflow     inotify overflow: ``fs.inotify.max_queued_events`` set to 8 while the
-             daemon restarts (restored as soon as its watch exists, and at exit),
-             then a flood of file events; without a writable sysctl a bigger flood.
+             daemon restarts (restored once its start scan has set up the watches,
+             and at exit), then a flood of file events while the daemon is
+             SIGSTOPped; without a writable sysctl a bigger flood.
 hup_change   torque.ini changed (a job's schedule), then SIGHUP.
 hup_broken   a broken torque.ini, SIGHUP, then the good one back.
 disk_full    the completion target filled up while a move copies into it.
 http_abuse   stuck, slow and garbage HTTP clients on the exporter (more than its
              ``max_connections``) while the scrapes go on.
-daemon_kill  the daemon SIGKILLed and started again a second later, as systemd would.
+daemon_kill  the daemon SIGKILLed and started again a second later, as systemd would
+             (a random one at most once in 15 minutes).
 
 Every ``--sample`` seconds: the daemon's RSS, open fds, threads and children
 (``/proc``), one scrape of ``/metrics`` (its latency, the daemon's
