@@ -236,8 +236,9 @@ def test_rtorrent_keeps_exactly_the_items_an_integer_condition_matches(varied, t
     condition = pyrotorque.parse_condition(text)
     # No filter only for one that is always true (is_open=no OR is_open=yes): with
     # none, rTorrent keeps every item, and every item must then match.
-    matched, kept = _hashes(_daemon_proxy(varied), condition, SEEDBOX if seedbox else None)
-    assert kept == matched, "%s -> %s" % (condition, pyrotorque.rtorrent_filter(condition))
+    passing = SEEDBOX if seedbox else None
+    matched, kept = _hashes(_daemon_proxy(varied), condition, passing)
+    assert kept == matched, "%s -> %s" % (condition, pyrotorque.rtorrent_filter(condition, passing))
 
 
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
