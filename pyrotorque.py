@@ -4405,15 +4405,18 @@ def rtorrent_filter(condition, passing=None):
 def kept_at_least(condition, passing):
     """The share of items rTorrent's filter for `condition` keeps at least, as far as
     the flag tests' `passing` shares tell (0 for any other test)."""
-    def share(tree):
-        if isinstance(tree, str):
-            return passing.get(tree, 0.0)
-        shares = [share(child) for child in tree[1]]
-        if tree[0] == "or":
-            return max(shares)
-        return max(0.0, 1.0 - sum(1.0 - part for part in shares))   # each drops its rest
-    tree = _filter_of(condition, False, passing)
-    return 1.0 if tree is None else share(tree)
+    return _kept_share(_filter_of(condition, False, passing), passing)
+
+
+def _kept_share(tree, passing):
+    if tree is None:
+        return 1.0
+    if isinstance(tree, str):
+        return passing.get(tree, 0.0)
+    shares = [_kept_share(child, passing) for child in tree[1]]
+    if tree[0] == "or":
+        return max(shares)
+    return max(0.0, 1.0 - sum(1.0 - part for part in shares))   # each drops its rest
 
 
 def _filter_of(condition, negated, passing):
@@ -4701,11 +4704,12 @@ class ItemSource:
         prefilter = None
         if condition is not None:
             shares = self.flag_shares()
-            kept = kept_at_least(condition, shares)
-            if kept <= FILTER_USEFUL:
-                prefilter = rtorrent_filter(condition, shares)
+            tree = _filter_of(condition, False, shares)
+            kept = _kept_share(tree, shares)
+            if tree is not None and kept <= FILTER_USEFUL:
+                prefilter = _render_filter(tree)
             key = (view, str(condition))
-            if self.counted_out.get(key) != (kept > FILTER_USEFUL):
+            if tree is not None and self.counted_out.get(key) != (kept > FILTER_USEFUL):
                 self.counted_out[key] = kept > FILTER_USEFUL
                 if kept > FILTER_USEFUL:     # see FILTER_USEFUL: not worth its cost
                     self.log.debug("rTorrent's view counts say its filter would keep at "

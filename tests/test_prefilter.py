@@ -258,6 +258,11 @@ def test_a_filter_the_view_counts_say_keeps_most_is_not_sent(varied, caplog):
         assert len(source.fetch("main", {"prio"}, incomplete)) == len(ITEMS)
     assert "say its filter would keep at least 100% of view 'main'" in caplog.text
     assert "d.multicall.filtered" not in proxy.stats.by_method
+    # A condition rTorrent cannot check at all is no filter, and nothing to say about.
+    caplog.clear()
+    with caplog.at_level(logging.DEBUG, logger="pyrotorque"):
+        source.fetch("main", {"prio"}, pyrotorque.parse_condition("alias=foo"))
+    assert "view counts" not in caplog.text
     # Where most items were complete (a seedbox), the same condition is worth a filter.
     source.shares = (time.monotonic(), SEEDBOX)
     assert len(source.fetch("main", {"prio"}, incomplete)) == len(ITEMS)
