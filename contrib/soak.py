@@ -531,11 +531,12 @@ class Faults:
         kinds = list(FAULT_KINDS)
         rng.shuffle(kinds)
         spacing = seconds / (len(kinds) + 1) if self.args.short else self.args.fault_every
-        last_kill = spacing * (kinds.index("daemon_kill") + 1)
+        # slot n comes at 0.9 n spacing plus up to 0.1 spacing of jitter
+        last_kill = spacing * (kinds.index("daemon_kill") + 1) * 0.9
         while (len(kinds) + 1) * spacing < seconds - spacing:
             kind = rng.choice(FAULT_KINDS)
-            at = spacing * (len(kinds) + 1)
-            if kind == "daemon_kill" and at - last_kill < KILL_SPACING:
+            at = spacing * (len(kinds) + 1) * 0.9
+            if kind == "daemon_kill" and at - last_kill < KILL_SPACING + spacing * 0.1:
                 kind = rng.choice([other for other in FAULT_KINDS if other != "daemon_kill"])
             last_kill = at if kind == "daemon_kill" else last_kill
             kinds.append(kind)
@@ -939,9 +940,9 @@ class Soak(Faults):
         # line, and the next life finds the file at start, already in rTorrent, which it
         # says at debug level only (it must have loaded it before); rTorrent's tie of the
         # item to this very file shows who loaded it.
-        unsaid = [p for p, h in self.lab.good.items()
+        unsaid = {p for p, h in self.lab.good.items()
                   if present[h] and not loaded[h] + there[h] and tied.get(h) == p
-                  and any(when >= os.path.getmtime(p) for when in self.daemon.killed_at)]
+                  and any(when >= os.path.getmtime(p) for when in self.daemon.killed_at)}
         wrong = ["%s: in rTorrent=%s, 'Loaded' lines=%d, 'already' lines=%d"
                  % (os.path.basename(p), present[h], loaded[h], there[h])
                  for p, h in self.lab.good.items()

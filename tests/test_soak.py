@@ -42,3 +42,45 @@ def test_the_short_soak_keeps_every_invariant_under_every_kind_of_fault(short_tm
     figures = result["figures"]
     assert figures["loop_lag_s"]["samples"] > 10 and figures["rss_mib"]["max"] < 200
     assert result["ran_s"] < 120
+
+
+# -- the soak's own rules, without a lab ------------------------------------------------
+
+sys.path.insert(0, str(REPO / "contrib"))
+import soak  # noqa: E402
+
+
+def test_a_random_daemon_kill_comes_at_most_once_in_15_minutes():
+    faults = soak.Faults.__new__(soak.Faults)
+    for seed in range(5):
+        faults.args = type("Args", (), {"seed": seed, "short": False, "fault_every": 45.0})
+        kills = [at for at, kind in faults.plan(3600) if kind == "daemon_kill"]
+        assert kills and all(b - a >= soak.KILL_SPACING for a, b in zip(kills, kills[1:]))
+
+
+class _TiedProxy:
+    """d.tied_to_file for the items rTorrent holds (a dict), a fault for the others."""
+
+    def __init__(self, tied):
+        self.d = type("D", (), {"tied_to_file": staticmethod(lambda h: self._tied(h))})()
+        self.tied = tied
+
+    def _tied(self, info_hash):
+        if info_hash not in self.tied:
+            raise soak.xmlrpc.client.Fault(-501, "Could not find info-hash.")
+        return self.tied[info_hash]
+
+
+def test_a_load_whose_line_a_sigkill_took_counts_only_when_rtorrent_ties_it(tmp_path):
+    path = tmp_path / "good.torrent"
+    path.write_bytes(b"d4:infod4:name1:xee")
+    checker = soak.Soak.__new__(soak.Soak)
+    checker.lab = type("Lab", (), {"good": {str(path): "A" * 40}, "dups": {}})
+    checker.daemon = type("Daemon", (), {"killed_at": []})
+    tied_here = _TiedProxy({"A" * 40: str(path)})
+    assert not checker.check_good(tied_here, "")["held"]            # no kill: no excuse
+    checker.daemon.killed_at = [os.path.getmtime(path) + 1]
+    assert checker.check_good(tied_here, "")["held"]
+    elsewhere = _TiedProxy({"A" * 40: "/somewhere/else.torrent"})
+    assert not checker.check_good(elsewhere, "")["held"]             # not our load
+    assert not checker.check_good(_TiedProxy({}), "")["held"]        # not in rTorrent
