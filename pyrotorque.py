@@ -4364,6 +4364,15 @@ FLAG_SHARES_SECONDS = 60.0
 #: rTorrent compares 64-bit integers; thresholds beyond this are left to Python.
 _FILTER_INT_MAX = 1 << 62
 
+#: Float fields that are a d.* integer times a scale, divided by another d.* integer
+#: (the value is 0 where it is 0): (numerator, denominator or None, scale as (p, q)).
+#: rTorrent compares them in integers, `math.mul` on both sides, so that done>50 is
+#: 100 * completed_chunks > 50 * size_chunks: no row for an item that cannot match.
+_SCALED_FIELDS = {"done": ("d.completed_chunks=", "d.size_chunks=", (100, 1)),
+                  "ratio": ("d.ratio=", None, (1, 1000))}
+#: A bound for the scaled threshold: times a chunk count it stays within 64 bits.
+_SCALED_MAX = 1 << 24
+
 #: Text fields whose item value is the text a d.* command returns (None as '');
 #: `custom_*` fields are found from their field row.
 FILTERABLE_TEXT = {"name": "d.name=", "message": "d.message=", "directory": "d.directory=",
@@ -4525,6 +4534,8 @@ def _filter_list(operation, filters):
 
 def _term_filter(term, negated):
     """Filter for one `field=value` term (or its negation), None if not translatable."""
+    if term.field in _SCALED_FIELDS:
+        return _scaled_filter(term, negated)
     command = FILTERABLE_FIELDS.get(term.field)
     if command is None:
         return _text_filter(term, negated)
@@ -4551,6 +4562,48 @@ def _term_filter(term, negated):
         return _filter_list("or", ["less=%s,value=%d" % (command, low),
                                    "greater=%s,value=%d" % (command, low)])
     return "equal=%s,value=%d" % (command, low)
+
+
+def _scaled_filter(term, negated):
+    """Filter for a term on a _SCALED_FIELDS field: value = N * p / (q * D) against a
+    threshold t = a / b (the float's exact value) is p*N against t*q*D, with t*q
+    rounded outwards to an integer, so that rTorrent keeps a superset (done>50 and
+    done<50 exactly)."""
+    numerator, denominator, (p, q) = _SCALED_FIELDS[term.field]
+    sign, rest = _comparison(term.value)
+    try:
+        threshold = field_for(term.field).type.number(rest)
+    except BadValue:
+        return None
+    if sign == "==" or not math.isfinite(threshold):
+        return None         # equality: left to Python (and done=0 is true for most)
+    a, b = threshold.as_integer_ratio()
+    floor, ceil = (a * q) // b, -((-a * q) // b)
+    if sign == ">":     # v > t: pN > floor(tq)*D;  not: v <= t: pN < (floor(tq) + 1)*D
+        operation, k = ("less", floor + 1) if negated else ("greater", floor)
+    else:               # v < t: pN < ceil(tq)*D;   not: v >= t: pN > (ceil(tq) - 1)*D
+        operation, k = ("greater", ceil - 1) if negated else ("less", ceil)
+    if abs(k) > (_SCALED_MAX if denominator else _FILTER_INT_MAX):
+        return None
+    common = math.gcd(p, k)
+    left = _times(numerator, p // common)
+    if denominator is None or k == 0:
+        test = _compare_filter(operation, left, "value=%d" % (k // common))
+    else:
+        test = _compare_filter(operation, left, _times(denominator, k // common))
+    if denominator and _compare(sign, threshold)(0) != negated:
+        return ("or", [test, "not=$" + denominator])    # D = 0: the value is 0
+    return test
+
+
+def _times(command, factor):
+    return command if factor == 1 else "math.mul=$%s,%d" % (command, factor)
+
+
+def _compare_filter(operation, left, right):
+    if "," not in left and "," not in right:
+        return "%s=%s,%s" % (operation, left, right)
+    return '%s={"%s","%s"}' % (operation, left, right)
 
 
 def _text_command(name):
@@ -4715,7 +4768,8 @@ class ItemSource:
                     self.log.debug("rTorrent's view counts say its filter would keep at "
                                    "least %d%% of view %r: asking without it", kept * 100, view)
         if prefilter and ("d.multicall.filtered" not in self.known_methods()
-                          or "match={" in prefilter and "match" not in self.known_methods()):
+                          or "match={" in prefilter and "match" not in self.known_methods()
+                          or "math.mul=" in prefilter and "math.mul" not in self.known_methods()):
             prefilter = None    # rTorrent before 0.9.7 (or 0.9.8 for text)
         key = (view, prefilter)
         if prefilter and self.unfiltered.get(key):

@@ -87,6 +87,19 @@ TRANSLATIONS = [
     ("tagged=foo",
      r'match={d.custom=tags,".*foo.*|(?:.*(?:\\n|\\r))+.*"}'),
     ("name=x alias=y", 'match={d.name=,"x"}'),
+    # done and ratio: a d.* integer scaled (and divided), compared in integers on both
+    # sides; thresholds are rounded outwards, and a size of 0 chunks is done 0.
+    ("done>50", 'greater={"math.mul=$d.completed_chunks=,2","d.size_chunks="}'),
+    ("done>0", "greater=d.completed_chunks=,value=0"),
+    ("done>99.5", 'greater={"math.mul=$d.completed_chunks=,100","math.mul=$d.size_chunks=,99"}'),
+    ("done<50", 'or={"less={\\"math.mul=$d.completed_chunks=,2\\",\\"d.size_chunks=\\"}",'
+     '"not=$d.size_chunks="}'),
+    ("done=!-50", 'greater={"math.mul=$d.completed_chunks=,100","math.mul=$d.size_chunks=,49"}'),
+    ("done=!+100", 'or={"less={\\"math.mul=$d.completed_chunks=,100\\",'
+     '\\"math.mul=$d.size_chunks=,101\\"}","not=$d.size_chunks="}'),
+    ("ratio>1.5", "greater=d.ratio=,value=1500"),
+    ("ratio<1.1", "less=d.ratio=,value=1101"),      # 1.1 is a little more than 11/10
+    ("ratio=!+2", "less=d.ratio=,value=2001"),
 ]
 
 NOT_TRANSLATED = [
@@ -100,7 +113,8 @@ NOT_TRANSLATED = [
     "tagged=",
     "prio=1.5",                 # an integer never equals it: left to Python
     "prio=!1.5",
-    "ratio>1",                  # a float computed from d.ratio
+    "done=50",                  # equality of a quotient: left to Python
+    "ratio=1",
     "[ NOT [ alias=foo prio>1 ] ]",
     "is_open=no OR is_open=yes",    # always true
 ]
@@ -290,6 +304,66 @@ def test_the_queue_lets_rtorrent_filter_and_still_counts_the_whole_view(varied, 
     assert "(0 passed rTorrent's filter)" in caplog.text
     assert proxy.stats.by_method.get("d.multicall.filtered") == 1
     assert "d.multicall2" not in proxy.stats.by_method
+
+
+# done: a quotient of two counts, compared by rTorrent's math.mul ------------------
+
+#: Pieces of data present (of 4) for the items of the `partial` fixture.
+PRESENT = [0, 1, 2, 3, 4]
+
+
+@pytest.fixture(scope="module")
+def partial():
+    """A module-wide rTorrent whose items have 0 to 4 of their 4 pieces on disk (done
+    0, 25, 50, 75, 100), checked by rTorrent."""
+    tmp = tempfile.mkdtemp(prefix="pd", dir="/tmp")
+    piece = 16 * 1024
+    try:
+        with rtlab.RTorrent(parent=tmp) as rt:
+            hashes = []
+            for present in PRESENT:
+                path = rtlab.make_payload(tmp, "part%d" % present, 4 * piece)
+                metafile = rtlab.make_torrent(path, "http://127.0.0.1:9/announce", piece)
+                with open(path, "r+b") as handle:   # spoil the pieces that are missing
+                    for index in range(present, 4):
+                        handle.seek(index * piece)
+                        handle.write(b"\0" * piece)
+                hashes.append(rt.load_raw(metafile, "d.directory.set=" + tmp, start=True))
+            rt.wait_for(lambda: [rt.proxy.d.completed_chunks(h) for h in hashes] == PRESENT
+                        and not any(rt.proxy.d.hashing(h) for h in hashes), 30)
+            yield rt
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+DONE_TERMS = st.tuples(st.sampled_from(["done", "ratio"]), st.sampled_from(["", "!"]),
+                       st.sampled_from(["+", "-"]),
+                       st.sampled_from(["0", "1", "24.9", "25", "25.5", "50", "74", "99.9", "100"])
+                       ).map(lambda t: "%s=%s%s%s" % t)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(first=DONE_TERMS, second=DONE_TERMS, joiner=st.sampled_from([" ", " OR "]))
+@example(first="done=+50", second="done=-100", joiner=" ")
+@example(first="done=!-25", second="done=!+75", joiner=" ")
+def test_rtorrent_never_drops_an_item_a_done_condition_matches(partial, first, second, joiner):
+    condition = pyrotorque.parse_condition(first + joiner + second)
+    source = pyrotorque.ItemSource(_daemon_proxy(partial))
+    every = source.fetch("main", {"done", "ratio"})
+    assert sorted(item["done"] for item in every) == [25.0 * n for n in PRESENT]
+    matched = {item.hash for item in every if condition.match(item)}
+    kept = _kept(source, condition)
+    assert matched <= kept, "%s -> %s" % (condition, pyrotorque.rtorrent_filter(condition))
+    if "!" not in first + second and "." not in first + second:    # whole, not negated
+        assert kept == matched, "%s -> %s" % (condition, pyrotorque.rtorrent_filter(condition))
+
+
+def test_the_queue_gets_no_row_for_items_that_are_not_done_enough(partial):
+    proxy = _daemon_proxy(partial)
+    source = pyrotorque.ItemSource(proxy)
+    items = source.fetch("main", {"done"}, pyrotorque.parse_condition("done>60"))
+    assert sorted(item["done"] for item in items) == [75.0, 100.0]
+    assert proxy.stats.by_method["d.multicall.filtered"] == 1
 
 
 # Text: rTorrent's `match` against Python's patterns -------------------------------
