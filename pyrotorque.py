@@ -33,7 +33,7 @@ banners below carry the same names):
  9. Fast XML-RPC answers   fast_loads: rTorrent's answers parsed without xmlrpc.client
 10. rTorrent proxy         RtorrentProxy.call: the one place a call goes to rTorrent
                            (XML-RPC or JSON-RPC), proxy.multicall
-11. Items and fields       FIELD_TABLE, ItemSource (d.multicall2 / .filtered), Sorter
+11. Items and fields       FIELD_TABLE, rtorrent_filter, NameIndex, ItemSource, Sorter
 12. Configuration          load_settings: pyrocore's files, the problem list, JobSpec
 13. pyrosimple configuration
                            config.toml read into the same JobSpecs
@@ -171,7 +171,7 @@ __all__ = [
     "Condition", "parse_condition", "condition_fields", "ValueType", "PATTERN", "BOOL",
     "FLOAT", "BYTESIZE", "TIME", "TIME_NOT_NULL", "DURATION", "TAGGED", "FILES", "MAGIC",
     "Field", "FIELD_TABLE", "FIELDS", "field_for", "Item", "ItemSource", "build_alias_map",
-    "rtorrent_filter", "kept_at_least", "FILTERABLE_FIELDS",
+    "rtorrent_filter", "kept_at_least", "FILTERABLE_FIELDS", "NameIndex",
     "tracker_alias", "detect_traits", "name_trait", "file_kinds", "activation_sum",
     "display_value", "match_report", "parse_sort_fields", "Sorter", "DEFAULT_CONFIG",
     "Settings", "JobSpec", "load_settings", "BencodeError", "BencodeTruncated", "bencode",
@@ -4401,13 +4401,14 @@ _ANY_BREAK = "(?:.*(?:\\n|\\r))+.*"
 _LAST_LF = "(?:\\n)?"
 
 
-def rtorrent_filter(condition, passing=None):
+def rtorrent_filter(condition, passing=None, known=None):
     """A `d.multicall.filtered` expression that keeps every item `condition` can
     match (and maybe a few more), or None when it cannot narrow anything down.
 
     `passing` maps flag tests to the share of items that pass them (see
-    ItemSource.flag_shares): a test that most items fail goes first."""
-    tree = _filter_of(condition, False, passing or {})
+    ItemSource.flag_shares): a test that most items fail goes first.  `known`:
+    the name index's stand-ins for name terms (NameIndex.filters)."""
+    tree = _filter_of(condition, False, passing or {}, known)
     return None if tree is None else _render_filter(tree)
 
 
@@ -4428,13 +4429,18 @@ def _kept_share(tree, passing):
     return max(0.0, 1.0 - sum(1.0 - part for part in shares))   # each drops its rest
 
 
-def _filter_of(condition, negated, passing):
+def _filter_of(condition, negated, passing, known=None):
     """Filter tree for `condition`, or for its negation: a filter text, or
-    (operation, [trees]); NOT is pushed down to the terms.  None: no narrowing."""
+    (operation, [trees]); NOT is pushed down to the terms.  None: no narrowing.
+    `known` maps (field, value) of a name term to the tree that stands in for its
+    regex (NameIndex.filters)."""
     if isinstance(condition, Term):
-        return _term_filter(condition, condition.negated != negated)
+        negated = condition.negated != negated
+        if not negated and known and (condition.field, condition.value) in known:
+            return known[condition.field, condition.value]
+        return _term_filter(condition, negated)
     if isinstance(condition, Not):
-        return _filter_of(condition.inner, not negated, passing)
+        return _filter_of(condition.inner, not negated, passing, known)
     if isinstance(condition, AnyValue):
         parts, all_needed = condition.terms, negated
     elif isinstance(condition, AllOf):
@@ -4443,7 +4449,7 @@ def _filter_of(condition, negated, passing):
         parts, all_needed = condition.parts, negated
     else:
         return None
-    trees = [_filter_of(part, negated, passing) for part in parts]
+    trees = [_filter_of(part, negated, passing, known) for part in parts]
     if all_needed:         # AND: a conjunct left out only lets more items through
         return _and_filter(trees, passing)
     return _or_filter(trees, passing)
@@ -4710,6 +4716,101 @@ def _words_regex(value):
     return "%s%s%s" % (_ANY_BYTES, found[0], _ANY_BYTES), False
 
 
+#: Seconds between two reads of the items loaded since the name index's last read,
+#: and between two reads of every name (items that are gone leave the index then).
+NAMES_SECONDS = 60.0
+NAMES_ALL_SECONDS = 3600.0
+
+#: A name term known to match more items than this goes to rTorrent as its regex:
+#: one info-hash test costs rTorrent about as much as the regex.
+NAME_HASHES_MAX = 1
+
+_INFO_HASH = re.compile(r"[0-9A-F]{40}\Z")
+
+
+def _name_terms(condition):
+    """The terms on `name` in `condition` (whatever their negation)."""
+    if isinstance(condition, Term):
+        return [condition] if condition.field == "name" else []
+    parts = getattr(condition, "parts", None) or getattr(condition, "terms", None)
+    if parts is None:
+        parts = [condition.inner] if isinstance(condition, Not) else []
+    return [term for part in parts for term in _name_terms(part)]
+
+
+class NameIndex:
+    """The items whose name matches each name term the jobs ask about, by info-hash.
+
+    rTorrent's only text test is a regex that it compiles again for every item at
+    every fetch: about half of what the queue's filter for [ prio>3 OR name=*zzz* ]
+    costs it over 10,000 items.  But an item's name never changes: its info-hash is
+    a hash of the metafile's info, name included.  So rTorrent runs the regex over
+    the names once, and then once a minute over the items loaded since (d.load_date,
+    its own clock); the filter of each fetch passes, in place of the regex, those
+    new items and the one known to match.  Items still fetching their metafile
+    (d.is_meta) count as matching.  A term that matches more keeps its regex.
+    """
+
+    def __init__(self, proxy):
+        self.proxy = proxy
+        self.terms = {}         # (field, value) → the name term's regex filter
+        self.matching = {}      # (field, value) → matching info-hashes, None: too many
+        self.since = None       # rTorrent's clock: every item loaded before it was read
+        self.read_at = None     # monotonic times of the last read, and of the last whole one
+        self.read_all_at = None
+        self.rtorrent = None    # the proxy's RtorrentInfo then: another process, read anew
+
+    def filters(self, condition):
+        """{(field, value): filter tree} standing in for the regex of each name term
+        of `condition` that matches at most NAME_HASHES_MAX known items."""
+        fresh = False
+        for term in _name_terms(condition):
+            regex = _text_filter(term, False)
+            if regex is not None and (term.field, term.value) not in self.terms:
+                self.terms[term.field, term.value] = (term, regex)
+                fresh = True
+        if fresh or not self.terms:
+            return {}   # a new term is read at the next fetch: a first run is not slowed
+        self._read()
+        loaded = "greater=d.load_date=,value=%d" % (self.since - 1)
+        return {key: ("or", [loaded] + ["equal={d.hash=,cat=%s}" % h for h in sorted(hashes)])
+                if hashes else loaded
+                for key, hashes in self.matching.items() if hashes is not None}
+
+    def _read(self):
+        now = time.monotonic()
+        info = getattr(self.proxy, "info", None)
+        whole = (info is not self.rtorrent or any(key not in self.matching for key in self.terms)
+                 or now - self.read_all_at > NAMES_ALL_SECONDS)
+        if not whole and now - self.read_at < NAMES_SECONDS:
+            return
+        if whole:
+            self.matching = {key: set() for key in self.terms}
+            self.read_all_at = now
+        keys = [key for key, hashes in self.matching.items() if hashes is not None]
+        calls = [("system.time",)]
+        for key in keys:
+            test = ("or", [self.terms[key][1], "d.is_meta="])
+            if not whole:   # rTorrent tests the load date first: the regex runs for new items
+                test = ("and", ["greater=d.load_date=,value=%d" % (self.since - 1), test])
+            calls.append(("d.multicall.filtered", "", "main", _render_filter(test),
+                          "d.hash=", "d.name=", "d.is_meta="))
+        clock, *found = self.proxy.multicall(calls)
+        if not whole and clock < self.since:
+            self.rtorrent = None    # rTorrent's clock went back: new items may look old
+            return self._read()
+        for key, rows in zip(keys, found):
+            term, hashes = self.terms[key][0], self.matching[key]
+            # The regex keeps a superset: Python decides (the term's own sense, not its `!`).
+            hashes.update(info_hash for info_hash, name, is_meta in rows
+                          if is_meta or term.match({"name": _text(name)}) != term.negated)
+            if len(hashes) > NAME_HASHES_MAX or not all(map(_INFO_HASH.match, hashes)):
+                self.matching[key] = None   # (an info-hash goes into the filter: hex only)
+        # Items loaded from now on have a load date of at least `clock` (the multicall
+        # is one step of rTorrent's loop), so they pass greater=d.load_date=,value=clock-1.
+        self.since, self.read_at, self.rtorrent = clock, now, info
+
+
 class ItemSource:
     """Fetches the items of a view from rTorrent, with only the fields asked for.
 
@@ -4734,6 +4835,7 @@ class ItemSource:
         self.unfiltered = {}  # (view, filter) → fetches left that skip a filter that kept most
         self.shares = None  # (monotonic time read, flag_shares())
         self.counted_out = {}  # (view, condition text) → the view counts say: no filter
+        self.names = NameIndex(proxy)
 
     # Fetching rows ---------------------------------------------------------
 
@@ -4755,9 +4857,11 @@ class ItemSource:
             self.view_size = len(snapshot[0])
             return list(snapshot[0])
         prefilter = None
-        if condition is not None:
+        if condition is not None and "d.multicall.filtered" in self.known_methods():
             shares = self.flag_shares()
-            tree = _filter_of(condition, False, shares)
+            known = (self.names.filters(condition)
+                     if {"system.time", "match"} <= self.known_methods() else None)
+            tree = _filter_of(condition, False, shares, known)
             kept = _kept_share(tree, shares)
             if tree is not None and kept <= FILTER_USEFUL:
                 prefilter = _render_filter(tree)
@@ -4767,13 +4871,14 @@ class ItemSource:
                 if kept > FILTER_USEFUL:     # see FILTER_USEFUL: not worth its cost
                     self.log.debug("rTorrent's view counts say its filter would keep at "
                                    "least %d%% of view %r: asking without it", kept * 100, view)
-        if prefilter and ("d.multicall.filtered" not in self.known_methods()
-                          or "match={" in prefilter and "match" not in self.known_methods()
+        if prefilter and ("match={" in prefilter and "match" not in self.known_methods()
                           or "math.mul=" in prefilter and "math.mul" not in self.known_methods()):
-            prefilter = None    # rTorrent before 0.9.7 (or 0.9.8 for text)
+            prefilter = None    # a command this rTorrent lacks (match: 0.9.8 and later)
         key = (view, prefilter)
         if prefilter and self.unfiltered.get(key):
             self.unfiltered[key] -= 1       # the filter let most through lately
+            if not self.unfiltered[key]:
+                del self.unfiltered[key]    # (the name index changes filters each minute)
             prefilter = None
         items = self._fetch(view, fields, prefilter)
         self.view_size = self.proxy.call("view.size", "", view) if prefilter else len(items)

@@ -228,10 +228,11 @@ def _hashes(proxy, condition, passing=None):
     return matched, _kept(source, condition, passing)
 
 
-def _kept(source, condition, passing=None):
+def _kept(source, condition, passing=None, known=None):
     """What rTorrent's filter keeps: the filter itself, whether or not fetch() would
-    ask with it (it does not when the view counts say it keeps most)."""
-    rows = source.rows("main", ["d.hash="], pyrotorque.rtorrent_filter(condition, passing))
+    ask with it (it does not when the view counts say it keeps most); `known`: the
+    name index's stand-ins."""
+    rows = source.rows("main", ["d.hash="], pyrotorque.rtorrent_filter(condition, passing, known))
     return {row[0] for row in rows}
 
 
@@ -444,9 +445,9 @@ def _exact(condition):
     return all(_exact(part) for part in inner)
 
 
-def _text_hashes(proxy, condition, breaks=None):
+def _text_hashes(proxy, condition, breaks=None, indexed=False):
     """(hashes Python matches, hashes rTorrent keeps); `breaks` gets the hashes of
-    the items with a line break in a text."""
+    the items with a line break in a text; `indexed`: with the name index."""
     source = pyrotorque.ItemSource(proxy)
     fields = set(TEXT_FIELDS)
     every = source.fetch("main", fields)
@@ -454,7 +455,10 @@ def _text_hashes(proxy, condition, breaks=None):
     if breaks is not None:
         breaks.update(item.hash for item in every if any(
             "\n" in str(item[field]) or "\r" in str(item[field]) for field in fields))
-    return matched, _kept(source, condition)
+    if indexed:
+        assert source.names.filters(condition) == {}   # new terms: read at the next fetch
+    return matched, _kept(source, condition,
+                          known=source.names.filters(condition) if indexed else None)
 
 
 @settings(max_examples=150, deadline=None,
@@ -471,6 +475,7 @@ def _text_hashes(proxy, condition, breaks=None):
 @example(terms=[("name", "*ix", False), ("custom_1", "kelvin*", False)],
          shape=("or", ("term", 0), ("term", 1)))
 @example(terms=[("name", "kelvink", True)], shape=("term", 0))
+@example(terms=[("name", "zzz", True)], shape=("not", ("term", 0)))     # the index: not not
 def test_rtorrent_keeps_the_items_a_text_condition_matches(texts, terms, shape):
     try:
         made = [_text_term(field, value, negated) for field, value, negated in terms]
@@ -480,6 +485,9 @@ def test_rtorrent_keeps_the_items_a_text_condition_matches(texts, terms, shape):
     breaks = set()
     matched, kept = _text_hashes(_daemon_proxy(texts), condition, breaks)
     assert matched <= kept, "%s -> %s" % (condition, pyrotorque.rtorrent_filter(condition))
+    # The name index stands in for name terms that match one known item or none.
+    matched, indexed = _text_hashes(_daemon_proxy(texts), condition, indexed=True)
+    assert matched <= indexed, "%s (indexed)" % condition
     if _exact(condition):
         assert kept - breaks == matched - breaks, "%s -> %s" % (
             condition, pyrotorque.rtorrent_filter(condition))
@@ -493,6 +501,87 @@ def test_a_name_with_any_character_is_found_by_its_own_literal_and_nothing_runs(
     matched, kept = _text_hashes(_daemon_proxy(texts), condition)
     assert kept == matched and len(kept) >= 1
     assert texts.proxy.view.size("", "main") == len(TEXTS)     # nothing was erased or added
+
+
+def test_the_name_index_runs_the_regex_once_and_then_passes_new_items_only(tmp_path):
+    zzz = pyrotorque.parse_condition("[ prio>3 OR name=*zzz* ]")
+    with rtlab.RTorrent(parent=str(tmp_path)) as rt:
+        for name in ("alpha", "one zzz"):
+            rt.load_raw(rtlab.make_torrent(rtlab.make_payload(str(tmp_path), name, 1000),
+                                           "http://127.0.0.1:9/announce"))
+        source = pyrotorque.ItemSource(_daemon_proxy(rt))
+        time.sleep(1.1)         # loaded a second before the index is read
+        assert [item["name"] for item in source.fetch("main", {"name"}, zzz)] == ["one zzz"]
+        known = source.names.filters(zzz)     # the fetch above met the term: read now
+        filter_text = pyrotorque.rtorrent_filter(zzz, None, known)
+        assert "match=" not in filter_text and "d.load_date" in filter_text
+        # Loaded after the read: rTorrent passes it by its load date, Python matches it.
+        new = rt.load_raw(rtlab.make_torrent(rtlab.make_payload(str(tmp_path), "new zzz", 900),
+                                             "http://127.0.0.1:9/announce"))
+        found = source.fetch("main", {"name"}, zzz)
+        assert sorted(item["name"] for item in found if zzz.match(item)) == ["new zzz", "one zzz"]
+        assert new in {item.hash for item in found}
+        # A minute on, the index reads the new items (the regex for them alone): now
+        # two are known to match, more than it stands in for, so the regex comes back.
+        source.names.read_at -= pyrotorque.NAMES_SECONDS
+        assert ("name", "*zzz*") not in source.names.filters(zzz)
+        assert "match=" in pyrotorque.rtorrent_filter(zzz, None, source.names.filters(zzz))
+
+
+class _ClockProxy:
+    """Answers the name index's multicalls: rTorrent's clock and the rows of each filter."""
+
+    def __init__(self, rows):
+        self.info, self.clock, self.rows, self.calls = object(), 1000, rows, []
+
+    def multicall(self, calls, **_):
+        self.calls.append(calls)
+        return [self.clock] + [self.rows for _ in calls[1:]]
+
+
+NAME_READS = [
+    # (what happens before the second read, whether it is whole)
+    ("a minute passes", False),
+    ("rTorrent's clock goes back", True),
+    ("another rTorrent process answers", True),
+    ("an hour passes", True),
+]
+
+
+@pytest.mark.parametrize("event, whole", NAME_READS)
+def test_the_name_index_reads_again_what_it_can_no_longer_vouch_for(event, whole):
+    proxy = _ClockProxy([["A" * 40, "zzz", 0]])
+    index = pyrotorque.NameIndex(proxy)
+    condition = pyrotorque.parse_condition("name=*zzz*")
+    assert index.filters(condition) == {} and not proxy.calls     # read at the next fetch
+    assert index.filters(condition) == {("name", "*zzz*"): (
+        "or", ["greater=d.load_date=,value=999", "equal={d.hash=,cat=%s}" % ("A" * 40)])}
+    assert index.filters(condition) and len(proxy.calls) == 1    # not again within a minute
+    index.read_at -= pyrotorque.NAMES_SECONDS
+    proxy.clock = 1060
+    if event == "rTorrent's clock goes back":
+        proxy.clock = 900
+    elif event == "another rTorrent process answers":
+        proxy.info = object()
+    elif event == "an hour passes":
+        index.read_all_at -= pyrotorque.NAMES_ALL_SECONDS
+    index.filters(condition)
+    last = proxy.calls[-1][1][3]
+    assert ("d.load_date" not in last) == whole, last
+    assert index.since == proxy.clock
+
+
+def test_the_name_index_keeps_the_regex_for_many_matches_and_odd_hashes():
+    condition = pyrotorque.parse_condition("name=*zzz*")
+    found = {}
+    for case, rows in [("many", [["A" * 40, "zzz", 0], ["B" * 40, "a zzz", 0]]),
+                       ("odd", [["not-a-hash", "zzz", 0]]),
+                       ("meta", [["C" * 40, "C" * 40, 1]])]:     # a magnet: it matches
+        index = pyrotorque.NameIndex(_ClockProxy(rows))
+        index.filters(condition)
+        found[case] = index.filters(condition)
+    assert found["many"] == {} and found["odd"] == {}
+    assert "cat=" + "C" * 40 in str(found["meta"])
 
 
 def test_a_filter_that_keeps_most_of_the_view_is_left_out_for_a_while(varied, caplog):
