@@ -4326,11 +4326,13 @@ _NESTED_CALLS = {"@files": "f.multicall=,f.path=,f.size_bytes=",
 # translated into rTorrent's filter language where it can be done without doubt:
 # the translation may keep items the condition would reject (they are matched in
 # Python anyway), never the other way round.  Integer fields whose value is a d.*
-# command as it is are compared as integers; text fields (names, messages, custom
-# fields, tags) become rTorrent's `match` (a case-insensitive ECMAScript regex
-# that must match the whole value).  The filter text is built from these tables,
-# integers, ASCII letters and digits, and `\xHH` escapes for every other character
-# of a value, so nothing a user writes can reach rTorrent as a command.
+# command as it is are compared as integers, and so are done and ratio (scaled by
+# math.mul); text fields (names, messages, custom fields, tags) become rTorrent's
+# `match` (a case-insensitive ECMAScript regex that must match the whole value), and
+# a name term that matches next to nothing a load-date test (NameIndex).  The
+# filter text is built from these tables, integers, ASCII letters and digits,
+# `\xHH` escapes for every other character of a value and info-hashes checked to be
+# hex, so nothing a user writes can reach rTorrent as a command.
 
 #: Fields whose item value is exactly the integer a d.* command returns.
 FILTERABLE_FIELDS = {
