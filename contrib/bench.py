@@ -55,8 +55,10 @@ queue    the same process keeps running ``--seconds`` more; the window starts
          as a second row, at the line itself (near the tick's peak).
          The queue runs with each startable of ``QUEUE_CASES`` in turn: ``prio>3``
          (rTorrent's filter drops every item), ``[ prio>3 OR name=*zzz* ]`` (a
-         name glob: rTorrent runs a regex per item) and ``[ prio>3 OR done>50 ]``
-         (a computed field: every item is fetched and matched in the daemon);
+         name glob that matches nothing: rTorrent runs its regex once, then tests
+         load dates), ``[ prio>3 OR done>50 ]`` (a computed field rTorrent
+         compares with math.mul) and ``[ prio>3 OR name=/z.z/ ]`` (a regex
+         rTorrent cannot run: every item is fetched and matched in the daemon);
          ``--one-queue-case`` keeps the first only.  Every item is one the queue
          must look at (the worst case for it); ``--seeding 0.9`` makes 90 % of the
          N items complete and seeding (data written to a temp dir, loaded started,
@@ -1089,9 +1091,12 @@ NO_RATIO = {"multicalls", "ticks", "skipped", "idle_stats_runs", "series", "prom
 #: first is the one above; the others get their own rows (``KEY:suffix``) and targets.
 QUEUE_CASES = [
     ("", "prio>3", "integers only: rTorrent's filter drops every item"),
-    ("text", "[ prio>3 OR name=*zzz* ]", "a name glob: rTorrent's filter runs a regex per item"),
-    ("all", "[ prio>3 OR done>50 ]", "a computed field (done): every item is fetched and "
-     "matched here"),
+    ("text", "[ prio>3 OR name=*zzz* ]", "a name glob that matches nothing: its regex runs "
+     "once (the name index), then rTorrent tests load dates"),
+    ("done", "[ prio>3 OR done>50 ]", "a computed field: rTorrent compares 2 * completed chunks "
+     "with the chunks"),
+    ("all", "[ prio>3 OR name=/z.z/ ]", "a regex rTorrent cannot run: every item is fetched "
+     "and matched here"),
 ]
 #: Rows measured for each further queue case.
 CASE_ROWS = [
