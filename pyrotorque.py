@@ -171,7 +171,7 @@ __all__ = [
     "Condition", "parse_condition", "condition_fields", "ValueType", "PATTERN", "BOOL",
     "FLOAT", "BYTESIZE", "TIME", "TIME_NOT_NULL", "DURATION", "TAGGED", "FILES", "MAGIC",
     "Field", "FIELD_TABLE", "FIELDS", "field_for", "Item", "ItemSource", "build_alias_map",
-    "rtorrent_filter", "kept_at_least", "FILTERABLE_FIELDS", "NameIndex",
+    "rtorrent_filter", "FILTERABLE_FIELDS", "NameIndex",
     "tracker_alias", "detect_traits", "name_trait", "file_kinds", "activation_sum",
     "display_value", "match_report", "parse_sort_fields", "Sorter", "DEFAULT_CONFIG",
     "Settings", "JobSpec", "load_settings", "BencodeError", "BencodeTruncated", "bencode",
@@ -4414,13 +4414,9 @@ def rtorrent_filter(condition, passing=None, known=None):
     return None if tree is None else _render_filter(tree)
 
 
-def kept_at_least(condition, passing):
-    """The share of items rTorrent's filter for `condition` keeps at least, as far as
-    the flag tests' `passing` shares tell (0 for any other test)."""
-    return _kept_share(_filter_of(condition, False, passing), passing)
-
-
 def _kept_share(tree, passing):
+    """The share of items filter `tree` keeps at least, as far as the flag tests'
+    `passing` shares tell (0 for any other test)."""
     if tree is None:
         return 1.0
     if isinstance(tree, str):
@@ -4557,13 +4553,10 @@ def _term_filter(term, negated):
         return None
     if not math.isfinite(threshold) or abs(threshold) > _FILTER_INT_MAX:
         return None
+    if sign != "==":
+        operation, bound = _integer_bound(sign, threshold, negated)
+        return "%s=%s,value=%d" % (operation, command, bound)
     low, high = math.floor(threshold), math.ceil(threshold)
-    if sign == ">":     # v > t  <=>  v > floor(t);  not: v <= t  <=>  v < floor(t) + 1
-        return ("less=%s,value=%d" % (command, low + 1) if negated
-                else "greater=%s,value=%d" % (command, low))
-    if sign == "<":     # v < t  <=>  v < ceil(t);  not: v >= t  <=>  v > ceil(t) - 1
-        return ("greater=%s,value=%d" % (command, high - 1) if negated
-                else "less=%s,value=%d" % (command, high))
     if low != high:     # an integer never equals a fraction: leave it to Python
         return None
     if negated:
@@ -4574,9 +4567,8 @@ def _term_filter(term, negated):
 
 def _scaled_filter(term, negated):
     """Filter for a term on a _SCALED_FIELDS field: value = N * p / (q * D) against a
-    threshold t = a / b (the float's exact value) is p*N against t*q*D, with t*q
-    rounded outwards to an integer, so that rTorrent keeps a superset (done>50 and
-    done<50 exactly)."""
+    threshold t is p*N against t*q*D, with t*q rounded outwards to an integer
+    (_integer_bound), so that rTorrent keeps a superset (done>50 and done<50 exactly)."""
     numerator, denominator, (p, q) = _SCALED_FIELDS[term.field]
     sign, rest = _comparison(term.value)
     try:
@@ -4585,12 +4577,7 @@ def _scaled_filter(term, negated):
         return None
     if sign == "==" or not math.isfinite(threshold):
         return None         # equality: left to Python (and done=0 is true for most)
-    a, b = threshold.as_integer_ratio()
-    floor, ceil = (a * q) // b, -((-a * q) // b)
-    if sign == ">":     # v > t: pN > floor(tq)*D;  not: v <= t: pN < (floor(tq) + 1)*D
-        operation, k = ("less", floor + 1) if negated else ("greater", floor)
-    else:               # v < t: pN < ceil(tq)*D;   not: v >= t: pN > (ceil(tq) - 1)*D
-        operation, k = ("greater", ceil - 1) if negated else ("less", ceil)
+    operation, k = _integer_bound(sign, threshold, negated, q)    # pN against k*D
     if abs(k) > (_SCALED_MAX if denominator else _FILTER_INT_MAX):
         return None
     common = math.gcd(p, k)
@@ -4602,6 +4589,18 @@ def _scaled_filter(term, negated):
     if denominator and _compare(sign, threshold)(0) != negated:
         return ("or", [test, "not=$" + denominator])    # D = 0: the value is 0
     return test
+
+
+def _integer_bound(sign, threshold, negated, scale=1):
+    """(operation, k) so that `integer operation k` holds for every integer v with
+    v `sign` threshold*scale (or its negation), exactly: the threshold is a float,
+    taken at its exact value."""
+    a, b = threshold.as_integer_ratio()
+    floor, ceil = (a * scale) // b, -((-a * scale) // b)
+    if sign == ">":     # v > t  <=>  v > floor(t);  not: v <= t  <=>  v < floor(t) + 1
+        return ("less", floor + 1) if negated else ("greater", floor)
+    # v < t  <=>  v < ceil(t);  not: v >= t  <=>  v > ceil(t) - 1
+    return ("greater", ceil - 1) if negated else ("less", ceil)
 
 
 def _times(command, factor):
@@ -4758,8 +4757,8 @@ class NameIndex:
         self.terms = {}         # (field, value) → the name term's regex filter
         self.matching = {}      # (field, value) → matching info-hashes, None: too many
         self.since = None       # rTorrent's clock: every item loaded before it was read
-        self.read_at = None     # monotonic times of the last read, and of the last whole one
-        self.read_all_at = None
+        self.read_at = None     # monotonic times of the last read, and of the last whole
+        self.read_all_at = None     # one (None: the next read is whole)
         self.rtorrent = None    # the proxy's RtorrentInfo then: another process, read anew
 
     def filters(self, condition):
@@ -4767,9 +4766,10 @@ class NameIndex:
         of `condition` that matches at most NAME_HASHES_MAX known items."""
         fresh = False
         for term in _name_terms(condition):
-            regex = _text_filter(term, False)
-            if regex is not None and (term.field, term.value) not in self.terms:
-                self.terms[term.field, term.value] = (term, regex)
+            key = (term.field, term.value)
+            regex = None if key in self.terms else _text_filter(term, False)
+            if regex is not None:
+                self.terms[key] = (term, regex)
                 fresh = True
         if fresh or not self.terms:
             return {}   # a new term is read at the next fetch: a first run is not slowed
@@ -4782,7 +4782,8 @@ class NameIndex:
     def _read(self):
         now = time.monotonic()
         info = getattr(self.proxy, "info", None)
-        whole = (info is not self.rtorrent or any(key not in self.matching for key in self.terms)
+        whole = (info is not self.rtorrent or self.read_all_at is None
+                 or any(key not in self.matching for key in self.terms)
                  or now - self.read_all_at > NAMES_ALL_SECONDS)
         if not whole and now - self.read_at < NAMES_SECONDS:
             return
@@ -4799,7 +4800,7 @@ class NameIndex:
                           "d.hash=", "d.name=", "d.is_meta="))
         clock, *found = self.proxy.multicall(calls)
         if not whole and clock < self.since:
-            self.rtorrent = None    # rTorrent's clock went back: new items may look old
+            self.read_all_at = None     # rTorrent's clock went back: new items may look old
             return self._read()
         for key, rows in zip(keys, found):
             term, hashes = self.terms[key][0], self.matching[key]

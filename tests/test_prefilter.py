@@ -543,6 +543,7 @@ NAME_READS = [
     # (what happens before the second read, whether it is whole)
     ("a minute passes", False),
     ("rTorrent's clock goes back", True),
+    ("rTorrent's clock goes back, asked by a proxy that keeps no RtorrentInfo", True),
     ("another rTorrent process answers", True),
     ("an hour passes", True),
 ]
@@ -551,6 +552,8 @@ NAME_READS = [
 @pytest.mark.parametrize("event, whole", NAME_READS)
 def test_the_name_index_reads_again_what_it_can_no_longer_vouch_for(event, whole):
     proxy = _ClockProxy([["A" * 40, "zzz", 0]])
+    if "no RtorrentInfo" in event:
+        del proxy.info
     index = pyrotorque.NameIndex(proxy)
     condition = pyrotorque.parse_condition("name=*zzz*")
     assert index.filters(condition) == {} and not proxy.calls     # read at the next fetch
@@ -559,7 +562,7 @@ def test_the_name_index_reads_again_what_it_can_no_longer_vouch_for(event, whole
     assert index.filters(condition) and len(proxy.calls) == 1    # not again within a minute
     index.read_at -= pyrotorque.NAMES_SECONDS
     proxy.clock = 1060
-    if event == "rTorrent's clock goes back":
+    if event.startswith("rTorrent's clock goes back"):
         proxy.clock = 900
     elif event == "another rTorrent process answers":
         proxy.info = object()
@@ -598,6 +601,7 @@ def test_a_filter_that_keeps_most_of_the_view_is_left_out_for_a_while(varied, ca
     assert proxy.stats.by_method["d.multicall2"] == pyrotorque.UNFILTERED_FETCHES
     assert proxy.stats.by_method["d.multicall.filtered"] == 2
     assert {item["prio"] for item in few} == {3}
+    assert not source.unfiltered        # a pause that is over leaves nothing behind
     source.fetch("main", {"prio"}, keeps_all)               # its pause is over: tried again
     assert proxy.stats.by_method["d.multicall.filtered"] == 3
 
